@@ -1,0 +1,119 @@
+//! Errors, one enum per boundary: opening a store, and working with one.
+
+use std::path::PathBuf;
+
+use crate::doc::DocError;
+use crate::id::NodeId;
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Another process has the store open for writing.
+    #[error("the store {} is in use by another heph process (a running hephd or heph); try again when it has finished", path.display())]
+    Locked {
+        /// The store file.
+        path: PathBuf,
+    },
+    /// The file is not a heph store, or is damaged.
+    #[error("{} is not a readable heph store ({reason}); check --db / HEPH_DB", path.display())]
+    Unreadable {
+        /// The store file.
+        path: PathBuf,
+        /// What redb or heph found.
+        reason: String,
+    },
+    /// A newer heph wrote this store.
+    #[error("the store {} has schema version {found}, newer than this heph reads ({supported}); upgrade heph", path.display())]
+    NewerVersion {
+        /// The store file.
+        path: PathBuf,
+        /// The schema version in the file.
+        found: u32,
+        /// The newest this build reads.
+        supported: u32,
+    },
+    /// The folder or file could not be created or read.
+    #[error("cannot open {}: {source}", path.display())]
+    Io {
+        /// The store file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Opened, but the first write (initialising or upgrading) failed.
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+/// Why an operation on an open store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No node has this id or prefix.
+    #[error("no node matches {0:?}; `heph ls status:all` lists every id")]
+    NotFound(String),
+    /// More than one node starts with this prefix.
+    #[error("{prefix:?} matches {} nodes ({}); type more digits", candidates.len(), list(candidates))]
+    Ambiguous {
+        /// What was typed.
+        prefix: String,
+        /// The nodes it matches (at most a few).
+        candidates: Vec<NodeId>,
+    },
+    /// Not a valid id or prefix.
+    #[error("{0:?} is not a node id (ids are hex digits, e.g. 3fa2c1)")]
+    BadId(String),
+    /// The disk (or the file size limit) is full; nothing was written.
+    #[error("the disk is full; nothing was written (free some space and try again)")]
+    DiskFull,
+    /// Bytes from elsewhere (an import, a peer) are not valid Automerge changes.
+    #[error("invalid change for node {doc}: {reason}")]
+    InvalidChange {
+        /// The document the change was for.
+        doc: NodeId,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A stored document could not be read.
+    #[error(transparent)]
+    Doc(#[from] DocError),
+    /// The storage engine failed.
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+fn list(ids: &[NodeId]) -> String {
+    ids.iter().take(5).map(|id| id.to_hex()[..8].to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn io_is_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
+impl From<redb::StorageError> for Error {
+    fn from(e: redb::StorageError) -> Self {
+        match e {
+            redb::StorageError::Io(io) if io_is_full(&io) => Self::DiskFull,
+            other => Self::Storage(other.to_string()),
+        }
+    }
+}
+
+macro_rules! storage_error {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for Error {
+            fn from(e: $ty) -> Self {
+                match e.into() {
+                    redb::Error::Io(io) if io_is_full(&io) => Self::DiskFull,
+                    other => Self::Storage(other.to_string()),
+                }
+            }
+        }
+    )*};
+}
+
+storage_error!(redb::TransactionError, redb::TableError, redb::CommitError);

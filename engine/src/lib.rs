@@ -1,0 +1,41 @@
+//! heph's engine: a full local replica of one owner's tasks, notes and
+//! journal, with no I/O beyond its store file.
+//!
+//! - [`node`]: the data model ([`Node`], [`NodeSummary`]);
+//! - [`doc`]: one node as one Automerge document, edits and conflicts;
+//! - [`store`]: redb tables, the change log and the indexes;
+//! - [`replica`]: the API every surface uses ([`Replica`]);
+//! - [`query`], [`parse`], [`when`]: Taskwarrior-style filters, modifications and dates;
+//! - [`taskwarrior`]: Taskwarrior's JSON.
+//!
+//! # Durability
+//! A write returns only after its redb transaction has committed to disk
+//! (`Durability::Immediate`). A crash loses at most the write that had not
+//! returned; the store is never left half-written.
+//!
+//! # Convergence
+//! Nodes are Automerge documents, and changes are content-addressed: replicas
+//! that have applied the same set of changes, in any order, hold the same
+//! materialised state (see `tests/convergence.rs`).
+#![warn(missing_docs)]
+
+pub mod doc;
+pub mod error;
+pub mod id;
+pub mod node;
+pub mod parse;
+pub mod query;
+pub mod replica;
+pub mod store;
+pub mod taskwarrior;
+pub mod when;
+
+pub use doc::{Conflict, DocError, Edit, HistoryEntry, NodeDoc};
+pub use error::{Error, OpenError};
+pub use id::{IdPrefix, MIN_PREFIX, NodeId};
+pub use node::{Annotation, Node, NodeKind, NodeSummary, Priority, Status};
+pub use parse::{ModError, Mods, parse_mods};
+pub use query::{Filter, FilterError, StatusFilter, urgency};
+pub use replica::{ImportReport, Replica};
+pub use store::{Applied, LoggedChange, Store};
+pub use when::{WhenError, parse_day, parse_when};

@@ -1,0 +1,152 @@
+//! Reading Taskwarrior-style modification words: `Buy milk due:tomorrow
+//! +errand pri:H project:home`.
+//!
+//! `key:value` words for known keys set attributes (an empty value clears
+//! one), `+tag` adds and `-tag` removes a tag, and the remaining words form
+//! the title. After a lone `--`, every word is title text.
+
+use chrono::{DateTime, FixedOffset};
+
+use crate::doc::Edit;
+use crate::node::{Priority, Status};
+use crate::when::{WhenError, parse_when};
+
+/// Why modification words could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModError {
+    /// A date.
+    #[error("{key}: {source}")]
+    When {
+        /// The attribute.
+        key: String,
+        /// What was wrong with the date.
+        source: WhenError,
+    },
+    /// Another value.
+    #[error("{0}")]
+    BadValue(String),
+}
+
+/// Parsed modification words.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Mods {
+    /// The title words, if any were given.
+    pub title: Option<String>,
+    /// Attribute edits, in the order given.
+    pub edits: Vec<Edit>,
+    /// Dependencies by id prefix: `(true, p)` adds, `(false, p)` removes.
+    pub depends: Vec<(bool, String)>,
+}
+
+fn date(key: &str, value: &str, now: DateTime<FixedOffset>) -> Result<Option<chrono::DateTime<chrono::Utc>>, ModError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    parse_when(value, now).map(Some).map_err(|source| ModError::When { key: key.to_string(), source })
+}
+
+/// Parses modification words; `now` anchors relative dates.
+pub fn parse_mods<S: AsRef<str>>(words: &[S], now: DateTime<FixedOffset>) -> Result<Mods, ModError> {
+    let mut mods = Mods::default();
+    let mut title: Vec<&str> = Vec::new();
+    let mut literal = false;
+    for word in words {
+        let word = word.as_ref();
+        if literal {
+            title.push(word);
+            continue;
+        }
+        if word == "--" {
+            literal = true;
+            continue;
+        }
+        if let Some(tag) = word.strip_prefix('+').filter(|t| valid_tag(t)) {
+            mods.edits.push(Edit::AddTag(tag.to_string()));
+            continue;
+        }
+        if let Some(tag) = word.strip_prefix('-').filter(|t| valid_tag(t)) {
+            mods.edits.push(Edit::RemoveTag(tag.to_string()));
+            continue;
+        }
+        let Some((key, value)) = word.split_once(':') else {
+            title.push(word);
+            continue;
+        };
+        let edit = match key.to_ascii_lowercase().as_str() {
+            "due" => Edit::Due(date("due", value, now)?),
+            "wait" => Edit::Wait(date("wait", value, now)?),
+            "scheduled" | "sched" | "sch" => Edit::Scheduled(date("scheduled", value, now)?),
+            "priority" | "pri" => Edit::Priority(if value.is_empty() {
+                None
+            } else {
+                Some(value.parse::<Priority>().map_err(ModError::BadValue)?)
+            }),
+            "project" | "pro" | "proj" => Edit::Project((!value.is_empty()).then(|| value.to_string())),
+            "status" => Edit::Status(value.parse::<Status>().map_err(ModError::BadValue)?),
+            "depends" | "dep" => {
+                for part in value.split(',').filter(|p| !p.is_empty()) {
+                    match part.strip_prefix('-') {
+                        Some(p) => mods.depends.push((false, p.to_string())),
+                        None => mods.depends.push((true, part.to_string())),
+                    }
+                }
+                continue;
+            }
+            _ => {
+                title.push(word);
+                continue;
+            }
+        };
+        mods.edits.push(edit);
+    }
+    if !title.is_empty() {
+        mods.title = Some(title.join(" "));
+    }
+    Ok(mods)
+}
+
+/// A tag is one word of letters, digits, `_`, `-` or `.`, not starting with a digit-only form.
+fn valid_tag(tag: &str) -> bool {
+    !tag.is_empty()
+        && !tag.chars().all(|c| c.is_ascii_digit())
+        && tag.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<FixedOffset> {
+        FixedOffset::east_opt(0).unwrap().with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn reads_the_taskwarrior_add_line() {
+        let words = ["Buy", "milk", "due:tomorrow", "+errand", "pri:H", "project:home"];
+        let m = parse_mods(&words, now()).unwrap();
+        assert_eq!(m.title.as_deref(), Some("Buy milk"));
+        assert!(m.edits.contains(&Edit::AddTag("errand".into())));
+        assert!(m.edits.contains(&Edit::Priority(Some(Priority::H))));
+        assert!(m.edits.contains(&Edit::Project(Some("home".into()))));
+        assert!(matches!(m.edits[0], Edit::Due(Some(_))));
+    }
+
+    #[test]
+    fn empty_values_clear_and_unknown_keys_stay_in_the_title() {
+        let m = parse_mods(&["due:", "see", "http://x.org", "-old", "dep:abc,-def", "--", "+literal"], now()).unwrap();
+        assert_eq!(m.title.as_deref(), Some("see http://x.org +literal"));
+        assert!(m.edits.contains(&Edit::Due(None)));
+        assert!(m.edits.contains(&Edit::RemoveTag("old".into())));
+        assert_eq!(m.depends, vec![(true, "abc".into()), (false, "def".into())]);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        assert!(matches!(parse_mods(&["due:frob"], now()), Err(ModError::When { .. })));
+        assert!(matches!(parse_mods(&["pri:X"], now()), Err(ModError::BadValue(_))));
+        // A negative number is a title word, not a tag removal.
+        assert_eq!(parse_mods(&["-5"], now()).unwrap().title.as_deref(), Some("-5"));
+    }
+}

@@ -1,0 +1,373 @@
+//! The replica: the small API every surface (CLI, daemon, hub RPC) uses.
+//!
+//! Each method is one consistent read or one durable write transaction. No
+//! method reads the clock: callers pass `now`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use automerge::{ActorId, Change};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::doc::{Conflict, Edit, HistoryEntry, NodeDoc};
+use crate::error::{Error, OpenError};
+use crate::id::{NodeId, unique_prefix_len};
+use crate::node::{Node, NodeSummary};
+use crate::query::{Filter, is_blocked, sort_for_listing};
+use crate::store::{Applied, LoggedChange, Store};
+
+/// A full local replica of one owner's nodes.
+pub struct Replica {
+    store: Store,
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct ImportReport {
+    /// Nodes that were new.
+    pub added: usize,
+    /// Nodes that existed and had fields changed.
+    pub updated: usize,
+    /// Nodes that existed and were already identical.
+    pub unchanged: usize,
+}
+
+impl Replica {
+    /// Opens (or creates) the replica stored at `path`.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        Ok(Self { store: Store::open(path)? })
+    }
+
+    /// A replica in memory only.
+    pub fn in_memory() -> Result<Self, OpenError> {
+        Ok(Self { store: Store::in_memory()? })
+    }
+
+    /// This replica's device id (the Automerge actor of its edits).
+    #[must_use]
+    pub fn origin(&self) -> &ActorId {
+        self.store.origin()
+    }
+
+    /// The underlying store, for sync.
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The id of the one node whose id starts with `prefix`.
+    ///
+    /// Errors: [`Error::NotFound`], [`Error::Ambiguous`], [`Error::BadId`].
+    pub fn resolve(&self, prefix: &str) -> Result<NodeId, Error> {
+        self.store.read(|r| r.resolve(prefix))
+    }
+
+    /// Stores a new node. `draft` carries its id, kind and every field;
+    /// `draft.modified` becomes the change's time. Returns the stored node.
+    pub fn create(&self, draft: &Node, message: &str) -> Result<Node, Error> {
+        let (doc, change) = NodeDoc::create(draft, self.origin(), message)?;
+        self.store.write(|w| w.save_local(draft.id, &doc, &[change]))
+    }
+
+    /// Applies `edits` to node `id` as one change (one history entry).
+    /// Returns the node as it now is; with no edits, nothing is written.
+    pub fn edit(&self, id: NodeId, edits: &[Edit], message: &str, now: DateTime<Utc>) -> Result<Node, Error> {
+        self.store.write(|w| {
+            let mut doc = w.doc(id)?.ok_or_else(|| Error::NotFound(id.to_hex()))?;
+            match doc.edit(edits, message, now)? {
+                Some(change) => w.save_local(id, &doc, &[change]),
+                None => Ok(doc.materialise()?),
+            }
+        })
+    }
+
+    /// The node `id` in full.
+    pub fn get(&self, id: NodeId) -> Result<Node, Error> {
+        let doc = self.store.read(|r| r.doc(id))?.ok_or_else(|| Error::NotFound(id.to_hex()))?;
+        Ok(doc.materialise()?)
+    }
+
+    /// Index rows matching `filter`, in listing order (most urgent first for
+    /// tasks, most recently modified first for notes and journals).
+    pub fn list(&self, filter: &Filter, now: DateTime<Utc>) -> Result<Vec<NodeSummary>, Error> {
+        let now_ms = now.timestamp_millis();
+        let mut open_tasks = HashSet::new();
+        let mut rows = Vec::new();
+        self.store.read(|r| {
+            r.scan(|row| {
+                if row.status.is_some_and(|s| !matches!(s, crate::Status::Done | crate::Status::Cancelled))
+                    && !row.deleted
+                {
+                    open_tasks.insert(row.id);
+                }
+                if filter.matches(&row, now_ms) {
+                    rows.push(row);
+                }
+                true
+            })
+        })?;
+        if filter.blocked {
+            rows.retain(|r| is_blocked(r, &open_tasks));
+        }
+        Ok(sort_for_listing(rows, &open_tasks, now_ms))
+    }
+
+    /// Nodes whose title, body, annotations or tags contain every word of
+    /// `text` (case-insensitive), among those matching `filter`.
+    pub fn search(&self, text: &str, filter: &Filter, now: DateTime<Utc>) -> Result<Vec<NodeSummary>, Error> {
+        let words: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
+        let mut hits = HashSet::new();
+        self.store.read(|r| {
+            r.scan_text(|id, haystack| {
+                if words.iter().all(|w| haystack.contains(w.as_str())) {
+                    hits.insert(id);
+                }
+            })
+        })?;
+        let mut rows = self.list(filter, now)?;
+        rows.retain(|row| hits.contains(&row.id));
+        Ok(rows)
+    }
+
+    /// Index rows of the nodes that link to `id`.
+    pub fn backlinks(&self, id: NodeId) -> Result<Vec<NodeSummary>, Error> {
+        self.store.read(|r| {
+            let mut out = Vec::new();
+            for source in r.backlinks(id)? {
+                if let Some(row) = r.summary(source)? {
+                    out.push(row);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Index rows of several nodes (missing ones are skipped).
+    pub fn summaries(&self, ids: &[NodeId]) -> Result<Vec<NodeSummary>, Error> {
+        self.store.read(|r| ids.iter().filter_map(|id| r.summary(*id).transpose()).collect())
+    }
+
+    /// The shortest unique prefix length of each of `ids` (at least
+    /// [`crate::id::MIN_PREFIX`]).
+    pub fn prefix_lens(&self, ids: &[NodeId]) -> Result<Vec<usize>, Error> {
+        let all = self.store.read(|r| r.ids())?;
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let at = all.binary_search(id).unwrap_or_else(|i| i);
+                let prev = at.checked_sub(1).and_then(|i| all.get(i));
+                let next_at = if all.get(at) == Some(id) { at + 1 } else { at };
+                unique_prefix_len(id, prev, all.get(next_at))
+            })
+            .collect())
+    }
+
+    /// The changes that made node `id`, oldest first.
+    pub fn history(&self, id: NodeId) -> Result<Vec<HistoryEntry>, Error> {
+        let doc = self.store.read(|r| r.doc(id))?.ok_or_else(|| Error::NotFound(id.to_hex()))?;
+        Ok(doc.history())
+    }
+
+    /// Every unresolved conflict, by node id.
+    pub fn conflicts(&self) -> Result<Vec<Conflict>, Error> {
+        self.store.read(|r| {
+            let mut ids = Vec::new();
+            r.scan(|row| {
+                if !row.conflicts.is_empty() {
+                    ids.push(row.id);
+                }
+                true
+            })?;
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some(doc) = r.doc(id)? {
+                    out.extend(doc.conflicts(id)?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Number of nodes with unresolved conflicts (for sync health).
+    pub fn conflict_count(&self) -> Result<usize, Error> {
+        let mut n = 0;
+        self.store.read(|r| {
+            r.scan(|row| {
+                n += usize::from(!row.conflicts.is_empty());
+                true
+            })
+        })?;
+        Ok(n)
+    }
+
+    /// Ends the conflict on `field` of `id` by keeping `values[choice]` as
+    /// listed by [`Self::conflicts`]. Errors with [`Error::NotFound`] when
+    /// there is no such conflict or choice.
+    pub fn resolve_conflict(&self, id: NodeId, field: &str, choice: usize, now: DateTime<Utc>) -> Result<Node, Error> {
+        self.store.write(|w| {
+            let mut doc = w.doc(id)?.ok_or_else(|| Error::NotFound(id.to_hex()))?;
+            let listed = doc.conflicts(id)?;
+            let conflict = listed
+                .iter()
+                .find(|c| c.field == field)
+                .ok_or_else(|| Error::NotFound(format!("a conflict on {field} of {}", &id.to_hex()[..8])))?;
+            let wanted = conflict
+                .values
+                .get(choice)
+                .ok_or_else(|| Error::NotFound(format!("value {} of {field}", choice + 1)))?;
+            match doc.resolve(field, wanted, now)? {
+                Some(change) => w.save_local(id, &doc, &[change]),
+                None => Err(Error::NotFound(format!("a conflict on {field} of {}", &id.to_hex()[..8]))),
+            }
+        })
+    }
+
+    /// The journal node of `day`, created if this replica has none yet.
+    pub fn journal(&self, day: NaiveDate) -> Result<Node, Error> {
+        let id = NodeId::journal(day);
+        self.store.write(|w| {
+            if let Some(doc) = w.doc(id)? {
+                return Ok(doc.materialise()?);
+            }
+            let (mut doc, genesis) = NodeDoc::journal_genesis(day)?;
+            doc.set_actor(&w.origin());
+            w.save_local(id, &doc, &[genesis])
+        })
+    }
+
+    /// Every node (deleted ones included), in id order.
+    pub fn export(&self) -> Result<Vec<Node>, Error> {
+        self.store.read(|r| {
+            let mut out = Vec::new();
+            for id in r.ids()? {
+                if let Some(doc) = r.doc(id)? {
+                    out.push(doc.materialise()?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Imports nodes in one transaction: new ids are created as they are, and
+    /// existing ones get the fields that differ (so importing twice changes
+    /// nothing). `progress(done, total)` is called as it goes.
+    pub fn import(&self, nodes: &[Node], mut progress: impl FnMut(usize, usize)) -> Result<ImportReport, Error> {
+        let origin = self.origin().clone();
+        self.store.write(|w| {
+            let mut report = ImportReport::default();
+            for (i, node) in nodes.iter().enumerate() {
+                match w.doc(node.id)? {
+                    None => {
+                        let (doc, change) = NodeDoc::create(node, &origin, "import")?;
+                        w.save_local(node.id, &doc, &[change])?;
+                        report.added += 1;
+                    }
+                    Some(mut doc) => {
+                        let current = doc.materialise()?;
+                        let edits = diff(&current, node);
+                        match doc.edit(&edits, "import", node.modified.max(current.modified))? {
+                            Some(change) => {
+                                w.save_local(node.id, &doc, &[change])?;
+                                report.updated += 1;
+                            }
+                            None => report.unchanged += 1,
+                        }
+                    }
+                }
+                if i % 256 == 0 || i + 1 == nodes.len() {
+                    progress(i + 1, nodes.len());
+                }
+            }
+            Ok(report)
+        })
+    }
+
+    /// The highest seq of the local change log.
+    pub fn last_seq(&self) -> Result<u64, Error> {
+        self.store.read(|r| r.last_seq())
+    }
+
+    /// Up to `limit` log entries after `after`, oldest first.
+    pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<LoggedChange>, Error> {
+        self.store.read(|r| r.changes_after(after, limit))
+    }
+
+    /// Applies raw changes received from elsewhere, in one transaction.
+    /// Invalid bytes fail the whole batch with [`Error::InvalidChange`] and
+    /// store nothing.
+    pub fn apply_changes(&self, batch: Vec<(NodeId, Vec<u8>)>) -> Result<Applied, Error> {
+        let mut by_doc: BTreeMap<NodeId, Vec<Change>> = BTreeMap::new();
+        for (doc, bytes) in batch {
+            let change = Change::from_bytes(bytes).map_err(|e| Error::InvalidChange { doc, reason: e.to_string() })?;
+            by_doc.entry(doc).or_default().push(change);
+        }
+        self.store.write(|w| {
+            let mut report = Applied::default();
+            for (doc, changes) in by_doc {
+                w.apply_remote(doc, changes, &mut report)?;
+            }
+            Ok(report)
+        })
+    }
+}
+
+/// The edits that turn `old` into `new` (used by import).
+#[must_use]
+pub fn diff(old: &Node, new: &Node) -> Vec<Edit> {
+    let mut edits = Vec::new();
+    if old.title != new.title {
+        edits.push(Edit::Title(new.title.clone()));
+    }
+    if old.body != new.body {
+        edits.push(Edit::Body(new.body.clone()));
+    }
+    if old.status != new.status {
+        if let Some(s) = new.status {
+            edits.push(Edit::Status(s));
+        }
+    }
+    if old.start != new.start || old.status != new.status {
+        edits.push(Edit::Start(new.start));
+    }
+    if old.end != new.end || old.status != new.status {
+        edits.push(Edit::End(new.end));
+    }
+    if old.priority != new.priority {
+        edits.push(Edit::Priority(new.priority));
+    }
+    if old.due != new.due {
+        edits.push(Edit::Due(new.due));
+    }
+    if old.wait != new.wait {
+        edits.push(Edit::Wait(new.wait));
+    }
+    if old.scheduled != new.scheduled {
+        edits.push(Edit::Scheduled(new.scheduled));
+    }
+    if old.project != new.project {
+        edits.push(Edit::Project(new.project.clone()));
+    }
+    if old.deleted != new.deleted {
+        edits.push(Edit::Deleted(new.deleted));
+    }
+    edits.extend(new.tags.difference(&old.tags).map(|t| Edit::AddTag(t.clone())));
+    edits.extend(old.tags.difference(&new.tags).map(|t| Edit::RemoveTag(t.clone())));
+    edits.extend(new.links.difference(&old.links).map(|l| Edit::Link(*l)));
+    edits.extend(old.links.difference(&new.links).map(|l| Edit::Unlink(*l)));
+    edits.extend(new.depends.difference(&old.depends).map(|d| Edit::Depend(*d)));
+    edits.extend(old.depends.difference(&new.depends).map(|d| Edit::Undepend(*d)));
+    for a in &new.annotations {
+        if !old.annotations.contains(a) {
+            edits.push(Edit::Annotate(a.clone()));
+        }
+    }
+    for (k, v) in &new.uda {
+        if old.uda.get(k) != Some(v) {
+            edits.push(Edit::Uda(k.clone(), Some(v.clone())));
+        }
+    }
+    for k in old.uda.keys().filter(|k| !new.uda.contains_key(*k)) {
+        edits.push(Edit::Uda(k.clone(), None));
+    }
+    edits
+}

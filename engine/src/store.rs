@@ -1,0 +1,492 @@
+//! The replica's storage: one redb file (or redb's in-memory backend).
+//!
+//! # Tables
+//! | table | key → value | what for |
+//! |---|---|---|
+//! | `meta` | name → bytes | `schema` version, `origin` (this replica's device id) |
+//! | `docs` | node id → Automerge document (compacted) | loading one node |
+//! | `changes` | change hash → node id ‖ raw change | dedup, sync, history of the log |
+//! | `log` | local seq → node id ‖ change hash | the append-only local change log, in the order changes arrived |
+//! | `pending` | node id ⇉ change hash | received changes whose dependencies have not arrived yet |
+//! | `index` | node id → [`NodeSummary`] (postcard) | listing and filtering without loading documents |
+//! | `text` | node id → lower-cased searchable text | `heph search` |
+//! | `backlinks` | target id ⇉ source id | backlinks in `heph show` |
+//!
+//! # Durability
+//! Every [`Store::write`] is one redb transaction committed with
+//! `Durability::Immediate`: when it returns `Ok`, the write is on disk; when it
+//! fails or the process dies before it returns, none of it is. Many changes
+//! arriving together (an import, a sync batch) go into one transaction.
+//!
+//! # Concurrency
+//! One process owns the file at a time (redb's exclusive lock); opening it
+//! elsewhere fails with [`OpenError::Locked`]. Within the process, redb lets
+//! readers run beside the single writer.
+
+use std::path::{Path, PathBuf};
+
+use automerge::{ActorId, Change, ChangeHash};
+use redb::{
+    Database, MultimapTableDefinition, ReadOnlyMultimapTable, ReadOnlyTable, ReadableDatabase, ReadableMultimapTable,
+    ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
+
+use crate::doc::{Conflict, NodeDoc};
+use crate::error::{Error, OpenError};
+use crate::id::{IdPrefix, NodeId};
+use crate::node::{Node, NodeSummary};
+
+/// The newest store schema this build reads and writes.
+pub const SCHEMA: u32 = 1;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const DOCS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("docs");
+const CHANGES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("changes");
+const LOG: TableDefinition<u64, [u8; 48]> = TableDefinition::new("log");
+const PENDING: MultimapTableDefinition<[u8; 16], [u8; 32]> = MultimapTableDefinition::new("pending");
+const INDEX: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("index");
+const TEXT: TableDefinition<[u8; 16], &str> = TableDefinition::new("text");
+const BACKLINKS: MultimapTableDefinition<[u8; 16], [u8; 16]> = MultimapTableDefinition::new("backlinks");
+
+/// One entry of the local change log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedChange {
+    /// Position in this replica's log.
+    pub seq: u64,
+    /// The node the change belongs to.
+    pub doc: NodeId,
+    /// The raw Automerge change.
+    pub bytes: Vec<u8>,
+}
+
+/// An open store.
+pub struct Store {
+    db: Database,
+    origin: ActorId,
+}
+
+fn unreadable(path: &Path, reason: impl ToString) -> OpenError {
+    OpenError::Unreadable { path: path.to_path_buf(), reason: reason.to_string() }
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it (and its folder) if missing.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::Io { path: path.to_path_buf(), source })?;
+        }
+        let db = Database::builder().create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked { path: path.to_path_buf() },
+            redb::DatabaseError::Storage(redb::StorageError::Io(source))
+                if !matches!(source.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof) =>
+            {
+                OpenError::Io { path: path.to_path_buf(), source }
+            }
+            other => unreadable(path, other),
+        })?;
+        Self::init(db, path)
+    }
+
+    /// A store that lives in memory only (tests, simulations).
+    pub fn in_memory() -> Result<Self, OpenError> {
+        let path = PathBuf::from(":memory:");
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| unreadable(&path, e))?;
+        Self::init(db, &path)
+    }
+
+    fn init(db: Database, path: &Path) -> Result<Self, OpenError> {
+        let existing = {
+            let txn = db.begin_read().map_err(|e| unreadable(path, e))?;
+            match txn.open_table(META) {
+                Ok(meta) => {
+                    let schema = meta.get("schema").map_err(|e| unreadable(path, e))?.map(|v| v.value().to_vec());
+                    let origin = meta.get("origin").map_err(|e| unreadable(path, e))?.map(|v| v.value().to_vec());
+                    Some((schema, origin))
+                }
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(unreadable(path, e)),
+            }
+        };
+        match existing {
+            Some((Some(schema), Some(origin))) => {
+                let found = u32::from_le_bytes(schema.try_into().map_err(|_| unreadable(path, "bad schema record"))?);
+                if found > SCHEMA {
+                    return Err(OpenError::NewerVersion { path: path.to_path_buf(), found, supported: SCHEMA });
+                }
+                Ok(Self { db, origin: ActorId::from(origin.as_slice()) })
+            }
+            Some(_) => Err(unreadable(path, "the file has no heph metadata")),
+            None => {
+                let origin: [u8; 16] = rand::random();
+                let store = Self { db, origin: ActorId::from(origin.as_slice()) };
+                store.write(|w| {
+                    let mut meta = w.txn.open_table(META)?;
+                    meta.insert("schema", SCHEMA.to_le_bytes().as_slice())?;
+                    meta.insert("origin", origin.as_slice())?;
+                    drop(meta);
+                    // Create every table so readers never meet a missing one.
+                    w.txn.open_table(DOCS)?;
+                    w.txn.open_table(CHANGES)?;
+                    w.txn.open_table(LOG)?;
+                    w.txn.open_multimap_table(PENDING)?;
+                    w.txn.open_table(INDEX)?;
+                    w.txn.open_table(TEXT)?;
+                    w.txn.open_multimap_table(BACKLINKS)?;
+                    Ok(())
+                })?;
+                Ok(store)
+            }
+        }
+    }
+
+    /// This replica's device id, used as the Automerge actor of local edits.
+    #[must_use]
+    pub fn origin(&self) -> &ActorId {
+        &self.origin
+    }
+
+    /// Runs `f` on a consistent snapshot.
+    pub fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T, Error>) -> Result<T, Error> {
+        let txn = self.db.begin_read()?;
+        let reader = Reader {
+            docs: txn.open_table(DOCS)?,
+            index: txn.open_table(INDEX)?,
+            text: txn.open_table(TEXT)?,
+            backlinks: txn.open_multimap_table(BACKLINKS)?,
+            log: txn.open_table(LOG)?,
+            changes: txn.open_table(CHANGES)?,
+            origin: self.origin.clone(),
+        };
+        f(&reader)
+    }
+
+    /// Runs `f` in one write transaction, committed durably if `f` returns `Ok`
+    /// and discarded otherwise.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Writer) -> Result<T, Error>) -> Result<T, Error> {
+        let txn = self.db.begin_write()?;
+        let mut writer = Writer { txn, origin: self.origin.clone(), next_seq: None };
+        let out = f(&mut writer)?;
+        writer.txn.commit()?;
+        Ok(out)
+    }
+}
+
+/// Read access to a snapshot of the store.
+pub struct Reader {
+    docs: ReadOnlyTable<[u8; 16], &'static [u8]>,
+    index: ReadOnlyTable<[u8; 16], &'static [u8]>,
+    text: ReadOnlyTable<[u8; 16], &'static str>,
+    backlinks: ReadOnlyMultimapTable<[u8; 16], [u8; 16]>,
+    log: ReadOnlyTable<u64, [u8; 48]>,
+    changes: ReadOnlyTable<[u8; 32], &'static [u8]>,
+    origin: ActorId,
+}
+
+fn decode_summary(bytes: &[u8]) -> Result<NodeSummary, Error> {
+    postcard::from_bytes(bytes).map_err(|e| Error::Storage(format!("index row: {e}")))
+}
+
+fn load_doc(
+    docs: &impl ReadableTable<[u8; 16], &'static [u8]>,
+    id: NodeId,
+    actor: &ActorId,
+) -> Result<Option<NodeDoc>, Error> {
+    match docs.get(id.as_bytes())? {
+        Some(bytes) => Ok(Some(NodeDoc::load(bytes.value(), actor)?)),
+        None => Ok(None),
+    }
+}
+
+fn resolve(index: &impl ReadableTable<[u8; 16], &'static [u8]>, text: &str) -> Result<NodeId, Error> {
+    let prefix = IdPrefix::parse(text).ok_or_else(|| Error::BadId(text.to_string()))?;
+    let (lo, hi) = prefix.range();
+    let mut found = Vec::new();
+    for row in index.range(lo..=hi)?.take(6) {
+        let (key, _) = row?;
+        found.push(NodeId::from_bytes(key.value()));
+    }
+    match found.as_slice() {
+        [] => Err(Error::NotFound(text.to_string())),
+        [one] => Ok(*one),
+        _ => Err(Error::Ambiguous { prefix: text.to_string(), candidates: found }),
+    }
+}
+
+impl Reader {
+    /// The node whose id starts with `prefix`.
+    pub fn resolve(&self, prefix: &str) -> Result<NodeId, Error> {
+        resolve(&self.index, prefix)
+    }
+
+    /// The document of `id`, if stored.
+    pub fn doc(&self, id: NodeId) -> Result<Option<NodeDoc>, Error> {
+        load_doc(&self.docs, id, &self.origin)
+    }
+
+    /// The index row of `id`.
+    pub fn summary(&self, id: NodeId) -> Result<Option<NodeSummary>, Error> {
+        self.index.get(id.as_bytes())?.map(|v| decode_summary(v.value())).transpose()
+    }
+
+    /// Visits every index row in id order; `f` returns `false` to stop.
+    pub fn scan(&self, mut f: impl FnMut(NodeSummary) -> bool) -> Result<(), Error> {
+        for row in self.index.iter()? {
+            let (_, value) = row?;
+            if !f(decode_summary(value.value())?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every node id in sorted order (for unique prefixes).
+    pub fn ids(&self) -> Result<Vec<NodeId>, Error> {
+        let mut out = Vec::with_capacity(usize::try_from(self.index.len()?).unwrap_or(0));
+        for row in self.index.iter()? {
+            out.push(NodeId::from_bytes(row?.0.value()));
+        }
+        Ok(out)
+    }
+
+    /// Visits every node's searchable text.
+    pub fn scan_text(&self, mut f: impl FnMut(NodeId, &str)) -> Result<(), Error> {
+        for row in self.text.iter()? {
+            let (key, value) = row?;
+            f(NodeId::from_bytes(key.value()), value.value());
+        }
+        Ok(())
+    }
+
+    /// The nodes that link to `id`.
+    pub fn backlinks(&self, id: NodeId) -> Result<Vec<NodeId>, Error> {
+        let mut out = Vec::new();
+        for v in self.backlinks.get(id.as_bytes())? {
+            out.push(NodeId::from_bytes(v?.value()));
+        }
+        Ok(out)
+    }
+
+    /// The highest seq in the local log (0 when empty).
+    pub fn last_seq(&self) -> Result<u64, Error> {
+        Ok(self.log.last()?.map_or(0, |(k, _)| k.value()))
+    }
+
+    /// Log entries after `after`, at most `limit`.
+    pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<LoggedChange>, Error> {
+        let mut out = Vec::new();
+        for row in self.log.range(after.saturating_add(1)..)?.take(limit) {
+            let (seq, entry) = row?;
+            let entry = entry.value();
+            let mut hash = [0u8; 32];
+            hash.copy_from_slice(&entry[16..]);
+            let Some(stored) = self.changes.get(hash)? else { continue };
+            let stored = stored.value();
+            let mut doc = [0u8; 16];
+            doc.copy_from_slice(&stored[..16]);
+            out.push(LoggedChange { seq: seq.value(), doc: NodeId::from_bytes(doc), bytes: stored[16..].to_vec() });
+        }
+        Ok(out)
+    }
+
+    /// Number of nodes.
+    pub fn count(&self) -> Result<u64, Error> {
+        Ok(self.index.len()?)
+    }
+}
+
+/// Write access inside one transaction.
+pub struct Writer {
+    txn: WriteTransaction,
+    origin: ActorId,
+    next_seq: Option<u64>,
+}
+
+/// What applying received changes did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Changes that were new and are now part of their documents.
+    pub applied: usize,
+    /// Changes already known.
+    pub duplicates: usize,
+    /// Changes kept until their dependencies arrive.
+    pub waiting: usize,
+    /// Documents that do not (yet) read as nodes; their changes are kept.
+    pub not_nodes: Vec<NodeId>,
+}
+
+impl Writer {
+    /// This replica's device id.
+    #[must_use]
+    pub fn origin(&self) -> ActorId {
+        self.origin.clone()
+    }
+
+    /// The node whose id starts with `prefix`.
+    pub fn resolve(&self, prefix: &str) -> Result<NodeId, Error> {
+        resolve(&self.txn.open_table(INDEX)?, prefix)
+    }
+
+    /// The document of `id`, if stored.
+    pub fn doc(&self, id: NodeId) -> Result<Option<NodeDoc>, Error> {
+        load_doc(&self.txn.open_table(DOCS)?, id, &self.origin)
+    }
+
+    /// Whether a change with this hash is stored.
+    pub fn has_change(&self, hash: &ChangeHash) -> Result<bool, Error> {
+        Ok(self.txn.open_table(CHANGES)?.get(hash.0)?.is_some())
+    }
+
+    fn append_log(&mut self, doc: NodeId, change: &Change) -> Result<bool, Error> {
+        let hash = change.hash();
+        let mut changes = self.txn.open_table(CHANGES)?;
+        if changes.get(hash.0)?.is_some() {
+            return Ok(false);
+        }
+        let raw = change.raw_bytes();
+        let mut value = Vec::with_capacity(16 + raw.len());
+        value.extend_from_slice(doc.as_bytes());
+        value.extend_from_slice(raw);
+        changes.insert(hash.0, value.as_slice())?;
+        let mut log = self.txn.open_table(LOG)?;
+        let seq = match self.next_seq {
+            Some(s) => s,
+            None => log.last()?.map_or(0, |(k, _)| k.value()) + 1,
+        };
+        let mut entry = [0u8; 48];
+        entry[..16].copy_from_slice(doc.as_bytes());
+        entry[16..].copy_from_slice(&hash.0);
+        log.insert(seq, entry)?;
+        self.next_seq = Some(seq + 1);
+        Ok(true)
+    }
+
+    /// Stores `doc` after local edits that produced `changes`: appends them to
+    /// the log and refreshes the indexes.
+    pub fn save_local(&mut self, id: NodeId, doc: &NodeDoc, changes: &[Change]) -> Result<Node, Error> {
+        for change in changes {
+            self.append_log(id, change)?;
+        }
+        self.txn.open_table(DOCS)?.insert(id.as_bytes(), doc.save().as_slice())?;
+        let node = doc.materialise()?;
+        let conflicts = doc.conflicts(id)?;
+        self.reindex(&node, &conflicts)?;
+        Ok(node)
+    }
+
+    /// Applies changes received from elsewhere (a hub, an import) to `id`'s
+    /// document. Known changes are skipped; changes whose dependencies are
+    /// missing are kept and applied when those arrive.
+    pub fn apply_remote(&mut self, id: NodeId, incoming: Vec<Change>, report: &mut Applied) -> Result<(), Error> {
+        let mut fresh = Vec::new();
+        for change in incoming {
+            if self.has_change(&change.hash())? {
+                report.duplicates += 1;
+            } else {
+                fresh.push(change);
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        // Changes waiting for this document join the batch: they may be ready now.
+        let mut pending_hashes = Vec::new();
+        {
+            let pending = self.txn.open_multimap_table(PENDING)?;
+            let changes = self.txn.open_table(CHANGES)?;
+            for hash in pending.get(id.as_bytes())? {
+                let hash = hash?.value();
+                if let Some(stored) = changes.get(hash)? {
+                    let change = Change::from_bytes(stored.value()[16..].to_vec())
+                        .map_err(|e| Error::InvalidChange { doc: id, reason: e.to_string() })?;
+                    pending_hashes.push(hash);
+                    fresh.push(change);
+                }
+            }
+        }
+        let mut doc = self.doc(id)?.unwrap_or_else(|| NodeDoc::empty(&self.origin));
+        let batch = fresh.clone();
+        let waiting = doc.apply(fresh)?;
+        let waiting_hashes: Vec<[u8; 32]> = waiting.iter().map(|c| c.hash().0).collect();
+        {
+            let mut pending = self.txn.open_multimap_table(PENDING)?;
+            for hash in &pending_hashes {
+                pending.remove(id.as_bytes(), hash)?;
+            }
+        }
+        for change in batch {
+            let hash = change.hash().0;
+            if waiting_hashes.contains(&hash) {
+                continue;
+            }
+            if pending_hashes.contains(&hash) {
+                // Already in `changes`; now it joins the log.
+                self.txn.open_table(CHANGES)?.remove(hash)?;
+            }
+            if self.append_log(id, &change)? {
+                report.applied += 1;
+            }
+        }
+        for change in &waiting {
+            let hash = change.hash().0;
+            if !pending_hashes.contains(&hash) {
+                let raw = change.raw_bytes();
+                let mut value = Vec::with_capacity(16 + raw.len());
+                value.extend_from_slice(id.as_bytes());
+                value.extend_from_slice(raw);
+                self.txn.open_table(CHANGES)?.insert(hash, value.as_slice())?;
+            }
+            self.txn.open_multimap_table(PENDING)?.insert(id.as_bytes(), hash)?;
+        }
+        report.waiting += waiting.len();
+        if doc.heads().is_empty() {
+            return Ok(());
+        }
+        self.txn.open_table(DOCS)?.insert(id.as_bytes(), doc.save().as_slice())?;
+        match doc.materialise() {
+            Ok(node) if node.id == id => {
+                let conflicts = doc.conflicts(id)?;
+                self.reindex(&node, &conflicts)?;
+            }
+            _ => report.not_nodes.push(id),
+        }
+        Ok(())
+    }
+
+    /// Refreshes the index rows of `node`.
+    fn reindex(&mut self, node: &Node, conflicts: &[Conflict]) -> Result<(), Error> {
+        let key = node.id.as_bytes();
+        let mut index = self.txn.open_table(INDEX)?;
+        let old = index.get(key)?.map(|v| decode_summary(v.value())).transpose()?;
+        let fields = conflicts.iter().map(|c| c.field.clone()).collect();
+        let summary = NodeSummary::of(node, fields);
+        let bytes = postcard::to_allocvec(&summary).map_err(|e| Error::Storage(format!("index row: {e}")))?;
+        index.insert(key, bytes.as_slice())?;
+        drop(index);
+
+        let mut backlinks = self.txn.open_multimap_table(BACKLINKS)?;
+        let old_links = old.map(|o| o.links).unwrap_or_default();
+        for target in old_links.iter().filter(|t| !node.links.contains(t)) {
+            backlinks.remove(target.as_bytes(), key)?;
+        }
+        for target in node.links.iter().filter(|t| !old_links.contains(t)) {
+            backlinks.insert(target.as_bytes(), key)?;
+        }
+        drop(backlinks);
+
+        let mut text = node.title.to_lowercase();
+        for part in [&node.body].into_iter().chain(node.annotations.iter().map(|a| &a.description)) {
+            if !part.is_empty() {
+                text.push('\n');
+                text.push_str(&part.to_lowercase());
+            }
+        }
+        for tag in &node.tags {
+            text.push_str("\n+");
+            text.push_str(&tag.to_lowercase());
+        }
+        self.txn.open_table(TEXT)?.insert(key, text.as_str())?;
+        Ok(())
+    }
+}

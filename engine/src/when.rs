@@ -1,0 +1,459 @@
+//! Task dates: reading what people type and writing it back.
+//!
+//! This module owns heph's date vocabulary. [`parse_when`] turns `tomorrow`, `eom`, `friday`,
+//! `3d`, `today+1w`, `2026-11-30 14:00` and friends into an instant, [`parse_day`] does the
+//! same for calendar days, and [`relative`] / [`display`] render instants for listings. The
+//! words follow Taskwarrior where possible. Everything is pure: the caller passes `now` with
+//! the user's UTC offset, and every date without a time means 00:00 in that offset.
+
+use chrono::format::ParseErrorKind as Kind;
+use chrono::{
+    DateTime, Datelike, Days, FixedOffset, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, TimeZone, Utc,
+    Weekday,
+};
+
+const HINT: &str = "try 2026-12-24, tomorrow, friday, eom, 3d";
+
+/// Why a date could not be read; the Display text is a one-line user-facing error that says what forms are accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WhenError {
+    /// The input was empty or only whitespace.
+    #[error("no date given ({hint})", hint = HINT)]
+    Empty,
+    /// The input is not in any accepted form.
+    #[error("cannot read {input:?} as a date ({hint})", hint = HINT)]
+    Unrecognised {
+        /// What was typed.
+        input: String,
+    },
+    /// The input is shaped like a date but names one that does not exist, like `2026-02-30`.
+    #[error("{input:?} is not a real calendar date ({hint})", hint = HINT)]
+    InvalidDate {
+        /// What was typed.
+        input: String,
+    },
+    /// The input is understood but lands too far away to represent.
+    #[error("{input:?} is too far away to be a date ({hint})", hint = HINT)]
+    OutOfRange {
+        /// What was typed.
+        input: String,
+    },
+}
+
+/// Parse a user's date expression relative to `now` (the user's local time with its offset). Returns the instant in UTC.
+pub fn parse_when(input: &str, now: DateTime<FixedOffset>) -> Result<DateTime<Utc>, WhenError> {
+    let text = input.trim();
+    if text.is_empty() {
+        return Err(WhenError::Empty);
+    }
+    let input = text.to_string();
+    let local = match resolve(text, now.naive_local()) {
+        Ok(Stamp::Exact(t)) => return Ok(t),
+        Ok(Stamp::Local(t)) => t,
+        Err(Fail::NoMatch) => return Err(WhenError::Unrecognised { input }),
+        Err(Fail::Invalid) => return Err(WhenError::InvalidDate { input }),
+        Err(Fail::Overflow) => return Err(WhenError::OutOfRange { input }),
+    };
+    match now.offset().from_local_datetime(&local).single() {
+        Some(t) => Ok(t.with_timezone(&Utc)),
+        None => Err(WhenError::OutOfRange { input }),
+    }
+}
+
+/// Parse a calendar day (for journals): same vocabulary, returns the local calendar date.
+pub fn parse_day(input: &str, now: DateTime<FixedOffset>) -> Result<NaiveDate, WhenError> {
+    parse_when(input, now).map(|t| t.with_timezone(now.offset()).date_naive())
+}
+
+/// Short human form of `t` relative to `now`, Taskwarrior-style: e.g. "3d", "-2h", "5w", "4mo", "1y", "now" (negative = past). Used in listing columns.
+pub fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    const DAY: u64 = 86_400;
+    // (at least, unit length, unit): Taskwarrior's vague format, with 365-day years.
+    const STEPS: [(u64, u64, &str); 6] = [
+        (365 * DAY, 365 * DAY, "y"),
+        (84 * DAY, 30 * DAY, "mo"),
+        (13 * DAY, 7 * DAY, "w"),
+        (DAY, DAY, "d"),
+        (3_600, 3_600, "h"),
+        (60, 60, "min"),
+    ];
+    let secs = t.signed_duration_since(now).num_seconds();
+    let sign = if secs < 0 { "-" } else { "" };
+    let s = secs.unsigned_abs();
+    match STEPS.iter().find(|(least, ..)| s >= *least) {
+        Some((_, per, unit)) => format!("{sign}{}{unit}", s / per),
+        None => "now".to_string(),
+    }
+}
+
+/// Local calendar form of `t` in the offset of `now`: "2026-11-25" when midnight, else "2026-11-25 14:30".
+pub fn display(t: DateTime<Utc>, now: DateTime<FixedOffset>) -> String {
+    let local = t.with_timezone(now.offset());
+    let midnight = local.time() == NaiveTime::MIN;
+    local.format(if midnight { "%F" } else { "%F %R" }).to_string()
+}
+
+/// A parsed instant: either fully specified, or a wall-clock time in the user's offset.
+enum Stamp {
+    Exact(DateTime<Utc>),
+    Local(NaiveDateTime),
+}
+
+/// Why an input was not read, before the input is attached to make a [`WhenError`].
+enum Fail {
+    NoMatch,
+    Invalid,
+    Overflow,
+}
+
+/// Turns a missing result of checked date arithmetic into an overflow.
+fn fits<T>(value: Option<T>) -> Result<T, Fail> {
+    value.ok_or(Fail::Overflow)
+}
+
+const END_OF_DAY: NaiveTime = match NaiveTime::from_hms_opt(23, 59, 59) {
+    Some(t) => t,
+    None => NaiveTime::MIN,
+};
+const WEEKDAYS: &str = "monday tuesday wednesday thursday friday saturday sunday";
+const MONTHS: &str = "january february march april may june july august september october \
+                      november december";
+
+/// ISO and Taskwarrior stamps first, then the word-and-duration vocabulary.
+fn resolve(text: &str, now: NaiveDateTime) -> Result<Stamp, Fail> {
+    let s = text.to_ascii_uppercase();
+    let exact = [
+        DateTime::parse_from_rfc3339(&s).map(|t| Stamp::Exact(t.to_utc())),
+        DateTime::parse_from_str(&s, "%FT%R%#z").map(|t| Stamp::Exact(t.to_utc())),
+        NaiveDateTime::parse_from_str(&s, "%Y%m%dT%H%M%SZ").map(|t| Stamp::Exact(t.and_utc())),
+    ];
+    let local = ["%FT%T", "%FT%R", "%F %T", "%F %R", "%Y%m%dT%H%M%S"]
+        .map(|format| NaiveDateTime::parse_from_str(&s, format).map(Stamp::Local));
+    let dates = ["%F", "%Y%m%d"].map(|format| NaiveDate::parse_from_str(&s, format));
+    let midnight = dates.map(|r| r.map(|d| Stamp::Local(d.and_time(NaiveTime::MIN))));
+    // Set when a stamp parser saw a date's shape but an impossible field (2026-02-30, 25:00).
+    let mut impossible = false;
+    let stamps = exact.into_iter().chain(local).chain(midnight);
+    // Only digits start a stamp: chrono would otherwise read `-2026-11-30` as a signed year.
+    for stamp in stamps.filter(|_| s.starts_with(|c: char| c.is_ascii_digit())) {
+        match stamp {
+            Ok(stamp) => return Ok(stamp),
+            Err(e) => impossible |= matches!(e.kind(), Kind::OutOfRange | Kind::Impossible),
+        }
+    }
+    match expression(&text.to_lowercase(), now) {
+        Err(Fail::NoMatch) if impossible => Err(Fail::Invalid),
+        other => other.map(Stamp::Local),
+    }
+}
+
+/// `in 3 days`, or a base (a word, an unsigned duration, or nothing = now) followed by
+/// signed durations: `3d`, `-2d`, `today+1w`, `eom-1d+12h`. Whitespace is insignificant.
+fn expression(s: &str, now: NaiveDateTime) -> Result<NaiveDateTime, Fail> {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    if let Some((&"in", rest)) = words.split_first() {
+        let (n, unit) = duration(&rest.concat())?;
+        return shift(now, false, n, unit);
+    }
+    let compact = words.concat();
+    let mut terms = Vec::new();
+    let mut start = 0;
+    for (i, c) in compact.char_indices() {
+        if i > start && (c == '+' || c == '-') {
+            terms.push(&compact[start..i]);
+            start = i;
+        }
+    }
+    terms.push(&compact[start..]);
+    let mut at = now;
+    for (i, term) in terms.into_iter().enumerate() {
+        let (negative, body) = match (term.strip_prefix('+'), term.strip_prefix('-')) {
+            (Some(body), _) => (false, body),
+            (_, Some(body)) => (true, body),
+            _ if i == 0 => match named(term, now)? {
+                Some(base) => {
+                    at = base;
+                    continue;
+                }
+                None => (false, term),
+            },
+            _ => return Err(Fail::NoMatch),
+        };
+        let (n, unit) = duration(body)?;
+        at = shift(at, negative, n, unit)?;
+    }
+    Ok(at)
+}
+
+#[derive(Clone, Copy)]
+enum Unit {
+    Seconds(i64),
+    Months(u32),
+}
+
+/// `30min`, `3d`, `2weeks`, `1mo`: a count and a unit (a bare `m` is refused as ambiguous).
+fn duration(s: &str) -> Result<(u32, Unit), Fail> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).filter(|&i| i > 0);
+    let (digits, word) = s.split_at(split.ok_or(Fail::NoMatch)?);
+    let unit = match word {
+        "s" | "sec" | "secs" | "second" | "seconds" => Unit::Seconds(1),
+        "min" | "mins" | "minute" | "minutes" => Unit::Seconds(60),
+        "h" | "hr" | "hrs" | "hour" | "hours" => Unit::Seconds(3_600),
+        "d" | "day" | "days" => Unit::Seconds(86_400),
+        "w" | "wk" | "wks" | "week" | "weeks" => Unit::Seconds(7 * 86_400),
+        "mo" | "mos" | "mth" | "mths" | "month" | "months" => Unit::Months(1),
+        "y" | "yr" | "yrs" | "year" | "years" => Unit::Months(12),
+        _ => return Err(Fail::NoMatch),
+    };
+    // Only ASCII digits are left, so the parse can fail only by being too large.
+    let n = digits.parse().map_err(|_| Fail::Overflow)?;
+    Ok((n, unit))
+}
+
+/// Moves `at` by `n` units; months and years are calendar months, clamped to the month's end.
+fn shift(at: NaiveDateTime, negative: bool, n: u32, unit: Unit) -> Result<NaiveDateTime, Fail> {
+    match unit {
+        Unit::Months(per) => {
+            let months = Months::new(fits(n.checked_mul(per))?);
+            fits(if negative { at.checked_sub_months(months) } else { at.checked_add_months(months) })
+        }
+        Unit::Seconds(per) => {
+            let secs = fits(i64::from(n).checked_mul(per))?;
+            let delta = fits(TimeDelta::try_seconds(if negative { -secs } else { secs }))?;
+            fits(at.checked_add_signed(delta))
+        }
+    }
+}
+
+/// Named dates, weekdays, month names and ordinal days; `Ok(None)` when `word` is none of them.
+fn named(word: &str, now: NaiveDateTime) -> Result<Option<NaiveDateTime>, Fail> {
+    let today = now.date();
+    let first_of_month = fits(today.with_day(1))?;
+    let week = today.week(Weekday::Mon);
+    let next_month = first_of_month.checked_add_months(Months::new(1));
+    let (day, end) = match word {
+        "now" => return Ok(Some(now)),
+        "today" | "sod" => (Some(today), false),
+        "eod" => (Some(today), true),
+        "tomorrow" => (today.succ_opt(), false),
+        "yesterday" => (today.pred_opt(), false),
+        "sow" => (week.checked_first_day(), false),
+        "eow" => (week.checked_last_day(), true),
+        "som" => (Some(first_of_month), false),
+        "eom" => (next_month.and_then(|d| d.pred_opt()), true),
+        "soy" => (NaiveDate::from_ymd_opt(today.year(), 1, 1), false),
+        "eoy" => (NaiveDate::from_ymd_opt(today.year(), 12, 31), true),
+        "later" | "someday" => (NaiveDate::from_ymd_opt(9999, 12, 30), false),
+        _ => match calendar_word(word, today) {
+            Some(day) => (Some(fits(day)?), false),
+            None => return Ok(None),
+        },
+    };
+    let time = if end { END_OF_DAY } else { NaiveTime::MIN };
+    Ok(Some(fits(day)?.and_time(time)))
+}
+
+/// Weekday names, month names (both abbreviable to 3+ letters) and ordinals like `15th`:
+/// the next such day strictly after `today`. `None` when `word` is none of them.
+fn calendar_word(word: &str, today: NaiveDate) -> Option<Option<NaiveDate>> {
+    let abbreviates = |full: &str| word.len() >= 3 && full.starts_with(word);
+    if let Some(index) = WEEKDAYS.split_whitespace().position(abbreviates) {
+        let from = u64::from(today.weekday().num_days_from_monday());
+        let ahead = (u64::try_from(index).ok()? + 7 - from) % 7;
+        let ahead = if ahead == 0 { 7 } else { ahead };
+        return Some(today.checked_add_days(Days::new(ahead)));
+    }
+    if let Some(index) = MONTHS.split_whitespace().position(abbreviates) {
+        let month = u32::try_from(index).ok()? + 1;
+        let this_year = NaiveDate::from_ymd_opt(today.year(), month, 1)?;
+        let year = today.year() + i32::from(this_year <= today);
+        return Some(NaiveDate::from_ymd_opt(year, month, 1));
+    }
+    let (digits, suffix) = word.split_at_checked(word.len().checked_sub(2)?)?;
+    if digits.is_empty() || digits.len() > 2 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u32 = digits.parse().ok()?;
+    let expected = match (n % 100, n % 10) {
+        (11..=13, _) => "th",
+        (_, 1) => "st",
+        (_, 2) => "nd",
+        (_, 3) => "rd",
+        _ => "th",
+    };
+    if !(1..=31).contains(&n) || suffix != expected {
+        return None;
+    }
+    // Some month within the next year has a day `n` after today (the 31st skips short months).
+    let first = today.with_day(1)?;
+    let next = (0..=12).filter_map(|k| first.checked_add_months(Months::new(k))?.with_day(n)).find(|d| *d > today);
+    Some(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Wednesday 2026-11-25, 10:30 at +01:00.
+    const NOW: &str = "2026-11-25T10:30:00+01:00";
+
+    fn at(s: &str) -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339(s).unwrap()
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    /// `a => b` pairs separated by `;` or newlines.
+    fn pairs(cases: &str) -> impl Iterator<Item = (&str, &str)> {
+        cases.split(['\n', ';']).map(|c| c.trim().split_once(" => ").unwrap())
+    }
+
+    /// Checks `input => expected` pairs against [`NOW`], or against the instant named by the
+    /// last `@ => instant` pair. Expected values are wall-clock times in that instant's offset
+    /// (a bare date means 00:00) unless they end in `Z`.
+    fn check(cases: &str) {
+        let mut now = at(NOW);
+        for (input, expected) in pairs(cases) {
+            if input == "@" {
+                now = at(expected);
+                continue;
+            }
+            let expected = match expected.len() {
+                10 => at(&format!("{expected}T00:00:00{}", now.offset())),
+                _ if expected.ends_with('Z') => at(expected),
+                _ => at(&format!("{expected}{}", now.offset())),
+            };
+            let got = parse_when(input, now);
+            assert_eq!(got, Ok(expected.with_timezone(&Utc)), "{input:?} at {now}");
+        }
+    }
+
+    #[test]
+    fn iso_and_named_dates() {
+        check(
+            "2026-11-30 => 2026-11-30; 20261130 => 2026-11-30; 2026-11-30T14:00 => 2026-11-30T14:00:00
+            2026-11-30 14:00 => 2026-11-30T14:00:00; 2026-11-30T14:00:00 => 2026-11-30T14:00:00
+            2026-11-30t14:05:09 => 2026-11-30T14:05:09; 2026-11-30T14:00:00Z => 2026-11-30T14:00:00Z
+            20261130T140000Z => 2026-11-30T14:00:00Z; 2026-11-30T14:00:00-05:00 => 2026-11-30T19:00:00Z
+            20261130t140000z => 2026-11-30T14:00:00Z; 2026-11-30T14:00-05:00 => 2026-11-30T19:00:00Z
+            2026-11-30T14:00z => 2026-11-30T14:00:00Z; 20261130T140000 => 2026-11-30T14:00:00
+            now => 2026-11-25T09:30:00Z; today => 2026-11-25; sod => 2026-11-25; eod => 2026-11-25T23:59:59
+            tomorrow => 2026-11-25T23:00:00Z; TOMORROW => 2026-11-26; yesterday => 2026-11-24; sow => 2026-11-23
+            eow => 2026-11-29T23:59:59; som => 2026-11-01; eom => 2026-11-30T23:59:59; soy => 2026-01-01
+            eoy => 2026-12-31T23:59:59; later => 9999-12-30; Someday => 9999-12-30",
+        );
+    }
+
+    #[test]
+    fn offsets_and_rollover() {
+        // The second line is late evening west of UTC: the 26th in UTC, the 25th locally.
+        check(
+            "@ => 2026-11-25T10:30:00-08:00; today => 2026-11-25T08:00:00Z
+            @ => 2026-11-25T23:30:00-05:00; today => 2026-11-25T05:00:00Z; 1st => 2026-12-01
+            @ => 2026-12-10T09:00:00+01:00; eom => 2026-12-31T23:59:59; som => 2026-12-01
+            jan => 2027-01-01; eoy+1d => 2027-01-01T23:59:59; sun => 2026-12-13
+            @ => 2026-12-31T12:00:00+01:00; tomorrow => 2027-01-01; fri => 2027-01-01
+            @ => 2028-02-03T12:00:00+01:00; eom => 2028-02-29T23:59:59
+            @ => 2026-11-23T08:00:00+01:00; sow => 2026-11-23; mon => 2026-11-30
+            @ => 2026-11-29T08:00:00+01:00; eow => 2026-11-29T23:59:59
+            @ => 2027-01-31T08:00:00+01:00; 1mo => 2027-02-28T08:00:00; 30th => 2027-03-30",
+        );
+        let late = at("2026-11-25T23:30:00-05:00");
+        assert_eq!(parse_day("today", late), Ok(day("2026-11-25")));
+    }
+
+    #[test]
+    fn weekdays_months_ordinals() {
+        // Today is Wednesday the 25th, so `wednesday` and `25th` are a week and a month away.
+        check(
+            "friday => 2026-11-27; Fri => 2026-11-27; thurs => 2026-11-26; mon => 2026-11-30; tues => 2026-12-01
+            sun => 2026-11-29; wednesday => 2026-12-02; wed => 2026-12-02; jan => 2027-01-01; December => 2026-12-01
+            nov => 2027-11-01; sept => 2027-09-01; 1st => 2026-12-01; 2nd => 2026-12-02; 23rd => 2026-12-23
+            15th => 2026-12-15; 26th => 2026-11-26; 25th => 2026-12-25; 31st => 2026-12-31",
+        );
+    }
+
+    #[test]
+    fn durations() {
+        check(
+            "3d => 2026-11-28T10:30:00; 2w => 2026-12-09T10:30:00; 1mo => 2026-12-25T10:30:00
+            2months => 2027-01-25T10:30:00; 1y => 2027-11-25T10:30:00; 4h => 2026-11-25T14:30:00
+            30min => 2026-11-25T11:00:00; 90s => 2026-11-25T10:31:30; +3d => 2026-11-28T10:30:00
+            now+3d => 2026-11-28T10:30:00; today+1w => 2026-12-02; today + 1w => 2026-12-02
+            -2d => 2026-11-23T10:30:00; in 3 days => 2026-11-28T10:30:00; In 2 Hours => 2026-11-25T12:30:00
+            in\t3d => 2026-11-28T10:30:00; 3days => 2026-11-28T10:30:00; 3 days => 2026-11-28T10:30:00
+            2weeks => 2026-12-09T10:30:00; eom-1d => 2026-11-29T23:59:59; 1y-1d => 2027-11-24T10:30:00
+            tomorrow+9h-30min => 2026-11-26T08:30:00; fri+17h => 2026-11-27T17:00:00",
+        );
+    }
+
+    #[test]
+    fn parse_day_uses_local_calendar() {
+        let cases = "tomorrow => 2026-11-26; fri => 2026-11-27; eod => 2026-11-25
+            2026-11-30T23:30:00-05:00 => 2026-12-01; 2026-11-30T23:30:00Z => 2026-12-01";
+        for (input, expected) in pairs(cases) {
+            assert_eq!(parse_day(input, at(NOW)), Ok(day(expected)), "{input}");
+        }
+        let frob = parse_day("frob", at(NOW));
+        assert!(matches!(frob, Err(WhenError::Unrecognised { .. })));
+    }
+
+    #[test]
+    fn errors() {
+        let err = |s| parse_when(s, at(NOW)).unwrap_err();
+        assert_eq!(err(""), WhenError::Empty);
+        assert_eq!(err("  \t"), WhenError::Empty);
+        let msg = r#"cannot read "frob" as a date (try 2026-12-24, tomorrow, friday, eom, 3d)"#;
+        assert_eq!(err(" frob ").to_string(), msg);
+        let cases = [
+            "Unrecognised frob 3 3m d now+ + in in\tfrob 2st 32nd 0th mo 1.5d next\tmonday ++3d",
+            "Unrecognised today+tomorrow 2026-11-30+1d 2026-11-30T 2026-1 x\ny -2026-11-30",
+            "InvalidDate 2026-02-30 2026-13-01 2026-11-30T25:00 2026-11-31T10:00:00Z 20260230",
+            "OutOfRange 99999999y 99999999999d later+300000y -99999999mo 4294967295w",
+        ];
+        for case in cases {
+            let mut words = case.split(' ');
+            let kind = words.next().unwrap();
+            for bad in words {
+                let debug = format!("{:?}", err(bad));
+                assert_eq!(debug, format!("{kind} {{ input: {bad:?} }}"));
+            }
+        }
+        for e in [err(""), err("x\ny"), err("2026-02-30"), err("99999999y")] {
+            let text = e.to_string();
+            assert!(!text.contains('\n') && text.contains("tomorrow"), "{text}");
+        }
+        // Nothing the user types may panic.
+        for odd in "🙂 é1st 1é - T +-3d 99999999999999999999s ｍon 3ｄ 3dé".split(' ') {
+            let _ = (parse_when(odd, at(NOW)), parse_day(odd, at(NOW)));
+        }
+    }
+
+    #[test]
+    fn relative_forms() {
+        let base = at("2026-11-25T09:30:00Z").with_timezone(&Utc);
+        let cases = "0 => now; 59 => now; -59 => now; 300 => 5min; 5400 => 1h; -7200 => -2h; 86399 => 23h
+            -86400 => -1d; 1123200 => 1w; 3024000 => 5w; 10368000 => 4mo; 34560000 => 1y; -69120000 => -2y";
+        for (secs, expected) in pairs(cases) {
+            let t = base + TimeDelta::seconds(secs.parse().unwrap());
+            assert_eq!(relative(t, base), expected, "{secs}s");
+        }
+        // Years are 365 days, as in Taskwarrior, so leap days add up over millennia.
+        let later = parse_when("later", at(NOW)).unwrap();
+        assert_eq!(relative(later, base), "7978y");
+    }
+
+    #[test]
+    fn display_forms() {
+        let now = at(NOW);
+        let show = |s: &str| display(at(s).with_timezone(&Utc), now);
+        assert_eq!(show("2026-11-30T00:00:00+01:00"), "2026-11-30");
+        assert_eq!(show("2026-11-30T14:30:00+01:00"), "2026-11-30 14:30");
+        assert_eq!(show("2026-11-30T00:00:00Z"), "2026-11-30 01:00");
+        assert_eq!(show("2026-11-25T23:59:59+01:00"), "2026-11-25 23:59");
+        let tomorrow = parse_when("tomorrow", now).unwrap();
+        assert_eq!(display(tomorrow, now), "2026-11-26");
+    }
+}

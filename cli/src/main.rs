@@ -1,1 +1,280 @@
-fn main() {}
+//! `heph`: the command line of heph, a local-first task and knowledge system.
+
+mod commands;
+mod editor;
+mod output;
+mod render;
+mod store;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "heph keeps your tasks, notes and journal in a local replica that works offline \
+and syncs through a hub.";
+
+const LONG_ABOUT: &str = "heph keeps your tasks, notes and journal in a local replica that works offline \
+and syncs through a hub.
+
+Tasks are written the Taskwarrior way:
+
+    heph add Buy milk due:tomorrow +errand pri:H project:home
+    heph ls +errand due.before:eow
+    heph done 3fa2
+
+Nodes are named by a short prefix of their id (at least 6 hex digits are shown); \
+any unique prefix works, and it is the same on every device.
+
+Modifications (add, modify): due:DATE wait:DATE scheduled:DATE pri:H|M|L project:NAME \
+depends:ID[,ID] +tag -tag; an empty value (due:) clears it; words after -- are title text.
+
+Filters (ls, search): status:pending|active|done|cancelled|waiting|all kind:task|note|journal|all \
++tag -tag project:NAME pri:H due:DATE due.before:DATE due.after:DATE +OVERDUE +ACTIVE +BLOCKED \
++DELETED, and plain words that must appear in the title.
+
+Dates: 2026-12-24, 2026-12-24T09:00, today, tomorrow, friday, eow, eom, 3d, 2w, now+4h, 15th.";
+
+/// heph: tasks, notes and a journal, local-first.
+#[derive(Parser, Debug)]
+#[command(name = "heph", version, about = ABOUT, long_about = LONG_ABOUT, propagate_version = true)]
+pub struct Cli {
+    /// The replica's store file [default: $XDG_DATA_HOME/heph/heph.db, i.e. ~/.local/share/heph/heph.db].
+    #[arg(long, global = true, env = "HEPH_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// Print machine-readable JSON (schemas in schemas/) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Add a task: heph add Buy milk due:tomorrow +errand pri:H project:home
+    Add {
+        /// Title words and modifications.
+        #[arg(required = true, allow_hyphen_values = true, value_name = "WORDS")]
+        words: Vec<String>,
+    },
+    /// List nodes; by default open tasks, most urgent first.
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Filter words (see heph --help).
+        #[arg(allow_hyphen_values = true, value_name = "FILTER")]
+        filter: Vec<String>,
+        /// Show at most this many rows.
+        #[arg(long, short = 'n')]
+        limit: Option<usize>,
+    },
+    /// Show one node in full, with its links and backlinks.
+    Show {
+        /// Id prefix.
+        id: String,
+    },
+    /// Mark tasks done.
+    Done {
+        /// Id prefixes.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Start working on a task (status active).
+    Start {
+        /// Id prefixes.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Stop working on a task (back to pending).
+    Stop {
+        /// Id prefixes.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Change a node: heph modify 3fa2 due:friday +urgent -someday New title
+    Modify {
+        /// Id prefix.
+        id: String,
+        /// Modifications; plain words replace the title.
+        #[arg(required = true, allow_hyphen_values = true, value_name = "WORDS")]
+        words: Vec<String>,
+    },
+    /// Edit a node in $VISUAL/$EDITOR as Markdown; your changes merge as edits.
+    Edit {
+        /// Id prefix.
+        id: String,
+    },
+    /// Add a dated annotation to a node.
+    Annotate {
+        /// Id prefix.
+        id: String,
+        /// The annotation.
+        #[arg(required = true, allow_hyphen_values = true)]
+        text: Vec<String>,
+    },
+    /// Delete nodes (a tombstone that syncs; `heph restore` undoes it).
+    #[command(visible_alias = "rm")]
+    Delete {
+        /// Id prefixes.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Undo a delete.
+    Restore {
+        /// Id prefixes.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Create a note: heph note "Espresso ratios" +coffee --body "1:2 in 30s"
+    Note {
+        /// Title words and +tags.
+        #[arg(required = true, value_name = "WORDS")]
+        words: Vec<String>,
+        /// The body text (Markdown); `-` reads it from standard input.
+        #[arg(long, short)]
+        body: Option<String>,
+        /// Open the new note in the editor.
+        #[arg(long, short)]
+        edit: bool,
+    },
+    /// Show (creating if needed) the journal of a day, today by default.
+    Journal {
+        /// The day: today, yesterday, 2026-11-24, monday…
+        day: Option<String>,
+        /// Append a line to the day's journal.
+        #[arg(long, short, value_name = "TEXT")]
+        append: Option<String>,
+        /// Open the day's journal in the editor.
+        #[arg(long, short)]
+        edit: bool,
+    },
+    /// Link node A to node B (B then lists A among its backlinks).
+    Link {
+        /// The node that links.
+        from: String,
+        /// The node linked to.
+        to: String,
+    },
+    /// Remove a link from A to B.
+    Unlink {
+        /// The node that links.
+        from: String,
+        /// The node linked to.
+        to: String,
+    },
+    /// Find nodes of any kind whose text contains every word.
+    Search {
+        /// Words to look for (case-insensitive).
+        #[arg(required = true)]
+        words: Vec<String>,
+        /// Also search done, cancelled and deleted nodes.
+        #[arg(long, short)]
+        all: bool,
+    },
+    /// Show the changes that made a node: when, on which device, what.
+    History {
+        /// Id prefix.
+        id: String,
+    },
+    /// List fields changed concurrently on two devices, or resolve one.
+    Conflicts {
+        #[command(subcommand)]
+        action: Option<ConflictAction>,
+    },
+    /// Write every node as JSON (native, or Taskwarrior's import format).
+    Export {
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = Format::Native)]
+        format: Format,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Read nodes from JSON: heph's own export, or Taskwarrior's `task export`.
+    Import {
+        /// The file; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+        /// Input format; `auto` tells them apart by their fields.
+        #[arg(long, short, value_enum, default_value_t = ImportFormat::Auto)]
+        format: ImportFormat,
+    },
+    /// Print a shell completion script: heph completions bash > /etc/bash_completion.d/heph
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// What to do with conflicts.
+#[derive(Subcommand, Debug)]
+pub enum ConflictAction {
+    /// Keep one value: heph conflicts resolve 3fa2 title 2
+    Resolve {
+        /// Id prefix.
+        id: String,
+        /// The field, as listed.
+        field: String,
+        /// The value to keep: its number as listed (1 is the one shown now).
+        choice: usize,
+    },
+}
+
+/// Export formats.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// heph's own JSON: every node, every field.
+    Native,
+    /// Taskwarrior's JSON, for `task import` (tasks only).
+    Taskwarrior,
+}
+
+/// Import formats.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportFormat {
+    /// Decide by the records' fields.
+    Auto,
+    /// heph's own JSON.
+    Native,
+    /// Taskwarrior's `task export` JSON (a list, or one object per line).
+    Taskwarrior,
+}
+
+fn main() -> ExitCode {
+    let mut cli = Cli::parse();
+    // `add`, `modify` and `annotate` take every word after them (so that `-tag`
+    // works); a trailing --json is still meant as the flag.
+    if let Command::Add { words } | Command::Modify { words, .. } | Command::Annotate { text: words, .. } =
+        &mut cli.command
+    {
+        let before = words.len();
+        words.retain(|w| w != "--json");
+        cli.json |= words.len() != before;
+    }
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "heph", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // A closed pipe (heph ls | head) is not an error worth a message.
+            if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("heph: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

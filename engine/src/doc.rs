@@ -184,9 +184,23 @@ impl NodeDoc {
 
     /// Creates the document of `node`, in one change made by `actor`.
     pub fn create(node: &Node, actor: &ActorId, message: &str) -> Result<(Self, Change), DocError> {
+        Self::create_with(node, &[], actor, message)
+    }
+
+    /// Creates the document of `node` with `edits` applied on top, all in one
+    /// change made by `actor` at `node.modified`.
+    pub fn create_with(
+        node: &Node,
+        edits: &[Edit],
+        actor: &ActorId,
+        message: &str,
+    ) -> Result<(Self, Change), DocError> {
         let mut doc = Automerge::new().with_actor(actor.clone());
         let mut tx = doc.transaction();
         write_node(&mut tx, node)?;
+        for edit in edits {
+            apply_edit(&mut tx, edit, node.modified)?;
+        }
         tx.commit_with(CommitOptions::default().with_message(message).with_time(node.modified.timestamp_millis()));
         let change = doc.get_last_local_change().ok_or_else(|| not_a_node(node.id, "creating it made no change"))?;
         Ok((Self { doc }, change))

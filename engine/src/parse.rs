@@ -16,12 +16,12 @@ use crate::when::{WhenError, parse_when};
 #[non_exhaustive]
 pub enum ModError {
     /// A date.
-    #[error("{key}: {source}")]
+    #[error("{key}: {problem}")]
     When {
         /// The attribute.
         key: String,
         /// What was wrong with the date.
-        source: WhenError,
+        problem: WhenError,
     },
     /// Another value.
     #[error("{0}")]
@@ -43,7 +43,7 @@ fn date(key: &str, value: &str, now: DateTime<FixedOffset>) -> Result<Option<chr
     if value.is_empty() {
         return Ok(None);
     }
-    parse_when(value, now).map(Some).map_err(|source| ModError::When { key: key.to_string(), source })
+    parse_when(value, now).map(Some).map_err(|problem| ModError::When { key: key.to_string(), problem })
 }
 
 /// Parses modification words; `now` anchors relative dates.

@@ -297,18 +297,17 @@ pub fn urgency(row: &NodeSummary, open_tasks: &HashSet<NodeId>, now_ms: i64) -> 
 /// other nodes by last change (newest first). Ties break on id, so the order
 /// is the same on every device.
 #[must_use]
-pub fn sort_for_listing(rows: Vec<NodeSummary>, open_tasks: &HashSet<NodeId>, now_ms: i64) -> Vec<NodeSummary> {
-    let mut keyed: Vec<(f64, NodeSummary)> = rows
-        .into_iter()
-        .map(|r| (if r.kind == NodeKind::Task { urgency(&r, open_tasks, now_ms) } else { f64::NEG_INFINITY }, r))
-        .collect();
+pub fn sort_for_listing(rows: Vec<NodeSummary>, open_tasks: &HashSet<NodeId>, now_ms: i64) -> Vec<(f64, NodeSummary)> {
+    let mut keyed: Vec<(f64, NodeSummary)> = rows.into_iter().map(|r| (urgency(&r, open_tasks, now_ms), r)).collect();
     keyed.sort_by(|(ua, a), (ub, b)| {
-        ub.total_cmp(ua)
+        (b.kind == NodeKind::Task)
+            .cmp(&(a.kind == NodeKind::Task))
+            .then_with(|| ub.total_cmp(ua))
             .then_with(|| a.due.unwrap_or(i64::MAX).cmp(&b.due.unwrap_or(i64::MAX)))
             .then_with(|| b.modified.cmp(&a.modified))
             .then_with(|| a.id.cmp(&b.id))
     });
-    keyed.into_iter().map(|(_, r)| r).collect()
+    keyed
 }
 
 /// Convenience for callers holding a UTC instant and an offset.

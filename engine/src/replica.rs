@@ -62,10 +62,10 @@ impl Replica {
         self.store.read(|r| r.resolve(prefix))
     }
 
-    /// Stores a new node. `draft` carries its id, kind and every field;
-    /// `draft.modified` becomes the change's time. Returns the stored node.
-    pub fn create(&self, draft: &Node, message: &str) -> Result<Node, Error> {
-        let (doc, change) = NodeDoc::create(draft, self.origin(), message)?;
+    /// Stores a new node: `draft` (its id, kind and fields) with `edits`
+    /// applied, as one change at `draft.modified`. Returns the stored node.
+    pub fn create(&self, draft: &Node, edits: &[Edit], message: &str) -> Result<Node, Error> {
+        let (doc, change) = NodeDoc::create_with(draft, edits, self.origin(), message)?;
         self.store.write(|w| w.save_local(draft.id, &doc, &[change]))
     }
 
@@ -87,9 +87,10 @@ impl Replica {
         Ok(doc.materialise()?)
     }
 
-    /// Index rows matching `filter`, in listing order (most urgent first for
-    /// tasks, most recently modified first for notes and journals).
-    pub fn list(&self, filter: &Filter, now: DateTime<Utc>) -> Result<Vec<NodeSummary>, Error> {
+    /// Index rows matching `filter` with their urgency, in listing order
+    /// (most urgent first for tasks, most recently modified first for notes
+    /// and journals).
+    pub fn list(&self, filter: &Filter, now: DateTime<Utc>) -> Result<Vec<(f64, NodeSummary)>, Error> {
         let now_ms = now.timestamp_millis();
         let mut open_tasks = HashSet::new();
         let mut rows = Vec::new();
@@ -114,7 +115,7 @@ impl Replica {
 
     /// Nodes whose title, body, annotations or tags contain every word of
     /// `text` (case-insensitive), among those matching `filter`.
-    pub fn search(&self, text: &str, filter: &Filter, now: DateTime<Utc>) -> Result<Vec<NodeSummary>, Error> {
+    pub fn search(&self, text: &str, filter: &Filter, now: DateTime<Utc>) -> Result<Vec<(f64, NodeSummary)>, Error> {
         let words: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
         let mut hits = HashSet::new();
         self.store.read(|r| {
@@ -125,7 +126,7 @@ impl Replica {
             })
         })?;
         let mut rows = self.list(filter, now)?;
-        rows.retain(|row| hits.contains(&row.id));
+        rows.retain(|(_, row)| hits.contains(&row.id));
         Ok(rows)
     }
 
@@ -150,16 +151,28 @@ impl Replica {
     /// The shortest unique prefix length of each of `ids` (at least
     /// [`crate::id::MIN_PREFIX`]).
     pub fn prefix_lens(&self, ids: &[NodeId]) -> Result<Vec<usize>, Error> {
-        let all = self.store.read(|r| r.ids())?;
-        Ok(ids
-            .iter()
-            .map(|id| {
-                let at = all.binary_search(id).unwrap_or_else(|i| i);
-                let prev = at.checked_sub(1).and_then(|i| all.get(i));
-                let next_at = if all.get(at) == Some(id) { at + 1 } else { at };
-                unique_prefix_len(id, prev, all.get(next_at))
-            })
-            .collect())
+        self.store.read(|r| {
+            // A few ids: look up their neighbours; many: one pass over all ids.
+            if ids.len() < 256 {
+                return ids
+                    .iter()
+                    .map(|id| {
+                        let (prev, next) = r.neighbours(*id)?;
+                        Ok(unique_prefix_len(id, prev.as_ref(), next.as_ref()))
+                    })
+                    .collect();
+            }
+            let all = r.ids()?;
+            Ok(ids
+                .iter()
+                .map(|id| {
+                    let at = all.binary_search(id).unwrap_or_else(|i| i);
+                    let prev = at.checked_sub(1).and_then(|i| all.get(i));
+                    let next_at = if all.get(at) == Some(id) { at + 1 } else { at };
+                    unique_prefix_len(id, prev, all.get(next_at))
+                })
+                .collect())
+        })
     }
 
     /// The changes that made node `id`, oldest first.
@@ -186,6 +199,14 @@ impl Replica {
             }
             Ok(out)
         })
+    }
+
+    /// The unresolved conflicts of node `id`.
+    pub fn conflicts_of(&self, id: NodeId) -> Result<Vec<Conflict>, Error> {
+        match self.store.read(|r| r.doc(id))? {
+            Some(doc) => Ok(doc.conflicts(id)?),
+            None => Err(Error::NotFound(id.to_hex())),
+        }
     }
 
     /// Number of nodes with unresolved conflicts (for sync health).
@@ -321,10 +342,10 @@ pub fn diff(old: &Node, new: &Node) -> Vec<Edit> {
     if old.body != new.body {
         edits.push(Edit::Body(new.body.clone()));
     }
-    if old.status != new.status {
-        if let Some(s) = new.status {
-            edits.push(Edit::Status(s));
-        }
+    if old.status != new.status
+        && let Some(s) = new.status
+    {
+        edits.push(Edit::Status(s));
     }
     if old.start != new.start || old.status != new.status {
         edits.push(Edit::Start(new.start));

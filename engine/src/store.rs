@@ -250,6 +250,19 @@ impl Reader {
         Ok(out)
     }
 
+    /// The ids just before and just after `id` in sorted order.
+    pub fn neighbours(&self, id: NodeId) -> Result<(Option<NodeId>, Option<NodeId>), Error> {
+        let key = *id.as_bytes();
+        let prev = self.index.range(..key)?.next_back().transpose()?.map(|(k, _)| NodeId::from_bytes(k.value()));
+        let next = self
+            .index
+            .range((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))?
+            .next()
+            .transpose()?
+            .map(|(k, _)| NodeId::from_bytes(k.value()));
+        Ok((prev, next))
+    }
+
     /// Visits every node's searchable text.
     pub fn scan_text(&self, mut f: impl FnMut(NodeId, &str)) -> Result<(), Error> {
         for row in self.text.iter()? {

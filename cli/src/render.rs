@@ -1,0 +1,185 @@
+//! Text output: the listing table and the full view of one node.
+
+use std::io::Write;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use heph_engine::when::{display, relative};
+use heph_engine::{Conflict, HistoryEntry, NodeKind};
+
+use crate::output::{ListItem, Shown};
+
+fn at(ms: DateTime<Utc>, now: DateTime<FixedOffset>) -> String {
+    display(ms, now)
+}
+
+fn day(t: DateTime<Utc>, now: DateTime<FixedOffset>) -> String {
+    t.with_timezone(now.offset()).format("%Y-%m-%d").to_string()
+}
+
+/// Writes rows as an aligned table; columns with nothing in them are left out.
+pub fn table(out: &mut impl Write, items: &[ListItem], now: DateTime<FixedOffset>) -> std::io::Result<()> {
+    if items.is_empty() {
+        return writeln!(out, "No matches.");
+    }
+    let now_utc = now.with_timezone(&Utc);
+    let tasks_only = items.iter().all(|i| i.kind == NodeKind::Task);
+    let mut columns: Vec<(&str, Vec<String>)> = vec![("ID", items.iter().map(|i| i.short.clone()).collect())];
+    if !tasks_only {
+        columns.push(("Kind", items.iter().map(|i| i.kind.to_string()).collect()));
+    }
+    columns.push(("Age", items.iter().map(|i| relative(i.created, now_utc)).collect()));
+    if items.iter().any(|i| i.status.is_some_and(|s| s != heph_engine::Status::Pending)) {
+        columns.push(("St", items.iter().map(|i| i.status.map(|s| s.to_string()).unwrap_or_default()).collect()));
+    }
+    columns.push(("P", items.iter().map(|i| i.priority.map(|p| p.to_string()).unwrap_or_default()).collect()));
+    columns.push(("Project", items.iter().map(|i| i.project.clone().unwrap_or_default()).collect()));
+    columns.push(("Tags", items.iter().map(|i| i.tags.join(" ")).collect()));
+    columns.push(("Due", items.iter().map(|i| i.due.map(|d| day(d, now)).unwrap_or_default()).collect()));
+    columns.push((
+        "Title",
+        items
+            .iter()
+            .map(|i| {
+                let mut t = i.title.clone();
+                if i.annotations > 0 {
+                    t.push_str(&format!(" [{}]", i.annotations));
+                }
+                if !i.conflicts.is_empty() {
+                    t.push_str(" (conflict)");
+                }
+                t
+            })
+            .collect(),
+    ));
+    if items.iter().any(|i| i.kind == NodeKind::Task) {
+        columns.push((
+            "Urg",
+            items
+                .iter()
+                .map(|i| if i.kind == NodeKind::Task { format!("{:.1}", i.urgency) } else { String::new() })
+                .collect(),
+        ));
+    }
+    columns.retain(|(name, cells)| matches!(*name, "ID" | "Title") || cells.iter().any(|c| !c.is_empty()));
+    let widths: Vec<usize> = columns
+        .iter()
+        .map(|(name, cells)| cells.iter().map(|c| c.chars().count()).max().unwrap_or(0).max(name.len()))
+        .collect();
+    let last = columns.len() - 1;
+    let mut line = String::new();
+    for (c, (name, _)) in columns.iter().enumerate() {
+        push_cell(&mut line, name, widths[c], c == last);
+    }
+    writeln!(out, "{}", line.trim_end())?;
+    for row in 0..items.len() {
+        line.clear();
+        for (c, (_, cells)) in columns.iter().enumerate() {
+            push_cell(&mut line, &cells[row], widths[c], c == last);
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    writeln!(out)?;
+    writeln!(out, "{} {}", items.len(), if items.len() == 1 { "node" } else { "nodes" })
+}
+
+fn push_cell(line: &mut String, cell: &str, width: usize, last: bool) {
+    line.push_str(cell);
+    if !last {
+        for _ in cell.chars().count()..width + 1 {
+            line.push(' ');
+        }
+    }
+}
+
+/// Writes one node in full.
+pub fn node(out: &mut impl Write, shown: &Shown, now: DateTime<FixedOffset>) -> std::io::Result<()> {
+    let n = &shown.node;
+    let mut rows: Vec<(&str, String)> =
+        vec![("ID", format!("{} ({})", shown.short, n.id)), ("Kind", n.kind.to_string()), ("Title", n.title.clone())];
+    if let Some(s) = n.status {
+        rows.push(("Status", s.to_string()));
+    }
+    if n.deleted {
+        rows.push(("Deleted", "yes (heph restore undoes it)".into()));
+    }
+    if let Some(p) = n.priority {
+        rows.push(("Priority", p.to_string()));
+    }
+    if let Some(p) = &n.project {
+        rows.push(("Project", p.clone()));
+    }
+    if !n.tags.is_empty() {
+        rows.push(("Tags", n.tags.iter().map(|t| format!("+{t}")).collect::<Vec<_>>().join(" ")));
+    }
+    if let Some(d) = n.date {
+        rows.push(("Date", d.to_string()));
+    }
+    for (name, value) in
+        [("Due", n.due), ("Wait", n.wait), ("Scheduled", n.scheduled), ("Started", n.start), ("Ended", n.end)]
+    {
+        if let Some(t) = value {
+            rows.push((name, at(t, now)));
+        }
+    }
+    rows.push(("Created", at(n.created, now)));
+    rows.push(("Modified", at(n.modified, now)));
+    for (k, v) in &n.uda {
+        rows.push((k.as_str(), v.clone()));
+    }
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in &rows {
+        writeln!(out, "{k:width$}  {v}")?;
+    }
+    for (title, refs) in
+        [("Depends on", &shown.dependencies), ("Links", &shown.linked), ("Backlinks", &shown.backlinks)]
+    {
+        if !refs.is_empty() {
+            writeln!(out, "\n{title}:")?;
+            for r in refs {
+                writeln!(out, "  {}  {}", r.short, r.title.as_deref().unwrap_or("(not in this replica)"))?;
+            }
+        }
+    }
+    if !n.annotations.is_empty() {
+        writeln!(out, "\nAnnotations:")?;
+        for a in &n.annotations {
+            writeln!(out, "  {}  {}", at(a.entry, now), a.description)?;
+        }
+    }
+    if !n.body.is_empty() {
+        writeln!(out, "\n{}", n.body.trim_end())?;
+    }
+    if !shown.conflicts.is_empty() {
+        writeln!(out)?;
+        conflicts(out, &shown.conflicts, |_| shown.short.clone())?;
+    }
+    Ok(())
+}
+
+/// Writes the conflict list.
+pub fn conflicts(
+    out: &mut impl Write,
+    list: &[Conflict],
+    short: impl Fn(&heph_engine::NodeId) -> String,
+) -> std::io::Result<()> {
+    if list.is_empty() {
+        return writeln!(out, "No conflicts.");
+    }
+    for c in list {
+        writeln!(out, "{} {}: {} values", short(&c.id), c.field, c.values.len())?;
+        for (i, v) in c.values.iter().enumerate() {
+            let mark = if i == 0 { "  (shown)" } else { "" };
+            writeln!(out, "  {}. {v}{mark}", i + 1)?;
+        }
+    }
+    writeln!(out, "\nKeep one with: heph conflicts resolve ID FIELD NUMBER")
+}
+
+/// Writes a node's history.
+pub fn history(out: &mut impl Write, entries: &[HistoryEntry], now: DateTime<FixedOffset>) -> std::io::Result<()> {
+    for e in entries {
+        let device = e.device.get(..8).unwrap_or(&e.device);
+        writeln!(out, "{}  {}  {device}  {}", at(e.time, now), &e.hash[..8.min(e.hash.len())], e.message)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! Finding and opening the replica's store.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use heph_engine::{OpenError, Replica};
+
+/// How long to wait for another heph process to finish with the store.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// The store path: `--db`/`HEPH_DB`, else `$XDG_DATA_HOME/heph/heph.db`.
+pub fn path(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.to_path_buf());
+    }
+    let data = dirs::data_dir().context("cannot find your data folder ($XDG_DATA_HOME or $HOME); pass --db PATH")?;
+    Ok(data.join("heph").join("heph.db"))
+}
+
+/// Opens the replica, waiting briefly if another heph process holds it.
+pub fn open(given: Option<&Path>) -> Result<Replica> {
+    let path = path(given)?;
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match Replica::open(&path) {
+            Ok(r) => return Ok(r),
+            Err(OpenError::Locked { .. }) if started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

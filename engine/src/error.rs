@@ -34,12 +34,12 @@ pub enum OpenError {
         supported: u32,
     },
     /// The folder or file could not be created or read.
-    #[error("cannot open {}: {source}", path.display())]
+    #[error("cannot open {}: {error}", path.display())]
     Io {
         /// The store file.
         path: PathBuf,
         /// The operating system's error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Opened, but the first write (initialising or upgrading) failed.
     #[error(transparent)]

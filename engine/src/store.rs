@@ -73,14 +73,14 @@ impl Store {
     /// Opens the store at `path`, creating it (and its folder) if missing.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| OpenError::Io { path: path.to_path_buf(), source })?;
+            std::fs::create_dir_all(dir).map_err(|error| OpenError::Io { path: path.to_path_buf(), error })?;
         }
         let db = Database::builder().create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked { path: path.to_path_buf() },
-            redb::DatabaseError::Storage(redb::StorageError::Io(source))
-                if !matches!(source.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof) =>
+            redb::DatabaseError::Storage(redb::StorageError::Io(error))
+                if !matches!(error.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof) =>
             {
-                OpenError::Io { path: path.to_path_buf(), source }
+                OpenError::Io { path: path.to_path_buf(), error }
             }
             other => unreadable(path, other),
         })?;

@@ -1,0 +1,280 @@
+//! Every `heph` command, run as a user would, on a temporary store.
+
+mod common;
+
+use common::{Heph, ids, titles, write};
+use serde_json::Value;
+
+#[test]
+fn add_parses_taskwarrior_words_and_ls_lists_by_urgency() {
+    let h = Heph::new();
+    let text = h.ok(&["add", "Buy", "milk", "due:tomorrow", "+errand", "pri:H", "project:home"]);
+    assert!(text.starts_with("Created task "), "{text}");
+    h.add(&["Call", "mum"]);
+    h.add(&["Someday", "thing", "pri:L"]);
+
+    let rows = h.json(&["ls"]);
+    assert_eq!(titles(&rows), ["Buy milk", "Someday thing", "Call mum"]);
+    let first = &rows[0];
+    assert_eq!(first["priority"], "H");
+    assert_eq!(first["project"], "home");
+    assert_eq!(first["tags"], serde_json::json!(["errand"]));
+    assert_eq!(first["status"], "pending");
+    assert!(first["due"].as_str().unwrap().ends_with("T00:00:00Z"));
+    assert!(first["short"].as_str().unwrap().len() >= 6);
+
+    // Filters.
+    assert_eq!(titles(&h.json(&["ls", "+errand"])), ["Buy milk"]);
+    assert_eq!(titles(&h.json(&["ls", "-errand", "pri:L"])), ["Someday thing"]);
+    assert_eq!(titles(&h.json(&["ls", "project:home"])), ["Buy milk"]);
+    assert_eq!(titles(&h.json(&["ls", "due:tomorrow"])), ["Buy milk"]);
+    assert_eq!(titles(&h.json(&["ls", "due.before:eow", "due.after:yesterday"])), ["Buy milk"]);
+    assert_eq!(titles(&h.json(&["ls", "mum"])), ["Call mum"]);
+    assert_eq!(h.json(&["ls", "--limit", "1"]).as_array().unwrap().len(), 1);
+
+    // The text report has a header and a count.
+    let table = h.ok(&["ls"]);
+    assert!(table.lines().next().unwrap().starts_with("ID"), "{table}");
+    assert!(table.contains("3 nodes"), "{table}");
+}
+
+#[test]
+fn show_done_start_stop_and_status_filters() {
+    let h = Heph::new();
+    let id = h.add(&["Write", "report", "+work"]);
+    let other = h.add(&["Read", "book"]);
+
+    let shown = h.json(&["show", &id]);
+    assert_eq!(shown["title"], "Write report");
+    assert_eq!(shown["kind"], "task");
+    assert_eq!(shown["short"].as_str().unwrap(), id);
+
+    let started = h.json(&["start", &id]);
+    assert_eq!(started["status"], "active");
+    assert!(started["start"].is_string());
+    assert_eq!(titles(&h.json(&["ls", "+ACTIVE"])), ["Write report"]);
+    assert_eq!(h.json(&["stop", &id])["status"], "pending");
+
+    let text = h.ok(&["done", &id, &other]);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("Completed task"));
+    assert!(h.json(&["ls"]).as_array().unwrap().is_empty());
+    assert_eq!(h.json(&["ls", "status:done"]).as_array().unwrap().len(), 2);
+    let done = h.json(&["show", &id]);
+    assert_eq!(done["status"], "done");
+    assert!(done["end"].is_string());
+
+    let view = h.ok(&["show", &id]);
+    assert!(view.contains("Write report") && view.contains("+work"), "{view}");
+}
+
+#[test]
+fn modify_annotate_delete_and_restore() {
+    let h = Heph::new();
+    let id = h.add(&["Buy", "milk", "+errand", "due:tomorrow"]);
+    let m = h.json(&["modify", &id, "due:", "-errand", "+shop", "pri:M", "project:home", "Buy", "oat", "milk"]);
+    assert_eq!(m["title"], "Buy oat milk");
+    assert!(m.get("due").is_none(), "due: clears the date: {m}");
+    assert_eq!(m["tags"], serde_json::json!(["shop"]));
+    assert_eq!(m["priority"], "M");
+
+    let a = h.json(&["annotate", &id, "ask", "Sam"]);
+    assert_eq!(a["annotations"][0]["description"], "ask Sam");
+
+    h.ok(&["delete", &id]);
+    assert!(h.json(&["ls", "status:all"]).as_array().unwrap().is_empty());
+    assert_eq!(titles(&h.json(&["ls", "+DELETED"])), ["Buy oat milk"]);
+    assert_eq!(h.json(&["show", &id])["deleted"], true);
+    h.ok(&["restore", &id]);
+    assert_eq!(titles(&h.json(&["ls"])), ["Buy oat milk"]);
+}
+
+#[test]
+fn depends_blocks_a_task() {
+    let h = Heph::new();
+    let first = h.add(&["Buy", "paint"]);
+    let second = h.add(&["Paint", "fence", &format!("depends:{first}")]);
+    assert_eq!(titles(&h.json(&["ls", "+BLOCKED"])), ["Paint fence"]);
+    let shown = h.json(&["show", &second]);
+    assert_eq!(shown["dependencies"][0]["title"], "Buy paint");
+    h.ok(&["done", &first]);
+    assert!(h.json(&["ls", "+BLOCKED"]).as_array().unwrap().is_empty());
+}
+
+#[test]
+fn edit_applies_the_markdown_changes_as_edits() {
+    let h = Heph::new();
+    let id = h.add(&["Plan", "trip", "+travel", "pri:L"]);
+    let script = h.path("editor.sh");
+    write(
+        &script,
+        "#!/bin/sh\nsed -i -e 's/^title: .*/title: Plan the trip/' -e 's/^priority: .*/priority: H/' \
+         -e 's/^tags: .*/tags: travel summer/' -e 's/^due: .*/due: 2026-12-24/' \"$1\"\nprintf 'Book the train.\\n' >> \"$1\"\n",
+    );
+    make_executable(&script);
+    let out = h.command().env("EDITOR", &script).args(["--json", "edit", &id]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let node: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(node["title"], "Plan the trip");
+    assert_eq!(node["priority"], "H");
+    assert_eq!(node["tags"], serde_json::json!(["summer", "travel"]));
+    assert_eq!(node["due"], "2026-12-24T00:00:00Z");
+    assert_eq!(node["body"], "Book the train.\n");
+    let history = h.json(&["history", &id]);
+    assert_eq!(history.as_array().unwrap().len(), 2, "one change for the whole edit: {history}");
+
+    // An editor that changes nothing changes nothing.
+    let out = h.command().env("EDITOR", "true").args(["edit", &id]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "No changes.");
+
+    // A bad date keeps the user's text and changes nothing.
+    let bad = h.path("bad.sh");
+    write(&bad, "#!/bin/sh\nsed -i -e 's/^due: .*/due: someday-soon-ish/' -e 's/^title: .*/title: Lost?/' \"$1\"\n");
+    make_executable(&bad);
+    let out = h.command().env("EDITOR", &bad).args(["edit", &id]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kept in"), "{err}");
+    let kept = err.split("kept in ").nth(1).unwrap().split(';').next().unwrap().trim();
+    assert!(std::fs::read_to_string(kept).unwrap().contains("title: Lost?"));
+    assert_eq!(h.json(&["show", &id])["title"], "Plan the trip");
+}
+
+fn make_executable(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn notes_journal_links_backlinks_and_search() {
+    let h = Heph::new();
+    let note = h.json(&["note", "Espresso", "ratios", "+coffee", "--body", "1:2 in 30 seconds"]);
+    assert_eq!(note["kind"], "note");
+    assert_eq!(note["title"], "Espresso ratios");
+    assert_eq!(note["tags"], serde_json::json!(["coffee"]));
+    let note_id = note["short"].as_str().unwrap().to_string();
+    let task = h.add(&["Buy", "beans", "+coffee"]);
+
+    let journal = h.json(&["journal", "--append", "Tried a 1:2.5 ratio."]);
+    assert_eq!(journal["kind"], "journal");
+    assert_eq!(journal["body"], "Tried a 1:2.5 ratio.");
+    let again = h.json(&["journal", "today", "--append", "Better."]);
+    assert_eq!(again["id"], journal["id"], "one journal node per day");
+    assert_eq!(again["body"], "Tried a 1:2.5 ratio.\nBetter.");
+    assert_eq!(h.json(&["journal", "yesterday"])["body"], "");
+
+    let journal_id = journal["short"].as_str().unwrap().to_string();
+    h.ok(&["link", &journal_id, &note_id]);
+    h.ok(&["link", &task, &note_id]);
+    let shown = h.json(&["show", &note_id]);
+    let mut back: Vec<&str> =
+        shown["backlinks"].as_array().unwrap().iter().map(|b| b["title"].as_str().unwrap()).collect();
+    back.sort_unstable();
+    let mut expected = vec![journal["title"].as_str().unwrap(), "Buy beans"];
+    expected.sort_unstable();
+    assert_eq!(back, expected);
+    assert!(h.ok(&["show", &note_id]).contains("Backlinks:"));
+    assert_eq!(h.json(&["show", &task])["linked"][0]["title"], "Espresso ratios");
+    h.ok(&["unlink", &task, &note_id]);
+    assert_eq!(h.json(&["show", &note_id])["backlinks"].as_array().unwrap().len(), 1);
+
+    // Search looks in titles, bodies and tags of every kind.
+    assert_eq!(titles(&h.json(&["search", "seconds"])), ["Espresso ratios"]);
+    let coffee = titles(&h.json(&["search", "COFFEE"]));
+    assert_eq!(coffee.len(), 2, "{coffee:?}");
+    assert!(h.json(&["search", "2.5", "ratio"]).as_array().unwrap().len() == 1);
+    assert_eq!(titles(&h.json(&["ls", "kind:note"])), ["Espresso ratios"]);
+}
+
+#[test]
+fn history_lists_every_change_with_its_device() {
+    let h = Heph::new();
+    let id = h.add(&["Task"]);
+    h.ok(&["modify", &id, "+a"]);
+    h.ok(&["done", &id]);
+    let history = h.json(&["history", &id]);
+    let entries = history.as_array().unwrap();
+    let messages: Vec<&str> = entries.iter().map(|e| e["message"].as_str().unwrap()).collect();
+    assert_eq!(messages, ["add Task", "modify +a", "done"]);
+    assert!(entries.iter().all(|e| e["device"] == entries[0]["device"]));
+    assert!(h.ok(&["history", &id]).contains("modify +a"));
+}
+
+#[test]
+fn export_and_import_round_trip_natively() {
+    let a = Heph::new();
+    a.add(&["One", "+x", "due:2026-12-01", "pri:H"]);
+    let two = a.add(&["Two"]);
+    a.ok(&["annotate", &two, "note", "this"]);
+    a.ok(&["note", "A", "note", "--body", "with a body"]);
+    a.ok(&["journal", "--append", "dear diary"]);
+    let file = a.path("export.json");
+    a.ok(&["export", "-o", file.to_str().unwrap()]);
+
+    let b = Heph::new();
+    let report = b.json(&["import", file.to_str().unwrap()]);
+    assert_eq!(report["added"], 4);
+    let again = b.json(&["import", file.to_str().unwrap()]);
+    assert_eq!((again["added"].as_u64(), again["unchanged"].as_u64()), (Some(0), Some(4)), "{again}");
+    let ea: Value = serde_json::from_str(&a.ok(&["export"])).unwrap();
+    let eb: Value = serde_json::from_str(&b.ok(&["export"])).unwrap();
+    assert_eq!(ea, eb);
+
+    // Standard input works too.
+    let c = Heph::new();
+    let out = c.command().args(["import", "-"]).stdin(std::fs::File::open(&file).unwrap()).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(ids(&c.json(&["ls", "kind:all"])).len(), 4);
+}
+
+#[test]
+fn conflicts_are_listed_and_resolved() {
+    use chrono::Utc;
+    use heph_engine::{Edit, Node, NodeId, NodeKind, Replica};
+    let h = Heph::new();
+    // Two replicas edit the same field concurrently and exchange changes.
+    {
+        let a = Replica::open(&h.db).unwrap();
+        let b = Replica::in_memory().unwrap();
+        let node =
+            a.create(&Node::new(NodeId::random(), NodeKind::Task, "Shared".into(), Utc::now()), &[], "add").unwrap();
+        let genesis = a.changes_after(0, 100).unwrap();
+        b.apply_changes(genesis.iter().map(|c| (c.doc, c.bytes.clone())).collect()).unwrap();
+        let seq_a = a.last_seq().unwrap();
+        let seq_b = b.last_seq().unwrap();
+        a.edit(node.id, &[Edit::Title("Shared (from laptop)".into())], "modify", Utc::now()).unwrap();
+        b.edit(node.id, &[Edit::Title("Shared (from phone)".into())], "modify", Utc::now()).unwrap();
+        let from_b = b.changes_after(seq_b, 100).unwrap();
+        let from_a = a.changes_after(seq_a, 100).unwrap();
+        a.apply_changes(from_b.iter().map(|c| (c.doc, c.bytes.clone())).collect()).unwrap();
+        b.apply_changes(from_a.iter().map(|c| (c.doc, c.bytes.clone())).collect()).unwrap();
+        assert_eq!(a.conflicts().unwrap(), b.conflicts().unwrap());
+    }
+    let list = h.json(&["conflicts"]);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["field"], "title");
+    let values: Vec<&str> = list[0]["values"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(values.len(), 2);
+    let text = h.ok(&["conflicts"]);
+    assert!(text.contains("title: 2 values"), "{text}");
+    assert!(h.ok(&["ls"]).contains("(conflict)"));
+
+    let id = list[0]["id"].as_str().unwrap();
+    let resolved = h.json(&["conflicts", "resolve", &id[..8], "title", "2"]);
+    assert_eq!(resolved["title"], values[1]);
+    assert!(h.json(&["conflicts"]).as_array().unwrap().is_empty());
+    assert_eq!(h.ok(&["conflicts"]).trim(), "No conflicts.");
+}
+
+#[test]
+fn completions_and_help() {
+    let h = Heph::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let script = h.ok(&["completions", shell]);
+        assert!(script.contains("heph") && script.len() > 500, "{shell}");
+    }
+    let help = h.ok(&["--help"]);
+    assert!(help.contains("due:DATE") && help.contains("Filters"), "{help}");
+    assert!(h.ok(&["add", "--help"]).contains("Buy milk"));
+}

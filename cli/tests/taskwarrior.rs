@@ -1,0 +1,104 @@
+//! Taskwarrior interop: its `task export` JSON in, its `task import` JSON out.
+//!
+//! `fixtures/taskwarrior-2.6-export.json` is the verbatim output of
+//! `task export` (Taskwarrior 2.6.2) after a session with an active task, a
+//! recurring task, a dependency, a waiting task, a completed and a deleted
+//! task, and a description with quotes and non-ASCII text. The live test
+//! below also runs the real `task` binary (Debian package `taskwarrior`).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Heph, titles};
+use serde_json::Value;
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/taskwarrior-2.6-export.json");
+
+#[test]
+fn imports_a_real_taskwarrior_export() {
+    let h = Heph::new();
+    let report = h.json(&["import", FIXTURE]);
+    assert_eq!(report["added"], 8);
+
+    let milk = h.json(&["show", "2c56c32a"]);
+    assert_eq!(milk["title"], "Buy milk");
+    assert_eq!(milk["status"], "active", "a started pending task is active");
+    assert_eq!(milk["priority"], "H");
+    assert_eq!(milk["project"], "home");
+    assert_eq!(milk["tags"], serde_json::json!(["errand"]));
+    assert_eq!(milk["due"], "2026-11-26T00:00:00Z");
+    assert_eq!(milk["created"], "2026-11-25T14:34:28Z");
+    assert_eq!(milk["annotations"][0]["description"], "ask Sam");
+
+    let bike = h.json(&["show", "1fc62536"]);
+    assert_eq!(bike["dependencies"][0]["title"], "Buy milk");
+    assert_eq!(titles(&h.json(&["ls", "+BLOCKED"])), ["Fix bike"]);
+
+    assert_eq!(h.json(&["show", "77aae485"])["status"], "done");
+    assert_eq!(h.json(&["show", "3f6d6a70"])["deleted"], true);
+    let rent = h.json(&["show", "0c9e7316"]);
+    assert_eq!(rent["uda"]["recur"], "monthly", "attributes heph does not model are kept");
+    assert_eq!(h.json(&["show", "97a6cf03"])["title"], "Quote \"this\", and unicode: café ☕");
+    assert!(h.json(&["show", "85e5fd89"])["wait"].is_string());
+
+    // Importing the same export again changes nothing.
+    let again = h.json(&["import", FIXTURE]);
+    assert_eq!(again["unchanged"], 8, "{again}");
+}
+
+fn task(rc: &Path, args: &[&str]) -> String {
+    let out = Command::new("task")
+        .env("TASKRC", rc)
+        .args(["rc.verbose=nothing", "rc.confirmation=off", "rc.hooks=off"])
+        .args(args)
+        .output()
+        .expect("the `task` binary (Debian package taskwarrior) must be installed; .ci/run installs it");
+    assert!(out.status.success(), "task {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn taskrc(dir: &Path, name: &str) -> std::path::PathBuf {
+    let data = dir.join(format!("{name}-data"));
+    std::fs::create_dir_all(&data).unwrap();
+    let rc = dir.join(format!("{name}.taskrc"));
+    std::fs::write(&rc, format!("data.location={}\nconfirmation=off\n", data.display())).unwrap();
+    rc
+}
+
+#[test]
+fn round_trips_through_the_real_taskwarrior() {
+    let h = Heph::new();
+    let rc = taskrc(h.dir.path(), "from");
+    task(&rc, &["add", "Water plants", "due:2026-12-01", "+home", "priority:M", "project:garden"]);
+    task(&rc, &["add", "Pay invoice", "+work"]);
+    task(&rc, &["1", "annotate", "the ferns first"]);
+    task(&rc, &["2", "done"]);
+    let export = h.path("tw.json");
+    std::fs::write(&export, task(&rc, &["export"])).unwrap();
+    h.ok(&["import", export.to_str().unwrap()]);
+    let plants = &h.json(&["ls", "+home"])[0];
+    assert_eq!(plants["title"], "Water plants");
+    assert_eq!(plants["project"], "garden");
+    assert_eq!(plants["priority"], "M");
+    assert_eq!(plants["annotations"], 1);
+    assert_eq!(titles(&h.json(&["ls", "status:done"])), ["Pay invoice"]);
+
+    // heph's Taskwarrior export is accepted by `task import`, and says the same.
+    h.add(&["Made", "in", "heph", "+new", "due:2026-12-24"]);
+    let out = h.path("heph-tw.json");
+    h.ok(&["export", "--format", "taskwarrior", "-o", out.to_str().unwrap()]);
+    let rc2 = taskrc(h.dir.path(), "to");
+    task(&rc2, &["import", out.to_str().unwrap()]);
+    let back: Vec<Value> = serde_json::from_str(&task(&rc2, &["export"])).unwrap();
+    let mut descriptions: Vec<&str> = back.iter().map(|t| t["description"].as_str().unwrap()).collect();
+    descriptions.sort_unstable();
+    assert_eq!(descriptions, ["Made in heph", "Pay invoice", "Water plants"]);
+    let plants = back.iter().find(|t| t["description"] == "Water plants").unwrap();
+    assert_eq!(plants["project"], "garden");
+    assert_eq!(plants["tags"], serde_json::json!(["home"]));
+    assert_eq!(plants["annotations"][0]["description"], "the ferns first");
+    let invoice = back.iter().find(|t| t["description"] == "Pay invoice").unwrap();
+    assert_eq!(invoice["status"], "completed");
+}

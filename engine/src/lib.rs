@@ -27,6 +27,7 @@ pub mod parse;
 pub mod query;
 pub mod replica;
 pub mod store;
+pub mod sync;
 pub mod taskwarrior;
 pub mod when;
 
@@ -37,5 +38,5 @@ pub use node::{Annotation, Node, NodeKind, NodeSummary, Priority, Status};
 pub use parse::{ModError, Mods, parse_mods};
 pub use query::{Filter, FilterError, StatusFilter, urgency};
 pub use replica::{ImportReport, Replica};
-pub use store::{Applied, LoggedChange, Store};
+pub use store::{Applied, Cursors, LoggedChange, Snapshots, Store};
 pub use when::{WhenError, parse_day, parse_when};

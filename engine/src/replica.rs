@@ -3,7 +3,7 @@
 //! Each method is one consistent read or one durable write transaction. No
 //! method reads the clock: callers pass `now`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 
 use automerge::{ActorId, Change};
@@ -14,7 +14,7 @@ use crate::error::{Error, OpenError};
 use crate::id::{NodeId, unique_prefix_len};
 use crate::node::{Node, NodeSummary};
 use crate::query::{Filter, is_blocked, sort_for_listing};
-use crate::store::{Applied, LoggedChange, Store};
+use crate::store::{Applied, Cursors, LoggedChange, Store};
 
 /// A full local replica of one owner's nodes.
 pub struct Replica {
@@ -310,26 +310,107 @@ impl Replica {
 
     /// Up to `limit` log entries after `after`, oldest first.
     pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<LoggedChange>, Error> {
-        self.store.read(|r| r.changes_after(after, limit))
+        self.store.read(|r| r.changes_after(after, limit, false))
+    }
+
+    /// Up to `limit` changes made on this replica after local seq `after`.
+    pub fn local_changes_after(&self, after: u64, limit: usize) -> Result<Vec<LoggedChange>, Error> {
+        self.store.read(|r| r.changes_after(after, limit, true))
     }
 
     /// Applies raw changes received from elsewhere, in one transaction.
     /// Invalid bytes fail the whole batch with [`Error::InvalidChange`] and
     /// store nothing.
     pub fn apply_changes(&self, batch: Vec<(NodeId, Vec<u8>)>) -> Result<Applied, Error> {
-        let mut by_doc: BTreeMap<NodeId, Vec<Change>> = BTreeMap::new();
-        for (doc, bytes) in batch {
-            let change = Change::from_bytes(bytes).map_err(|e| Error::InvalidChange { doc, reason: e.to_string() })?;
-            by_doc.entry(doc).or_default().push(change);
-        }
+        let by_doc = group(batch)?;
+        self.store.write(|w| apply_grouped(w, by_doc))
+    }
+
+    /// Where sync stands.
+    pub fn cursors(&self) -> Result<Cursors, Error> {
+        self.store.read(|r| r.cursors())
+    }
+
+    /// Begins a session with hub `hub`: returns the cursors to resume from.
+    /// A hub other than the last one means another log, so both cursors
+    /// start over (everything local is offered again; the hub dedups).
+    pub fn begin_sync(&self, hub: &str) -> Result<Cursors, Error> {
         self.store.write(|w| {
-            let mut report = Applied::default();
-            for (doc, changes) in by_doc {
-                w.apply_remote(doc, changes, &mut report)?;
+            let mut c = w.cursors()?;
+            if c.hub.as_deref() != Some(hub) {
+                c = Cursors { hub: Some(hub.to_string()), hub_cursor: 0, pushed: 0 };
+                w.set_cursors(&c)?;
             }
+            Ok(c)
+        })
+    }
+
+    /// Applies a batch of changes pulled from the hub and advances the hub
+    /// cursor to `upto`, in one transaction: the cursor never runs ahead of
+    /// what is stored.
+    pub fn apply_from_hub(&self, batch: Vec<(NodeId, Vec<u8>)>, upto: u64) -> Result<Applied, Error> {
+        let by_doc = group(batch)?;
+        self.store.write(|w| {
+            let report = apply_grouped(w, by_doc)?;
+            let mut c = w.cursors()?;
+            c.hub_cursor = c.hub_cursor.max(upto);
+            w.set_cursors(&c)?;
             Ok(report)
         })
     }
+
+    /// Merges compacted documents from the hub (bootstrap) and sets the hub
+    /// cursor to `upto`, the hub seq they reflect, in one transaction.
+    pub fn merge_snapshots(&self, docs: Vec<(NodeId, Vec<u8>)>, upto: u64) -> Result<(), Error> {
+        self.store.write(|w| {
+            for (id, bytes) in &docs {
+                w.merge_snapshot(*id, bytes)?;
+            }
+            let mut c = w.cursors()?;
+            c.hub_cursor = c.hub_cursor.max(upto);
+            w.set_cursors(&c)
+        })
+    }
+
+    /// Records that the hub has durably stored local changes up to `pushed`.
+    pub fn acknowledge(&self, pushed: u64) -> Result<(), Error> {
+        self.store.write(|w| {
+            let mut c = w.cursors()?;
+            c.pushed = c.pushed.max(pushed);
+            w.set_cursors(&c)
+        })
+    }
+
+    /// Every document and the log seq they reflect (a hub's bootstrap source).
+    pub fn snapshots(&self) -> Result<crate::store::Snapshots, Error> {
+        self.store.read(|r| r.snapshots())
+    }
+}
+
+fn group(batch: Vec<(NodeId, Vec<u8>)>) -> Result<Vec<(NodeId, Vec<Change>)>, Error> {
+    // Keep arrival order per document and documents in first-seen order, so
+    // the log order follows the sender's order.
+    let mut order: Vec<NodeId> = Vec::new();
+    let mut by_doc: std::collections::HashMap<NodeId, Vec<Change>> = std::collections::HashMap::new();
+    for (doc, bytes) in batch {
+        let change = Change::from_bytes(bytes).map_err(|e| Error::InvalidChange { doc, reason: e.to_string() })?;
+        by_doc
+            .entry(doc)
+            .or_insert_with(|| {
+                order.push(doc);
+                Vec::new()
+            })
+            .push(change);
+    }
+    Ok(order.into_iter().map(|d| (d, by_doc.remove(&d).unwrap_or_default())).collect())
+}
+
+fn apply_grouped(w: &mut crate::store::Writer, by_doc: Vec<(NodeId, Vec<Change>)>) -> Result<Applied, Error> {
+    let mut report = Applied::default();
+    for (doc, changes) in by_doc {
+        w.apply_remote(doc, changes, &mut report)?;
+    }
+    Ok(report)
 }
 
 /// The edits that turn `old` into `new` (used by import).

@@ -6,7 +6,9 @@
 //! | `meta` | name → bytes | `schema` version, `origin` (this replica's device id) |
 //! | `docs` | node id → Automerge document (compacted) | loading one node |
 //! | `changes` | change hash → node id ‖ raw change | dedup, sync, history of the log |
-//! | `log` | local seq → node id ‖ change hash | the append-only local change log, in the order changes arrived |
+//! | `log` | local seq → node id ‖ change hash ‖ origin | the append-only local change log, in the order changes arrived; origin 1 = made here, 0 = received |
+//! | `sync` | name → u64 | sync cursors: `hub_cursor` (last hub seq pulled), `pushed` (last local seq the hub acknowledged) |
+//! | `sync_meta` | name → bytes | `hub_id`: the hub the cursors belong to |
 //! | `pending` | node id ⇉ change hash | received changes whose dependencies have not arrived yet |
 //! | `index` | node id → [`NodeSummary`] (postcard) | listing and filtering without loading documents |
 //! | `text` | node id → lower-cased searchable text | `heph search` |
@@ -42,7 +44,9 @@ pub const SCHEMA: u32 = 1;
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const DOCS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("docs");
 const CHANGES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("changes");
-const LOG: TableDefinition<u64, [u8; 48]> = TableDefinition::new("log");
+const LOG: TableDefinition<u64, [u8; 49]> = TableDefinition::new("log");
+const SYNC: TableDefinition<&str, u64> = TableDefinition::new("sync");
+const SYNC_META: TableDefinition<&str, &[u8]> = TableDefinition::new("sync_meta");
 const PENDING: MultimapTableDefinition<[u8; 16], [u8; 32]> = MultimapTableDefinition::new("pending");
 const INDEX: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("index");
 const TEXT: TableDefinition<[u8; 16], &str> = TableDefinition::new("text");
@@ -57,6 +61,29 @@ pub struct LoggedChange {
     pub doc: NodeId,
     /// The raw Automerge change.
     pub bytes: Vec<u8>,
+    /// Made on this replica (`true`) or received from elsewhere.
+    pub local: bool,
+}
+
+/// Every document of a store and the log seq they reflect, read in one
+/// transaction (a new device's bootstrap).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshots {
+    /// Each node's compacted document.
+    pub docs: Vec<(NodeId, Vec<u8>)>,
+    /// The last log seq the documents include.
+    pub upto: u64,
+}
+
+/// Where a replica's sync with its hub stands.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cursors {
+    /// The hub these cursors belong to (its id), if any sync happened.
+    pub hub: Option<String>,
+    /// The last hub seq pulled and stored.
+    pub hub_cursor: u64,
+    /// The last local seq the hub has acknowledged.
+    pub pushed: u64,
 }
 
 /// An open store.
@@ -130,6 +157,8 @@ impl Store {
                     w.txn.open_table(DOCS)?;
                     w.txn.open_table(CHANGES)?;
                     w.txn.open_table(LOG)?;
+                    w.txn.open_table(SYNC)?;
+                    w.txn.open_table(SYNC_META)?;
                     w.txn.open_multimap_table(PENDING)?;
                     w.txn.open_table(INDEX)?;
                     w.txn.open_table(TEXT)?;
@@ -157,6 +186,8 @@ impl Store {
             backlinks: txn.open_multimap_table(BACKLINKS)?,
             log: txn.open_table(LOG)?,
             changes: txn.open_table(CHANGES)?,
+            sync: txn.open_table(SYNC)?,
+            sync_meta: txn.open_table(SYNC_META)?,
             origin: self.origin.clone(),
         };
         f(&reader)
@@ -179,8 +210,10 @@ pub struct Reader {
     index: ReadOnlyTable<[u8; 16], &'static [u8]>,
     text: ReadOnlyTable<[u8; 16], &'static str>,
     backlinks: ReadOnlyMultimapTable<[u8; 16], [u8; 16]>,
-    log: ReadOnlyTable<u64, [u8; 48]>,
+    log: ReadOnlyTable<u64, [u8; 49]>,
     changes: ReadOnlyTable<[u8; 32], &'static [u8]>,
+    sync: ReadOnlyTable<&'static str, u64>,
+    sync_meta: ReadOnlyTable<&'static str, &'static [u8]>,
     origin: ActorId,
 }
 
@@ -286,21 +319,54 @@ impl Reader {
         Ok(self.log.last()?.map_or(0, |(k, _)| k.value()))
     }
 
-    /// Log entries after `after`, at most `limit`.
-    pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<LoggedChange>, Error> {
+    /// Log entries after `after`, at most `limit`; with `only_local`, just
+    /// the changes made on this replica (what a spoke pushes).
+    pub fn changes_after(&self, after: u64, limit: usize, only_local: bool) -> Result<Vec<LoggedChange>, Error> {
         let mut out = Vec::new();
-        for row in self.log.range(after.saturating_add(1)..)?.take(limit) {
+        for row in self.log.range(after.saturating_add(1)..)? {
+            if out.len() >= limit {
+                break;
+            }
             let (seq, entry) = row?;
             let entry = entry.value();
+            let local = entry[48] == 1;
+            if only_local && !local {
+                continue;
+            }
             let mut hash = [0u8; 32];
-            hash.copy_from_slice(&entry[16..]);
+            hash.copy_from_slice(&entry[16..48]);
             let Some(stored) = self.changes.get(hash)? else { continue };
             let stored = stored.value();
             let mut doc = [0u8; 16];
             doc.copy_from_slice(&stored[..16]);
-            out.push(LoggedChange { seq: seq.value(), doc: NodeId::from_bytes(doc), bytes: stored[16..].to_vec() });
+            out.push(LoggedChange {
+                seq: seq.value(),
+                doc: NodeId::from_bytes(doc),
+                bytes: stored[16..].to_vec(),
+                local,
+            });
         }
         Ok(out)
+    }
+
+    /// Every stored document with the log position it reflects (for
+    /// bootstrapping a new device): `(docs, seq)` from one snapshot.
+    pub fn snapshots(&self) -> Result<Snapshots, Error> {
+        let mut docs = Vec::with_capacity(usize::try_from(self.docs.len()?).unwrap_or(0));
+        for row in self.docs.iter()? {
+            let (k, v) = row?;
+            docs.push((NodeId::from_bytes(k.value()), v.value().to_vec()));
+        }
+        Ok(Snapshots { docs, upto: self.last_seq()? })
+    }
+
+    /// The sync cursors.
+    pub fn cursors(&self) -> Result<Cursors, Error> {
+        Ok(Cursors {
+            hub: self.sync_meta.get("hub_id")?.map(|v| String::from_utf8_lossy(v.value()).into_owned()),
+            hub_cursor: self.sync.get("hub_cursor")?.map_or(0, |v| v.value()),
+            pushed: self.sync.get("pushed")?.map_or(0, |v| v.value()),
+        })
     }
 
     /// Number of nodes.
@@ -327,6 +393,8 @@ pub struct Applied {
     pub waiting: usize,
     /// Documents that do not (yet) read as nodes; their changes are kept.
     pub not_nodes: Vec<NodeId>,
+    /// The changes logged by this apply, with their new seqs, in log order.
+    pub logged: Vec<LoggedChange>,
 }
 
 impl Writer {
@@ -351,11 +419,11 @@ impl Writer {
         Ok(self.txn.open_table(CHANGES)?.get(hash.0)?.is_some())
     }
 
-    fn append_log(&mut self, doc: NodeId, change: &Change) -> Result<bool, Error> {
+    fn append_log(&mut self, doc: NodeId, change: &Change, local: bool) -> Result<Option<u64>, Error> {
         let hash = change.hash();
         let mut changes = self.txn.open_table(CHANGES)?;
         if changes.get(hash.0)?.is_some() {
-            return Ok(false);
+            return Ok(None);
         }
         let raw = change.raw_bytes();
         let mut value = Vec::with_capacity(16 + raw.len());
@@ -367,19 +435,20 @@ impl Writer {
             Some(s) => s,
             None => log.last()?.map_or(0, |(k, _)| k.value()) + 1,
         };
-        let mut entry = [0u8; 48];
+        let mut entry = [0u8; 49];
         entry[..16].copy_from_slice(doc.as_bytes());
-        entry[16..].copy_from_slice(&hash.0);
+        entry[16..48].copy_from_slice(&hash.0);
+        entry[48] = u8::from(local);
         log.insert(seq, entry)?;
         self.next_seq = Some(seq + 1);
-        Ok(true)
+        Ok(Some(seq))
     }
 
     /// Stores `doc` after local edits that produced `changes`: appends them to
     /// the log and refreshes the indexes.
     pub fn save_local(&mut self, id: NodeId, doc: &NodeDoc, changes: &[Change]) -> Result<Node, Error> {
         for change in changes {
-            self.append_log(id, change)?;
+            self.append_log(id, change, true)?;
         }
         self.txn.open_table(DOCS)?.insert(id.as_bytes(), doc.save().as_slice())?;
         let node = doc.materialise()?;
@@ -437,8 +506,9 @@ impl Writer {
                 // Already in `changes`; now it joins the log.
                 self.txn.open_table(CHANGES)?.remove(hash)?;
             }
-            if self.append_log(id, &change)? {
+            if let Some(seq) = self.append_log(id, &change, false)? {
                 report.applied += 1;
+                report.logged.push(LoggedChange { seq, doc: id, bytes: change.raw_bytes().to_vec(), local: false });
             }
         }
         for change in &waiting {
@@ -465,6 +535,52 @@ impl Writer {
             _ => report.not_nodes.push(id),
         }
         Ok(())
+    }
+
+    /// Merges a compacted document received from a hub (bootstrap). Its
+    /// changes become part of the document; they are not logged one by one.
+    pub fn merge_snapshot(&mut self, id: NodeId, bytes: &[u8]) -> Result<(), Error> {
+        let incoming =
+            NodeDoc::load(bytes, &self.origin).map_err(|e| Error::InvalidChange { doc: id, reason: e.to_string() })?;
+        let doc = match self.doc(id)? {
+            None => incoming,
+            Some(mut existing) => {
+                existing.apply(incoming.changes())?;
+                existing
+            }
+        };
+        self.txn.open_table(DOCS)?.insert(id.as_bytes(), doc.save().as_slice())?;
+        if let Ok(node) = doc.materialise()
+            && node.id == id
+        {
+            let conflicts = doc.conflicts(id)?;
+            self.reindex(&node, &conflicts)?;
+        }
+        Ok(())
+    }
+
+    /// Records where sync with hub `hub` stands. A different hub than the
+    /// stored one starts both cursors afresh (its log is another log).
+    pub fn set_cursors(&mut self, cursors: &Cursors) -> Result<(), Error> {
+        let mut sync = self.txn.open_table(SYNC)?;
+        sync.insert("hub_cursor", cursors.hub_cursor)?;
+        sync.insert("pushed", cursors.pushed)?;
+        drop(sync);
+        if let Some(hub) = &cursors.hub {
+            self.txn.open_table(SYNC_META)?.insert("hub_id", hub.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The sync cursors, as of this transaction.
+    pub fn cursors(&self) -> Result<Cursors, Error> {
+        let sync = self.txn.open_table(SYNC)?;
+        let meta = self.txn.open_table(SYNC_META)?;
+        Ok(Cursors {
+            hub: meta.get("hub_id")?.map(|v| String::from_utf8_lossy(v.value()).into_owned()),
+            hub_cursor: sync.get("hub_cursor")?.map_or(0, |v| v.value()),
+            pushed: sync.get("pushed")?.map_or(0, |v| v.value()),
+        })
     }
 
     /// Refreshes the index rows of `node`.

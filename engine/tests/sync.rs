@@ -1,0 +1,300 @@
+//! The sync protocol end to end with no sockets: hub and device sessions
+//! exchange frames through in-memory queues, including drops and restarts.
+
+use chrono::{DateTime, TimeZone, Utc};
+use heph_engine::sync::frame::{Bytes, ClientFrame, ErrorCode, HubFrame, WireChange, encode};
+use heph_engine::sync::hub::{Broadcast, HubSession, Live};
+use heph_engine::sync::spoke::{SpokeSession, SyncError};
+use heph_engine::{Edit, Node, NodeId, NodeKind, Replica};
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+}
+
+fn task(r: &Replica, title: &str) -> NodeId {
+    r.create(&Node::new(NodeId::random(), NodeKind::Task, title.into(), now()), &[], "add").unwrap().id
+}
+
+/// A device connected to the hub.
+struct Conn {
+    hub_side: HubSession,
+    device: SpokeSession,
+}
+
+/// Connects `device` and runs the session until both sides are quiet.
+/// Returns the connection and every broadcast the hub produced.
+fn connect(device: &Replica, hub: &Replica) -> (Conn, Vec<Broadcast>) {
+    let (session, hello) = SpokeSession::start(device).unwrap();
+    let mut conn = Conn { hub_side: HubSession::new(), device: session };
+    let b = pump(&mut conn, vec![encode(&hello)], device, hub, usize::MAX);
+    (conn, b)
+}
+
+/// Moves frames both ways until quiet, or until the device has received
+/// `limit` hub frames (then the connection "drops").
+fn pump(c: &mut Conn, mut to_hub: Vec<String>, device: &Replica, hub: &Replica, limit: usize) -> Vec<Broadcast> {
+    let mut broadcasts = Vec::new();
+    let mut delivered = 0;
+    loop {
+        let mut to_device = Vec::new();
+        for text in to_hub.drain(..) {
+            let step = c.hub_side.receive(&text, hub);
+            assert!(!step.close, "hub closed: {:?}", step.replies);
+            to_device.extend(step.replies.iter().map(encode));
+            broadcasts.extend(step.broadcast);
+        }
+        while let Some(f) = c.hub_side.catch_up(hub).unwrap() {
+            to_device.push(encode(&f));
+        }
+        for text in to_device {
+            if delivered == limit {
+                return broadcasts;
+            }
+            delivered += 1;
+            to_hub.extend(c.device.receive(&text, device).unwrap().send.iter().map(encode));
+        }
+        if to_hub.is_empty() {
+            return broadcasts;
+        }
+    }
+}
+
+/// Delivers a live broadcast to a connected device.
+fn deliver(c: &mut Conn, b: &Broadcast, device: &Replica, hub: &Replica) {
+    match c.hub_side.live(b) {
+        Live::Send => {
+            c.device.receive(&b.text, device).unwrap();
+        }
+        Live::Skip => {}
+        Live::CatchUp => {
+            pump(c, Vec::new(), device, hub, usize::MAX);
+        }
+    }
+}
+
+fn push_local(c: &mut Conn, device: &Replica, hub: &Replica) -> Vec<Broadcast> {
+    let push = c.device.next_push(device).unwrap().map(|f| encode(&f)).into_iter().collect();
+    pump(c, push, device, hub, usize::MAX)
+}
+
+#[test]
+fn a_change_on_one_device_reaches_the_other_live() {
+    let hub = Replica::in_memory().unwrap();
+    let (a, b) = (Replica::in_memory().unwrap(), Replica::in_memory().unwrap());
+    let (mut ca, _) = connect(&a, &hub);
+    let (mut cb, _) = connect(&b, &hub);
+    assert!(cb.hub_side.is_live());
+
+    let id = task(&a, "Buy milk");
+    let broadcasts = push_local(&mut ca, &a, &hub);
+    assert_eq!(broadcasts.len(), 1);
+    deliver(&mut cb, &broadcasts[0], &b, &hub);
+    assert_eq!(b.get(id).unwrap().title, "Buy milk");
+    assert!(ca.device.is_idle(&a).unwrap());
+    // The pusher's own echo is harmless.
+    deliver(&mut ca, &broadcasts[0], &a, &hub);
+    assert_eq!(a.export().unwrap(), b.export().unwrap());
+}
+
+#[test]
+fn offline_edits_converge_and_conflicts_show_on_both() {
+    let hub = Replica::in_memory().unwrap();
+    let (a, b) = (Replica::in_memory().unwrap(), Replica::in_memory().unwrap());
+    let id = task(&a, "Shared");
+    connect(&a, &hub);
+    connect(&b, &hub);
+    // Offline: both edit the same task.
+    a.edit(id, &[Edit::Title("From A".into()), Edit::AddTag("a".into())], "modify", now()).unwrap();
+    b.edit(id, &[Edit::Title("From B".into()), Edit::AddTag("b".into())], "modify", now()).unwrap();
+    // Reconnect, in either order, twice so each hears the other.
+    for _ in 0..2 {
+        connect(&a, &hub);
+        connect(&b, &hub);
+    }
+    assert_eq!(a.export().unwrap(), b.export().unwrap());
+    assert_eq!(a.export().unwrap(), hub.export().unwrap());
+    let node = a.get(id).unwrap();
+    assert!(node.tags.contains("a") && node.tags.contains("b"));
+    let conflicts = a.conflicts().unwrap();
+    assert_eq!(conflicts, b.conflicts().unwrap());
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].field, "title");
+}
+
+#[test]
+fn a_lost_ack_is_resent_and_deduplicated() {
+    let hub = Replica::in_memory().unwrap();
+    let a = Replica::in_memory().unwrap();
+    let (mut c, _) = connect(&a, &hub);
+    for i in 0..5 {
+        task(&a, &format!("t{i}"));
+    }
+    // The hub stores the push, but the ack never reaches the device.
+    let push = c.device.next_push(&a).unwrap().unwrap();
+    let step = c.hub_side.receive(&encode(&push), &hub);
+    assert!(matches!(step.replies[0], HubFrame::Ack { .. }));
+    let head = hub.last_seq().unwrap();
+    assert_eq!(head, 5);
+    // Reconnect: the device offers the same changes again.
+    connect(&a, &hub);
+    assert_eq!(hub.last_seq().unwrap(), head, "nothing duplicated in the hub's log");
+    assert_eq!(a.cursors().unwrap().pushed, a.last_seq().unwrap());
+    assert_eq!(hub.export().unwrap(), a.export().unwrap());
+}
+
+#[test]
+fn a_dropped_catch_up_resumes_from_the_cursor() {
+    let hub = Replica::in_memory().unwrap();
+    let a = Replica::in_memory().unwrap();
+    // 3000 changes: three catch-up frames.
+    for i in 0..3000 {
+        task(&a, &format!("t{i}"));
+    }
+    for _ in 0..8 {
+        connect(&a, &hub);
+    }
+    assert_eq!(hub.last_seq().unwrap(), 3000);
+    let b = Replica::in_memory().unwrap();
+    // Ask for the change stream rather than snapshots, so the catch-up takes several frames.
+    let hello = ClientFrame::Hello { version: 1, origin: "b".into(), cursor: 0, bootstrap: false };
+    let mut c = Conn { hub_side: HubSession::new(), device: SpokeSession::start(&b).unwrap().0 };
+    // welcome + 2 catch-up frames, then the connection drops.
+    pump(&mut c, vec![encode(&hello)], &b, &hub, 3);
+    let partial = b.cursors().unwrap().hub_cursor;
+    assert_eq!(partial, 2048);
+    assert_eq!(b.export().unwrap().len(), 2048);
+    // Reconnect: the hello carries the cursor, the rest follows.
+    let (mut c, _) = connect(&b, &hub);
+    assert!(c.hub_side.is_live());
+    assert_eq!(b.cursors().unwrap().hub_cursor, 3000);
+    assert_eq!(b.export().unwrap(), hub.export().unwrap());
+    assert!(c.device.next_push(&b).unwrap().is_none());
+}
+
+#[test]
+fn a_new_device_bootstraps_from_snapshots() {
+    let hub = Replica::in_memory().unwrap();
+    let a = Replica::in_memory().unwrap();
+    for i in 0..600 {
+        let id = task(&a, &format!("t{i}"));
+        a.edit(id, &[Edit::AddTag("x".into())], "m", now()).unwrap();
+    }
+    for _ in 0..4 {
+        connect(&a, &hub);
+    }
+    let fresh = Replica::in_memory().unwrap();
+    let (session, hello) = SpokeSession::start(&fresh).unwrap();
+    assert!(matches!(hello, ClientFrame::Hello { bootstrap: true, cursor: 0, .. }));
+    let mut hub_side = HubSession::new();
+    hub_side.receive(&encode(&hello), &hub);
+    let first = hub_side.catch_up(&hub).unwrap().unwrap();
+    assert!(matches!(first, HubFrame::Snapshot { .. }), "a bootstrap starts with snapshots");
+    drop(session);
+    connect(&fresh, &hub);
+    assert_eq!(fresh.export().unwrap(), a.export().unwrap());
+    assert_eq!(fresh.cursors().unwrap().hub_cursor, hub.last_seq().unwrap());
+    // Later edits still flow both ways after a bootstrap.
+    let id = task(&fresh, "after bootstrap");
+    connect(&fresh, &hub);
+    connect(&a, &hub);
+    assert_eq!(a.get(id).unwrap().title, "after bootstrap");
+}
+
+#[test]
+fn a_gap_in_the_live_stream_is_filled_from_the_store() {
+    let hub = Replica::in_memory().unwrap();
+    let (a, b) = (Replica::in_memory().unwrap(), Replica::in_memory().unwrap());
+    let (mut ca, _) = connect(&a, &hub);
+    let (mut cb, _) = connect(&b, &hub);
+    task(&a, "one");
+    let first = push_local(&mut ca, &a, &hub);
+    task(&a, "two");
+    let second = push_local(&mut ca, &a, &hub);
+    // b missed the first broadcast (its queue overflowed): the second one
+    // starts after a gap, so the session catches up from the store.
+    assert_eq!(cb.hub_side.live(&second[0]), Live::CatchUp);
+    pump(&mut cb, Vec::new(), &b, &hub, usize::MAX);
+    assert_eq!(cb.hub_side.live(&first[0]), Live::Skip);
+    assert_eq!(b.export().unwrap(), a.export().unwrap());
+}
+
+fn hub_reply(text: &str, hub: &Replica, session: &mut HubSession) -> (ErrorCode, bool) {
+    let step = session.receive(text, hub);
+    match &step.replies[..] {
+        [HubFrame::Error { code, close, .. }] => (*code, *close && step.close),
+        other => panic!("expected an error frame, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_frames_get_an_error_and_a_close_and_store_nothing() {
+    let hub = Replica::in_memory().unwrap();
+    let hello = encode(&ClientFrame::Hello { version: 1, origin: "x".into(), cursor: 0, bootstrap: false });
+    let cases: Vec<(Vec<String>, ErrorCode)> = vec![
+        (vec!["not json".into()], ErrorCode::BadFrame),
+        (vec!["{\"type\":\"warp\"}".into()], ErrorCode::BadFrame),
+        (vec![encode(&ClientFrame::Push { batch: 1, changes: vec![] })], ErrorCode::Protocol),
+        (
+            vec![encode(&ClientFrame::Hello { version: 0, origin: "x".into(), cursor: 0, bootstrap: false })],
+            ErrorCode::UnsupportedVersion,
+        ),
+        (vec![hello.clone(), hello.clone()], ErrorCode::Protocol),
+        (
+            vec![
+                hello.clone(),
+                encode(&ClientFrame::Push {
+                    batch: 1,
+                    changes: vec![WireChange { seq: None, doc: NodeId::random(), bytes: Bytes(vec![1, 2, 3]) }],
+                }),
+            ],
+            ErrorCode::InvalidChange,
+        ),
+        (
+            vec![
+                hello.clone(),
+                encode(&ClientFrame::Push {
+                    batch: 1,
+                    changes: (0..5000)
+                        .map(|_| WireChange { seq: None, doc: NodeId::random(), bytes: Bytes(vec![]) })
+                        .collect(),
+                }),
+            ],
+            ErrorCode::TooLarge,
+        ),
+    ];
+    for (frames, expected) in cases {
+        let mut session = HubSession::new();
+        let (last, before) = frames.split_last().unwrap();
+        for f in before {
+            assert!(!session.receive(f, &hub).close);
+        }
+        assert_eq!(hub_reply(last, &hub, &mut session), (expected, true), "{frames:?}");
+        assert!(session.receive(&hello, &hub).close, "a closed session stays closed");
+    }
+    // A valid change beside an invalid one: neither is stored.
+    let a = Replica::in_memory().unwrap();
+    let id = task(&a, "valid");
+    let good = a.changes_after(0, 10).unwrap().remove(0);
+    let mut session = HubSession::new();
+    session.receive(&hello, &hub);
+    let push = ClientFrame::Push {
+        batch: 1,
+        changes: vec![
+            WireChange { seq: None, doc: id, bytes: Bytes(good.bytes) },
+            WireChange { seq: None, doc: id, bytes: Bytes(vec![0x85, 0x6f, 0x4a, 0x83, 0, 0]) },
+        ],
+    };
+    assert_eq!(hub_reply(&encode(&push), &hub, &mut session).0, ErrorCode::InvalidChange);
+    assert_eq!(hub.last_seq().unwrap(), 0);
+}
+
+#[test]
+fn a_device_rejects_a_hub_that_breaks_the_protocol() {
+    let a = Replica::in_memory().unwrap();
+    let (mut s, _) = SpokeSession::start(&a).unwrap();
+    assert!(matches!(s.receive("garbage", &a), Err(SyncError::Protocol(_))));
+    let err = encode(&HubFrame::fatal(ErrorCode::Unauthorized, "no token"));
+    assert!(matches!(s.receive(&err, &a), Err(SyncError::Hub { code: ErrorCode::Unauthorized, .. })));
+    let ack = encode(&HubFrame::Ack { batch: 9, seqs: vec![] });
+    assert!(matches!(s.receive(&ack, &a), Err(SyncError::Protocol(_))));
+}

@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, FixedOffset, Local, Utc};
 use heph_engine::taskwarrior;
-use heph_engine::{
-    Annotation, Edit, Filter, Node, NodeId, NodeKind, Replica, Status, StatusFilter, parse_day, parse_mods,
-};
+use heph_engine::{Annotation, Edit, Filter, Node, NodeId, NodeKind, Status, StatusFilter, parse_day, parse_mods};
 use serde::Serialize;
 
+use crate::api::Api;
 use crate::output::{ListItem, NodeRef, Shown};
 use crate::{Cli, Command, ConflictAction, Format, ImportFormat, editor, render, store};
 
@@ -23,8 +22,13 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn open(&self) -> Result<Replica> {
-        store::open(self.db.as_deref())
+    /// The daemon for this store if one runs, else the store itself.
+    fn open(&self) -> Result<Api> {
+        let socket = store::socket(self.db.as_deref())?;
+        if let Some(api) = Api::daemon(&socket) {
+            return Ok(api);
+        }
+        Ok(Api::Local(store::open(self.db.as_deref())?))
     }
 }
 
@@ -48,9 +52,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Add { words } => add(&ctx, &words),
         Command::Ls { filter, limit } => ls(&ctx, &filter, limit),
         Command::Show { id } => {
-            let r = ctx.open()?;
+            let mut r = ctx.open()?;
             let id = r.resolve(&id)?;
-            show(&ctx, &r, id)
+            show(&ctx, &mut r, id)
         }
         Command::Done { ids } => set_status(&ctx, &ids, Status::Done, "done", "Completed"),
         Command::Start { ids } => set_status(&ctx, &ids, Status::Active, "start", "Started"),
@@ -75,16 +79,17 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Conflicts { action } => conflicts(&ctx, action),
         Command::Export { format, output } => export(&ctx, format, output.as_deref()),
         Command::Import { file, format } => import(&ctx, file.as_deref(), format),
+        Command::Sync { status } => sync(&ctx, status),
         Command::Completions { .. } => Ok(()),
     }
 }
 
-fn short(r: &Replica, id: NodeId) -> Result<String> {
+fn short(r: &mut Api, id: NodeId) -> Result<String> {
     let len = r.prefix_lens(&[id])?.first().copied().unwrap_or(heph_engine::MIN_PREFIX);
     Ok(id.to_hex()[..len].to_string())
 }
 
-fn refs(r: &Replica, ids: &[NodeId]) -> Result<Vec<NodeRef>> {
+fn refs(r: &mut Api, ids: &[NodeId]) -> Result<Vec<NodeRef>> {
     let lens = r.prefix_lens(ids)?;
     let found = r.summaries(ids)?;
     Ok(ids
@@ -98,7 +103,7 @@ fn refs(r: &Replica, ids: &[NodeId]) -> Result<Vec<NodeRef>> {
         .collect())
 }
 
-fn shown(r: &Replica, node: Node) -> Result<Shown> {
+fn shown(r: &mut Api, node: Node) -> Result<Shown> {
     let backlinks: Vec<NodeId> = r.backlinks(node.id)?.into_iter().map(|s| s.id).collect();
     let conflicts = r.conflicts_of(node.id)?;
     Ok(Shown {
@@ -111,8 +116,9 @@ fn shown(r: &Replica, node: Node) -> Result<Shown> {
     })
 }
 
-fn show(ctx: &Ctx, r: &Replica, id: NodeId) -> Result<()> {
-    let shown = shown(r, r.get(id)?)?;
+fn show(ctx: &Ctx, r: &mut Api, id: NodeId) -> Result<()> {
+    let node = r.get(id)?;
+    let shown = shown(r, node)?;
     if ctx.json {
         return print_json(&shown);
     }
@@ -123,7 +129,7 @@ fn show(ctx: &Ctx, r: &Replica, id: NodeId) -> Result<()> {
 }
 
 /// Prints what a write did: the node as JSON, or one line of text.
-fn report(ctx: &Ctx, r: &Replica, node: Node, verb: &str) -> Result<()> {
+fn report(ctx: &Ctx, r: &mut Api, node: Node, verb: &str) -> Result<()> {
     if ctx.json {
         return print_json(&shown(r, node)?);
     }
@@ -133,7 +139,7 @@ fn report(ctx: &Ctx, r: &Replica, node: Node, verb: &str) -> Result<()> {
     Ok(())
 }
 
-fn resolve_depends(r: &Replica, depends: &[(bool, String)]) -> Result<Vec<Edit>> {
+fn resolve_depends(r: &mut Api, depends: &[(bool, String)]) -> Result<Vec<Edit>> {
     depends
         .iter()
         .map(|(add, prefix)| {
@@ -146,25 +152,22 @@ fn resolve_depends(r: &Replica, depends: &[(bool, String)]) -> Result<Vec<Edit>>
 fn add(ctx: &Ctx, words: &[String]) -> Result<()> {
     let mods = parse_mods(words, ctx.local)?;
     let title = mods.title.clone().context("a task needs a title: heph add Buy milk due:tomorrow")?;
-    let r = ctx.open()?;
+    let mut r = ctx.open()?;
     let mut edits = mods.edits;
-    edits.extend(resolve_depends(&r, &mods.depends)?);
+    edits.extend(resolve_depends(&mut r, &mods.depends)?);
     let draft = Node::new(NodeId::random(), NodeKind::Task, title, ctx.now);
     let node = r.create(&draft, &edits, &format!("add {}", words.join(" ")))?;
-    report(ctx, &r, node, "Created")
+    report(ctx, &mut r, node, "Created")
 }
 
 fn ls(ctx: &Ctx, words: &[String], limit: Option<usize>) -> Result<()> {
     let filter = Filter::parse(words, ctx.local)?;
-    let r = ctx.open()?;
-    let mut rows = r.list(&filter, ctx.now)?;
-    if let Some(n) = limit {
-        rows.truncate(n);
-    }
-    print_rows(ctx, &r, rows)
+    let mut r = ctx.open()?;
+    let rows = r.list(&filter, ctx.now, limit)?;
+    print_rows(ctx, &mut r, rows)
 }
 
-fn print_rows(ctx: &Ctx, r: &Replica, rows: Vec<(f64, heph_engine::NodeSummary)>) -> Result<()> {
+fn print_rows(ctx: &Ctx, r: &mut Api, rows: Vec<(f64, heph_engine::NodeSummary)>) -> Result<()> {
     let ids: Vec<NodeId> = rows.iter().map(|(_, row)| row.id).collect();
     let lens = r.prefix_lens(&ids)?;
     let now_ms = ctx.now.timestamp_millis();
@@ -184,17 +187,17 @@ fn print_rows(ctx: &Ctx, r: &Replica, rows: Vec<(f64, heph_engine::NodeSummary)>
 
 /// Applies the same edits to several nodes, each as one change.
 fn change(ctx: &Ctx, ids: &[String], edits: &[Edit], message: &str, verb: &str) -> Result<()> {
-    let r = ctx.open()?;
+    let mut r = ctx.open()?;
     let resolved = ids.iter().map(|p| r.resolve(p)).collect::<Result<Vec<_>, _>>()?;
     for id in resolved {
         let node = r.edit(id, edits, message, ctx.now)?;
-        report(ctx, &r, node, verb)?;
+        report(ctx, &mut r, node, verb)?;
     }
     Ok(())
 }
 
 fn set_status(ctx: &Ctx, ids: &[String], status: Status, message: &str, verb: &str) -> Result<()> {
-    let r = ctx.open()?;
+    let mut r = ctx.open()?;
     let resolved = ids.iter().map(|p| r.resolve(p)).collect::<Result<Vec<_>, _>>()?;
     for id in &resolved {
         let summary = r.summaries(&[*id])?;
@@ -208,16 +211,16 @@ fn set_status(ctx: &Ctx, ids: &[String], status: Status, message: &str, verb: &s
 
 fn modify(ctx: &Ctx, id: &str, words: &[String]) -> Result<()> {
     let mods = parse_mods(words, ctx.local)?;
-    let r = ctx.open()?;
+    let mut r = ctx.open()?;
     let id = r.resolve(id)?;
     let mut edits = Vec::new();
     if let Some(title) = mods.title {
         edits.push(Edit::Title(title));
     }
     edits.extend(mods.edits);
-    edits.extend(resolve_depends(&r, &mods.depends)?);
+    edits.extend(resolve_depends(&mut r, &mods.depends)?);
     let node = r.edit(id, &edits, &format!("modify {}", words.join(" ")), ctx.now)?;
-    report(ctx, &r, node, "Modified")
+    report(ctx, &mut r, node, "Modified")
 }
 
 fn edit(ctx: &Ctx, id: NodeId) -> Result<()> {
@@ -244,13 +247,13 @@ fn edit(ctx: &Ctx, id: NodeId) -> Result<()> {
         Ok(p) => p,
         Err(e) => return Err(keep(e)),
     };
-    let r = ctx.open()?;
-    let edits = match editor::edits(&before, &after, ctx.local, |p| Ok(r.resolve(p)?)) {
+    let mut r = ctx.open()?;
+    let edits = match editor::edits(&before, &after, ctx.local, |p| r.resolve(p)) {
         Ok(e) => e,
         Err(e) => return Err(keep(e)),
     };
     let node = r.edit(id, &edits, "edit", ctx.now)?;
-    report(ctx, &r, node, "Edited")
+    report(ctx, &mut r, node, "Edited")
 }
 
 fn note(ctx: &Ctx, words: &[String], body: Option<&str>, open_editor: bool) -> Result<()> {
@@ -270,18 +273,18 @@ fn note(ctx: &Ctx, words: &[String], body: Option<&str>, open_editor: bool) -> R
         Some(text) => text.to_string(),
         None => String::new(),
     };
-    let r = ctx.open()?;
+    let mut r = ctx.open()?;
     let node = r.create(&draft, &[], "note")?;
     if open_editor {
         drop(r);
         return edit(ctx, node.id);
     }
-    report(ctx, &r, node, "Created")
+    report(ctx, &mut r, node, "Created")
 }
 
 fn journal(ctx: &Ctx, day: Option<&str>, append: Option<String>, open_editor: bool) -> Result<()> {
     let day = parse_day(day.unwrap_or("today"), ctx.local)?;
-    let r = ctx.open()?;
+    let mut r = ctx.open()?;
     let mut node = r.journal(day)?;
     if let Some(text) = append {
         node = r.edit(node.id, &[Edit::AppendBody(text)], "append", ctx.now)?;
@@ -290,11 +293,11 @@ fn journal(ctx: &Ctx, day: Option<&str>, append: Option<String>, open_editor: bo
         drop(r);
         return edit(ctx, node.id);
     }
-    show(ctx, &r, node.id)
+    show(ctx, &mut r, node.id)
 }
 
 fn link(ctx: &Ctx, from: &str, to: &str, add: bool) -> Result<()> {
-    let r = ctx.open()?;
+    let mut r = ctx.open()?;
     let from = r.resolve(from)?;
     let to = r.resolve(to)?;
     if from == to {
@@ -302,7 +305,7 @@ fn link(ctx: &Ctx, from: &str, to: &str, add: bool) -> Result<()> {
     }
     let (edit, verb) = if add { (Edit::Link(to), "Linked") } else { (Edit::Unlink(to), "Unlinked") };
     let node = r.edit(from, &[edit], if add { "link" } else { "unlink" }, ctx.now)?;
-    report(ctx, &r, node, verb)
+    report(ctx, &mut r, node, verb)
 }
 
 fn search(ctx: &Ctx, words: &[String], all: bool) -> Result<()> {
@@ -310,13 +313,13 @@ fn search(ctx: &Ctx, words: &[String], all: bool) -> Result<()> {
     if !all {
         filter.status = StatusFilter::Open;
     }
-    let r = ctx.open()?;
+    let mut r = ctx.open()?;
     let rows = r.search(&words.join(" "), &filter, ctx.now)?;
-    print_rows(ctx, &r, rows)
+    print_rows(ctx, &mut r, rows)
 }
 
 fn history(ctx: &Ctx, id: &str) -> Result<()> {
-    let r = ctx.open()?;
+    let mut r = ctx.open()?;
     let id = r.resolve(id)?;
     let entries = r.history(id)?;
     if ctx.json {
@@ -329,12 +332,12 @@ fn history(ctx: &Ctx, id: &str) -> Result<()> {
 }
 
 fn conflicts(ctx: &Ctx, action: Option<ConflictAction>) -> Result<()> {
-    let r = ctx.open()?;
+    let mut r = ctx.open()?;
     if let Some(ConflictAction::Resolve { id, field, choice }) = action {
         let id = r.resolve(&id)?;
         let index = choice.checked_sub(1).context("values are numbered from 1")?;
         let node = r.resolve_conflict(id, &field, index, ctx.now)?;
-        return report(ctx, &r, node, "Resolved");
+        return report(ctx, &mut r, node, "Resolved");
     }
     let list = r.conflicts()?;
     if ctx.json {
@@ -418,7 +421,7 @@ fn import(ctx: &Ctx, file: Option<&Path>, format: ImportFormat) -> Result<()> {
         };
         nodes.push(node);
     }
-    let r = ctx.open()?;
+    let mut r = ctx.open()?;
     let bar = indicatif::ProgressBar::new(nodes.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("importing {bar:40} {pos}/{len} ({eta})")
@@ -443,4 +446,38 @@ fn read_stdin() -> Result<String> {
     let mut text = String::new();
     std::io::stdin().read_to_string(&mut text).context("cannot read standard input")?;
     Ok(text)
+}
+
+fn sync(ctx: &Ctx, status_only: bool) -> Result<()> {
+    let mut r = ctx.open()?;
+    let health = if status_only { r.sync_status()? } else { r.sync_now()? };
+    if ctx.json {
+        return print_json(&health);
+    }
+    let when =
+        |t: Option<DateTime<Utc>>| t.map_or_else(|| "never".to_string(), |t| heph_engine::when::display(t, ctx.local));
+    let mut out = stdout();
+    if health.daemon {
+        writeln!(out, "Hub:            {}", health.hub_url.as_deref().unwrap_or("?"))?;
+        let state = if health.connected {
+            "connected"
+        } else if health.auth_failure {
+            "offline: the hub refused our credentials (log in again)"
+        } else {
+            "offline"
+        };
+        writeln!(out, "State:          {state}")?;
+        writeln!(out, "Last attempt:   {}", when(health.last_attempt))?;
+        writeln!(out, "Last success:   {}", when(health.last_success))?;
+        if let Some(e) = &health.last_error {
+            writeln!(out, "Last error:     {e}")?;
+        }
+    } else {
+        writeln!(out, "No device daemon runs for this store (start one: hephd --mode local --hub-url URL).")?;
+    }
+    writeln!(out, "Pending push:   {} local changes", health.pending_push)?;
+    writeln!(out, "Hub cursor:     {}", health.hub_cursor)?;
+    writeln!(out, "Conflicts:      {}", health.conflicts)?;
+    out.flush()?;
+    Ok(())
 }

@@ -148,7 +148,7 @@ pub fn edits(
     before: &Page,
     after: &Page,
     now: DateTime<FixedOffset>,
-    resolve: impl Fn(&str) -> Result<NodeId>,
+    mut resolve: impl FnMut(&str) -> Result<NodeId>,
 ) -> Result<Vec<Edit>> {
     let mut out = Vec::new();
     if before.title != after.title {

@@ -1,5 +1,6 @@
 //! `heph`: the command line of heph, a local-first task and knowledge system.
 
+mod api;
 mod commands;
 mod editor;
 mod output;
@@ -199,6 +200,12 @@ pub enum Command {
         /// Input format; `auto` tells them apart by their fields.
         #[arg(long, short, value_enum, default_value_t = ImportFormat::Auto)]
         format: ImportFormat,
+    },
+    /// Sync with the hub now (through the device daemon), or show how sync stands.
+    Sync {
+        /// Only show sync health: last attempt and success, last error, pending changes, conflicts.
+        #[arg(long)]
+        status: bool,
     },
     /// Print a shell completion script: heph completions bash > /etc/bash_completion.d/heph
     Completions {

@@ -18,6 +18,16 @@ pub fn path(given: Option<&Path>) -> Result<PathBuf> {
     Ok(data.join("heph").join("heph.db"))
 }
 
+/// The device daemon's socket for this store: `HEPH_SOCKET`, else the store path + `.sock`.
+pub fn socket(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("HEPH_SOCKET").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let mut p = path(given)?.into_os_string();
+    p.push(".sock");
+    Ok(p.into())
+}
+
 /// Opens the replica, waiting briefly if another heph process holds it.
 pub fn open(given: Option<&Path>) -> Result<Replica> {
     let path = path(given)?;

@@ -47,7 +47,8 @@ pub enum DocError {
 
 /// One change a user makes to a node. A list of edits becomes one Automerge
 /// change (one entry in `heph history`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "edit", content = "value", rename_all = "snake_case")]
 pub enum Edit {
     /// Set the title.
     Title(String),

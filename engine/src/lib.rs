@@ -26,6 +26,7 @@ pub mod node;
 pub mod parse;
 pub mod query;
 pub mod replica;
+pub mod rpc;
 pub mod store;
 pub mod sync;
 pub mod taskwarrior;

@@ -161,7 +161,7 @@ impl Node {
 /// The index row of a node: what listing, filtering and sorting need.
 ///
 /// Stored with postcard in the `index` table; times are Unix milliseconds.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NodeSummary {
     /// Its identity.
     pub id: NodeId,

@@ -15,7 +15,8 @@ use crate::node::{NodeKind, NodeSummary, Priority, Status};
 use crate::when::{WhenError, parse_when};
 
 /// Which statuses a filter keeps.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum StatusFilter {
     /// Pending and active tasks whose wait date has passed (the default report).
     Open,
@@ -38,7 +39,7 @@ pub enum FilterError {
 }
 
 /// A parsed filter.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Filter {
     /// Node kinds kept; empty = every kind.
     pub kinds: Vec<NodeKind>,
@@ -295,18 +296,32 @@ pub fn urgency(row: &NodeSummary, open_tasks: &HashSet<NodeId>, now_ms: i64) -> 
 
 /// Sorts rows for a listing: tasks by urgency (highest first), then due date;
 /// other nodes by last change (newest first). Ties break on id, so the order
-/// is the same on every device.
+/// is the same on every device. With `limit`, only the first `limit` rows are
+/// sorted and returned.
 #[must_use]
-pub fn sort_for_listing(rows: Vec<NodeSummary>, open_tasks: &HashSet<NodeId>, now_ms: i64) -> Vec<(f64, NodeSummary)> {
+pub fn sort_for_listing(
+    rows: Vec<NodeSummary>,
+    open_tasks: &HashSet<NodeId>,
+    now_ms: i64,
+    limit: Option<usize>,
+) -> Vec<(f64, NodeSummary)> {
     let mut keyed: Vec<(f64, NodeSummary)> = rows.into_iter().map(|r| (urgency(&r, open_tasks, now_ms), r)).collect();
-    keyed.sort_by(|(ua, a), (ub, b)| {
+    let order = |(ua, a): &(f64, NodeSummary), (ub, b): &(f64, NodeSummary)| {
         (b.kind == NodeKind::Task)
             .cmp(&(a.kind == NodeKind::Task))
             .then_with(|| ub.total_cmp(ua))
             .then_with(|| a.due.unwrap_or(i64::MAX).cmp(&b.due.unwrap_or(i64::MAX)))
             .then_with(|| b.modified.cmp(&a.modified))
             .then_with(|| a.id.cmp(&b.id))
-    });
+    };
+    if let Some(n) = limit.filter(|n| *n < keyed.len()) {
+        if n == 0 {
+            return Vec::new();
+        }
+        keyed.select_nth_unstable_by(n - 1, order);
+        keyed.truncate(n);
+    }
+    keyed.sort_by(order);
     keyed
 }
 

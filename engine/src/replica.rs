@@ -22,7 +22,7 @@ pub struct Replica {
 }
 
 /// What an import did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ImportReport {
     /// Nodes that were new.
     pub added: usize,
@@ -90,7 +90,13 @@ impl Replica {
     /// Index rows matching `filter` with their urgency, in listing order
     /// (most urgent first for tasks, most recently modified first for notes
     /// and journals).
-    pub fn list(&self, filter: &Filter, now: DateTime<Utc>) -> Result<Vec<(f64, NodeSummary)>, Error> {
+    /// With `limit`, only the first `limit` rows of that order.
+    pub fn list(
+        &self,
+        filter: &Filter,
+        now: DateTime<Utc>,
+        limit: Option<usize>,
+    ) -> Result<Vec<(f64, NodeSummary)>, Error> {
         let now_ms = now.timestamp_millis();
         let mut open_tasks = HashSet::new();
         let mut rows = Vec::new();
@@ -110,7 +116,7 @@ impl Replica {
         if filter.blocked {
             rows.retain(|r| is_blocked(r, &open_tasks));
         }
-        Ok(sort_for_listing(rows, &open_tasks, now_ms))
+        Ok(sort_for_listing(rows, &open_tasks, now_ms, limit))
     }
 
     /// Nodes whose title, body, annotations or tags contain every word of
@@ -125,7 +131,7 @@ impl Replica {
                 }
             })
         })?;
-        let mut rows = self.list(filter, now)?;
+        let mut rows = self.list(filter, now, None)?;
         rows.retain(|(_, row)| hits.contains(&row.id));
         Ok(rows)
     }

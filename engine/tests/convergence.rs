@@ -73,7 +73,7 @@ fn exchange(from: &Replica, to: &Replica, mask: u8, reverse: bool) {
 
 fn state(r: &Replica) -> (Vec<Node>, Vec<heph_engine::Conflict>, Vec<String>, usize) {
     let list: Vec<String> = r
-        .list(&Filter::everything(), t0())
+        .list(&Filter::everything(), t0(), None)
         .unwrap()
         .into_iter()
         .map(|(u, row)| format!("{u} {} {}", row.id, row.title))

@@ -1,1 +1,61 @@
-fn main() {}
+//! `hephd`: heph's daemon.
+//!
+//! - `--mode server`: the hub. Persists every change of its owner in a redb
+//!   store and serves `/sync` (WebSocket), `/rpc`, `/healthz`, `/metrics`.
+//! - `--mode local`: a device's daemon. Owns the device's replica, serves the
+//!   JSON-RPC API on a unix socket (which `heph` uses while it runs), and
+//!   syncs with the hub in the background.
+//! - `--mode client`: no replica; proxies the JSON-RPC API from a unix socket
+//!   to the hub's `/rpc`.
+
+mod client;
+mod config;
+mod connection;
+mod local;
+mod metrics;
+mod rpc;
+mod server;
+mod unix;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use config::{Config, Mode};
+
+fn init_tracing(cfg: &Config) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if cfg.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cfg = Config::parse();
+    init_tracing(&cfg);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hephd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cfg.mode {
+            Mode::Server => server::run(cfg).await,
+            Mode::Local => local::run(cfg).await,
+            Mode::Client => client::run(cfg).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hephd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -46,3 +46,49 @@
 pub mod frame;
 pub mod hub;
 pub mod spoke;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// How a device's sync stands (`heph sync --status`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SyncHealth {
+    /// Whether a daemon (`hephd --mode local`) runs for this store.
+    pub daemon: bool,
+    /// The hub it syncs with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_url: Option<String>,
+    /// Connected to the hub right now.
+    pub connected: bool,
+    /// Not connected, and the last attempt failed.
+    pub offline: bool,
+    /// The hub refused our credentials (HTTP 401 or close code 4401).
+    pub auth_failure: bool,
+    /// When a connection was last attempted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt: Option<DateTime<Utc>>,
+    /// When the device was last fully in sync (caught up, everything acknowledged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<DateTime<Utc>>,
+    /// The last error, if the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Local changes the hub has not acknowledged yet.
+    pub pending_push: u64,
+    /// The last hub seq stored here.
+    pub hub_cursor: u64,
+    /// Nodes with unresolved conflicts.
+    pub conflicts: usize,
+}
+
+impl SyncHealth {
+    /// Fills in what the store knows: pending pushes, cursor, conflicts.
+    pub fn with_store(mut self, replica: &crate::Replica) -> Result<Self, crate::Error> {
+        let cursors = replica.cursors()?;
+        self.hub_cursor = cursors.hub_cursor;
+        self.pending_push = replica.local_changes_after(cursors.pushed, usize::MAX)?.len() as u64;
+        self.conflicts = replica.conflict_count()?;
+        Ok(self)
+    }
+}

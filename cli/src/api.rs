@@ -1,0 +1,197 @@
+//! Where `heph` sends its calls: the replica itself, or the device daemon
+//! (`hephd --mode local`, or `--mode client`) over its unix socket when one
+//! runs. Both answer the same calls with the same types and errors.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use chrono::{DateTime, NaiveDate, Utc};
+use heph_engine::rpc::{Request, Response};
+use heph_engine::sync::SyncHealth;
+use heph_engine::{Conflict, Edit, Filter, HistoryEntry, ImportReport, Node, NodeId, NodeSummary, Replica};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// A replica, local or behind a daemon.
+pub enum Api {
+    /// The store, opened by this process.
+    Local(Replica),
+    /// A daemon's socket.
+    Daemon(UnixStream),
+}
+
+impl Api {
+    /// Connects to a daemon at `socket`, if one answers there.
+    pub fn daemon(socket: &Path) -> Option<Self> {
+        let stream = UnixStream::connect(socket).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+        Some(Self::Daemon(stream))
+    }
+
+    fn call<T: DeserializeOwned>(&mut self, request: &Request) -> Result<T> {
+        let value = serde_json::to_value(request)?;
+        self.call_raw(value)
+    }
+
+    fn call_raw<T: DeserializeOwned>(&mut self, mut value: Value) -> Result<T> {
+        let Self::Daemon(stream) = self else {
+            return Err(anyhow!("not connected to a daemon"));
+        };
+        if let Value::Object(map) = &mut value {
+            map.insert("jsonrpc".into(), "2.0".into());
+            map.insert("id".into(), 1.into());
+        }
+        let mut line = serde_json::to_vec(&value)?;
+        line.push(b'\n');
+        stream.write_all(&line).context("the daemon closed its socket; is hephd still running?")?;
+        let mut reader = BufReader::new(&*stream);
+        let mut answer = String::new();
+        reader.read_line(&mut answer).context("no answer from the daemon")?;
+        if answer.is_empty() {
+            return Err(anyhow!("the daemon closed the connection without answering"));
+        }
+        let response: Response = serde_json::from_str(&answer).context("the daemon's answer is not JSON-RPC")?;
+        let result = response.into_result().map_err(|e| anyhow!(e.message))?;
+        serde_json::from_value(result).context("the daemon's answer has an unexpected shape")
+    }
+
+    pub fn resolve(&mut self, prefix: &str) -> Result<NodeId> {
+        match self {
+            Self::Local(r) => Ok(r.resolve(prefix)?),
+            Self::Daemon(_) => self.call(&Request::Resolve { prefix: prefix.into() }),
+        }
+    }
+
+    pub fn create(&mut self, draft: &Node, edits: &[Edit], message: &str) -> Result<Node> {
+        match self {
+            Self::Local(r) => Ok(r.create(draft, edits, message)?),
+            Self::Daemon(_) => {
+                self.call(&Request::Create { draft: draft.clone(), edits: edits.to_vec(), message: message.into() })
+            }
+        }
+    }
+
+    pub fn edit(&mut self, id: NodeId, edits: &[Edit], message: &str, now: DateTime<Utc>) -> Result<Node> {
+        match self {
+            Self::Local(r) => Ok(r.edit(id, edits, message, now)?),
+            Self::Daemon(_) => self.call(&Request::Edit { id, edits: edits.to_vec(), message: message.into(), now }),
+        }
+    }
+
+    pub fn get(&mut self, id: NodeId) -> Result<Node> {
+        match self {
+            Self::Local(r) => Ok(r.get(id)?),
+            Self::Daemon(_) => self.call(&Request::Get { id }),
+        }
+    }
+
+    pub fn list(
+        &mut self,
+        filter: &Filter,
+        now: DateTime<Utc>,
+        limit: Option<usize>,
+    ) -> Result<Vec<(f64, NodeSummary)>> {
+        match self {
+            Self::Local(r) => Ok(r.list(filter, now, limit)?),
+            Self::Daemon(_) => self.call(&Request::List { filter: filter.clone(), now, limit }),
+        }
+    }
+
+    pub fn search(&mut self, text: &str, filter: &Filter, now: DateTime<Utc>) -> Result<Vec<(f64, NodeSummary)>> {
+        match self {
+            Self::Local(r) => Ok(r.search(text, filter, now)?),
+            Self::Daemon(_) => self.call(&Request::Search { text: text.into(), filter: filter.clone(), now }),
+        }
+    }
+
+    pub fn backlinks(&mut self, id: NodeId) -> Result<Vec<NodeSummary>> {
+        match self {
+            Self::Local(r) => Ok(r.backlinks(id)?),
+            Self::Daemon(_) => self.call(&Request::Backlinks { id }),
+        }
+    }
+
+    pub fn summaries(&mut self, ids: &[NodeId]) -> Result<Vec<NodeSummary>> {
+        match self {
+            Self::Local(r) => Ok(r.summaries(ids)?),
+            Self::Daemon(_) => self.call(&Request::Summaries { ids: ids.to_vec() }),
+        }
+    }
+
+    pub fn prefix_lens(&mut self, ids: &[NodeId]) -> Result<Vec<usize>> {
+        match self {
+            Self::Local(r) => Ok(r.prefix_lens(ids)?),
+            Self::Daemon(_) => self.call(&Request::PrefixLens { ids: ids.to_vec() }),
+        }
+    }
+
+    pub fn history(&mut self, id: NodeId) -> Result<Vec<HistoryEntry>> {
+        match self {
+            Self::Local(r) => Ok(r.history(id)?),
+            Self::Daemon(_) => self.call(&Request::History { id }),
+        }
+    }
+
+    pub fn conflicts(&mut self) -> Result<Vec<Conflict>> {
+        match self {
+            Self::Local(r) => Ok(r.conflicts()?),
+            Self::Daemon(_) => self.call(&Request::Conflicts),
+        }
+    }
+
+    pub fn conflicts_of(&mut self, id: NodeId) -> Result<Vec<Conflict>> {
+        match self {
+            Self::Local(r) => Ok(r.conflicts_of(id)?),
+            Self::Daemon(_) => self.call(&Request::ConflictsOf { id }),
+        }
+    }
+
+    pub fn resolve_conflict(&mut self, id: NodeId, field: &str, choice: usize, now: DateTime<Utc>) -> Result<Node> {
+        match self {
+            Self::Local(r) => Ok(r.resolve_conflict(id, field, choice, now)?),
+            Self::Daemon(_) => self.call(&Request::ResolveConflict { id, field: field.into(), choice, now }),
+        }
+    }
+
+    pub fn journal(&mut self, day: NaiveDate) -> Result<Node> {
+        match self {
+            Self::Local(r) => Ok(r.journal(day)?),
+            Self::Daemon(_) => self.call(&Request::Journal { day }),
+        }
+    }
+
+    pub fn export(&mut self) -> Result<Vec<Node>> {
+        match self {
+            Self::Local(r) => Ok(r.export()?),
+            Self::Daemon(_) => self.call(&Request::Export),
+        }
+    }
+
+    pub fn import(&mut self, nodes: &[Node], progress: impl FnMut(usize, usize)) -> Result<ImportReport> {
+        match self {
+            Self::Local(r) => Ok(r.import(nodes, progress)?),
+            Self::Daemon(_) => self.call(&Request::Import { nodes: nodes.to_vec() }),
+        }
+    }
+
+    /// The daemon's sync health; without a daemon, what the store knows.
+    pub fn sync_status(&mut self) -> Result<SyncHealth> {
+        match self {
+            Self::Local(r) => Ok(SyncHealth::default().with_store(r)?),
+            Self::Daemon(_) => self.call_raw(serde_json::json!({"method": "sync_status"})),
+        }
+    }
+
+    /// Asks the daemon for a full sync cycle now.
+    pub fn sync_now(&mut self) -> Result<SyncHealth> {
+        match self {
+            Self::Local(_) => Err(anyhow!(
+                "no device daemon runs for this store; start one with `hephd --mode local --hub-url URL` (it syncs in the background)"
+            )),
+            Self::Daemon(_) => self.call_raw(serde_json::json!({"method": "sync_now"})),
+        }
+    }
+}

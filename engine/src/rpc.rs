@@ -1,0 +1,310 @@
+//! The replica's API as JSON-RPC 2.0 messages, for the device daemon's unix
+//! socket and the hub's `/rpc`. Transport-free: [`dispatch`] turns a request
+//! into a response against a [`Replica`].
+//!
+//! Application errors carry stable codes (see [`code`]) and the same one-line
+//! messages a local call would give, so a client can show them as they are.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::doc::Edit;
+use crate::error::Error;
+use crate::id::NodeId;
+use crate::node::Node;
+use crate::query::Filter;
+use crate::replica::Replica;
+
+/// The largest request body accepted, in bytes.
+pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+
+/// A call, by method name with its parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "method", content = "params", rename_all = "snake_case")]
+pub enum Request {
+    /// The node with this id prefix → `NodeId`.
+    Resolve {
+        /// The prefix.
+        prefix: String,
+    },
+    /// A new node → `Node`.
+    Create {
+        /// Its fields.
+        draft: Node,
+        /// Edits applied in the same change.
+        #[serde(default)]
+        edits: Vec<Edit>,
+        /// The history message.
+        message: String,
+    },
+    /// Edits to one node as one change → `Node`.
+    Edit {
+        /// The node.
+        id: NodeId,
+        /// The edits.
+        edits: Vec<Edit>,
+        /// The history message.
+        message: String,
+        /// The caller's clock.
+        now: DateTime<Utc>,
+    },
+    /// One node → `Node`.
+    Get {
+        /// The node.
+        id: NodeId,
+    },
+    /// Index rows matching a filter → `[[urgency, NodeSummary]]`.
+    List {
+        /// The filter.
+        filter: Filter,
+        /// The caller's clock.
+        now: DateTime<Utc>,
+        /// At most this many rows (the most urgent).
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+    /// Full-text search → `[[urgency, NodeSummary]]`.
+    Search {
+        /// Words.
+        text: String,
+        /// The filter.
+        filter: Filter,
+        /// The caller's clock.
+        now: DateTime<Utc>,
+    },
+    /// Rows of the nodes linking to a node → `[NodeSummary]`.
+    Backlinks {
+        /// The node.
+        id: NodeId,
+    },
+    /// Rows of several nodes → `[NodeSummary]`.
+    Summaries {
+        /// The nodes.
+        ids: Vec<NodeId>,
+    },
+    /// Unique prefix lengths → `[usize]`.
+    PrefixLens {
+        /// The nodes.
+        ids: Vec<NodeId>,
+    },
+    /// A node's history → `[HistoryEntry]`.
+    History {
+        /// The node.
+        id: NodeId,
+    },
+    /// Every conflict → `[Conflict]`.
+    Conflicts,
+    /// One node's conflicts → `[Conflict]`.
+    ConflictsOf {
+        /// The node.
+        id: NodeId,
+    },
+    /// Keep one value of a conflict → `Node`.
+    ResolveConflict {
+        /// The node.
+        id: NodeId,
+        /// The field.
+        field: String,
+        /// Index into the listed values.
+        choice: usize,
+        /// The caller's clock.
+        now: DateTime<Utc>,
+    },
+    /// A day's journal, created if missing → `Node`.
+    Journal {
+        /// The day.
+        day: NaiveDate,
+    },
+    /// Every node → `[Node]`.
+    Export,
+    /// Import nodes → `ImportReport`.
+    Import {
+        /// The nodes.
+        nodes: Vec<Node>,
+    },
+}
+
+/// Error codes: JSON-RPC's own, then heph's.
+pub mod code {
+    /// Not JSON.
+    pub const PARSE: i64 = -32700;
+    /// Not a request.
+    pub const INVALID_REQUEST: i64 = -32600;
+    /// Unknown method or bad parameters.
+    pub const INVALID_PARAMS: i64 = -32602;
+    /// The replica failed.
+    pub const INTERNAL: i64 = -32603;
+    /// No such node.
+    pub const NOT_FOUND: i64 = 1;
+    /// An ambiguous id prefix.
+    pub const AMBIGUOUS: i64 = 2;
+    /// Not an id.
+    pub const BAD_ID: i64 = 3;
+    /// The disk is full.
+    pub const DISK_FULL: i64 = 4;
+    /// Invalid change bytes.
+    pub const INVALID_CHANGE: i64 = 5;
+    /// Missing or invalid credentials.
+    pub const UNAUTHORIZED: i64 = 6;
+    /// The hub or daemon cannot be reached.
+    pub const UNAVAILABLE: i64 = 7;
+}
+
+/// A JSON-RPC error object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema, thiserror::Error)]
+#[error("{message}")]
+pub struct RpcError {
+    /// See [`code`].
+    pub code: i64,
+    /// One line, for people.
+    pub message: String,
+}
+
+impl RpcError {
+    /// An error with a code and message.
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+impl From<Error> for RpcError {
+    fn from(e: Error) -> Self {
+        let code = match &e {
+            Error::NotFound(_) => code::NOT_FOUND,
+            Error::Ambiguous { .. } => code::AMBIGUOUS,
+            Error::BadId(_) => code::BAD_ID,
+            Error::DiskFull => code::DISK_FULL,
+            Error::InvalidChange { .. } => code::INVALID_CHANGE,
+            _ => code::INTERNAL,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+/// A request envelope.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Envelope {
+    /// Always "2.0".
+    pub jsonrpc: String,
+    /// The caller's id for matching the response.
+    #[serde(default)]
+    pub id: Value,
+    /// The call.
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+/// A response envelope.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Response {
+    /// Always "2.0".
+    pub jsonrpc: String,
+    /// The request's id.
+    pub id: Value,
+    /// The result, on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// The error, on failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RpcError>,
+}
+
+impl Response {
+    /// A response carrying `outcome`.
+    #[must_use]
+    pub fn of(id: Value, outcome: Result<Value, RpcError>) -> Self {
+        match outcome {
+            Ok(v) => Self { jsonrpc: "2.0".into(), id, result: Some(v), error: None },
+            Err(e) => Self { jsonrpc: "2.0".into(), id, result: None, error: Some(e) },
+        }
+    }
+
+    /// The result, or the error.
+    pub fn into_result(self) -> Result<Value, RpcError> {
+        match (self.result, self.error) {
+            (_, Some(e)) => Err(e),
+            (Some(v), None) => Ok(v),
+            (None, None) => Ok(Value::Null),
+        }
+    }
+}
+
+/// Reads a request body. Errors are ready to send back.
+pub fn parse(body: &[u8]) -> Result<Envelope, Response> {
+    if body.len() > MAX_REQUEST_BYTES {
+        return Err(Response::of(Value::Null, Err(RpcError::new(code::INVALID_REQUEST, "request too large"))));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Response::of(Value::Null, Err(RpcError::new(code::PARSE, format!("not JSON: {e}")))))?;
+    let id = value.get("id").cloned().unwrap_or(Value::Null);
+    if value.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(Response::of(id, Err(RpcError::new(code::INVALID_REQUEST, "not a JSON-RPC 2.0 request"))));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| Response::of(id, Err(RpcError::new(code::INVALID_PARAMS, format!("bad method or params: {e}")))))
+}
+
+fn json<T: Serialize>(v: T) -> Result<Value, RpcError> {
+    serde_json::to_value(v).map_err(|e| RpcError::new(code::INTERNAL, e.to_string()))
+}
+
+/// Runs one request against `replica`.
+pub fn dispatch(replica: &Replica, request: Request) -> Result<Value, RpcError> {
+    match request {
+        Request::Resolve { prefix } => json(replica.resolve(&prefix)?),
+        Request::Create { draft, edits, message } => json(replica.create(&draft, &edits, &message)?),
+        Request::Edit { id, edits, message, now } => json(replica.edit(id, &edits, &message, now)?),
+        Request::Get { id } => json(replica.get(id)?),
+        Request::List { filter, now, limit } => json(replica.list(&filter, now, limit)?),
+        Request::Search { text, filter, now } => json(replica.search(&text, &filter, now)?),
+        Request::Backlinks { id } => json(replica.backlinks(id)?),
+        Request::Summaries { ids } => json(replica.summaries(&ids)?),
+        Request::PrefixLens { ids } => json(replica.prefix_lens(&ids)?),
+        Request::History { id } => json(replica.history(id)?),
+        Request::Conflicts => json(replica.conflicts()?),
+        Request::ConflictsOf { id } => json(replica.conflicts_of(id)?),
+        Request::ResolveConflict { id, field, choice, now } => json(replica.resolve_conflict(id, &field, choice, now)?),
+        Request::Journal { day } => json(replica.journal(day)?),
+        Request::Export => json(replica.export()?),
+        Request::Import { nodes } => json(replica.import(&nodes, |_, _| {})?),
+    }
+}
+
+/// Whether a request changes the replica (a device daemon pushes after these).
+#[must_use]
+pub fn writes(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Create { .. }
+            | Request::Edit { .. }
+            | Request::ResolveConflict { .. }
+            | Request::Journal { .. }
+            | Request::Import { .. }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_dispatch() {
+        let r = Replica::in_memory().unwrap();
+        let draft = Node::new(NodeId::random(), crate::NodeKind::Task, "x".into(), Utc::now());
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 7, "method": "create", "params": {"draft": draft, "edits": [{"edit": "add_tag", "value": "t"}], "message": "add"}});
+        let env = parse(body.to_string().as_bytes()).unwrap();
+        let node: Node = serde_json::from_value(dispatch(&r, env.request).unwrap()).unwrap();
+        assert!(node.tags.contains("t"));
+        let env = parse(br#"{"jsonrpc":"2.0","id":1,"method":"resolve","params":{"prefix":"ffffffff"}}"#).unwrap();
+        assert_eq!(dispatch(&r, env.request).unwrap_err().code, code::NOT_FOUND);
+        assert_eq!(parse(b"{").unwrap_err().error.unwrap().code, code::PARSE);
+        assert_eq!(
+            parse(br#"{"jsonrpc":"2.0","id":1,"method":"nope"}"#).unwrap_err().error.unwrap().code,
+            code::INVALID_PARAMS
+        );
+        assert_eq!(parse(br#"{"id":1,"method":"export"}"#).unwrap_err().error.unwrap().code, code::INVALID_REQUEST);
+        assert!(parse(br#"{"jsonrpc":"2.0","id":1,"method":"conflicts"}"#).is_ok());
+    }
+}

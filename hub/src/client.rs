@@ -1,0 +1,62 @@
+//! `--mode client`: no replica; each API request from `heph` on the unix
+//! socket is forwarded to the hub's `POST /rpc`.
+
+use anyhow::{Context, Result};
+use heph_engine::rpc::{self, RpcError};
+use heph_engine::sync::frame::encode;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, hub_endpoints};
+use crate::unix;
+
+/// Runs the proxy until SIGTERM or Ctrl-C.
+pub async fn run(cfg: Config) -> Result<()> {
+    let (_, base) = hub_endpoints(cfg.hub_url()?)?;
+    let authority = base
+        .strip_prefix("http://")
+        .context("client mode reaches the hub over http:// (TLS is terminated in front of the hub)")?
+        .to_string();
+    let socket_path = cfg.socket_path()?;
+    let socket = unix::bind(&socket_path).await?;
+    tracing::info!(socket = %socket_path.display(), hub = %base, "client proxy running");
+    let stop = CancellationToken::new();
+    tokio::spawn(unix::on_signal(stop.clone()));
+    unix::serve(socket, stop, move |body| {
+        let authority = authority.clone();
+        async move {
+            match forward(&authority, body.clone()).await {
+                Ok(text) => text,
+                Err(e) => {
+                    let id = serde_json::from_slice::<Value>(&body)
+                        .ok()
+                        .and_then(|v| v.get("id").cloned())
+                        .unwrap_or(Value::Null);
+                    let error =
+                        RpcError::new(rpc::code::UNAVAILABLE, format!("cannot reach the hub at {authority}: {e:#}"));
+                    encode(&rpc::Response::of(id, Err(error)))
+                }
+            }
+        }
+    })
+    .await;
+    Ok(())
+}
+
+async fn forward(authority: &str, body: Vec<u8>) -> Result<String> {
+    let stream = tokio::net::TcpStream::connect(authority).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let request = hyper::Request::post("/rpc")
+        .header(hyper::header::HOST, authority)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))?;
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    anyhow::ensure!(status.is_success(), "the hub answered HTTP {status}");
+    Ok(String::from_utf8_lossy(&bytes).trim_end().to_string())
+}

@@ -1,0 +1,164 @@
+//! Every flag of `hephd`, with its `HEPH_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+
+/// What this process is.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The hub: stores every change and fans it out to every device.
+    Server,
+    /// A device's daemon: owns the local replica and syncs it with the hub.
+    Local,
+    /// No replica: forwards the local API to the hub's /rpc.
+    Client,
+}
+
+const LONG_ABOUT: &str = "hephd is heph's daemon.
+
+  hephd --mode server [--http-addr 127.0.0.1:8787] [--db PATH]
+      The hub. Stores every change in a redb file and streams them to every
+      connected device: GET /sync (WebSocket), POST /rpc (JSON-RPC 2.0),
+      GET /healthz, GET /metrics (Prometheus). Without authentication it
+      listens on loopback addresses only (--allow-open overrides).
+
+  hephd --mode local --hub-url ws://127.0.0.1:8787 [--db PATH]
+      A device's daemon. Owns the replica (the same store `heph` uses),
+      serves the heph API on a unix socket beside it (PATH.sock), and syncs
+      in the background: local changes are pushed as they happen, changes
+      from other devices arrive live. Reconnects with jittered backoff.
+
+  hephd --mode client --hub-url http://127.0.0.1:8787 [--socket PATH]
+      No local replica: `heph` commands go to the hub's /rpc.
+
+Stop it with SIGTERM or Ctrl-C: connections are closed cleanly and every
+acknowledged write is already on disk.";
+
+/// hephd: heph's hub and device daemon.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "hephd", version, about = "heph's hub and device sync daemon", long_about = LONG_ABOUT)]
+pub struct Config {
+    /// What to run.
+    #[arg(long, value_enum, env = "HEPH_MODE", default_value_t = Mode::Server)]
+    pub mode: Mode,
+
+    /// Address the hub listens on.
+    #[arg(long, env = "HEPH_HTTP_ADDR", default_value = "127.0.0.1:8787", value_name = "ADDR")]
+    pub http_addr: SocketAddr,
+
+    /// The store file [default: server: $XDG_DATA_HOME/heph/hub.db; local: $XDG_DATA_HOME/heph/heph.db].
+    #[arg(long, env = "HEPH_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// The hub to sync with (local, client): ws://host:port or http://host:port.
+    #[arg(long, env = "HEPH_HUB_URL", value_name = "URL")]
+    pub hub_url: Option<String>,
+
+    /// The unix socket for `heph` (local, client) [default: the store path + ".sock"].
+    #[arg(long, env = "HEPH_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Serve without authentication on a non-loopback address.
+    #[arg(long, env = "HEPH_ALLOW_OPEN")]
+    pub allow_open: bool,
+
+    /// Per-connection queue: live batches a subscriber may fall behind before it is dropped (it resumes from its cursor).
+    #[arg(long, env = "HEPH_QUEUE", default_value_t = 1024, value_name = "BATCHES")]
+    pub queue: usize,
+
+    /// Log filter (tracing's EnvFilter syntax), e.g. info or heph_hub=debug.
+    #[arg(long, env = "HEPH_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log as JSON lines.
+    #[arg(long, env = "HEPH_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl Config {
+    /// The store path for this mode.
+    pub fn db_path(&self) -> Result<PathBuf> {
+        if let Some(p) = &self.db {
+            return Ok(p.clone());
+        }
+        let data = dirs::data_dir().context("cannot find your data folder; pass --db PATH")?;
+        let name = if self.mode == Mode::Server { "hub.db" } else { "heph.db" };
+        Ok(data.join("heph").join(name))
+    }
+
+    /// The unix socket path (local and client modes).
+    pub fn socket_path(&self) -> Result<PathBuf> {
+        if let Some(p) = &self.socket {
+            return Ok(p.clone());
+        }
+        let mut p = self.db_path()?.into_os_string();
+        p.push(".sock");
+        Ok(p.into())
+    }
+
+    /// The hub URL, required in local and client modes.
+    pub fn hub_url(&self) -> Result<&str> {
+        match self.hub_url.as_deref() {
+            Some(u) if !u.is_empty() => Ok(u),
+            _ => bail!("--hub-url (or HEPH_HUB_URL) is required in {:?} mode, e.g. ws://127.0.0.1:8787", self.mode),
+        }
+    }
+
+    /// Refuses an unauthenticated hub on a non-loopback address unless forced.
+    pub fn check_exposure(&self) -> Result<()> {
+        if !self.http_addr.ip().is_loopback() && !self.allow_open {
+            bail!(
+                "refusing to serve without authentication on {}: only loopback addresses are allowed \
+                 (use 127.0.0.1, or pass --allow-open if something in front of hephd authenticates)",
+                self.http_addr
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Turns a hub URL into its WebSocket sync endpoint and its HTTP base.
+pub fn hub_endpoints(url: &str) -> Result<(String, String)> {
+    let url = url.trim_end_matches('/');
+    let (ws, http) = if let Some(rest) = url.strip_prefix("ws://") {
+        (format!("ws://{rest}"), format!("http://{rest}"))
+    } else if let Some(rest) = url.strip_prefix("wss://") {
+        (format!("wss://{rest}"), format!("https://{rest}"))
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (format!("ws://{rest}"), format!("http://{rest}"))
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (format!("wss://{rest}"), format!("https://{rest}"))
+    } else {
+        bail!("{url:?} is not a hub URL (expected ws://, wss://, http:// or https://)");
+    };
+    let ws = if ws.ends_with("/sync") { ws } else { format!("{ws}/sync") };
+    let http = http.trim_end_matches("/sync").to_string();
+    Ok((ws, http))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_urls() {
+        assert_eq!(
+            hub_endpoints("http://127.0.0.1:8787/").unwrap(),
+            ("ws://127.0.0.1:8787/sync".into(), "http://127.0.0.1:8787".into())
+        );
+        assert_eq!(hub_endpoints("ws://h:1/sync").unwrap(), ("ws://h:1/sync".into(), "http://h:1".into()));
+        assert!(hub_endpoints("ftp://x").is_err());
+    }
+
+    #[test]
+    fn open_mode_is_loopback_only() {
+        let mut cfg = Config::parse_from(["hephd", "--http-addr", "0.0.0.0:8787"]);
+        assert!(cfg.check_exposure().is_err());
+        cfg.allow_open = true;
+        assert!(cfg.check_exposure().is_ok());
+        assert!(Config::parse_from(["hephd", "--http-addr", "[::1]:1"]).check_exposure().is_ok());
+    }
+}

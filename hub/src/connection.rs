@@ -1,0 +1,175 @@
+//! One `/sync` WebSocket connection on the hub.
+//!
+//! Reads frames, feeds them to the engine's [`HubSession`], sends what it
+//! says; between frames it streams catch-up from the store, then live
+//! broadcasts. An error on this connection ends this connection only.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use heph_engine::sync::frame::{ErrorCode, HubFrame, encode};
+use heph_engine::sync::hub::{HubSession, Live};
+use tokio::sync::broadcast::error::RecvError;
+use tracing::Instrument;
+
+use crate::metrics::Metrics;
+use crate::server::Hub;
+
+/// How long one send may wait on a client that does not read.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Why the connection ended.
+enum End {
+    Peer,
+    Shutdown,
+    Failed(String),
+}
+
+/// Serves one connection until it ends.
+pub async fn run(socket: WebSocket, hub: Arc<Hub>, peer: SocketAddr) {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!("conn", id, %peer, device = tracing::field::Empty);
+    Metrics::add(&hub.metrics.connections, 1);
+    Metrics::add(&hub.metrics.connections_total, 1);
+    let end = serve(socket, &hub).instrument(span.clone()).await;
+    hub.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+    let _enter = span.enter();
+    match end {
+        End::Peer => tracing::debug!("closed by peer"),
+        End::Shutdown => tracing::debug!("closed for shutdown"),
+        End::Failed(why) => tracing::info!(%why, "connection ended"),
+    }
+}
+
+struct Conn {
+    socket: WebSocket,
+}
+
+impl Conn {
+    async fn send_text(&mut self, text: Utf8Bytes, metrics: &Metrics) -> Result<(), String> {
+        match tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Text(text))).await {
+            Ok(Ok(())) => {
+                Metrics::add(&metrics.frames_out, 1);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(format!("send failed: {e}")),
+            Err(_) => Err("client stopped reading".into()),
+        }
+    }
+
+    async fn send(&mut self, frame: &HubFrame, metrics: &Metrics) -> Result<(), String> {
+        if let HubFrame::Error { code, .. } = frame {
+            metrics.error(*code);
+        }
+        self.send_text(encode(frame).into(), metrics).await
+    }
+
+    async fn close(mut self, code: u16, reason: &str) {
+        let frame = CloseFrame { code, reason: reason.into() };
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.socket.send(Message::Close(Some(frame)))).await;
+    }
+}
+
+async fn serve(socket: WebSocket, hub: &Arc<Hub>) -> End {
+    // Subscribe before reading the store, so nothing committed in between is missed.
+    let mut live = hub.live.subscribe();
+    let mut session = HubSession::new();
+    let mut conn = Conn { socket };
+    let mut catching_up = false;
+    loop {
+        tokio::select! {
+            biased;
+            () = hub.shutdown.cancelled() => {
+                conn.close(1001, "hub shutting down").await;
+                return End::Shutdown;
+            }
+            message = conn.socket.recv() => {
+                let text = match message {
+                    None | Some(Ok(Message::Close(_))) => return End::Peer,
+                    Some(Err(e)) => return End::Failed(format!("read failed: {e}")),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Binary(_))) => {
+                        let frame = HubFrame::fatal(ErrorCode::BadFrame, "frames are JSON text, not binary");
+                        let _ = conn.send(&frame, &hub.metrics).await;
+                        conn.close(1003, "binary frame").await;
+                        return End::Failed("binary frame".into());
+                    }
+                    Some(Ok(Message::Text(text))) => text,
+                };
+                Metrics::add(&hub.metrics.frames_in, 1);
+                let step = tokio::task::block_in_place(|| {
+                    hub.write(|replica| {
+                        let mut step = session.receive(text.as_str(), replica);
+                        let b = step.broadcast.take();
+                        (step, b)
+                    })
+                });
+                if let Some(device) = &step.hello {
+                    tracing::Span::current().record("device", device.get(..12).unwrap_or(device));
+                    catching_up = true;
+                }
+                Metrics::add(&hub.metrics.changes_stored, step.stored as u64);
+                for reply in &step.replies {
+                    if let Err(why) = conn.send(reply, &hub.metrics).await {
+                        return End::Failed(why);
+                    }
+                }
+                if step.close {
+                    conn.close(1008, "protocol error").await;
+                    return End::Failed(format!("closed after {:?}", step.replies.first()));
+                }
+            }
+            () = std::future::ready(()), if catching_up => {
+                match tokio::task::block_in_place(|| session.catch_up(&hub.replica)) {
+                    Ok(Some(frame)) => {
+                        if let Err(why) = conn.send(&frame, &hub.metrics).await {
+                            return End::Failed(why);
+                        }
+                    }
+                    Ok(None) => catching_up = false,
+                    Err(e) => {
+                        let frame = HubFrame::fatal(ErrorCode::Internal, format!("the hub could not read its store: {e}"));
+                        let _ = conn.send(&frame, &hub.metrics).await;
+                        conn.close(1011, "store error").await;
+                        return End::Failed(e.to_string());
+                    }
+                }
+            }
+            received = live.recv() => match received {
+                Ok(batch) => match session.live(&batch) {
+                    Live::Send => {
+                        if let Err(why) = conn.send_text(Utf8Bytes::from(&*batch.text), &hub.metrics).await {
+                            return End::Failed(why);
+                        }
+                        Metrics::add(&hub.metrics.deliveries, 1);
+                    }
+                    Live::Skip => {}
+                    Live::CatchUp => catching_up = true,
+                },
+                Err(RecvError::Lagged(n)) if catching_up || !session.is_live() => {
+                    // Still catching up from the store, which has all of it.
+                    tracing::debug!(skipped = n, "live queue skipped during catch-up");
+                }
+                Err(RecvError::Lagged(n)) => {
+                    Metrics::add(&hub.metrics.dropped_slow, 1);
+                    let frame = HubFrame::fatal(
+                        ErrorCode::TooSlow,
+                        format!("fell {n} batches behind the live stream; reconnect to resume from your cursor"),
+                    );
+                    let _ = conn.send(&frame, &hub.metrics).await;
+                    conn.close(1008, "too slow").await;
+                    return End::Failed("dropped: too slow".into());
+                }
+                Err(RecvError::Closed) => {
+                    conn.close(1001, "hub shutting down").await;
+                    return End::Shutdown;
+                }
+            },
+        }
+    }
+}

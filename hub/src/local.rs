@@ -1,0 +1,273 @@
+//! A device's daemon (`--mode local`): owns the replica, serves the API on a
+//! unix socket, and keeps the replica in sync with the hub.
+//!
+//! The sync loop runs one session at a time ([`SpokeSession`] decides, this
+//! file moves frames). A failed session is retried with jittered exponential
+//! backoff; `heph sync` cuts the wait short. Local writes made through the
+//! socket are pushed as soon as they commit.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use futures_util::{SinkExt, StreamExt};
+use heph_engine::Replica;
+use heph_engine::rpc::{self, Response as RpcResponse, RpcError};
+use heph_engine::sync::SyncHealth;
+use heph_engine::sync::frame::{ErrorCode, encode};
+use heph_engine::sync::spoke::{SpokeSession, SyncError};
+use serde_json::Value;
+use tokio::sync::{Notify, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::{Config, hub_endpoints};
+use crate::unix;
+
+/// How long `heph sync` waits for a full cycle.
+const SYNC_NOW_TIMEOUT: Duration = Duration::from_secs(15);
+/// Backoff bounds between failed sessions.
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Keep-alive ping interval.
+const PING_EVERY: Duration = Duration::from_secs(20);
+
+/// State shared by the socket server and the sync loop.
+struct Daemon {
+    replica: Replica,
+    hub_url: String,
+    /// A local write committed: push it.
+    local_change: Notify,
+    /// `heph sync`: stop waiting and connect now.
+    wake: Notify,
+    /// Bumped each time the device is fully in sync.
+    synced: watch::Sender<u64>,
+    health: Mutex<SyncHealth>,
+}
+
+impl Daemon {
+    fn health(&self) -> SyncHealth {
+        let h = self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        tokio::task::block_in_place(|| h.clone().with_store(&self.replica)).unwrap_or(h)
+    }
+
+    fn update(&self, f: impl FnOnce(&mut SyncHealth)) {
+        f(&mut self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+}
+
+/// Runs the device daemon until SIGTERM or Ctrl-C.
+pub async fn run(cfg: Config) -> Result<()> {
+    let hub_url = cfg.hub_url()?.to_string();
+    let (ws_url, _) = hub_endpoints(&hub_url)?;
+    let path = cfg.db_path()?;
+    let replica = Replica::open(&path).with_context(|| format!("opening the replica {}", path.display()))?;
+    let socket_path = cfg.socket_path()?;
+    let socket = unix::bind(&socket_path).await?;
+    let (synced, _) = watch::channel(0);
+    let daemon = Arc::new(Daemon {
+        replica,
+        hub_url: hub_url.clone(),
+        local_change: Notify::new(),
+        wake: Notify::new(),
+        synced,
+        health: Mutex::new(SyncHealth { daemon: true, hub_url: Some(hub_url), offline: true, ..SyncHealth::default() }),
+    });
+    tracing::info!(store = %path.display(), socket = %socket_path.display(), hub = %ws_url, "device daemon running");
+    let stop = CancellationToken::new();
+    tokio::spawn(unix::on_signal(stop.clone()));
+    let sync = tokio::spawn(sync_loop(daemon.clone(), ws_url, stop.clone()));
+    let server = {
+        let daemon = daemon.clone();
+        unix::serve(socket, stop.clone(), move |body| {
+            let daemon = daemon.clone();
+            async move { handle(&daemon, &body).await }
+        })
+    };
+    server.await;
+    let _ = sync.await;
+    tracing::info!("device daemon stopped");
+    Ok(())
+}
+
+/// One request from `heph`.
+async fn handle(daemon: &Arc<Daemon>, body: &[u8]) -> String {
+    // The daemon's own methods first.
+    let probe: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let id = probe.get("id").cloned().unwrap_or(Value::Null);
+    let response = match probe.get("method").and_then(Value::as_str) {
+        Some("sync_status") => RpcResponse::of(id, json(daemon.health())),
+        Some("sync_now") => RpcResponse::of(id, sync_now(daemon).await),
+        _ => match rpc::parse(body) {
+            Err(response) => response,
+            Ok(envelope) => {
+                let writes = rpc::writes(&envelope.request);
+                let outcome = tokio::task::block_in_place(|| rpc::dispatch(&daemon.replica, envelope.request));
+                if writes && outcome.is_ok() {
+                    daemon.local_change.notify_one();
+                }
+                RpcResponse::of(envelope.id, outcome)
+            }
+        },
+    };
+    encode(&response)
+}
+
+fn json<T: serde::Serialize>(v: T) -> Result<Value, RpcError> {
+    serde_json::to_value(v).map_err(|e| RpcError::new(rpc::code::INTERNAL, e.to_string()))
+}
+
+/// `heph sync`: a full cycle now (connect if needed, pull, push, wait for acks).
+async fn sync_now(daemon: &Arc<Daemon>) -> Result<Value, RpcError> {
+    let mut synced = daemon.synced.subscribe();
+    synced.borrow_and_update();
+    daemon.wake.notify_one();
+    daemon.local_change.notify_one();
+    match tokio::time::timeout(SYNC_NOW_TIMEOUT, synced.changed()).await {
+        Ok(Ok(())) => json(daemon.health()),
+        _ => {
+            let health = daemon.health();
+            let why = health.last_error.clone().unwrap_or_else(|| "no answer from the hub".into());
+            Err(RpcError::new(
+                rpc::code::UNAVAILABLE,
+                format!("could not sync with {} within {}s: {why}", daemon.hub_url, SYNC_NOW_TIMEOUT.as_secs()),
+            ))
+        }
+    }
+}
+
+async fn sync_loop(daemon: Arc<Daemon>, url: String, stop: CancellationToken) {
+    let mut failures: u32 = 0;
+    let mut cycle: u64 = 0;
+    while !stop.is_cancelled() {
+        cycle += 1;
+        daemon.update(|h| h.last_attempt = Some(Utc::now()));
+        let span = tracing::info_span!("sync", cycle, hub = %url);
+        let outcome = session(&daemon, &url, &stop, &mut failures).instrument(span).await;
+        daemon.update(|h| h.connected = false);
+        match outcome {
+            Ok(()) => return,
+            Err(e) => {
+                let auth = matches!(e, Failure::Auth(_));
+                let text = e.to_string();
+                tracing::warn!(error = %text, "sync session ended");
+                daemon.update(|h| {
+                    h.offline = true;
+                    h.last_error = Some(text);
+                    h.auth_failure = auth;
+                });
+            }
+        }
+        failures = failures.saturating_add(1);
+        let delay = backoff(failures);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = daemon.wake.notified() => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Exponential backoff with full jitter in [d/2, d].
+fn backoff(failures: u32) -> Duration {
+    let exp = BACKOFF_MIN.saturating_mul(1u32 << failures.min(16)).min(BACKOFF_MAX);
+    let jitter: f64 = rand::random::<f64>() * 0.5 + 0.5;
+    exp.mul_f64(jitter)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("the hub refused our credentials: {0}")]
+    Auth(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<SyncError> for Failure {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::Hub { code: ErrorCode::Unauthorized, message } => Self::Auth(message),
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+async fn session(daemon: &Arc<Daemon>, url: &str, stop: &CancellationToken, failures: &mut u32) -> Result<(), Failure> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| match &e {
+        tokio_tungstenite::tungstenite::Error::Http(r) if r.status().as_u16() == 401 => {
+            Failure::Auth("HTTP 401".into())
+        }
+        _ => Failure::Other(format!("cannot connect: {e}")),
+    })?;
+    let (mut spoke, hello) = tokio::task::block_in_place(|| SpokeSession::start(&daemon.replica))
+        .map_err(|e| Failure::Other(e.to_string()))?;
+    send(&mut ws, encode(&hello)).await?;
+    daemon.update(|h| {
+        h.connected = true;
+        h.offline = false;
+    });
+    tracing::info!("connected");
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        let outgoing = tokio::select! {
+            () = stop.cancelled() => {
+                let _ = ws.close(Some(CloseFrame { code: CloseCode::Away, reason: "device daemon stopping".into() })).await;
+                return Ok(());
+            }
+            message = ws.next() => {
+                let text = match message {
+                    None => return Err(Failure::Other("the hub closed the connection".into())),
+                    Some(Err(e)) => return Err(Failure::Other(format!("connection lost: {e}"))),
+                    Some(Ok(Message::Close(frame))) => {
+                        let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));
+                        let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                        if code == 4401 {
+                            return Err(Failure::Auth(reason));
+                        }
+                        return Err(Failure::Other(format!("the hub closed the connection ({code} {reason})")));
+                    }
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(_)) => continue,
+                };
+                let step = tokio::task::block_in_place(|| spoke.receive(text.as_str(), &daemon.replica))?;
+                if step.received > 0 {
+                    tracing::debug!(changes = step.received, "received");
+                }
+                step.send
+            }
+            () = daemon.local_change.notified() => {
+                tokio::task::block_in_place(|| spoke.next_push(&daemon.replica))
+                    .map_err(|e| Failure::Other(e.to_string()))?
+                    .into_iter()
+                    .collect()
+            }
+            _ = ping.tick() => {
+                ws.send(Message::Ping(Vec::new().into())).await.map_err(|e| Failure::Other(e.to_string()))?;
+                Vec::new()
+            }
+        };
+        for frame in outgoing {
+            send(&mut ws, encode(&frame)).await?;
+        }
+        if tokio::task::block_in_place(|| spoke.is_idle(&daemon.replica)).unwrap_or(false) {
+            *failures = 0;
+            daemon.update(|h| {
+                h.last_success = Some(Utc::now());
+                h.last_error = None;
+                h.auth_failure = false;
+            });
+            daemon.synced.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn send(ws: &mut Ws, text: String) -> Result<(), Failure> {
+    ws.send(Message::Text(text.into())).await.map_err(|e| Failure::Other(format!("send failed: {e}")))
+}

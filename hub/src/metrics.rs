@@ -1,0 +1,96 @@
+//! The hub's counters, exposed in Prometheus' text format at `/metrics`.
+//!
+//! A fixed set of atomics: one per queue and per error class, cheap enough to
+//! bump on every frame.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use heph_engine::sync::frame::ErrorCode;
+
+/// Every counter and gauge of the hub.
+#[derive(Default, Debug)]
+pub struct Metrics {
+    /// Open `/sync` connections (gauge).
+    pub connections: AtomicU64,
+    /// Connections accepted since start.
+    pub connections_total: AtomicU64,
+    /// Frames received.
+    pub frames_in: AtomicU64,
+    /// Frames sent.
+    pub frames_out: AtomicU64,
+    /// Changes pushed that were new.
+    pub changes_stored: AtomicU64,
+    /// Live batches delivered to subscribers.
+    pub deliveries: AtomicU64,
+    /// Subscribers dropped for falling behind.
+    pub dropped_slow: AtomicU64,
+    /// RPC calls served.
+    pub rpc_calls: AtomicU64,
+    /// RPC calls that failed.
+    pub rpc_errors: AtomicU64,
+    /// Error frames sent, by code (index = `code_index`).
+    pub errors: [AtomicU64; 8],
+}
+
+const CODES: [(ErrorCode, &str); 8] = [
+    (ErrorCode::BadFrame, "bad_frame"),
+    (ErrorCode::TooLarge, "too_large"),
+    (ErrorCode::UnsupportedVersion, "unsupported_version"),
+    (ErrorCode::Protocol, "protocol"),
+    (ErrorCode::InvalidChange, "invalid_change"),
+    (ErrorCode::TooSlow, "too_slow"),
+    (ErrorCode::Unauthorized, "unauthorized"),
+    (ErrorCode::Internal, "internal"),
+];
+
+impl Metrics {
+    /// Counts an error frame.
+    pub fn error(&self, code: ErrorCode) {
+        if let Some(i) = CODES.iter().position(|(c, _)| *c == code) {
+            self.errors[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The text exposition, with the log head and queue depth passed in.
+    pub fn render(&self, head: u64) -> String {
+        let mut out = String::new();
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let rows: [(&str, &str, &str, u64); 10] = [
+            ("heph_hub_connections", "gauge", "Open /sync connections.", get(&self.connections)),
+            ("heph_hub_connections_total", "counter", "Connections accepted.", get(&self.connections_total)),
+            ("heph_hub_frames_received_total", "counter", "Frames received.", get(&self.frames_in)),
+            ("heph_hub_frames_sent_total", "counter", "Frames sent.", get(&self.frames_out)),
+            ("heph_hub_changes_stored_total", "counter", "New changes stored.", get(&self.changes_stored)),
+            (
+                "heph_hub_live_deliveries_total",
+                "counter",
+                "Live batches delivered to subscribers.",
+                get(&self.deliveries),
+            ),
+            (
+                "heph_hub_dropped_slow_total",
+                "counter",
+                "Subscribers dropped for falling behind.",
+                get(&self.dropped_slow),
+            ),
+            ("heph_hub_rpc_calls_total", "counter", "JSON-RPC calls.", get(&self.rpc_calls)),
+            ("heph_hub_rpc_errors_total", "counter", "JSON-RPC calls that failed.", get(&self.rpc_errors)),
+            ("heph_hub_log_head", "gauge", "The last seq of the hub's log.", head),
+        ];
+        for (name, kind, help, value) in rows {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        }
+        let _ = writeln!(out, "# HELP heph_hub_error_frames_total Error frames sent, by code.");
+        let _ = writeln!(out, "# TYPE heph_hub_error_frames_total counter");
+        for (i, (_, label)) in CODES.iter().enumerate() {
+            let _ = writeln!(out, "heph_hub_error_frames_total{{code=\"{label}\"}} {}", get(&self.errors[i]));
+        }
+        out
+    }
+}

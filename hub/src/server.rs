@@ -1,0 +1,142 @@
+//! The hub (`--mode server`): HTTP routes, shared state, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{any, get, post};
+use heph_engine::Replica;
+use heph_engine::rpc::MAX_REQUEST_BYTES;
+use heph_engine::sync::frame::MAX_FRAME_BYTES;
+use heph_engine::sync::hub::Broadcast;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::cors::CorsLayer;
+
+use crate::config::Config;
+use crate::connection;
+use crate::metrics::Metrics;
+use crate::rpc;
+
+/// What every connection and request shares.
+pub struct Hub {
+    /// The owner's replica: its log is the canonical order of changes.
+    pub replica: Replica,
+    /// Live fan-out of committed changes, in seq order.
+    pub live: broadcast::Sender<Arc<Broadcast>>,
+    /// Serialises "commit, then broadcast" so broadcasts leave in seq order.
+    pub write_lock: Mutex<()>,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Cancelled on shutdown; connections close cleanly.
+    pub shutdown: CancellationToken,
+    /// Tracks connection tasks so shutdown can wait for them.
+    pub tasks: TaskTracker,
+}
+
+impl Hub {
+    /// Runs a write against the replica and broadcasts what it logged, under
+    /// the write lock. `f` returns its result and the changes it logged.
+    pub fn write<T>(&self, f: impl FnOnce(&Replica) -> (T, Option<Broadcast>)) -> T {
+        let _guard = self.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (out, broadcast) = f(&self.replica);
+        if let Some(b) = broadcast {
+            // No subscribers is not an error.
+            let _ = self.live.send(Arc::new(b));
+        }
+        out
+    }
+}
+
+/// The router, for `serve` and for tests.
+pub fn router(hub: Arc<Hub>) -> Router {
+    Router::new()
+        .route("/sync", any(sync))
+        .route("/rpc", post(rpc::http))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(get(web_shell))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(CorsLayer::permissive())
+        .with_state(hub)
+}
+
+async fn sync(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let tracker = hub.tasks.clone();
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| tracker.track_future(connection::run(socket, hub, peer)))
+}
+
+async fn healthz(State(hub): State<Arc<Hub>>) -> Response {
+    let head = tokio::task::block_in_place(|| hub.replica.last_seq());
+    match head {
+        Ok(head) => axum::Json(serde_json::json!({
+            "status": "ok",
+            "hub": hub.replica.origin().to_hex_string(),
+            "head": head,
+            "connections": hub.metrics.connections.load(std::sync::atomic::Ordering::Relaxed),
+        }))
+        .into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store error: {e}")).into_response(),
+    }
+}
+
+async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
+    let head = tokio::task::block_in_place(|| hub.replica.last_seq()).unwrap_or(0);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], hub.metrics.render(head)).into_response()
+}
+
+const SHELL: &str = "<!doctype html>
+<html lang=\"en\"><head><meta charset=\"utf-8\"><title>heph</title></head>
+<body><h1>heph hub</h1><p>This hub syncs heph replicas over <code>/sync</code>.
+Health: <a href=\"/healthz\">/healthz</a>.</p></body></html>
+";
+
+async fn web_shell() -> Html<&'static str> {
+    Html(SHELL)
+}
+
+/// Runs the hub until SIGTERM or Ctrl-C.
+pub async fn run(cfg: Config) -> Result<()> {
+    cfg.check_exposure()?;
+    let path = cfg.db_path()?;
+    let replica = Replica::open(&path).with_context(|| format!("opening the hub store {}", path.display()))?;
+    let (live, _) = broadcast::channel(cfg.queue.max(1));
+    let hub = Arc::new(Hub {
+        replica,
+        live,
+        write_lock: Mutex::new(()),
+        metrics: Metrics::default(),
+        shutdown: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    });
+    let listener = tokio::net::TcpListener::bind(cfg.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.http_addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, store = %path.display(), hub = %hub.replica.origin().to_hex_string(), "hub listening");
+    let shutdown = hub.shutdown.clone();
+    let app = router(hub.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let serving = axum::serve(listener, app).with_graceful_shutdown({
+        let shutdown = shutdown.clone();
+        async move { shutdown.cancelled().await }
+    });
+    tokio::spawn(crate::unix::on_signal(shutdown.clone()));
+    serving.await.context("serving HTTP")?;
+    // Upgraded WebSocket connections are not tracked by axum: wait for ours.
+    hub.tasks.close();
+    hub.tasks.wait().await;
+    tracing::info!("hub stopped; every acknowledged change is on disk");
+    Ok(())
+}

@@ -37,6 +37,11 @@ fn init_tracing(cfg: &Config) {
 fn main() -> ExitCode {
     let cfg = Config::parse();
     init_tracing(&cfg);
+    // Every connection is a file descriptor: allow as many as the system lets us.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

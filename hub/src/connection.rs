@@ -58,7 +58,10 @@ impl Conn {
                 Ok(())
             }
             Ok(Err(e)) => Err(format!("send failed: {e}")),
-            Err(_) => Err("client stopped reading".into()),
+            Err(_) => {
+                Metrics::add(&metrics.dropped_slow, 1);
+                Err("dropped: the client stopped reading".into())
+            }
         }
     }
 

@@ -1,0 +1,192 @@
+//! Devices and a hub as real processes: `hephd --mode server`, two
+//! `hephd --mode local` daemons, and the `heph` CLI, on 127.0.0.1.
+
+mod common;
+
+use common::{Device, Hub, converge, eventually, http};
+use serde_json::Value;
+
+#[test]
+fn a_task_added_on_one_device_appears_on_the_other_and_offline_edits_converge() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    let mut a = Device::new(dir.path(), "a");
+    let mut b = Device::new(dir.path(), "b");
+    a.start(&hub.url());
+    b.start(&hub.url());
+
+    // Live: B learns of A's task without asking.
+    a.ok(&["add", "Buy", "milk", "+errand", "due:2026-12-01"]);
+    eventually(10, "B to receive A's task", || b.titles(&[]) == ["Buy milk"]);
+    let id = b.json(&["ls"])[0]["short"].as_str().unwrap().to_string();
+
+    // Offline: both daemons stop; both devices edit the same task.
+    a.stop();
+    b.stop();
+    a.ok(&["modify", &id, "Buy oat milk", "+oat"]);
+    b.ok(&["modify", &id, "Buy soy milk", "pri:H"]);
+    b.ok(&["add", "Only on B"]);
+    let status = b.json(&["sync", "--status"]);
+    assert_eq!(status["daemon"], false);
+    assert_eq!(status["pending_push"], 2, "{status}");
+
+    // Reconnect: everything converges.
+    a.start(&hub.url());
+    b.start(&hub.url());
+    a.ok(&["sync"]);
+    b.ok(&["sync"]);
+    converge(&[&a, &b], 15);
+    let task = a.json(&["show", &id]);
+    assert_eq!(task["tags"], serde_json::json!(["errand", "oat"]));
+    assert_eq!(task["priority"], "H");
+    assert!(a.titles(&[]).contains(&"Only on B".to_string()));
+
+    // The title was set on both: a conflict, listed on both devices.
+    let ca = a.json(&["conflicts"]);
+    assert_eq!(ca, b.json(&["conflicts"]));
+    assert_eq!(ca.as_array().unwrap().len(), 1);
+    assert_eq!(ca[0]["field"], "title");
+    let mut values: Vec<&str> = ca[0]["values"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    values.sort_unstable();
+    assert_eq!(values, ["Buy oat milk", "Buy soy milk"]);
+
+    // Resolving on A clears it on B too.
+    a.ok(&["conflicts", "resolve", &id, "title", "1"]);
+    eventually(10, "B to see the resolution", || b.json(&["conflicts"]).as_array().unwrap().is_empty());
+    let health = b.json(&["sync", "--status"]);
+    assert_eq!(health["connected"], true);
+    assert_eq!(health["pending_push"], 0);
+    assert!(health["last_success"].is_string());
+}
+
+fn bulk(n: usize, tag: &str) -> String {
+    let tasks: Vec<Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "uuid": format!("{:08x}-{:04x}-4000-8000-{:012x}", i, tag.len(), i),
+                "description": format!("{tag} task {i}"),
+                "status": "pending",
+                "entry": "20261120T091500Z",
+                "tags": [tag],
+            })
+        })
+        .collect();
+    serde_json::to_string(&tasks).unwrap()
+}
+
+#[test]
+fn killing_the_hub_mid_push_loses_nothing_it_acknowledged_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hub = Hub::start(dir.path());
+    let mut a = Device::new(dir.path(), "a");
+    // Offline, A makes 6000 changes; its daemon will push them in batches.
+    let file = dir.path().join("bulk.json");
+    std::fs::write(&file, bulk(6000, "bulk")).unwrap();
+    a.ok(&["import", file.to_str().unwrap()]);
+    let total = 6000;
+
+    a.start(&hub.url());
+    // Kill -9 the hub once part of the push is stored.
+    let port = hub.port;
+    eventually(30, "the push to begin", || {
+        http(port, "GET", "/healthz", "")
+            .and_then(|(_, b)| serde_json::from_str::<Value>(&b).ok())
+            .and_then(|v| v["head"].as_u64())
+            .is_some_and(|h| h > 0)
+    });
+    hub.proc.kill9();
+    a.stop();
+    let status = a.json(&["sync", "--status"]);
+    let acknowledged = total - status["pending_push"].as_u64().unwrap();
+
+    // After a restart, every acknowledged change is there.
+    hub.restart();
+    let head = hub.head();
+    assert!(head >= acknowledged, "hub has {head} changes but had acknowledged {acknowledged}");
+    assert!(head < total, "the kill landed after the push had finished; the test proved nothing");
+
+    // The device re-sends the rest; nothing is stored twice.
+    a.start(&hub.url());
+    a.ok(&["sync"]);
+    eventually(30, "the hub to hold every change", || hub.head() == total);
+    assert_eq!(a.json(&["sync", "--status"])["pending_push"], 0);
+
+    // A new device bootstraps to the same state.
+    let mut b = Device::new(dir.path(), "b");
+    b.start(&hub.url());
+    b.ok(&["sync"]);
+    converge(&[&a, &b], 30);
+    assert_eq!(b.titles(&["+bulk"]).len(), total as usize);
+}
+
+#[test]
+fn hub_and_device_restarts_resume_from_cursors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hub = Hub::start(dir.path());
+    let mut a = Device::new(dir.path(), "a");
+    let mut b = Device::new(dir.path(), "b");
+    a.start(&hub.url());
+    b.start(&hub.url());
+    a.ok(&["add", "Before", "restart"]);
+    eventually(10, "B to receive it", || b.titles(&[]).len() == 1);
+
+    // A graceful hub restart: devices reconnect on their own.
+    let status = hub.proc.stop();
+    assert!(status.success(), "the hub exits cleanly on SIGTERM: {status}");
+    hub.restart();
+    a.ok(&["sync"]);
+    a.ok(&["add", "After", "hub", "restart"]);
+    eventually(20, "B to receive the change made after the hub restart", || b.titles(&[]).len() == 2);
+
+    // A device restart: B misses changes while stopped, then resumes from its cursor.
+    b.stop();
+    let cursor_before = b.json(&["sync", "--status"])["hub_cursor"].as_u64().unwrap();
+    assert_eq!(cursor_before, hub.head());
+    a.ok(&["add", "While", "B", "was", "down"]);
+    a.ok(&["sync"]);
+    let sent_before = hub.metric("heph_hub_frames_sent_total");
+    b.start(&hub.url());
+    b.ok(&["sync"]);
+    assert!(b.titles(&[]).contains(&"While B was down".to_string()));
+    assert_eq!(b.json(&["sync", "--status"])["hub_cursor"].as_u64().unwrap(), hub.head());
+    // Resuming sent a welcome and one small catch-up, not the whole history again.
+    let sent = hub.metric("heph_hub_frames_sent_total") - sent_before;
+    assert!(sent <= 4, "resuming B took {sent} frames");
+    converge(&[&a, &b], 10);
+}
+
+#[test]
+fn the_client_mode_proxies_the_api_to_the_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    let mut a = Device::new(dir.path(), "a");
+    a.start(&hub.url());
+    a.ok(&["add", "From", "a", "device"]);
+    a.ok(&["sync"]);
+
+    // A thin client: no replica, `heph` goes through hephd --mode client to /rpc.
+    let thin = Device::new(dir.path(), "thin");
+    let mut proxy = common::Proc {
+        child: Some(
+            std::process::Command::new(common::hephd())
+                .args(["--mode", "client", "--hub-url", &format!("http://127.0.0.1:{}", hub.port), "--socket"])
+                .arg(thin.socket())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        ),
+        name: "proxy".into(),
+    };
+    let socket = thin.socket();
+    eventually(10, "the proxy socket", || std::os::unix::net::UnixStream::connect(&socket).is_ok());
+    assert_eq!(thin.titles(&[]), ["From a device"]);
+    thin.ok(&["add", "From", "the", "thin", "client"]);
+    assert!(!thin.db.exists(), "client mode keeps no replica");
+    // The hub fans the RPC write out like any push.
+    eventually(10, "A to receive the thin client's task", || a.titles(&[]).len() == 2);
+    assert!(proxy.stop().success());
+
+    // Errors cross the proxy as the same one-line messages.
+    let err = a.run(&["show", "ffffffffff"]);
+    assert!(String::from_utf8_lossy(&err.stderr).contains("no node matches"));
+}

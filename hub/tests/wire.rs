@@ -1,0 +1,263 @@
+//! The hub's `/sync` endpoint driven by plain WebSocket clients, as a
+//! browser would: live subscription, bad frames, a dropped catch-up, a
+//! subscriber that stops reading, and shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Device, Hub, eventually};
+use futures_util::{SinkExt, StreamExt};
+use heph_engine::sync::frame::{Bytes, ClientFrame, ErrorCode, HubFrame, WireChange, encode};
+use heph_engine::{Node, NodeDoc, NodeId, NodeKind};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(hub: &Hub) -> Ws {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/sync", hub.port)).await.unwrap();
+    ws
+}
+
+async fn send(ws: &mut Ws, frame: &ClientFrame) {
+    ws.send(Message::Text(encode(frame).into())).await.unwrap();
+}
+
+/// The next hub frame (text), or None on close.
+async fn next(ws: &mut Ws) -> Option<HubFrame> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(15), ws.next()).await.expect("a frame within 15 s")?;
+        match msg.ok()? {
+            Message::Text(t) => return Some(HubFrame::decode(t.as_str()).expect("hub frames decode")),
+            Message::Close(_) => return None,
+            _ => {}
+        }
+    }
+}
+
+fn hello(cursor: u64) -> ClientFrame {
+    ClientFrame::Hello { version: 1, origin: "test".into(), cursor, bootstrap: false }
+}
+
+/// Reads welcome and the catch-up; returns the head and the last seq seen.
+async fn catch_up(ws: &mut Ws) -> (u64, u64) {
+    let Some(HubFrame::Welcome { head, .. }) = next(ws).await else { panic!("expected welcome") };
+    let mut last = 0;
+    while last < head {
+        match next(ws).await {
+            Some(HubFrame::Changes { changes }) => last = changes.last().and_then(|c| c.seq).unwrap(),
+            other => panic!("expected changes, got {other:?}"),
+        }
+    }
+    (head, last)
+}
+
+fn change(title: &str) -> WireChange {
+    let node = Node::new(NodeId::random(), NodeKind::Task, title.into(), chrono::Utc::now());
+    let (_, c) = NodeDoc::create(&node, &automerge::ActorId::random(), "add").unwrap();
+    WireChange { seq: None, doc: node.id, bytes: Bytes(c.raw_bytes().to_vec()) }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_shaped_client_subscribes_and_receives_live_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    let mut a = Device::new(dir.path(), "a");
+    a.start(&hub.url());
+    tokio::task::block_in_place(|| a.ok(&["add", "Existing"]));
+    tokio::task::block_in_place(|| a.ok(&["sync"]));
+
+    let mut ws = connect(&hub).await;
+    send(&mut ws, &hello(0)).await;
+    let (head, last) = catch_up(&mut ws).await;
+    assert_eq!((head, last), (1, 1));
+
+    tokio::task::block_in_place(|| a.ok(&["add", "Live", "one"]));
+    match next(&mut ws).await {
+        Some(HubFrame::Changes { changes }) => {
+            assert_eq!(changes[0].seq, Some(2));
+            let doc = automerge::Automerge::load(&changes[0].bytes.0).unwrap();
+            let title = automerge::ReadDoc::get(&doc, automerge::ROOT, "title").unwrap().unwrap().0.to_string();
+            assert!(title.contains("Live one"), "{title}");
+        }
+        other => panic!("expected a live change, got {other:?}"),
+    }
+    // And a push from this client reaches the device.
+    send(&mut ws, &ClientFrame::Push { batch: 1, changes: vec![change("From the browser")] }).await;
+    loop {
+        match next(&mut ws).await {
+            Some(HubFrame::Ack { batch: 1, seqs }) => {
+                assert_eq!(seqs, vec![3]);
+                break;
+            }
+            Some(HubFrame::Changes { .. }) => {} // its own change, echoed live
+            other => panic!("expected an ack, got {other:?}"),
+        }
+    }
+    eventually(10, "the device to receive the browser's task", || {
+        tokio::task::block_in_place(|| a.titles(&[])).contains(&"From the browser".to_string())
+    });
+}
+
+async fn expect_error(ws: &mut Ws, code: ErrorCode) {
+    match next(ws).await {
+        Some(HubFrame::Error { code: got, close: true, .. }) => assert_eq!(got, code),
+        other => panic!("expected error {code:?}, got {other:?}"),
+    }
+    assert!(next(ws).await.is_none(), "the hub closes after a fatal error");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_frames_close_that_connection_only_and_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    // A healthy subscriber watches throughout.
+    let mut watcher = connect(&hub).await;
+    send(&mut watcher, &hello(0)).await;
+    catch_up(&mut watcher).await;
+
+    let mut ws = connect(&hub).await;
+    ws.send(Message::Text("{not json".into())).await.unwrap();
+    expect_error(&mut ws, ErrorCode::BadFrame).await;
+
+    let mut ws = connect(&hub).await;
+    send(&mut ws, &ClientFrame::Push { batch: 1, changes: vec![] }).await;
+    expect_error(&mut ws, ErrorCode::Protocol).await;
+
+    let mut ws = connect(&hub).await;
+    send(&mut ws, &ClientFrame::Hello { version: 0, origin: "x".into(), cursor: 0, bootstrap: false }).await;
+    expect_error(&mut ws, ErrorCode::UnsupportedVersion).await;
+
+    let mut ws = connect(&hub).await;
+    ws.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
+    expect_error(&mut ws, ErrorCode::BadFrame).await;
+
+    let mut ws = connect(&hub).await;
+    send(&mut ws, &hello(0)).await;
+    catch_up(&mut ws).await;
+    let good = change("valid");
+    let bad = WireChange { seq: None, doc: NodeId::random(), bytes: Bytes(vec![0x85, 0x6f, 0x4a, 0x83, 9, 9, 9]) };
+    send(&mut ws, &ClientFrame::Push { batch: 1, changes: vec![good, bad] }).await;
+    expect_error(&mut ws, ErrorCode::InvalidChange).await;
+    assert_eq!(hub.head(), 0, "nothing partial stored");
+
+    // Oversized: the WebSocket layer refuses it and closes.
+    let mut ws = connect(&hub).await;
+    let huge = "x".repeat(9 * 1024 * 1024);
+    let _ = ws.send(Message::Text(huge.into())).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(closed, "an oversized frame closes the connection");
+
+    // The watcher is still served.
+    let mut writer = connect(&hub).await;
+    send(&mut writer, &hello(0)).await;
+    catch_up(&mut writer).await;
+    send(&mut writer, &ClientFrame::Push { batch: 7, changes: vec![change("after the bad ones")] }).await;
+    match next(&mut watcher).await {
+        Some(HubFrame::Changes { changes }) => assert_eq!(changes[0].seq, Some(1)),
+        other => panic!("the watcher should still receive live changes, got {other:?}"),
+    }
+    assert!(hub.metric("heph_hub_error_frames_total{code=\"bad_frame\"}") >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_catch_up_resumes_from_the_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    let mut writer = connect(&hub).await;
+    send(&mut writer, &hello(0)).await;
+    catch_up(&mut writer).await;
+    // 3000 changes: three catch-up frames of 1024.
+    for batch in 0..6 {
+        let changes = (0..500).map(|i| change(&format!("t{batch}-{i}"))).collect();
+        send(&mut writer, &ClientFrame::Push { batch, changes }).await;
+    }
+    eventually(30, "the hub to store 3000 changes", || hub.head() == 3000);
+
+    let mut ws = connect(&hub).await;
+    send(&mut ws, &hello(0)).await;
+    let Some(HubFrame::Welcome { head, .. }) = next(&mut ws).await else { panic!() };
+    assert_eq!(head, 3000);
+    let Some(HubFrame::Changes { changes }) = next(&mut ws).await else { panic!() };
+    let cursor = changes.last().unwrap().seq.unwrap();
+    assert_eq!(cursor, 1024);
+    drop(ws); // the connection drops mid catch-up
+
+    let mut ws = connect(&hub).await;
+    send(&mut ws, &hello(cursor)).await;
+    let Some(HubFrame::Welcome { .. }) = next(&mut ws).await else { panic!() };
+    let mut seqs = Vec::new();
+    while seqs.last() != Some(&3000) {
+        let Some(HubFrame::Changes { changes }) = next(&mut ws).await else { panic!() };
+        seqs.extend(changes.iter().map(|c| c.seq.unwrap()));
+    }
+    assert_eq!(seqs, (1025..=3000).collect::<Vec<_>>(), "exactly the rest, in order");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscriber_that_stops_reading_is_dropped_and_others_keep_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start_with(dir.path(), common::free_port(), &["--queue", "4"]);
+    let mut stalled = connect(&hub).await;
+    send(&mut stalled, &hello(0)).await;
+    let Some(HubFrame::Welcome { .. }) = next(&mut stalled).await else { panic!() };
+    let mut healthy = connect(&hub).await;
+    send(&mut healthy, &hello(0)).await;
+    catch_up(&mut healthy).await;
+    let mut writer = connect(&hub).await;
+    send(&mut writer, &hello(0)).await;
+    catch_up(&mut writer).await;
+
+    // The stalled client never reads again; the writer pushes ~20 MB of changes.
+    let reader = tokio::spawn(async move {
+        let mut seen = 0;
+        while seen < 4000 {
+            match next(&mut healthy).await {
+                Some(HubFrame::Changes { changes }) => seen += changes.len(),
+                other => panic!("healthy subscriber got {other:?}"),
+            }
+        }
+        seen
+    });
+    for batch in 0..40 {
+        // ~5 KB titles: the stalled socket's kernel buffers fill quickly.
+        let changes = (0..100).map(|i| change(&format!("{batch}-{i} {}", "x".repeat(5000)))).collect();
+        send(&mut writer, &ClientFrame::Push { batch, changes }).await;
+        // Let acks flow so the writer is not the slow one.
+        loop {
+            match next(&mut writer).await {
+                Some(HubFrame::Ack { .. }) => break,
+                Some(HubFrame::Changes { .. }) => {}
+                other => panic!("writer got {other:?}"),
+            }
+        }
+    }
+    assert_eq!(reader.await.unwrap(), 4000, "the healthy subscriber got everything");
+    eventually(30, "the stalled subscriber to be dropped", || hub.metric("heph_hub_dropped_slow_total") >= 1);
+    drop(stalled);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_closes_connections_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hub = Hub::start(dir.path());
+    let mut ws = connect(&hub).await;
+    send(&mut ws, &hello(0)).await;
+    catch_up(&mut ws).await;
+    let status = tokio::task::block_in_place(|| hub.proc.stop());
+    assert!(status.success(), "{status}");
+    let close = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap();
+    match close {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1001),
+        other => panic!("expected a close frame 1001, got {other:?}"),
+    }
+}

@@ -30,6 +30,15 @@ impl Ctx {
         }
         Ok(Api::Local(store::open(self.db.as_deref())?))
     }
+
+    /// Like [`Self::open`], for commands that only read.
+    fn open_read(&self) -> Result<Api> {
+        let socket = store::socket(self.db.as_deref())?;
+        if let Some(api) = Api::daemon(&socket) {
+            return Ok(api);
+        }
+        Ok(Api::Local(store::open_read(self.db.as_deref())?))
+    }
 }
 
 fn stdout() -> BufWriter<std::io::StdoutLock<'static>> {
@@ -52,7 +61,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Add { words } => add(&ctx, &words),
         Command::Ls { filter, limit } => ls(&ctx, &filter, limit),
         Command::Show { id } => {
-            let mut r = ctx.open()?;
+            let mut r = ctx.open_read()?;
             let id = r.resolve(&id)?;
             show(&ctx, &mut r, id)
         }
@@ -162,7 +171,7 @@ fn add(ctx: &Ctx, words: &[String]) -> Result<()> {
 
 fn ls(ctx: &Ctx, words: &[String], limit: Option<usize>) -> Result<()> {
     let filter = Filter::parse(words, ctx.local)?;
-    let mut r = ctx.open()?;
+    let mut r = ctx.open_read()?;
     let rows = r.list(&filter, ctx.now, limit)?;
     print_rows(ctx, &mut r, rows)
 }
@@ -313,13 +322,13 @@ fn search(ctx: &Ctx, words: &[String], all: bool) -> Result<()> {
     if !all {
         filter.status = StatusFilter::Open;
     }
-    let mut r = ctx.open()?;
+    let mut r = ctx.open_read()?;
     let rows = r.search(&words.join(" "), &filter, ctx.now)?;
     print_rows(ctx, &mut r, rows)
 }
 
 fn history(ctx: &Ctx, id: &str) -> Result<()> {
-    let mut r = ctx.open()?;
+    let mut r = ctx.open_read()?;
     let id = r.resolve(id)?;
     let entries = r.history(id)?;
     if ctx.json {
@@ -332,7 +341,7 @@ fn history(ctx: &Ctx, id: &str) -> Result<()> {
 }
 
 fn conflicts(ctx: &Ctx, action: Option<ConflictAction>) -> Result<()> {
-    let mut r = ctx.open()?;
+    let mut r = if action.is_some() { ctx.open()? } else { ctx.open_read()? };
     if let Some(ConflictAction::Resolve { id, field, choice }) = action {
         let id = r.resolve(&id)?;
         let index = choice.checked_sub(1).context("values are numbered from 1")?;
@@ -355,7 +364,7 @@ fn conflicts(ctx: &Ctx, action: Option<ConflictAction>) -> Result<()> {
 }
 
 fn export(ctx: &Ctx, format: Format, output: Option<&Path>) -> Result<()> {
-    let nodes = ctx.open()?.export()?;
+    let nodes = ctx.open_read()?.export()?;
     let text = match format {
         Format::Native => serde_json::to_string_pretty(&nodes)?,
         Format::Taskwarrior => {
@@ -449,7 +458,7 @@ fn read_stdin() -> Result<String> {
 }
 
 fn sync(ctx: &Ctx, status_only: bool) -> Result<()> {
-    let mut r = ctx.open()?;
+    let mut r = ctx.open_read()?;
     let health = if status_only { r.sync_status()? } else { r.sync_now()? };
     if ctx.json {
         return print_json(&health);

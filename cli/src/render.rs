@@ -27,7 +27,11 @@ pub fn table(out: &mut impl Write, items: &[ListItem], now: DateTime<FixedOffset
     if !tasks_only {
         columns.push(("Kind", items.iter().map(|i| i.kind.to_string()).collect()));
     }
-    columns.push(("Age", items.iter().map(|i| relative(i.created, now_utc)).collect()));
+    // `relative` signs past instants with '-'; an age is how long ago.
+    columns.push((
+        "Age",
+        items.iter().map(|i| relative(i.created, now_utc).trim_start_matches('-').to_string()).collect(),
+    ));
     if items.iter().any(|i| i.status.is_some_and(|s| s != heph_engine::Status::Pending)) {
         columns.push(("St", items.iter().map(|i| i.status.map(|s| s.to_string()).unwrap_or_default()).collect()));
     }

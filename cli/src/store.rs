@@ -28,6 +28,16 @@ pub fn socket(given: Option<&Path>) -> Result<PathBuf> {
     Ok(p.into())
 }
 
+/// Opens the replica for reading only (no disk flushes), or read-write where
+/// that is not possible (a new store, or one that needs recovery).
+pub fn open_read(given: Option<&Path>) -> Result<Replica> {
+    let path = path(given)?;
+    match Replica::open_read_only(&path) {
+        Ok(r) => Ok(r),
+        Err(_) => open(Some(&path)),
+    }
+}
+
 /// Opens the replica, waiting briefly if another heph process holds it.
 pub fn open(given: Option<&Path>) -> Result<Replica> {
     let path = path(given)?;

@@ -465,11 +465,19 @@ fn write_node<T: Transactable>(tx: &mut T, node: &Node) -> Result<(), DocError> 
             tx.put(&map, member, true)?;
         }
     }
-    put_opt_str(tx, "status", node.status.map(Status::as_str))?;
-    put_opt_str(tx, "priority", node.priority.map(Priority::as_str))?;
-    put_opt_str(tx, "project", node.project.as_deref())?;
-    let date = node.date.map(|d| d.to_string());
-    put_opt_str(tx, "date", date.as_deref())?;
+    // A new document: only present values are written (nothing to delete).
+    for (key, value) in [
+        ("status", node.status.map(Status::as_str)),
+        ("priority", node.priority.map(Priority::as_str)),
+        ("project", node.project.as_deref()),
+    ] {
+        if let Some(v) = value {
+            tx.put(ROOT, key, v)?;
+        }
+    }
+    if let Some(d) = node.date {
+        tx.put(ROOT, "date", d.to_string())?;
+    }
     for (key, value) in [
         ("due", node.due),
         ("wait", node.wait),
@@ -477,7 +485,9 @@ fn write_node<T: Transactable>(tx: &mut T, node: &Node) -> Result<(), DocError> 
         ("start", node.start),
         ("end", node.end),
     ] {
-        put_opt_time(tx, key, value)?;
+        if let Some(t) = value {
+            tx.put(ROOT, key, ts(t))?;
+        }
     }
     if !node.annotations.is_empty() {
         let list = tx.put_object(ROOT, "annotations", ObjType::List)?;

@@ -78,6 +78,9 @@ pub enum Error {
     /// A stored document could not be read.
     #[error(transparent)]
     Doc(#[from] DocError),
+    /// The store was opened read-only.
+    #[error("the store is open read-only")]
+    ReadOnly,
     /// The storage engine failed.
     #[error("storage error: {0}")]
     Storage(String),

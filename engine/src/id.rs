@@ -97,16 +97,25 @@ impl FromStr for NodeId {
     }
 }
 
+/// Hex text in JSON; 16 raw bytes in binary formats (the postcard index).
 impl Serialize for NodeId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_hex())
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&self.to_hex())
+        } else {
+            self.0.serialize(serializer)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for NodeId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        if deserializer.is_human_readable() {
+            let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+            text.parse().map_err(serde::de::Error::custom)
+        } else {
+            <[u8; 16]>::deserialize(deserializer).map(Self)
+        }
     }
 }
 
@@ -199,6 +208,16 @@ mod tests {
         let b = NodeId::parse("abcdef13000000000000000000000000").unwrap();
         assert_eq!(unique_prefix_len(&a, None, Some(&b)), 8);
         assert_eq!(unique_prefix_len(&a, None, None), MIN_PREFIX);
+    }
+
+    #[test]
+    fn serde_is_hex_in_json_and_bytes_in_postcard() {
+        let id = NodeId::random();
+        assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{}\"", id.to_hex()));
+        let bytes = postcard::to_allocvec(&id).unwrap();
+        assert_eq!(bytes.len(), 16);
+        assert_eq!(postcard::from_bytes::<NodeId>(&bytes).unwrap(), id);
+        assert_eq!(serde_json::from_str::<NodeId>(&serde_json::to_string(&id).unwrap()).unwrap(), id);
     }
 
     #[test]

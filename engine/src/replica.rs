@@ -38,6 +38,12 @@ impl Replica {
         Ok(Self { store: Store::open(path)? })
     }
 
+    /// Opens the replica at `path` for reading only: no disk writes or
+    /// flushes. Fails where the store does not exist yet.
+    pub fn open_read_only(path: &Path) -> Result<Self, OpenError> {
+        Ok(Self { store: Store::open_read_only(path)? })
+    }
+
     /// A replica in memory only.
     pub fn in_memory() -> Result<Self, OpenError> {
         Ok(Self { store: Store::in_memory()? })
@@ -278,33 +284,51 @@ impl Replica {
     /// Imports nodes in one transaction: new ids are created as they are, and
     /// existing ones get the fields that differ (so importing twice changes
     /// nothing). `progress(done, total)` is called as it goes.
+    ///
+    /// New documents are built on every core before the one write transaction.
     pub fn import(&self, nodes: &[Node], mut progress: impl FnMut(usize, usize)) -> Result<ImportReport, Error> {
         let origin = self.origin().clone();
-        self.store.write(|w| {
-            let mut report = ImportReport::default();
-            for (i, node) in nodes.iter().enumerate() {
-                match w.doc(node.id)? {
-                    None => {
-                        let (doc, change) = NodeDoc::create(node, &origin, "import")?;
-                        w.save_local(node.id, &doc, &[change])?;
-                        report.added += 1;
-                    }
-                    Some(mut doc) => {
-                        let current = doc.materialise()?;
-                        let edits = diff(&current, node);
-                        match doc.edit(&edits, "import", node.modified.max(current.modified))? {
-                            Some(change) => {
-                                w.save_local(node.id, &doc, &[change])?;
-                                report.updated += 1;
-                            }
-                            None => report.unchanged += 1,
-                        }
-                    }
-                }
-                if i % 256 == 0 || i + 1 == nodes.len() {
-                    progress(i + 1, nodes.len());
+        let existing: HashSet<NodeId> = self.store.read(|r| {
+            let mut found = HashSet::new();
+            for n in nodes {
+                if r.summary(n.id)?.is_some() {
+                    found.insert(n.id);
                 }
             }
+            Ok(found)
+        })?;
+        // A new id given twice is created once, from its last record.
+        let mut seen = HashSet::new();
+        let mut fresh: Vec<&Node> =
+            nodes.iter().rev().filter(|n| !existing.contains(&n.id) && seen.insert(n.id)).collect();
+        fresh.reverse();
+        let prepared = prepare_parallel(&fresh, &origin)?;
+        let total = nodes.len();
+        self.store.write(|w| {
+            let mut report = ImportReport::default();
+            for (i, p) in prepared.iter().enumerate() {
+                w.save_prepared(p.node.id, &p.saved, std::slice::from_ref(&p.change), &p.node, &[])?;
+                report.added += 1;
+                if i % 512 == 0 {
+                    progress(i + 1, total);
+                }
+            }
+            for (i, node) in nodes.iter().filter(|n| existing.contains(&n.id)).enumerate() {
+                let Some(mut doc) = w.doc(node.id)? else { continue };
+                let current = doc.materialise()?;
+                let edits = diff(&current, node);
+                match doc.edit(&edits, "import", node.modified.max(current.modified))? {
+                    Some(change) => {
+                        w.save_local(node.id, &doc, &[change])?;
+                        report.updated += 1;
+                    }
+                    None => report.unchanged += 1,
+                }
+                if i % 256 == 0 {
+                    progress(prepared.len() + i + 1, total);
+                }
+            }
+            progress(total, total);
             Ok(report)
         })
     }
@@ -391,6 +415,38 @@ impl Replica {
     pub fn snapshots(&self) -> Result<crate::store::Snapshots, Error> {
         self.store.read(|r| r.snapshots())
     }
+}
+
+/// A new node's document, built and read back outside the write transaction.
+struct Prepared {
+    node: Node,
+    saved: Vec<u8>,
+    change: Change,
+}
+
+fn prepare(node: &Node, origin: &ActorId) -> Result<Prepared, Error> {
+    let (doc, change) = NodeDoc::create(node, origin, "import")?;
+    // Read back, so the index holds exactly what the document says.
+    Ok(Prepared { node: doc.materialise()?, saved: doc.save(), change })
+}
+
+fn prepare_parallel(nodes: &[&Node], origin: &ActorId) -> Result<Vec<Prepared>, Error> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if threads < 2 || nodes.len() < 64 {
+        return nodes.iter().map(|n| prepare(n, origin)).collect();
+    }
+    let chunk = nodes.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = nodes
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(|n| prepare(n, origin)).collect::<Result<Vec<_>, Error>>()))
+            .collect();
+        let mut out = Vec::with_capacity(nodes.len());
+        for h in handles {
+            out.extend(h.join().map_err(|_| Error::Storage("an import worker panicked".into()))??);
+        }
+        Ok(out)
+    })
 }
 
 fn group(batch: Vec<(NodeId, Vec<u8>)>) -> Result<Vec<(NodeId, Vec<Change>)>, Error> {

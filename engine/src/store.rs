@@ -86,10 +86,29 @@ pub struct Cursors {
     pub pushed: u64,
 }
 
+/// The redb handle: read-write, or read-only (which never writes or syncs
+/// the file, so read-only commands cost no disk flushes).
+enum Db {
+    Write(Database),
+    Read(redb::ReadOnlyDatabase),
+}
+
 /// An open store.
 pub struct Store {
-    db: Database,
+    db: Db,
     origin: ActorId,
+}
+
+fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked { path: path.to_path_buf() },
+        redb::DatabaseError::Storage(redb::StorageError::Io(error))
+            if !matches!(error.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof) =>
+        {
+            OpenError::Io { path: path.to_path_buf(), error }
+        }
+        other => unreadable(path, other),
+    }
 }
 
 fn unreadable(path: &Path, reason: impl ToString) -> OpenError {
@@ -102,16 +121,16 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|error| OpenError::Io { path: path.to_path_buf(), error })?;
         }
-        let db = Database::builder().create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked { path: path.to_path_buf() },
-            redb::DatabaseError::Storage(redb::StorageError::Io(error))
-                if !matches!(error.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof) =>
-            {
-                OpenError::Io { path: path.to_path_buf(), error }
-            }
-            other => unreadable(path, other),
-        })?;
-        Self::init(db, path)
+        let db = Database::builder().create(path).map_err(|e| open_error(path, e))?;
+        Self::init(Db::Write(db), path)
+    }
+
+    /// Opens an existing store at `path` for reading only. Fails (with the
+    /// same errors as [`Self::open`]) where the file is missing, damaged, or
+    /// needs the recovery a read-write open performs.
+    pub fn open_read_only(path: &Path) -> Result<Self, OpenError> {
+        let db = Database::builder().open_read_only(path).map_err(|e| open_error(path, e))?;
+        Self::init(Db::Read(db), path)
     }
 
     /// A store that lives in memory only (tests, simulations).
@@ -120,12 +139,20 @@ impl Store {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| unreadable(&path, e))?;
-        Self::init(db, &path)
+        Self::init(Db::Write(db), &path)
     }
 
-    fn init(db: Database, path: &Path) -> Result<Self, OpenError> {
+    fn begin_read(&self) -> Result<redb::ReadTransaction, Error> {
+        Ok(match &self.db {
+            Db::Write(db) => db.begin_read()?,
+            Db::Read(db) => db.begin_read()?,
+        })
+    }
+
+    fn init(db: Db, path: &Path) -> Result<Self, OpenError> {
+        let mut store = Self { db, origin: ActorId::from([0u8; 16].as_slice()) };
         let existing = {
-            let txn = db.begin_read().map_err(|e| unreadable(path, e))?;
+            let txn = store.begin_read().map_err(|e| unreadable(path, e))?;
             match txn.open_table(META) {
                 Ok(meta) => {
                     let schema = meta.get("schema").map_err(|e| unreadable(path, e))?.map(|v| v.value().to_vec());
@@ -142,12 +169,13 @@ impl Store {
                 if found > SCHEMA {
                     return Err(OpenError::NewerVersion { path: path.to_path_buf(), found, supported: SCHEMA });
                 }
-                Ok(Self { db, origin: ActorId::from(origin.as_slice()) })
+                store.origin = ActorId::from(origin.as_slice());
+                Ok(store)
             }
             Some(_) => Err(unreadable(path, "the file has no heph metadata")),
             None => {
                 let origin: [u8; 16] = rand::random();
-                let store = Self { db, origin: ActorId::from(origin.as_slice()) };
+                store.origin = ActorId::from(origin.as_slice());
                 store.write(|w| {
                     let mut meta = w.txn.open_table(META)?;
                     meta.insert("schema", SCHEMA.to_le_bytes().as_slice())?;
@@ -178,7 +206,7 @@ impl Store {
 
     /// Runs `f` on a consistent snapshot.
     pub fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T, Error>) -> Result<T, Error> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let reader = Reader {
             docs: txn.open_table(DOCS)?,
             index: txn.open_table(INDEX)?,
@@ -196,7 +224,13 @@ impl Store {
     /// Runs `f` in one write transaction, committed durably if `f` returns `Ok`
     /// and discarded otherwise.
     pub fn write<T>(&self, f: impl FnOnce(&mut Writer) -> Result<T, Error>) -> Result<T, Error> {
-        let txn = self.db.begin_write()?;
+        let Db::Write(db) = &self.db else {
+            return Err(Error::ReadOnly);
+        };
+        let mut txn = db.begin_write()?;
+        // Save the allocator state with each commit: reopening after a crash
+        // is then quick, and closing needs no extra bookkeeping commit.
+        txn.set_quick_repair(true);
         let mut writer = Writer { txn, origin: self.origin.clone(), next_seq: None };
         let out = f(&mut writer)?;
         writer.txn.commit()?;
@@ -447,14 +481,35 @@ impl Writer {
     /// Stores `doc` after local edits that produced `changes`: appends them to
     /// the log and refreshes the indexes.
     pub fn save_local(&mut self, id: NodeId, doc: &NodeDoc, changes: &[Change]) -> Result<Node, Error> {
+        let node = doc.materialise()?;
+        let conflicts = doc.conflicts(id)?;
+        self.save_prepared(id, &doc.save(), changes, &node, &conflicts)?;
+        // Received changes may have been waiting for this one (a journal day
+        // another device wrote before this device opened it).
+        if self.txn.open_multimap_table(PENDING)?.get(id.as_bytes())?.next().is_some() {
+            self.apply_remote(id, Vec::new(), &mut Applied::default())?;
+            if let Some(doc) = self.doc(id)? {
+                return Ok(doc.materialise()?);
+            }
+        }
+        Ok(node)
+    }
+
+    /// Stores a document prepared elsewhere (possibly on another thread):
+    /// its saved bytes, the local changes that made it, and its node.
+    pub fn save_prepared(
+        &mut self,
+        id: NodeId,
+        saved: &[u8],
+        changes: &[Change],
+        node: &Node,
+        conflicts: &[Conflict],
+    ) -> Result<(), Error> {
         for change in changes {
             self.append_log(id, change, true)?;
         }
-        self.txn.open_table(DOCS)?.insert(id.as_bytes(), doc.save().as_slice())?;
-        let node = doc.materialise()?;
-        let conflicts = doc.conflicts(id)?;
-        self.reindex(&node, &conflicts)?;
-        Ok(node)
+        self.txn.open_table(DOCS)?.insert(id.as_bytes(), saved)?;
+        self.reindex(node, conflicts)
     }
 
     /// Applies changes received from elsewhere (a hub, an import) to `id`'s
@@ -468,9 +523,6 @@ impl Writer {
             } else {
                 fresh.push(change);
             }
-        }
-        if fresh.is_empty() {
-            return Ok(());
         }
         // Changes waiting for this document join the batch: they may be ready now.
         let mut pending_hashes = Vec::new();
@@ -486,6 +538,9 @@ impl Writer {
                     fresh.push(change);
                 }
             }
+        }
+        if fresh.is_empty() {
+            return Ok(());
         }
         let mut doc = self.doc(id)?.unwrap_or_else(|| NodeDoc::empty(&self.origin));
         let batch = fresh.clone();

@@ -129,7 +129,10 @@ fn run(steps: &[Step]) {
     let first = state(&replicas[0]);
     for r in &replicas[1..] {
         let other = state(r);
-        assert_eq!(first.0, other.0, "nodes differ");
+        for (a, b) in first.0.iter().zip(&other.0) {
+            assert_eq!(a, b, "node {} differs", a.id);
+        }
+        assert_eq!(first.0.len(), other.0.len(), "node counts differ");
         assert_eq!(first.1, other.1, "conflicts differ");
         assert_eq!(first.2, other.2, "listings differ");
         assert_eq!(first.3, other.3, "search differs");

@@ -31,6 +31,15 @@ impl Api {
         Some(Self::Daemon(stream))
     }
 
+    /// Ends a write command: the process exits next, so the store is left
+    /// without redb's clean-shutdown flushes (see `Replica::abandon`); the
+    /// write itself is already durable.
+    pub fn finish(self) {
+        if let Self::Local(r) = self {
+            r.abandon();
+        }
+    }
+
     fn call<T: DeserializeOwned>(&mut self, request: &Request) -> Result<T> {
         let value = serde_json::to_value(request)?;
         self.call_raw(value)

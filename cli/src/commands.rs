@@ -137,6 +137,13 @@ fn show(ctx: &Ctx, r: &mut Api, id: NodeId) -> Result<()> {
     Ok(())
 }
 
+/// Reports a write, then ends the command (see [`Api::finish`]).
+fn done(ctx: &Ctx, mut r: Api, node: Node, verb: &str) -> Result<()> {
+    report(ctx, &mut r, node, verb)?;
+    r.finish();
+    Ok(())
+}
+
 /// Prints what a write did: the node as JSON, or one line of text.
 fn report(ctx: &Ctx, r: &mut Api, node: Node, verb: &str) -> Result<()> {
     if ctx.json {
@@ -166,7 +173,7 @@ fn add(ctx: &Ctx, words: &[String]) -> Result<()> {
     edits.extend(resolve_depends(&mut r, &mods.depends)?);
     let draft = Node::new(NodeId::random(), NodeKind::Task, title, ctx.now);
     let node = r.create(&draft, &edits, &format!("add {}", words.join(" ")))?;
-    report(ctx, &mut r, node, "Created")
+    done(ctx, r, node, "Created")
 }
 
 fn ls(ctx: &Ctx, words: &[String], limit: Option<usize>) -> Result<()> {
@@ -196,26 +203,28 @@ fn print_rows(ctx: &Ctx, r: &mut Api, rows: Vec<(f64, heph_engine::NodeSummary)>
 
 /// Applies the same edits to several nodes, each as one change.
 fn change(ctx: &Ctx, ids: &[String], edits: &[Edit], message: &str, verb: &str) -> Result<()> {
-    let mut r = ctx.open()?;
+    change_with(ctx, ctx.open()?, ids, edits, message, verb)
+}
+
+fn change_with(ctx: &Ctx, mut r: Api, ids: &[String], edits: &[Edit], message: &str, verb: &str) -> Result<()> {
     let resolved = ids.iter().map(|p| r.resolve(p)).collect::<Result<Vec<_>, _>>()?;
     for id in resolved {
         let node = r.edit(id, edits, message, ctx.now)?;
         report(ctx, &mut r, node, verb)?;
     }
+    r.finish();
     Ok(())
 }
 
 fn set_status(ctx: &Ctx, ids: &[String], status: Status, message: &str, verb: &str) -> Result<()> {
     let mut r = ctx.open()?;
     let resolved = ids.iter().map(|p| r.resolve(p)).collect::<Result<Vec<_>, _>>()?;
-    for id in &resolved {
-        let summary = r.summaries(&[*id])?;
-        if let Some(s) = summary.first().filter(|s| s.kind != NodeKind::Task) {
-            bail!("{} is a {}, not a task; only tasks have a status", &id.to_hex()[..8], s.kind);
+    for s in r.summaries(&resolved)? {
+        if s.kind != NodeKind::Task {
+            bail!("{} is a {}, not a task; only tasks have a status", &s.id.to_hex()[..8], s.kind);
         }
     }
-    drop(r);
-    change(ctx, ids, &[Edit::Status(status)], message, verb)
+    change_with(ctx, r, ids, &[Edit::Status(status)], message, verb)
 }
 
 fn modify(ctx: &Ctx, id: &str, words: &[String]) -> Result<()> {
@@ -229,7 +238,7 @@ fn modify(ctx: &Ctx, id: &str, words: &[String]) -> Result<()> {
     edits.extend(mods.edits);
     edits.extend(resolve_depends(&mut r, &mods.depends)?);
     let node = r.edit(id, &edits, &format!("modify {}", words.join(" ")), ctx.now)?;
-    report(ctx, &mut r, node, "Modified")
+    done(ctx, r, node, "Modified")
 }
 
 fn edit(ctx: &Ctx, id: NodeId) -> Result<()> {
@@ -262,7 +271,7 @@ fn edit(ctx: &Ctx, id: NodeId) -> Result<()> {
         Err(e) => return Err(keep(e)),
     };
     let node = r.edit(id, &edits, "edit", ctx.now)?;
-    report(ctx, &mut r, node, "Edited")
+    done(ctx, r, node, "Edited")
 }
 
 fn note(ctx: &Ctx, words: &[String], body: Option<&str>, open_editor: bool) -> Result<()> {
@@ -288,7 +297,7 @@ fn note(ctx: &Ctx, words: &[String], body: Option<&str>, open_editor: bool) -> R
         drop(r);
         return edit(ctx, node.id);
     }
-    report(ctx, &mut r, node, "Created")
+    done(ctx, r, node, "Created")
 }
 
 fn journal(ctx: &Ctx, day: Option<&str>, append: Option<String>, open_editor: bool) -> Result<()> {
@@ -302,7 +311,9 @@ fn journal(ctx: &Ctx, day: Option<&str>, append: Option<String>, open_editor: bo
         drop(r);
         return edit(ctx, node.id);
     }
-    show(ctx, &mut r, node.id)
+    show(ctx, &mut r, node.id)?;
+    r.finish();
+    Ok(())
 }
 
 fn link(ctx: &Ctx, from: &str, to: &str, add: bool) -> Result<()> {
@@ -314,7 +325,7 @@ fn link(ctx: &Ctx, from: &str, to: &str, add: bool) -> Result<()> {
     }
     let (edit, verb) = if add { (Edit::Link(to), "Linked") } else { (Edit::Unlink(to), "Unlinked") };
     let node = r.edit(from, &[edit], if add { "link" } else { "unlink" }, ctx.now)?;
-    report(ctx, &mut r, node, verb)
+    done(ctx, r, node, verb)
 }
 
 fn search(ctx: &Ctx, words: &[String], all: bool) -> Result<()> {
@@ -346,7 +357,7 @@ fn conflicts(ctx: &Ctx, action: Option<ConflictAction>) -> Result<()> {
         let id = r.resolve(&id)?;
         let index = choice.checked_sub(1).context("values are numbered from 1")?;
         let node = r.resolve_conflict(id, &field, index, ctx.now)?;
-        return report(ctx, &mut r, node, "Resolved");
+        return done(ctx, r, node, "Resolved");
     }
     let list = r.conflicts()?;
     if ctx.json {
@@ -437,6 +448,7 @@ fn import(ctx: &Ctx, file: Option<&Path>, format: ImportFormat) -> Result<()> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let report = r.import(&nodes, |done, _| bar.set_position(done as u64))?;
+    r.finish();
     bar.finish_and_clear();
     if ctx.json {
         return print_json(&report);

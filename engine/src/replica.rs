@@ -49,6 +49,12 @@ impl Replica {
         Ok(Self { store: Store::in_memory()? })
     }
 
+    /// Ends this process's use of the replica without the clean-shutdown
+    /// flushes; see [`Store::abandon`]. Only right before the process exits.
+    pub fn abandon(self) {
+        self.store.abandon();
+    }
+
     /// This replica's device id (the Automerge actor of its edits).
     #[must_use]
     pub fn origin(&self) -> &ActorId {

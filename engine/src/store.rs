@@ -198,6 +198,16 @@ impl Store {
         }
     }
 
+    /// Ends this process's use of the store without redb's clean-shutdown
+    /// writes (two flushes and a bookkeeping commit), for a short-lived
+    /// process about to exit. Nothing is lost: every commit is already
+    /// durable and saves the allocator state (quick-repair), so the next open
+    /// takes redb's quick recovery path. The file lock is released when the
+    /// process exits, so call this only right before exiting.
+    pub fn abandon(self) {
+        std::mem::forget(self);
+    }
+
     /// This replica's device id, used as the Automerge actor of local edits.
     #[must_use]
     pub fn origin(&self) -> &ActorId {

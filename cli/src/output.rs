@@ -148,6 +148,11 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("cli/history.schema.json", schemars::schema_for!(History)),
         ("cli/conflicts.schema.json", schemars::schema_for!(Conflicts)),
         ("cli/import.schema.json", schemars::schema_for!(Imported)),
+        ("cli/sync-status.schema.json", schemars::schema_for!(heph_engine::sync::SyncHealth)),
+        ("wire/client-frame.schema.json", schemars::schema_for!(heph_engine::sync::frame::ClientFrame)),
+        ("wire/hub-frame.schema.json", schemars::schema_for!(heph_engine::sync::frame::HubFrame)),
+        ("rpc/request.schema.json", schemars::schema_for!(heph_engine::rpc::Envelope)),
+        ("rpc/response.schema.json", schemars::schema_for!(heph_engine::rpc::Response)),
     ]
 }
 

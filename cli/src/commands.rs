@@ -41,8 +41,21 @@ impl Ctx {
     }
 }
 
-fn stdout() -> BufWriter<std::io::StdoutLock<'static>> {
+fn stdout() -> Out {
     BufWriter::with_capacity(64 * 1024, std::io::stdout().lock())
+}
+
+type Out = BufWriter<std::io::StdoutLock<'static>>;
+
+/// Prints `value` as JSON with `--json`, else as text through `text`.
+fn emit<T: Serialize>(ctx: &Ctx, value: &T, text: impl FnOnce(&mut Out) -> Result<()>) -> Result<()> {
+    if ctx.json {
+        return print_json(value);
+    }
+    let mut out = stdout();
+    text(&mut out)?;
+    out.flush()?;
+    Ok(())
 }
 
 fn print_json<T: Serialize>(value: &T) -> Result<()> {
@@ -128,13 +141,7 @@ fn shown(r: &mut Api, node: Node) -> Result<Shown> {
 fn show(ctx: &Ctx, r: &mut Api, id: NodeId) -> Result<()> {
     let node = r.get(id)?;
     let shown = shown(r, node)?;
-    if ctx.json {
-        return print_json(&shown);
-    }
-    let mut out = stdout();
-    render::node(&mut out, &shown, ctx.local)?;
-    out.flush()?;
-    Ok(())
+    emit(ctx, &shown, |out| Ok(render::node(out, &shown, ctx.local)?))
 }
 
 /// Reports a write, then ends the command (see [`Api::finish`]).
@@ -192,13 +199,7 @@ fn print_rows(ctx: &Ctx, r: &mut Api, rows: Vec<(f64, heph_engine::NodeSummary)>
         .zip(lens)
         .map(|((urgency, row), len)| ListItem::of(row, row.id.to_hex()[..len].to_string(), *urgency, now_ms))
         .collect();
-    if ctx.json {
-        return print_json(&items);
-    }
-    let mut out = stdout();
-    render::table(&mut out, &items, ctx.local)?;
-    out.flush()?;
-    Ok(())
+    emit(ctx, &items, |out| Ok(render::table(out, &items, ctx.local)?))
 }
 
 /// Applies the same edits to several nodes, each as one change.
@@ -342,13 +343,7 @@ fn history(ctx: &Ctx, id: &str) -> Result<()> {
     let mut r = ctx.open_read()?;
     let id = r.resolve(id)?;
     let entries = r.history(id)?;
-    if ctx.json {
-        return print_json(&entries);
-    }
-    let mut out = stdout();
-    render::history(&mut out, &entries, ctx.local)?;
-    out.flush()?;
-    Ok(())
+    emit(ctx, &entries, |out| Ok(render::history(out, &entries, ctx.local)?))
 }
 
 fn conflicts(ctx: &Ctx, action: Option<ConflictAction>) -> Result<()> {

@@ -362,6 +362,11 @@ impl Replica {
         self.store.write(|w| apply_grouped(w, by_doc))
     }
 
+    /// How many local changes the hub has not acknowledged.
+    pub fn pending_push(&self) -> Result<u64, Error> {
+        self.store.read(|r| r.count_local_after(r.cursors()?.pushed))
+    }
+
     /// Where sync stands.
     pub fn cursors(&self) -> Result<Cursors, Error> {
         self.store.read(|r| r.cursors())

@@ -393,6 +393,15 @@ impl Reader {
         Ok(out)
     }
 
+    /// How many changes made here sit in the log after `after`.
+    pub fn count_local_after(&self, after: u64) -> Result<u64, Error> {
+        let mut n = 0;
+        for row in self.log.range(after.saturating_add(1)..)? {
+            n += u64::from(row?.1.value()[48] == 1);
+        }
+        Ok(n)
+    }
+
     /// Every stored document with the log position it reflects (for
     /// bootstrapping a new device): `(docs, seq)` from one snapshot.
     pub fn snapshots(&self) -> Result<Snapshots, Error> {

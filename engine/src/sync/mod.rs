@@ -87,7 +87,7 @@ impl SyncHealth {
     pub fn with_store(mut self, replica: &crate::Replica) -> Result<Self, crate::Error> {
         let cursors = replica.cursors()?;
         self.hub_cursor = cursors.hub_cursor;
-        self.pending_push = replica.local_changes_after(cursors.pushed, usize::MAX)?.len() as u64;
+        self.pending_push = replica.pending_push()?;
         self.conflicts = replica.conflict_count()?;
         Ok(self)
     }

@@ -25,8 +25,11 @@ function emit(obj) {
   process.stdout.write(JSON.stringify(obj) + "\n")
 }
 
+// Progress so far, included in the error line if an op has to give up.
+const partial = {}
+
 function die(op, message, code = 1) {
-  emit({ op, error: message })
+  emit({ op, error: message, ...partial })
   process.exit(code)
 }
 
@@ -52,11 +55,33 @@ function intArg(op, name, value, fallback, min = 0) {
   return v
 }
 
-/** A client Repo with one WebSocket connection to the hub and no storage. */
-function clientRepo(url) {
+/**
+ * A client Repo with one WebSocket connection to the hub and no storage.
+ * Counts lost connections, and exits (error line) if the hub stays
+ * unreachable for `unreachableMs`: the adapter itself retries forever.
+ */
+function clientRepo(op, url, unreachableMs = 30_000) {
   const adapter = new WebSocketClientAdapter(url)
   const repo = new Repo({ network: [adapter] })
-  return { repo, adapter }
+  const pair = { repo, adapter, disconnects: 0, connected: false, closing: false }
+  let downSince = Date.now()
+  repo.networkSubsystem.on("peer", () => {
+    pair.connected = true
+  })
+  repo.networkSubsystem.on("peer-disconnected", ({ peerId }) => {
+    // The adapter re-emits this on every failed reconnect; count transitions only.
+    if (pair.closing || !pair.connected) return
+    pair.connected = false
+    pair.disconnects++
+    downSince = Date.now()
+    log(`lost connection to hub peer ${peerId} (${pair.disconnects} so far)`)
+  })
+  pair.watchdog = setInterval(() => {
+    if (!pair.connected && !pair.closing && Date.now() - downSince > unreachableMs) {
+      die(op, `hub unreachable for ${unreachableMs / 1000} s (after ${pair.disconnects} lost connections)`)
+    }
+  }, 1000)
+  return pair
 }
 
 /** Wait until the repo has a connected peer (the hub); returns its peer id. */
@@ -102,14 +127,22 @@ function hubHas(handle, storageId) {
   })
 }
 
-function closeRepos(...pairs) {
-  for (const { adapter } of pairs) {
+/** Close each client's socket and wait (briefly) for the close handshakes. */
+async function closeRepos(...pairs) {
+  const sockets = []
+  for (const pair of pairs) {
+    pair.closing = true
+    clearInterval(pair.watchdog)
+    const socket = pair.adapter.socket
     try {
-      adapter.disconnect()
+      pair.adapter.disconnect()
+      if (socket) sockets.push(socket)
     } catch {
       /* already closed */
     }
   }
+  const deadline = Date.now() + 2000
+  while (sockets.some(s => s.readyState !== 3 /* CLOSED */) && Date.now() < deadline) await sleep(10)
 }
 
 /** Run `fn` with a hard deadline: on expiry print an error line and exit. */
@@ -118,7 +151,7 @@ function withDeadline(op, seconds) {
   return () => clearTimeout(t)
 }
 
-const round = (x, d = 3) => Math.round(x * 10 ** d) / 10 ** d
+const round = (x, d = 3) => (x == null || Number.isNaN(x) ? null : Math.round(x * 10 ** d) / 10 ** d)
 
 function percentile(sorted, p) {
   if (sorted.length === 0) return null
@@ -152,11 +185,11 @@ async function preload(args) {
   const op = "preload"
   const url = checkLoopbackUrl(op, args.url)
   const count = intArg(op, "count", args.count, 10_000, 1)
-  const batch = intArg(op, "batch", args.batch, count, 1)
+  const batch = Math.min(count, intArg(op, "batch", args.batch, count, 1))
   const out = args.out ?? "ids.json"
   const cancel = withDeadline(op, intArg(op, "timeout", args.timeout, 1800, 1))
 
-  const client = clientRepo(url)
+  const client = clientRepo(op, url)
   const { repo } = client
   const peer = await connected(repo)
   const sid = await hubStorageId(repo, peer)
@@ -173,6 +206,8 @@ async function preload(args) {
       pending.push(hubHas(handle, sid))
     }
     await Promise.all(pending)
+    partial.acknowledged = end
+    partial.seconds = round((performance.now() - t0) / 1000)
     if (end % 1000 === 0 || end === count) {
       log(`preload: ${end}/${count} acknowledged by hub, ${round((performance.now() - t0) / 1000, 1)} s`)
     }
@@ -181,8 +216,15 @@ async function preload(args) {
 
   fs.writeFileSync(out, JSON.stringify(urls) + "\n")
   cancel()
-  closeRepos(client)
-  emit({ op, count, batch, seconds: round(seconds), docs_per_s: round(count / seconds, 1) })
+  await closeRepos(client)
+  emit({
+    op,
+    count,
+    batch,
+    seconds: round(seconds),
+    docs_per_s: round(count / seconds, 1),
+    disconnects: client.disconnects,
+  })
 }
 
 // ---------------------------------------------------------------- fetch
@@ -197,7 +239,7 @@ async function fetchAll(args) {
   const cancel = withDeadline(op, intArg(op, "timeout", args.timeout, 1800, 1))
 
   // A new peer with empty (in-memory) storage: everything must come from the hub.
-  const client = clientRepo(url)
+  const client = clientRepo(op, url)
   const { repo } = client
   await connected(repo)
 
@@ -227,13 +269,14 @@ async function fetchAll(args) {
     }
     if (batchFailures > 0 && firstFailedBatch === null) firstFailedBatch = start / batch
     const done = Math.min(ids.length, start + batch)
+    Object.assign(partial, { done, ok, unavailable, failed, seconds: round((performance.now() - t0) / 1000) })
     if (done % 1000 < batch || done === ids.length) {
       log(`fetch: ${done}/${ids.length} (${ok} ok, ${unavailable} unavailable), ${round((performance.now() - t0) / 1000, 1)} s`)
     }
   }
   const seconds = (performance.now() - t0) / 1000
   cancel()
-  closeRepos(client)
+  await closeRepos(client)
   const result = {
     op,
     count: ids.length,
@@ -243,6 +286,7 @@ async function fetchAll(args) {
     ok,
     unavailable,
     failed,
+    disconnects: client.disconnects,
   }
   if (wrong) result.wrong_content = wrong
   if (firstErrors.length) {
@@ -267,8 +311,8 @@ async function latency(args) {
   const cancel = withDeadline(op, intArg(op, "timeout", args.timeout, seconds + 120, 1))
 
   // One writer and K subscribers, each its own Repo (own peer id, own socket).
-  const writer = clientRepo(url)
-  const subs = Array.from({ length: K }, () => clientRepo(url))
+  const writer = clientRepo(op, url)
+  const subs = Array.from({ length: K }, () => clientRepo(op, url))
   const writerPeer = await connected(writer.repo)
   for (const s of subs) await connected(s.repo)
   const sid = await hubStorageId(writer.repo, writerPeer)
@@ -320,7 +364,7 @@ async function latency(args) {
   while (samples.length < expected && performance.now() < drainDeadline) await sleep(20)
 
   cancel()
-  closeRepos(writer, ...subs)
+  await closeRepos(writer, ...subs)
   const sorted = samples.slice().sort((a, b) => a - b)
   const mean = sorted.length ? sorted.reduce((a, b) => a + b, 0) / sorted.length : null
   emit({
@@ -335,8 +379,9 @@ async function latency(args) {
     p50_ms: round(percentile(sorted, 50), 1),
     p90_ms: round(percentile(sorted, 90), 1),
     p99_ms: round(percentile(sorted, 99), 1),
-    max_ms: round(sorted.at(-1) ?? NaN, 1),
+    max_ms: round(sorted.at(-1), 1),
     mean_ms: mean === null ? null : round(mean, 1),
+    disconnects: [writer, ...subs].reduce((n, p) => n + p.disconnects, 0),
   })
   return samples.length >= expected ? 0 : 3
 }

@@ -6,9 +6,12 @@
 #
 # Env overrides (defaults in brackets):
 #   COUNT [10000]           documents to preload
-#   PRELOAD_BATCH [COUNT]   documents created per preload round (each round waits for the hub's ack)
+#   PRELOAD_BATCH [250]     documents created per preload round (each round waits for the hub's ack;
+#                           all 10,000 in one round crashed the reference server, see README)
 #   FETCH_BATCHES [250]     space-separated batch sizes; one fetch (fresh peer) per size
 #   SUBSCRIBERS [10]  RATE [50]  DURATION [10] (seconds)  DOCS [1]   latency workload
+#   KEEPALIVE_MS [5000]     server's WebSocket keepalive (ping interval; a client that misses one ping is
+#                           dropped). 5000 is the adapter default, i.e. the reference configuration.
 #   COLD_FETCH [0]          1 = restart the server (same data dir) after preload, so fetches load from disk
 #   OUT [unset]             also append the JSON lines to this file
 #   KEEP_DATA [0]           1 = keep the temp dir (server data, ids.json, server log)
@@ -19,7 +22,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
 COUNT="${COUNT:-10000}"
-PRELOAD_BATCH="${PRELOAD_BATCH:-$COUNT}"
+PRELOAD_BATCH="${PRELOAD_BATCH:-250}"
 FETCH_BATCHES="${FETCH_BATCHES:-250}"
 SUBSCRIBERS="${SUBSCRIBERS:-10}"
 RATE="${RATE:-50}"
@@ -50,6 +53,10 @@ stop_server() {
 
 cleanup() {
   stop_server
+  if [ -s "$work/server.log" ]; then
+    echo "run.sh: server log:" >&2
+    sed 's/^/  /' "$work/server.log" >&2
+  fi
   if [ "$KEEP_DATA" = "1" ]; then
     echo "run.sh: kept $work" >&2
   else
@@ -90,6 +97,11 @@ run_client() {
   if [ "$rc" -ne 0 ]; then
     echo "run.sh: client $1 exited $rc" >&2
     status=1
+  fi
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    report "{\"op\":\"server\",\"error\":\"server exited during $1\"}"
+    server_pid=""
+    exit 1
   fi
 }
 

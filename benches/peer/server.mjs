@@ -5,8 +5,11 @@
 // (peers get only what they ask for by id).
 //
 // Usage:
-//   node server.mjs [--port N] [--dir PATH]
-// Env fallbacks: PORT (default 0 = ephemeral), DATA_DIR (default ./automerge-sync-data).
+//   node server.mjs [--port N] [--dir PATH] [--keepalive MS]
+// Env fallbacks: PORT (default 0 = ephemeral), DATA_DIR (default ./automerge-sync-data),
+// KEEPALIVE_MS (default 5000, the adapter's own default: every interval the
+// server pings each client and terminates any that has not answered the
+// previous ping).
 // Binds 127.0.0.1 only. Prints {"port":N} on stdout once listening.
 // Shuts down cleanly on SIGTERM / SIGINT.
 
@@ -22,12 +25,18 @@ const { values } = parseArgs({
   options: {
     port: { type: "string" },
     dir: { type: "string" },
+    keepalive: { type: "string" },
   },
   allowPositionals: false,
 })
 
 const port = Number(values.port ?? process.env.PORT ?? 0)
 const dir = values.dir ?? process.env.DATA_DIR ?? "./automerge-sync-data"
+const keepAliveMs = Number(values.keepalive ?? process.env.KEEPALIVE_MS ?? 5000)
+if (!Number.isInteger(keepAliveMs) || keepAliveMs < 100) {
+  console.error(`server: bad keepalive ${values.keepalive ?? process.env.KEEPALIVE_MS}`)
+  process.exit(2)
+}
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error(`server: bad port ${values.port ?? process.env.PORT}`)
   process.exit(2)
@@ -37,7 +46,7 @@ fs.mkdirSync(dir, { recursive: true })
 const wss = new WebSocketServer({ host: "127.0.0.1", port })
 
 const repo = new Repo({
-  network: [new WebSocketServerAdapter(wss)],
+  network: [new WebSocketServerAdapter(wss, keepAliveMs)],
   storage: new NodeFSStorageAdapter(dir),
   peerId: `sync-server-${os.hostname()}-${process.pid}`,
   // Do not announce documents to connected peers; serve them on request.
@@ -48,6 +57,20 @@ wss.on("listening", () => {
   const addr = wss.address()
   process.stdout.write(JSON.stringify({ port: addr.port }) + "\n")
 })
+// Diagnostics on stderr: connections closed abnormally (code 1006 is what a
+// keepalive termination looks like; a client's own close gives 1000/1005).
+let connections = 0
+let abnormalCloses = 0
+wss.on("connection", socket => {
+  connections++
+  socket.on("close", code => {
+    if (code === 1006 && !stopping) {
+      abnormalCloses++
+      console.error(`server: connection closed abnormally (code ${code}), ${abnormalCloses} so far`)
+    }
+  })
+})
+
 wss.on("error", err => {
   console.error(`server: ${err.message}`)
   process.exit(1)
@@ -76,6 +99,10 @@ async function shutdown(signal) {
   } catch (err) {
     console.error(`server: error during shutdown: ${err?.message ?? err}`)
   }
+  console.error(
+    `server: ${signal}: ${connections} connections, ${abnormalCloses} closed abnormally, ` +
+      `${Object.keys(repo.handles).length} documents in memory`
+  )
   process.exit(0)
 }
 process.on("SIGTERM", () => void shutdown("SIGTERM"))

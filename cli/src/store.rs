@@ -44,7 +44,7 @@ pub fn open(given: Option<&Path>) -> Result<Replica> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(5);
     loop {
-        match Replica::open(&path) {
+        match Replica::open_for_command(&path) {
             Ok(r) => return Ok(r),
             Err(OpenError::Locked { .. }) if started.elapsed() < LOCK_WAIT => {
                 std::thread::sleep(pause);

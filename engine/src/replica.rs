@@ -38,6 +38,15 @@ impl Replica {
         Ok(Self { store: Store::open(path)? })
     }
 
+    /// Opens (or creates) the replica at `path` for one command of a
+    /// short-lived process: commits also save the allocator state, so the
+    /// process may end with [`Self::abandon`] instead of a clean close.
+    pub fn open_for_command(path: &Path) -> Result<Self, OpenError> {
+        let mut store = Store::open(path)?;
+        store.set_quick_repair(true);
+        Ok(Self { store })
+    }
+
     /// Opens the replica at `path` for reading only: no disk writes or
     /// flushes. Fails where the store does not exist yet.
     pub fn open_read_only(path: &Path) -> Result<Self, OpenError> {
@@ -400,16 +409,20 @@ impl Replica {
         })
     }
 
-    /// Merges compacted documents from the hub (bootstrap) and sets the hub
-    /// cursor to `upto`, the hub seq they reflect, in one transaction.
-    pub fn merge_snapshots(&self, docs: Vec<(NodeId, Vec<u8>)>, upto: u64) -> Result<(), Error> {
+    /// Merges compacted documents from the hub (bootstrap), in one
+    /// transaction; with `upto` (the last snapshot frame), also sets the hub
+    /// cursor to the hub seq they reflect.
+    pub fn merge_snapshots(&self, docs: Vec<(NodeId, Vec<u8>)>, upto: Option<u64>) -> Result<(), Error> {
         self.store.write(|w| {
             for (id, bytes) in &docs {
                 w.merge_snapshot(*id, bytes)?;
             }
-            let mut c = w.cursors()?;
-            c.hub_cursor = c.hub_cursor.max(upto);
-            w.set_cursors(&c)
+            if let Some(upto) = upto {
+                let mut c = w.cursors()?;
+                c.hub_cursor = c.hub_cursor.max(upto);
+                w.set_cursors(&c)?;
+            }
+            Ok(())
         })
     }
 

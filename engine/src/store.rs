@@ -97,6 +97,7 @@ enum Db {
 pub struct Store {
     db: Db,
     origin: ActorId,
+    quick_repair: bool,
 }
 
 fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
@@ -150,7 +151,7 @@ impl Store {
     }
 
     fn init(db: Db, path: &Path) -> Result<Self, OpenError> {
-        let mut store = Self { db, origin: ActorId::from([0u8; 16].as_slice()) };
+        let mut store = Self { db, origin: ActorId::from([0u8; 16].as_slice()), quick_repair: false };
         let existing = {
             let txn = store.begin_read().map_err(|e| unreadable(path, e))?;
             match txn.open_table(META) {
@@ -198,14 +199,26 @@ impl Store {
         }
     }
 
+    /// Makes every commit also save redb's allocator state (quick-repair):
+    /// a commit costs one more flush, but a process may then end without
+    /// closing the store (see [`Self::abandon`]) and the next open recovers
+    /// at once. For short-lived processes; a long-running one (a hub, a
+    /// daemon) closes cleanly and commits faster without it.
+    pub fn set_quick_repair(&mut self, on: bool) {
+        self.quick_repair = on;
+    }
+
     /// Ends this process's use of the store without redb's clean-shutdown
     /// writes (two flushes and a bookkeeping commit), for a short-lived
     /// process about to exit. Nothing is lost: every commit is already
-    /// durable and saves the allocator state (quick-repair), so the next open
-    /// takes redb's quick recovery path. The file lock is released when the
+    /// durable and, with [`Self::set_quick_repair`], saves the allocator
+    /// state, so the next open takes redb's quick recovery path. Without
+    /// quick-repair this closes normally. The file lock is released when the
     /// process exits, so call this only right before exiting.
     pub fn abandon(self) {
-        std::mem::forget(self);
+        if self.quick_repair {
+            std::mem::forget(self);
+        }
     }
 
     /// This replica's device id, used as the Automerge actor of local edits.
@@ -238,9 +251,7 @@ impl Store {
             return Err(Error::ReadOnly);
         };
         let mut txn = db.begin_write()?;
-        // Save the allocator state with each commit: reopening after a crash
-        // is then quick, and closing needs no extra bookkeeping commit.
-        txn.set_quick_repair(true);
+        txn.set_quick_repair(self.quick_repair);
         let mut writer = Writer { txn, origin: self.origin.clone(), next_seq: None };
         let out = f(&mut writer)?;
         writer.txn.commit()?;

@@ -201,6 +201,33 @@ fn a_new_device_bootstraps_from_snapshots() {
 }
 
 #[test]
+fn a_bootstrap_cut_short_starts_over_and_gets_everything() {
+    let hub = Replica::in_memory().unwrap();
+    let a = Replica::in_memory().unwrap();
+    // Enough documents for several snapshot frames (about 1 MB each).
+    for i in 0..3000 {
+        // Random text does not compress: each document is over 500 bytes.
+        let noise: String = (0..16).map(|_| NodeId::random().to_hex()).collect();
+        let id = task(&a, &format!("t{i} {noise}"));
+        a.edit(id, &[Edit::AddTag("x".into())], "m", now()).unwrap();
+    }
+    for _ in 0..16 {
+        connect(&a, &hub);
+    }
+    assert_eq!(hub.export().unwrap().len(), 3000);
+    let fresh = Replica::in_memory().unwrap();
+    let (session, hello) = SpokeSession::start(&fresh).unwrap();
+    let mut c = Conn { hub_side: HubSession::new(), device: session };
+    // welcome + the first snapshot frame, then the connection drops.
+    pump(&mut c, vec![encode(&hello)], &fresh, &hub, 2);
+    let partial = fresh.export().unwrap().len();
+    assert!(partial > 0 && partial < 3000, "{partial}");
+    assert_eq!(fresh.cursors().unwrap().hub_cursor, 0, "no cursor until the last snapshot frame");
+    connect(&fresh, &hub);
+    assert_eq!(fresh.export().unwrap(), hub.export().unwrap());
+}
+
+#[test]
 fn a_gap_in_the_live_stream_is_filled_from_the_store() {
     let hub = Replica::in_memory().unwrap();
     let (a, b) = (Replica::in_memory().unwrap(), Replica::in_memory().unwrap());

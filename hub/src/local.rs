@@ -197,7 +197,7 @@ impl From<SyncError> for Failure {
 }
 
 async fn session(daemon: &Arc<Daemon>, url: &str, stop: &CancellationToken, failures: &mut u32) -> Result<(), Failure> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| match &e {
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await.map_err(|e| match &e {
         tokio_tungstenite::tungstenite::Error::Http(r) if r.status().as_u16() == 401 => {
             Failure::Auth("HTTP 401".into())
         }

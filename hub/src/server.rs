@@ -10,6 +10,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get, post};
+use axum::serve::ListenerExt;
 use heph_engine::Replica;
 use heph_engine::rpc::MAX_REQUEST_BYTES;
 use heph_engine::sync::frame::MAX_FRAME_BYTES;
@@ -128,6 +129,10 @@ pub async fn run(cfg: Config) -> Result<()> {
     tracing::info!(%addr, store = %path.display(), hub = %hub.replica.origin().to_hex_string(), "hub listening");
     let shutdown = hub.shutdown.clone();
     let app = router(hub.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // Frames are small and latency matters: no Nagle delay.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let serving = axum::serve(listener, app).with_graceful_shutdown({
         let shutdown = shutdown.clone();
         async move { shutdown.cancelled().await }

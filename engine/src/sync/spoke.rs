@@ -147,10 +147,16 @@ impl SpokeSession {
                 self.cursor = self.cursor.max(upto);
                 step.received = applied.applied;
             }
-            (State::Open, HubFrame::Snapshot { docs, upto, .. }) => {
+            (State::Open, HubFrame::Snapshot { docs, upto, more }) => {
                 step.received = docs.len();
-                replica.merge_snapshots(docs.into_iter().map(|d| (d.doc, d.bytes.0)).collect(), upto)?;
-                self.cursor = self.cursor.max(upto);
+                // The cursor moves only with the last snapshot frame: a bootstrap
+                // cut short starts over (merging is idempotent) rather than
+                // resuming after documents it never received.
+                let done = (!more).then_some(upto);
+                replica.merge_snapshots(docs.into_iter().map(|d| (d.doc, d.bytes.0)).collect(), done)?;
+                if let Some(upto) = done {
+                    self.cursor = self.cursor.max(upto);
+                }
             }
             (State::Open, HubFrame::Ack { batch, seqs }) => match self.in_flight {
                 Some((expected, upto, n)) if expected == batch && seqs.len() == n => {

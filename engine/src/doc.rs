@@ -597,6 +597,12 @@ mod tests {
         node.uda.insert("estimate".into(), "2h".into());
         let (doc, change) = NodeDoc::create(&node, &actor(1), "add").unwrap();
         assert_eq!(doc.materialise().unwrap(), node);
+        // Sub-millisecond times are stored at millisecond precision.
+        let mut precise = node.clone();
+        precise.due = Some(now() + chrono::Duration::nanoseconds(1_234_567));
+        precise.modified = now() + chrono::Duration::nanoseconds(999_999);
+        let (doc, _) = NodeDoc::create(&precise, &actor(1), "add").unwrap();
+        assert_eq!(doc.materialise().unwrap(), precise.normalised());
         assert_eq!(change.message(), Some("add"));
     }
 

@@ -158,6 +158,29 @@ impl Node {
     }
 }
 
+fn to_ms(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+impl Node {
+    /// The node as its document stores it: times at millisecond precision
+    /// (Automerge timestamps), annotations in time order as given. Reading
+    /// back a freshly created document gives exactly this.
+    #[must_use]
+    pub fn normalised(&self) -> Self {
+        let mut n = self.clone();
+        n.created = to_ms(n.created);
+        n.modified = to_ms(n.modified);
+        for t in [&mut n.due, &mut n.wait, &mut n.scheduled, &mut n.start, &mut n.end].into_iter().flatten() {
+            *t = to_ms(*t);
+        }
+        for a in &mut n.annotations {
+            a.entry = to_ms(a.entry);
+        }
+        n
+    }
+}
+
 /// The index row of a node: what listing, filtering and sorting need.
 ///
 /// Stored with postcard in the `index` table; times are Unix milliseconds.

@@ -450,8 +450,9 @@ struct Prepared {
 
 fn prepare(node: &Node, origin: &ActorId) -> Result<Prepared, Error> {
     let (doc, change) = NodeDoc::create(node, origin, "import")?;
-    // Read back, so the index holds exactly what the document says.
-    Ok(Prepared { node: doc.materialise()?, saved: doc.save(), change })
+    // A new document reads back as the normalised node (tested in doc.rs),
+    // so the index row needs no read-back.
+    Ok(Prepared { node: node.normalised(), saved: doc.save(), change })
 }
 
 fn prepare_parallel(nodes: &[&Node], origin: &ActorId) -> Result<Vec<Prepared>, Error> {

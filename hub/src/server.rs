@@ -74,8 +74,11 @@ async fn sync(
     ws: WebSocketUpgrade,
 ) -> Response {
     let tracker = hub.tasks.clone();
+    // A small read buffer: the default 128 KiB is zero-filled on every read
+    // attempt and held per connection, while client frames are mostly small.
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(4 * 1024)
         .on_upgrade(move |socket| tracker.track_future(connection::run(socket, hub, peer)))
 }
 

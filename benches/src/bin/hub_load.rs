@@ -1,0 +1,1206 @@
+//! `hub_load`: a load harness for the hub (`hephd --mode server`).
+//!
+//! Starts its own `hephd --mode server` on 127.0.0.1 (ephemeral port, temp
+//! `--db`), drives it over real WebSockets with the sync protocol
+//! (`heph_engine::sync::frame`), prints one JSON line per result on stdout
+//! (progress on stderr), and kills hephd at the end. See benches/README.md, "Hub".
+//!
+//! Phases, in order (`--phases` picks a subset, but later ones need the
+//! preload): `preload`, `bootstrap`, `catchup`, `latency`, `latency_ref`,
+//! `idle`, `fanout`.
+//!
+//! Every loop is bounded in count and in time; only 127.0.0.1 is contacted.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::io::{Read as _, Write as _};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use automerge::ActorId;
+use chrono::{DateTime, Utc};
+use clap::Parser;
+use futures_util::{SinkExt as _, StreamExt as _};
+use heph_engine::sync::frame::{Bytes, ClientFrame, HubFrame, PROTOCOL_VERSION, WireChange, encode};
+use heph_engine::sync::spoke::SpokeSession;
+use heph_engine::{Node, NodeDoc, NodeId, NodeKind, Priority, Replica};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Load harness for `hephd --mode server`: preload, bootstrap, latency, fan-out, idle memory.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "hub_load")]
+struct Args {
+    /// The hephd binary [default: `hephd` beside this binary].
+    #[arg(long)]
+    hephd: Option<PathBuf>,
+    /// Phases to run, comma-separated (preload,bootstrap,catchup,latency,latency_ref,idle,fanout).
+    #[arg(long, default_value = "preload,bootstrap,catchup,latency,latency_ref,idle,fanout")]
+    phases: String,
+    /// Task documents to preload.
+    #[arg(long, default_value_t = 10_000)]
+    count: usize,
+    /// Changes per preload push.
+    #[arg(long, default_value_t = 250)]
+    preload_batch: usize,
+    /// Preload pushes in flight at once.
+    #[arg(long, default_value_t = 1)]
+    preload_window: usize,
+    /// Latency: subscribers.
+    #[arg(long, default_value_t = 100)]
+    lat_subs: usize,
+    /// Latency: changes per second (one change per push).
+    #[arg(long, default_value_t = 100)]
+    lat_rate: u64,
+    /// Latency: seconds of writing.
+    #[arg(long, default_value_t = 10)]
+    lat_seconds: u64,
+    /// The reference's latency setting: subscribers.
+    #[arg(long, default_value_t = 10)]
+    ref_subs: usize,
+    /// The reference's latency setting: changes per second.
+    #[arg(long, default_value_t = 50)]
+    ref_rate: u64,
+    /// The reference's latency setting: seconds.
+    #[arg(long, default_value_t = 10)]
+    ref_seconds: u64,
+    /// Idle connections (also the fan-out subscribers).
+    #[arg(long, default_value_t = 1000)]
+    conns: usize,
+    /// Fan-out: changes per push, one run per value (comma-separated).
+    #[arg(long, default_value = "1,10")]
+    fan_batches: String,
+    /// Fan-out: seconds of writing per run (upper bound).
+    #[arg(long, default_value_t = 10.0)]
+    fan_seconds: f64,
+    /// Fan-out: pushes per run (upper bound).
+    #[arg(long, default_value_t = 3000)]
+    fan_max_pushes: usize,
+    /// Pass --queue to hephd (its per-connection live queue, in batches).
+    #[arg(long)]
+    queue: Option<usize>,
+    /// Keep the temp dir (hub.db, hephd.log).
+    #[arg(long)]
+    keep: bool,
+}
+
+// ------------------------------------------------------------------ output
+
+fn emit(mut v: Value) {
+    if let Value::Object(m) = &mut v {
+        m.insert("load1".into(), json!(load1()));
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+fn log(msg: impl AsRef<str>) {
+    eprintln!("[hub_load] {}", msg.as_ref());
+}
+
+fn load1() -> f64 {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(-1.0)
+}
+
+fn r3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn r1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// CPU seconds (user + system) of a process from /proc/PID/stat.
+fn cpu_seconds(stat_path: &str) -> f64 {
+    let Ok(text) = fs::read_to_string(stat_path) else { return -1.0 };
+    let Some(close) = text.rfind(')') else { return -1.0 };
+    let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // After ")": state(3) ... utime(14) stime(15) → indexes 11, 12.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) as f64 / hz
+}
+
+fn self_cpu() -> f64 {
+    cpu_seconds("/proc/self/stat")
+}
+
+/// A `VmXXX:` line of /proc/PID/status, in KiB.
+fn status_kb(pid: u32, key: &str) -> u64 {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    f64::from(sorted[rank.clamp(1, sorted.len()) - 1]) / 1000.0
+}
+
+fn latency_json(samples: &mut [u32]) -> Value {
+    samples.sort_unstable();
+    let mean = if samples.is_empty() {
+        f64::NAN
+    } else {
+        samples.iter().map(|&s| f64::from(s)).sum::<f64>() / samples.len() as f64 / 1000.0
+    };
+    json!({
+        "samples": samples.len(),
+        "p50_ms": r3(percentile(samples, 50.0)),
+        "p90_ms": r3(percentile(samples, 90.0)),
+        "p99_ms": r3(percentile(samples, 99.0)),
+        "max_ms": r3(samples.last().map_or(f64::NAN, |&m| f64::from(m) / 1000.0)),
+        "mean_ms": r3(mean),
+    })
+}
+
+/// Measures a phase's CPU: hephd's and this process's.
+struct CpuMeter {
+    hub_stat: String,
+    hub0: f64,
+    me0: f64,
+}
+
+impl CpuMeter {
+    fn start(hub: &Hephd) -> Self {
+        let hub_stat = format!("/proc/{}/stat", hub.pid);
+        Self { hub0: cpu_seconds(&hub_stat), me0: self_cpu(), hub_stat }
+    }
+    fn json(&self) -> Value {
+        json!({"hub_cpu_s": r3(cpu_seconds(&self.hub_stat) - self.hub0), "harness_cpu_s": r3(self_cpu() - self.me0)})
+    }
+}
+
+fn merge(mut a: Value, b: Value) -> Value {
+    if let (Value::Object(a), Value::Object(b)) = (&mut a, b) {
+        a.extend(b);
+    }
+    a
+}
+
+// ------------------------------------------------------------------ hephd
+
+struct Hephd {
+    child: Option<Child>,
+    pid: u32,
+    addr: SocketAddr,
+    log_path: PathBuf,
+}
+
+impl Hephd {
+    fn start(bin: &Path, dir: &Path, queue: Option<usize>) -> Result<Self> {
+        let log_path = dir.join("hephd.log");
+        let log_file = fs::File::create(&log_path)?;
+        let mut cmd = Command::new(bin);
+        cmd.args(["--mode", "server", "--http-addr", "127.0.0.1:0", "--log", "info", "--log-json", "--db"])
+            .arg(dir.join("hub.db"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file);
+        if let Some(q) = queue {
+            cmd.arg("--queue").arg(q.to_string());
+        }
+        for (k, _) in std::env::vars() {
+            if k.starts_with("HEPH_") {
+                cmd.env_remove(k);
+            }
+        }
+        // If this harness dies, so does hephd.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.contains("hub listening")) {
+                let v: Value = serde_json::from_str(line).context("hephd's log line is not JSON")?;
+                let addr = v["fields"]["addr"].as_str().ok_or_else(|| anyhow!("no addr in {line}"))?;
+                let addr: SocketAddr = addr.parse()?;
+                if !addr.ip().is_loopback() {
+                    bail!("hephd listens on {addr}, not loopback");
+                }
+                return Ok(Self { child: Some(child), pid, addr, log_path });
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!("hephd exited ({status}) before listening:\n{text}");
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("hephd did not listen within 30 s:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}/sync", self.addr)
+    }
+
+    fn rss_kb(&self) -> u64 {
+        status_kb(self.pid, "VmRSS:")
+    }
+
+    fn threads(&self) -> u64 {
+        status_kb(self.pid, "Threads:")
+    }
+
+    /// GET a path over plain HTTP/1.1 (hephd's /healthz, /metrics).
+    fn http_get(&self, path: &str) -> Result<String> {
+        let mut s = std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr)?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or(out))
+    }
+
+    fn metric(&self, name: &str) -> Option<f64> {
+        let text = self.http_get("/metrics").ok()?;
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+    }
+
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        unsafe {
+            libc::kill(self.pid as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        log("hephd did not stop within 10 s of SIGTERM; killing it");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Hephd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ------------------------------------------------------------------ changes
+
+const TAGS: [&str; 6] = ["next", "someday", "phone", "computer", "reading", "review"];
+const PROJECTS: [&str; 5] = ["home", "work", "heph", "garden", "errands"];
+
+/// A small task like the reference's `taskDoc`: title, pending, two tags,
+/// priority, project, due; one Automerge change.
+fn task_change(id: NodeId, i: usize, actor: &ActorId, now: DateTime<Utc>) -> Result<(NodeId, Vec<u8>)> {
+    let mut node = Node::new(id, NodeKind::Task, format!("task {i}"), now);
+    node.tags = [TAGS[i % TAGS.len()], TAGS[(i * 7 + 3) % TAGS.len()]].into_iter().map(String::from).collect();
+    node.priority = Some([Priority::H, Priority::M, Priority::L][i % 3]);
+    node.project = Some(PROJECTS[i % PROJECTS.len()].to_string());
+    node.due = Some(now + chrono::Duration::days((i % 30) as i64 + 1));
+    let (_doc, change) = NodeDoc::create(&node, actor, "add")?;
+    Ok((id, change.raw_bytes().to_vec()))
+}
+
+fn push_text(batch: u64, changes: Vec<(NodeId, Vec<u8>)>) -> String {
+    let changes = changes.into_iter().map(|(doc, bytes)| WireChange { seq: None, doc, bytes: Bytes(bytes) }).collect();
+    encode(&ClientFrame::Push { batch, changes })
+}
+
+/// Change ids of timed changes: 8 bytes of a per-run magic, then the index.
+/// Subscribers recognise them in the `doc` field and look up the send time.
+struct Timed {
+    base: Instant,
+    magic: u64,
+    magic_hex: [u8; 16],
+    /// Send time (ns since `base`, 0 = not sent) by index.
+    sent: Vec<AtomicU64>,
+    next: AtomicU64,
+}
+
+impl Timed {
+    fn new(capacity: usize) -> Self {
+        let magic: u64 = rand_u64() | 1;
+        let mut magic_hex = [0u8; 16];
+        magic_hex.copy_from_slice(format!("{magic:016x}").as_bytes());
+        Self {
+            base: Instant::now(),
+            magic,
+            magic_hex,
+            sent: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+            next: AtomicU64::new(0),
+        }
+    }
+    fn now_ns(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+    /// `n` fresh ids.
+    fn ids(&self, n: usize) -> Result<Vec<(u64, NodeId)>> {
+        let first = self.next.fetch_add(n as u64, Ordering::Relaxed);
+        if first + n as u64 > self.sent.len() as u64 {
+            bail!("out of timed ids (capacity {})", self.sent.len());
+        }
+        Ok((first..first + n as u64)
+            .map(|i| {
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(&self.magic.to_be_bytes());
+                b[8..].copy_from_slice(&i.to_be_bytes());
+                (i, NodeId::from_bytes(b))
+            })
+            .collect())
+    }
+    fn mark_sent(&self, indexes: &[u64]) {
+        let now = self.now_ns().max(1);
+        for &i in indexes {
+            self.sent[i as usize].store(now, Ordering::Release);
+        }
+    }
+}
+
+fn rand_u64() -> u64 {
+    let id = NodeId::random();
+    u64::from_le_bytes(id.as_bytes()[..8].try_into().unwrap_or([7; 8]))
+}
+
+/// Timed changes, pre-encoded as pushes of `batch` changes each.
+fn timed_pushes(timed: &Timed, pushes: usize, batch: usize, first_batch_id: u64) -> Result<Vec<(Vec<u64>, String)>> {
+    let actor = ActorId::random();
+    let now = Utc::now();
+    let mut out = Vec::with_capacity(pushes);
+    for p in 0..pushes {
+        let ids = timed.ids(batch)?;
+        let mut changes = Vec::with_capacity(batch);
+        for (i, id) in &ids {
+            changes.push(task_change(*id, *i as usize, &actor, now)?);
+        }
+        out.push((ids.iter().map(|(i, _)| *i).collect(), push_text(first_batch_id + p as u64, changes)));
+    }
+    Ok(out)
+}
+
+// ------------------------------------------------------------------ sockets
+
+fn ws_config(small: bool) -> WebSocketConfig {
+    let c = WebSocketConfig::default().max_message_size(Some(64 << 20)).max_frame_size(Some(64 << 20));
+    if small { c.read_buffer_size(8 << 10).write_buffer_size(0) } else { c }
+}
+
+async fn connect(url: &str, small: bool) -> Result<Ws> {
+    let (ws, _) = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio_tungstenite::connect_async_with_config(url, Some(ws_config(small)), true),
+    )
+    .await
+    .context("connect timed out")??;
+    Ok(ws)
+}
+
+fn hello(cursor: u64, bootstrap: bool) -> String {
+    encode(&ClientFrame::Hello {
+        version: PROTOCOL_VERSION,
+        origin: format!("{:032x}", u128::from(rand_u64()) << 64 | u128::from(rand_u64())),
+        cursor,
+        bootstrap,
+    })
+}
+
+async fn next_text(ws: &mut Ws, timeout: Duration) -> Result<String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => bail!("no frame from the hub within {timeout:?}"),
+            Ok(None) => bail!("the hub closed the connection"),
+            Ok(Some(Err(e))) => bail!("read failed: {e}"),
+            Ok(Some(Ok(Message::Text(t)))) => return Ok(t.as_str().to_owned()),
+            Ok(Some(Ok(Message::Close(f)))) => bail!("the hub closed the connection: {f:?}"),
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+/// Connects and says hello; returns the socket and the welcome's head.
+async fn open(url: &str, cursor: u64, small: bool) -> Result<(Ws, u64)> {
+    let mut ws = connect(url, small).await?;
+    ws.send(Message::Text(hello(cursor, false).into())).await?;
+    let text = next_text(&mut ws, Duration::from_secs(30)).await?;
+    match HubFrame::decode(&text)? {
+        HubFrame::Welcome { head, .. } => Ok((ws, head)),
+        other => bail!("expected welcome, got {other:?}"),
+    }
+}
+
+/// The hub's head now (a hello with a cursor past any head, which the hub
+/// clamps, so nothing is caught up).
+async fn head(url: &str) -> Result<u64> {
+    let (mut ws, head) = open(url, u64::MAX, true).await?;
+    let _ = ws.close(None).await;
+    Ok(head)
+}
+
+async fn close(mut ws: Ws) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+}
+
+// ------------------------------------------------------------------ subscribers
+
+#[derive(Default)]
+struct SubStats {
+    changes: AtomicU64,
+    frames: AtomicU64,
+    bytes: AtomicU64,
+    last_ns: AtomicU64,
+    samples: Mutex<Vec<u32>>,
+    error: Mutex<Option<String>>,
+    ended: AtomicBool,
+}
+
+static DOC_FIELD: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"\"doc\":\""));
+
+fn hex_u64(h: &[u8]) -> Option<u64> {
+    std::str::from_utf8(h).ok().and_then(|s| u64::from_str_radix(s, 16).ok())
+}
+
+impl SubStats {
+    /// One text frame from the hub. Only `changes` frames are looked at, and
+    /// only their `"doc":"…"` fields (no JSON parse, no base64).
+    fn on_text(&self, text: &str, timed: &Timed) -> Result<(), String> {
+        let now = timed.now_ns();
+        let bytes = text.as_bytes();
+        if bytes.starts_with(b"{\"type\":\"changes\"") {
+            let mut n = 0u64;
+            let mut samples = Vec::new();
+            for pos in DOC_FIELD.find_iter(bytes) {
+                n += 1;
+                let Some(id) = bytes.get(pos + 7..pos + 39) else { continue };
+                if id[..16] != timed.magic_hex {
+                    continue;
+                }
+                if let Some(i) = hex_u64(&id[16..])
+                    && let Some(sent) = timed.sent.get(i as usize)
+                {
+                    let sent = sent.load(Ordering::Acquire);
+                    if sent != 0 && now >= sent {
+                        samples.push(((now - sent) / 1000).min(u64::from(u32::MAX)) as u32);
+                    }
+                }
+            }
+            if !samples.is_empty()
+                && let Ok(mut s) = self.samples.lock()
+            {
+                s.extend(samples);
+            }
+            self.changes.fetch_add(n, Ordering::Relaxed);
+            self.frames.fetch_add(1, Ordering::Relaxed);
+            self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            self.last_ns.store(now, Ordering::Relaxed);
+        } else if bytes.starts_with(b"{\"type\":\"error\"") {
+            return Err(text.chars().take(300).collect());
+        }
+        Ok(())
+    }
+
+    fn reset(&self) {
+        self.changes.store(0, Ordering::Relaxed);
+        self.frames.store(0, Ordering::Relaxed);
+        self.bytes.store(0, Ordering::Relaxed);
+        self.last_ns.store(0, Ordering::Relaxed);
+        if let Ok(mut s) = self.samples.lock() {
+            s.clear();
+        }
+    }
+}
+
+/// Live subscribers, each its own WebSocket connection and tokio task.
+struct Subs {
+    stats: Vec<Arc<SubStats>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    connect_s: f64,
+}
+
+impl Subs {
+    /// Connects `n` subscribers (at most 64 handshakes at a time), each saying
+    /// hello with `cursor`; returns once every one has its welcome.
+    async fn connect(url: &str, n: usize, cursor: u64, timed: &Arc<Timed>) -> Result<Self> {
+        let t0 = Instant::now();
+        let (stop, stop_rx) = watch::channel(false);
+        let gate = Arc::new(Semaphore::new(64));
+        let (ready_tx, mut ready_rx) = mpsc::channel::<Result<()>>(n.max(1));
+        let mut stats = Vec::with_capacity(n);
+        let mut tasks = Vec::with_capacity(n);
+        for _ in 0..n {
+            let s = Arc::new(SubStats::default());
+            stats.push(s.clone());
+            let (url, timed, gate, ready, mut stop_rx) =
+                (url.to_string(), timed.clone(), gate.clone(), ready_tx.clone(), stop_rx.clone());
+            tasks.push(tokio::spawn(async move {
+                let permit = gate.acquire_owned().await;
+                let mut ws = match open(&url, cursor, true).await {
+                    Ok((ws, _)) => ws,
+                    Err(e) => {
+                        let _ = ready.send(Err(e)).await;
+                        return;
+                    }
+                };
+                drop(permit);
+                let _ = ready.send(Ok(())).await;
+                drop(ready);
+                let stopped = stop_rx.wait_for(|v| *v);
+                tokio::pin!(stopped);
+                let stop_asked = loop {
+                    tokio::select! {
+                        biased;
+                        _ = &mut stopped => break true,
+                        msg = ws.next() => match msg {
+                            Some(Ok(Message::Text(t))) => {
+                                if let Err(e) = s.on_text(t.as_str(), &timed) {
+                                    *s.error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                                    break false;
+                                }
+                            }
+                            Some(Ok(Message::Close(f))) => {
+                                *s.error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(format!("closed by hub: {f:?}"));
+                                break false;
+                            }
+                            None => {
+                                *s.error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some("connection ended".into());
+                                break false;
+                            }
+                            Some(Err(e)) => {
+                                *s.error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(format!("read failed: {e}"));
+                                break false;
+                            }
+                            Some(Ok(_)) => {}
+                        }
+                    }
+                };
+                if stop_asked {
+                    close(ws).await;
+                }
+                s.ended.store(true, Ordering::Relaxed);
+            }));
+        }
+        drop(ready_tx);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        let mut ok = 0;
+        while ok < n {
+            match tokio::time::timeout_at(deadline, ready_rx.recv()).await {
+                Ok(Some(Ok(()))) => ok += 1,
+                Ok(Some(Err(e))) => {
+                    let _ = stop.send(true);
+                    bail!("subscriber {ok} of {n} failed to connect: {e:#}");
+                }
+                Ok(None) => bail!("subscribers ended before connecting"),
+                Err(_) => {
+                    let _ = stop.send(true);
+                    bail!("only {ok} of {n} subscribers connected within 120 s");
+                }
+            }
+        }
+        Ok(Self { stats, tasks, stop, connect_s: t0.elapsed().as_secs_f64() })
+    }
+
+    fn reset(&self) {
+        for s in &self.stats {
+            s.reset();
+        }
+    }
+
+    fn changes(&self) -> u64 {
+        self.stats.iter().map(|s| s.changes.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Waits (bounded) until every live subscriber has `expected` changes.
+    async fn drain(&self, expected: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let done = self
+                .stats
+                .iter()
+                .all(|s| s.changes.load(Ordering::Relaxed) >= expected || s.ended.load(Ordering::Relaxed));
+            if done {
+                return self.stats.iter().all(|s| s.changes.load(Ordering::Relaxed) >= expected);
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn samples(&self) -> Vec<u32> {
+        let mut all = Vec::new();
+        for s in &self.stats {
+            if let Ok(mut v) = s.samples.lock() {
+                all.append(&mut v);
+            }
+        }
+        all
+    }
+
+    fn errors(&self) -> (usize, Vec<String>) {
+        let errs: Vec<String> = self.stats.iter().filter_map(|s| s.error.lock().ok().and_then(|e| e.clone())).collect();
+        let first = errs.iter().take(3).cloned().collect();
+        (errs.len(), first)
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+// ------------------------------------------------------------------ phases
+
+/// Phase 1: One client creates `count` tasks and pushes them; time until all are acknowledged.
+async fn preload(args: &Args, hub: &Hephd) -> Result<Value> {
+    let cpu = CpuMeter::start(hub);
+    let (mut ws, _) = open(&hub.url(), 0, false).await?;
+    let actor = ActorId::random();
+    let t0 = Instant::now();
+    let mut create = Duration::ZERO;
+    let (mut next, mut acked, mut stored, mut echoes, mut batch_id) = (0usize, 0usize, 0usize, 0u64, 0u64);
+    let mut in_flight: VecDeque<(u64, usize)> = VecDeque::new();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while acked < args.count {
+        while in_flight.len() < args.preload_window.max(1) && next < args.count {
+            let end = (next + args.preload_batch.max(1)).min(args.count);
+            let c0 = Instant::now();
+            let now = Utc::now();
+            let changes =
+                (next..end).map(|i| task_change(NodeId::random(), i, &actor, now)).collect::<Result<Vec<_>>>()?;
+            create += c0.elapsed();
+            batch_id += 1;
+            ws.send(Message::Text(push_text(batch_id, changes).into())).await?;
+            in_flight.push_back((batch_id, end - next));
+            next = end;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let text = next_text(&mut ws, left.max(Duration::from_millis(1))).await?;
+        if text.starts_with("{\"type\":\"changes\"") {
+            echoes += 1; // our own changes, fanned out back to us
+            continue;
+        }
+        match HubFrame::decode(&text)? {
+            HubFrame::Ack { batch, seqs } => {
+                let Some((want, n)) = in_flight.pop_front() else { bail!("ack {batch} with nothing in flight") };
+                if want != batch || seqs.len() != n {
+                    bail!("ack of batch {batch} with {} seqs; expected batch {want} with {n}", seqs.len());
+                }
+                acked += n;
+                stored += seqs.iter().filter(|s| **s != 0).count();
+                if acked % 2000 < args.preload_batch || acked == args.count {
+                    log(format!("preload: {acked}/{} acknowledged, {:.1} s", args.count, t0.elapsed().as_secs_f64()));
+                }
+            }
+            HubFrame::Error { code, message, .. } => bail!("hub error {code:?}: {message}"),
+            other => bail!("unexpected frame during preload: {other:?}"),
+        }
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    close(ws).await;
+    Ok(merge(
+        json!({
+            "op": "preload", "count": args.count, "batch": args.preload_batch, "window": args.preload_window,
+            "seconds": r3(seconds), "docs_per_s": r1(args.count as f64 / seconds),
+            "create_s": r3(create.as_secs_f64()), "stored": stored, "echo_frames": echoes,
+            "hub_rss_kb": hub.rss_kb(),
+        }),
+        cpu.json(),
+    ))
+}
+
+/// Phases 2 and 2b: A fresh device with an in-memory replica: `hello` with cursor 0,
+/// driven by the engine's `SpokeSession` (as a device would); time until its
+/// cursor reaches the welcome's head. `snapshots`: bootstrap from compacted
+/// documents (the default for a new device); otherwise the whole change log.
+async fn bootstrap(hub: &Hephd, snapshots: bool, expect_docs: usize) -> Result<Value> {
+    let cpu = CpuMeter::start(hub);
+    let replica = Replica::in_memory()?;
+    let t0 = Instant::now();
+    let mut ws = connect(&hub.url(), false).await?;
+    let connected = t0.elapsed();
+    let (mut session, first) = SpokeSession::start(&replica)?;
+    let first = match first {
+        ClientFrame::Hello { version, origin, cursor, .. } => {
+            ClientFrame::Hello { version, origin, cursor, bootstrap: snapshots }
+        }
+        other => other,
+    };
+    ws.send(Message::Text(encode(&first).into())).await?;
+    let (mut head, mut frames, mut bytes, mut received) = (None::<u64>, 0u64, 0u64, 0usize);
+    let mut apply = Duration::ZERO;
+    let mut first_data = None;
+    let (mut more_snapshots, mut cursor_at_head) = (false, None::<u64>);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let text = next_text(&mut ws, left.max(Duration::from_millis(1))).await?;
+        frames += 1;
+        bytes += text.len() as u64;
+        if head.is_none() && text.starts_with("{\"type\":\"welcome\"") {
+            if let HubFrame::Welcome { head: h, .. } = HubFrame::decode(&text)? {
+                head = Some(h);
+            }
+        } else if first_data.is_none() {
+            first_data = Some(t0.elapsed());
+        }
+        if text.starts_with("{\"type\":\"snapshot\"") {
+            more_snapshots = text.ends_with("\"more\":true}");
+        }
+        let a0 = Instant::now();
+        let step = session.receive(&text, &replica).map_err(|e| anyhow!("{e}"))?;
+        received += step.received;
+        let cursor = replica.cursors()?.hub_cursor;
+        apply += a0.elapsed();
+        for f in step.send {
+            ws.send(Message::Text(encode(&f).into())).await?;
+        }
+        if let Some(h) = head
+            && cursor >= h
+        {
+            // The engine moves the cursor to `upto` on every snapshot frame,
+            // also those with more to come: wait for the last one too.
+            cursor_at_head.get_or_insert(frames);
+            if !more_snapshots {
+                break;
+            }
+        }
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    close(ws).await;
+    let docs = replica.store().read(|r| r.count())?;
+    if docs as usize != expect_docs {
+        log(format!("bootstrap: the device has {docs} nodes; expected {expect_docs}"));
+    }
+    Ok(merge(
+        json!({
+            "op": if snapshots { "bootstrap" } else { "catchup" },
+            "head": head, "docs": docs, "received": received, "seconds": r3(seconds),
+            "docs_per_s": r1(docs as f64 / seconds),
+            "connect_ms": r3(connected.as_secs_f64() * 1000.0),
+            "first_data_ms": r3(first_data.unwrap_or_default().as_secs_f64() * 1000.0),
+            "apply_s": r3(apply.as_secs_f64()), "frames": frames, "mb": r3(bytes as f64 / 1e6),
+            "cursor_at_head_after_frames": cursor_at_head,
+        }),
+        cpu.json(),
+    ))
+}
+
+/// Phase 2d: A bootstrap cut off after its first snapshot frame, then resumed as a
+/// device would (a new `SpokeSession` on the same replica): does the device
+/// end up with every document?
+async fn bootstrap_resume(hub: &Hephd, expect_docs: usize) -> Result<Value> {
+    let replica = Replica::in_memory()?;
+    let url = hub.url();
+    // Session 1: hello, welcome, one snapshot frame, then the connection drops.
+    let mut ws = connect(&url, false).await?;
+    let (mut session, hello) = SpokeSession::start(&replica)?;
+    ws.send(Message::Text(encode(&hello).into())).await?;
+    let mut first_more = None;
+    while first_more.is_none() {
+        let text = next_text(&mut ws, Duration::from_secs(60)).await?;
+        if text.starts_with("{\"type\":\"snapshot\"") {
+            first_more = Some(text.ends_with("\"more\":true}"));
+        }
+        session.receive(&text, &replica).map_err(|e| anyhow!("{e}"))?;
+    }
+    drop(ws);
+    let after_cut = replica.store().read(|r| r.count())?;
+    let cursor_after_cut = replica.cursors()?.hub_cursor;
+    // Session 2: resume from the stored cursor, until the session is idle (or 5 s of silence).
+    let mut ws = connect(&url, false).await?;
+    let (mut session, hello) = SpokeSession::start(&replica)?;
+    let resume_hello = match &hello {
+        ClientFrame::Hello { cursor, bootstrap, .. } => json!({"cursor": cursor, "bootstrap": bootstrap}),
+        _ => Value::Null,
+    };
+    ws.send(Message::Text(encode(&hello).into())).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let Ok(text) = next_text(&mut ws, Duration::from_secs(5)).await else { break };
+        session.receive(&text, &replica).map_err(|e| anyhow!("{e}"))?;
+        if session.is_idle(&replica)? && replica.store().read(|r| r.count())? as usize >= expect_docs {
+            break;
+        }
+    }
+    close(ws).await;
+    let after_resume = replica.store().read(|r| r.count())?;
+    Ok(json!({
+        "op": "bootstrap_resume", "expected_docs": expect_docs, "first_frame_more": first_more,
+        "docs_after_cut": after_cut, "cursor_after_cut": cursor_after_cut, "resume_hello": resume_hello,
+        "docs_after_resume": after_resume, "idle_after_resume": session.is_idle(&replica)?,
+        "ok": after_resume as usize == expect_docs,
+    }))
+}
+
+/// Phase 2c: The same bootstrap, receiving only (no decode, no apply): what the
+/// hub and the socket cost.
+async fn bootstrap_recv(hub: &Hephd) -> Result<Value> {
+    let cpu = CpuMeter::start(hub);
+    let t0 = Instant::now();
+    let mut ws = connect(&hub.url(), false).await?;
+    ws.send(Message::Text(hello(0, true).into())).await?;
+    let (mut frames, mut bytes) = (0u64, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let text = next_text(&mut ws, left.max(Duration::from_millis(1))).await?;
+        frames += 1;
+        bytes += text.len() as u64;
+        if text.starts_with("{\"type\":\"snapshot\"") && text.ends_with("\"more\":false}") {
+            break;
+        }
+        if text.starts_with("{\"type\":\"error\"") {
+            bail!("hub error: {text}");
+        }
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    close(ws).await;
+    Ok(merge(
+        json!({"op": "bootstrap_recv", "seconds": r3(seconds), "frames": frames, "mb": r3(bytes as f64 / 1e6)}),
+        cpu.json(),
+    ))
+}
+
+/// Phase 3: `subs` live subscribers, one writer pushing `rate` new tasks per second
+/// (one change per push, paced, not waiting for acks) for `seconds`; each
+/// subscriber records send → receipt.
+async fn latency(hub: &Hephd, timed: &Arc<Timed>, op: &str, subs: usize, rate: u64, seconds: u64) -> Result<Value> {
+    let total = (rate * seconds) as usize;
+    let pushes = timed_pushes(timed, total, 1, 1)?;
+    let url = hub.url();
+    let head = head(&url).await?;
+    let subs_set = Subs::connect(&url, subs, head, timed).await?;
+    let (ws, _) = open(&url, head, false).await?;
+    let (mut sink, mut stream) = ws.split();
+    // Acks (and the echo of our own changes) are read beside the paced sends.
+    let ack_sent: Arc<Vec<AtomicU64>> = Arc::new((0..=total).map(|_| AtomicU64::new(0)).collect());
+    let reader = {
+        let (ack_sent, timed) = (ack_sent.clone(), timed.clone());
+        tokio::spawn(async move {
+            let (mut acks, mut ack_lat) = (0usize, Vec::with_capacity(total));
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds + 60);
+            while acks < total {
+                let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, stream.next()).await else { break };
+                let Message::Text(t) = msg else { continue };
+                if !t.as_str().starts_with("{\"type\":\"ack\"") {
+                    continue;
+                }
+                let now = timed.now_ns();
+                if let Ok(HubFrame::Ack { batch, .. }) = HubFrame::decode(t.as_str()) {
+                    acks += 1;
+                    let s = ack_sent.get(batch as usize).map_or(0, |a| a.load(Ordering::Acquire));
+                    if s != 0 {
+                        ack_lat.push(((now - s) / 1000) as u32);
+                    }
+                }
+            }
+            (acks, ack_lat, stream)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await; // let the subscriptions settle
+    let cpu = CpuMeter::start(hub);
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let t0 = tokio::time::Instant::now();
+    let hard_stop = t0 + Duration::from_secs(seconds + 5);
+    let mut written = 0usize;
+    for (indexes, text) in pushes {
+        let due = t0 + interval * written as u32;
+        if tokio::time::Instant::now() > hard_stop {
+            break;
+        }
+        tokio::time::sleep_until(due).await;
+        timed.mark_sent(&indexes);
+        ack_sent[written + 1].store(timed.now_ns().max(1), Ordering::Release);
+        sink.send(Message::Text(text.into())).await?;
+        written += 1;
+    }
+    let write_s = t0.elapsed().as_secs_f64();
+    let complete = subs_set.drain(written as u64, Duration::from_secs(10)).await;
+    let cpu = cpu.json();
+    let (acks, mut ack_lat, stream) =
+        tokio::time::timeout(Duration::from_secs(70), reader).await.context("ack reader hung")??;
+    if let Ok(ws) = sink.reunite(stream) {
+        close(ws).await;
+    }
+    let mut samples = subs_set.samples();
+    let delivered = subs_set.changes();
+    let (errors, first_errors) = subs_set.errors();
+    subs_set.stop().await;
+    Ok(merge(
+        merge(
+            json!({
+                "op": op, "subscribers": subs, "rate": rate, "changes": written, "write_seconds": r3(write_s),
+                "expected": written * subs, "deliveries": delivered, "complete": complete,
+                "acks": acks, "ack": latency_json(&mut ack_lat),
+                "sub_errors": errors, "first_errors": first_errors,
+            }),
+            latency_json(&mut samples),
+        ),
+        cpu,
+    ))
+}
+
+/// Phase 5: `n` idle live connections; hephd's VmRSS before and after. The
+/// connections stay open for the fan-out.
+async fn idle(hub: &Hephd, timed: &Arc<Timed>, n: usize) -> Result<(Value, Subs)> {
+    let url = hub.url();
+    let head = head(&url).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = hub.rss_kb();
+    let threads_before = hub.threads();
+    let subs = Subs::connect(&url, n, head, timed).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = hub.rss_kb();
+    let health: Value =
+        hub.http_get("/healthz").ok().and_then(|b| serde_json::from_str(&b).ok()).unwrap_or(Value::Null);
+    let v = json!({
+        "op": "idle", "connections": n, "hub_connections": health["connections"],
+        "connect_s": r3(subs.connect_s), "rss_before_kb": before, "rss_idle_kb": after,
+        "rss_idle_mb": r1(after as f64 / 1024.0),
+        "per_conn_kb": r1((after as f64 - before as f64) / n.max(1) as f64),
+        "hub_threads_before": threads_before, "hub_threads": hub.threads(),
+        "harness_rss_kb": status_kb(std::process::id(), "VmRSS:"),
+    });
+    Ok((v, subs))
+}
+
+/// Phase 4: A writer pushing as fast as acks allow (one push in flight) to `subs`;
+/// deliveries per second summed over subscribers.
+async fn fanout(hub: &Hephd, timed: &Arc<Timed>, subs: &Subs, batch: usize, args: &Args) -> Result<Value> {
+    let max_pushes = args.fan_max_pushes.min(60_000 / batch.max(1)).max(1);
+    log(format!("fanout: preparing {max_pushes} pushes of {batch}"));
+    let pushes = timed_pushes(timed, max_pushes, batch, 1)?;
+    let url = hub.url();
+    let head = head(&url).await?;
+    let (mut ws, _) = open(&url, head, false).await?;
+    subs.reset();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cpu = CpuMeter::start(hub);
+    let dropped0 = hub.metric("heph_hub_dropped_slow_total");
+    let start_ns = timed.now_ns();
+    let t0 = Instant::now();
+    let stop_at = t0 + Duration::from_secs_f64(args.fan_seconds);
+    let (mut pushed, mut changes, mut echoes) = (0usize, 0u64, 0u64);
+    for (indexes, text) in pushes {
+        if Instant::now() > stop_at {
+            break;
+        }
+        timed.mark_sent(&indexes);
+        ws.send(Message::Text(text.into())).await?;
+        loop {
+            let text = next_text(&mut ws, Duration::from_secs(30)).await?;
+            if text.starts_with("{\"type\":\"ack\"") {
+                break;
+            }
+            if text.starts_with("{\"type\":\"error\"") {
+                bail!("hub error: {text}");
+            }
+            echoes += 1;
+        }
+        pushed += 1;
+        changes += indexes.len() as u64;
+    }
+    let write_s = t0.elapsed().as_secs_f64();
+    let complete = subs.drain(changes, Duration::from_secs(60)).await;
+    let drain_s = t0.elapsed().as_secs_f64();
+    let cpu = cpu.json();
+    close(ws).await;
+    let delivered = subs.changes();
+    let frames: u64 = subs.stats.iter().map(|s| s.frames.load(Ordering::Relaxed)).sum();
+    let mb: u64 = subs.stats.iter().map(|s| s.bytes.load(Ordering::Relaxed)).sum();
+    let end_ns = subs.stats.iter().map(|s| s.last_ns.load(Ordering::Relaxed)).max().unwrap_or(start_ns);
+    let window = (end_ns.saturating_sub(start_ns) as f64 / 1e9).max(1e-9);
+    let live = subs.stats.iter().filter(|s| !s.ended.load(Ordering::Relaxed)).count();
+    let (errors, first_errors) = subs.errors();
+    let mut samples = subs.samples();
+    let dropped = match (dropped0, hub.metric("heph_hub_dropped_slow_total")) {
+        (Some(a), Some(b)) => json!(b - a),
+        _ => Value::Null,
+    };
+    Ok(merge(
+        json!({
+            "op": "fanout", "batch": batch, "subscribers": subs.stats.len(), "live_subscribers": live,
+            "pushes": pushed, "changes": changes, "write_seconds": r3(write_s),
+            "pushes_per_s": r1(pushed as f64 / write_s),
+            "expected": changes * subs.stats.len() as u64, "deliveries": delivered, "complete": complete,
+            "seconds": r3(window), "drain_seconds": r3(drain_s),
+            "deliveries_per_s": r1(delivered as f64 / window), "frames": frames,
+            "frames_per_s": r1(frames as f64 / window), "mb": r3(mb as f64 / 1e6),
+            "echo_frames": echoes, "dropped_slow": dropped, "sub_errors": errors, "first_errors": first_errors,
+            "latency": latency_json(&mut samples), "hub_rss_kb": hub.rss_kb(),
+        }),
+        cpu,
+    ))
+}
+
+// ------------------------------------------------------------------ main
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let phases: Vec<String> = args.phases.split(',').map(|s| s.trim().to_string()).collect();
+    let want = |p: &str| phases.iter().any(|x| x == p);
+    let nofile = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
+    if (nofile as usize) < args.conns + 200 {
+        log(format!("warning: open-file limit is {nofile}, below {} connections", args.conns));
+    }
+    let hephd = match &args.hephd {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.parent().context("no exe dir")?.join("hephd"),
+    };
+    let dir = tempfile::Builder::new().prefix("heph-hub-load.").tempdir()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let cpu_model = fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_string());
+    emit(json!({
+        "op": "env", "nproc": std::thread::available_parallelism().map_or(0, |n| n.get()), "cpu": cpu_model,
+        "hephd": hephd.display().to_string(), "nofile": nofile, "date": Utc::now().to_rfc3339(),
+        "loadavg": fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+    }));
+    let mut hub = Hephd::start(&hephd, dir.path(), args.queue)?;
+    log(format!("hephd pid {} on {}, store {}", hub.pid, hub.addr, dir.path().display()));
+    let rss_start = hub.rss_kb();
+    // Ids for every timed change this run can send.
+    let fan_batches: Vec<usize> = args.fan_batches.split(',').filter_map(|b| b.trim().parse().ok()).collect();
+    let capacity = (args.lat_rate * args.lat_seconds + args.ref_rate * args.ref_seconds) as usize
+        + fan_batches.iter().map(|b| args.fan_max_pushes.min(60_000 / b.max(&1)).max(1) * b).sum::<usize>()
+        + 16;
+    let timed = Arc::new(Timed::new(capacity));
+    let outcome = runtime.block_on(async {
+        let mut failures = Vec::new();
+        let mut record = |name: &str, r: Result<Value>| match r {
+            Ok(v) => emit(v),
+            Err(e) => {
+                log(format!("{name} failed: {e:#}"));
+                emit(json!({"op": name, "error": format!("{e:#}")}));
+                failures.push(name.to_string());
+            }
+        };
+        if want("preload") {
+            log(format!("preload: {} tasks in pushes of {}", args.count, args.preload_batch));
+            record("preload", preload(&args, &hub).await);
+        }
+        if want("bootstrap") {
+            log("bootstrap: fresh device, snapshots");
+            record("bootstrap", bootstrap(&hub, true, args.count).await);
+            record("bootstrap_recv", bootstrap_recv(&hub).await);
+            record("bootstrap_resume", bootstrap_resume(&hub, args.count).await);
+        }
+        if want("catchup") {
+            log("catchup: fresh device, whole change log");
+            record("catchup", bootstrap(&hub, false, args.count).await);
+        }
+        if want("latency") {
+            log(format!("latency: {} subscribers, {}/s for {} s", args.lat_subs, args.lat_rate, args.lat_seconds));
+            record("latency", latency(&hub, &timed, "latency", args.lat_subs, args.lat_rate, args.lat_seconds).await);
+        }
+        if want("latency_ref") {
+            log(format!("latency_ref: {} subscribers, {}/s for {} s", args.ref_subs, args.ref_rate, args.ref_seconds));
+            record(
+                "latency_ref",
+                latency(&hub, &timed, "latency_ref", args.ref_subs, args.ref_rate, args.ref_seconds).await,
+            );
+        }
+        let mut subs = None;
+        if want("idle") || want("fanout") {
+            log(format!("idle: {} connections", args.conns));
+            match idle(&hub, &timed, args.conns).await {
+                Ok((mut v, s)) => {
+                    if let Value::Object(m) = &mut v {
+                        m.insert("rss_start_kb".into(), json!(rss_start));
+                    }
+                    emit(v);
+                    subs = Some(s);
+                }
+                Err(e) => record("idle", Err(e)),
+            }
+        }
+        if want("fanout")
+            && let Some(s) = &subs
+        {
+            for &b in &fan_batches {
+                log(format!("fanout: {} subscribers, pushes of {b}", s.stats.len()));
+                record("fanout", fanout(&hub, &timed, s, b, &args).await);
+            }
+        }
+        if let Some(s) = subs {
+            s.stop().await;
+        }
+        failures
+    });
+    // What hephd says about the run.
+    let log_text = fs::read_to_string(&hub.log_path).unwrap_or_default();
+    let mut ended: std::collections::BTreeMap<String, u64> = Default::default();
+    let (mut warns, mut errors) = (0, 0);
+    for line in log_text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+        match v["level"].as_str() {
+            Some("WARN") => warns += 1,
+            Some("ERROR") => errors += 1,
+            _ => {}
+        }
+        if let Some(why) = v["fields"]["why"].as_str() {
+            let key: String = why.chars().take(60).collect();
+            *ended.entry(key).or_default() += 1;
+        }
+    }
+    let metrics = [
+        "heph_hub_connections_total",
+        "heph_hub_frames_received_total",
+        "heph_hub_frames_sent_total",
+        "heph_hub_changes_stored_total",
+        "heph_hub_live_deliveries_total",
+        "heph_hub_dropped_slow_total",
+    ]
+    .iter()
+    .map(|m| (m.to_string(), json!(hub.metric(m))))
+    .collect::<serde_json::Map<_, _>>();
+    emit(json!({
+        "op": "hephd", "rss_end_kb": hub.rss_kb(), "rss_hwm_kb": status_kb(hub.pid, "VmHWM:"),
+        "cpu_s": r3(cpu_seconds(&format!("/proc/{}/stat", hub.pid))), "log_warn": warns, "log_error": errors,
+        "connections_ended": ended, "metrics": metrics,
+        "db_bytes": fs::metadata(dir.path().join("hub.db")).map_or(0, |m| m.len()),
+    }));
+    hub.stop();
+    if args.keep {
+        let kept = dir.keep();
+        log(format!("kept {}", kept.display()));
+    }
+    if outcome.is_empty() { Ok(()) } else { bail!("failed: {}", outcome.join(", ")) }
+}

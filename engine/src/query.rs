@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Duration, FixedOffset, Utc};
+use chrono::{DateTime, Duration, FixedOffset};
 
 use crate::id::NodeId;
 use crate::node::{NodeKind, NodeSummary, Priority, Status};
@@ -323,10 +323,4 @@ pub fn sort_for_listing(
     }
     keyed.sort_by(order);
     keyed
-}
-
-/// Convenience for callers holding a UTC instant and an offset.
-#[must_use]
-pub fn local(now: DateTime<Utc>, offset: FixedOffset) -> DateTime<FixedOffset> {
-    now.with_timezone(&offset)
 }

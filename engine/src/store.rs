@@ -468,11 +468,6 @@ impl Writer {
         self.origin.clone()
     }
 
-    /// The node whose id starts with `prefix`.
-    pub fn resolve(&self, prefix: &str) -> Result<NodeId, Error> {
-        resolve(&self.txn.open_table(INDEX)?, prefix)
-    }
-
     /// The document of `id`, if stored.
     pub fn doc(&self, id: NodeId) -> Result<Option<NodeDoc>, Error> {
         load_doc(&self.txn.open_table(DOCS)?, id, &self.origin)
@@ -483,17 +478,23 @@ impl Writer {
         Ok(self.txn.open_table(CHANGES)?.get(hash.0)?.is_some())
     }
 
-    fn append_log(&mut self, doc: NodeId, change: &Change, local: bool) -> Result<Option<u64>, Error> {
+    /// Stores a change's bytes in `changes`; `false` when it was already there.
+    fn store_change(&mut self, doc: NodeId, change: &Change) -> Result<bool, Error> {
         let hash = change.hash();
         let mut changes = self.txn.open_table(CHANGES)?;
         if changes.get(hash.0)?.is_some() {
-            return Ok(None);
+            return Ok(false);
         }
         let raw = change.raw_bytes();
         let mut value = Vec::with_capacity(16 + raw.len());
         value.extend_from_slice(doc.as_bytes());
         value.extend_from_slice(raw);
         changes.insert(hash.0, value.as_slice())?;
+        Ok(true)
+    }
+
+    /// Appends a stored change to the log; returns its seq.
+    fn log_change(&mut self, doc: NodeId, change: &Change, local: bool) -> Result<u64, Error> {
         let mut log = self.txn.open_table(LOG)?;
         let seq = match self.next_seq {
             Some(s) => s,
@@ -501,11 +502,19 @@ impl Writer {
         };
         let mut entry = [0u8; 49];
         entry[..16].copy_from_slice(doc.as_bytes());
-        entry[16..48].copy_from_slice(&hash.0);
+        entry[16..48].copy_from_slice(&change.hash().0);
         entry[48] = u8::from(local);
         log.insert(seq, entry)?;
         self.next_seq = Some(seq + 1);
-        Ok(Some(seq))
+        Ok(seq)
+    }
+
+    /// Stores and logs a change not seen before; `None` when it is known.
+    fn append_log(&mut self, doc: NodeId, change: &Change, local: bool) -> Result<Option<u64>, Error> {
+        if !self.store_change(doc, change)? {
+            return Ok(None);
+        }
+        self.log_change(doc, change, local).map(Some)
     }
 
     /// Stores `doc` after local edits that produced `changes`: appends them to
@@ -587,25 +596,20 @@ impl Writer {
             if waiting_hashes.contains(&hash) {
                 continue;
             }
-            if pending_hashes.contains(&hash) {
-                // Already in `changes`; now it joins the log.
-                self.txn.open_table(CHANGES)?.remove(hash)?;
-            }
-            if let Some(seq) = self.append_log(id, &change, false)? {
+            // A change that waited is already in `changes`; now it joins the log.
+            let seq = if pending_hashes.contains(&hash) {
+                Some(self.log_change(id, &change, false)?)
+            } else {
+                self.append_log(id, &change, false)?
+            };
+            if let Some(seq) = seq {
                 report.applied += 1;
                 report.logged.push(LoggedChange { seq, doc: id, bytes: change.raw_bytes().to_vec(), local: false });
             }
         }
         for change in &waiting {
-            let hash = change.hash().0;
-            if !pending_hashes.contains(&hash) {
-                let raw = change.raw_bytes();
-                let mut value = Vec::with_capacity(16 + raw.len());
-                value.extend_from_slice(id.as_bytes());
-                value.extend_from_slice(raw);
-                self.txn.open_table(CHANGES)?.insert(hash, value.as_slice())?;
-            }
-            self.txn.open_multimap_table(PENDING)?.insert(id.as_bytes(), hash)?;
+            self.store_change(id, change)?;
+            self.txn.open_multimap_table(PENDING)?.insert(id.as_bytes(), change.hash().0)?;
         }
         report.waiting += waiting.len();
         if doc.heads().is_empty() {

@@ -6,7 +6,8 @@
 //! - [`store`]: redb tables, the change log and the indexes;
 //! - [`replica`]: the API every surface uses ([`Replica`]);
 //! - [`query`], [`parse`], [`when`]: Taskwarrior-style filters, modifications and dates;
-//! - [`taskwarrior`]: Taskwarrior's JSON.
+//! - [`taskwarrior`]: Taskwarrior's JSON;
+//! - [`limits`]: bounded decoding of untrusted Automerge bytes.
 //!
 //! # Durability
 //! A write returns only after its redb transaction has committed to disk
@@ -22,6 +23,7 @@
 pub mod doc;
 pub mod error;
 pub mod id;
+pub mod limits;
 pub mod node;
 pub mod parse;
 pub mod query;

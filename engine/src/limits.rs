@@ -227,11 +227,13 @@ pub fn document_bomb(inflated: usize) -> Vec<u8> {
     chunk(CHUNK_DOCUMENT, &data)
 }
 
-/// DEFLATE of `n` zero bytes, streamed in blocks.
+/// DEFLATE of `n` zero bytes, streamed in blocks. The default level gives
+/// the same ~1000:1 ratio on zeros as the best level, about three times
+/// faster (2 GiB: ~2 MiB in ~1.7 s).
 fn deflate_zeros(n: usize) -> Vec<u8> {
     use std::io::Write as _;
     static BLOCK: [u8; 64 * 1024] = [0; 64 * 1024];
-    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
     let mut left = n;
     while left > 0 {
         let step = left.min(BLOCK.len());

@@ -179,10 +179,34 @@ impl Api {
         }
     }
 
-    pub fn import(&mut self, nodes: &[Node], progress: impl FnMut(usize, usize)) -> Result<ImportReport> {
+    /// Every stored document as native export entries.
+    pub fn export_records(&mut self) -> Result<Vec<Value>> {
         match self {
-            Self::Local(r) => Ok(r.import(nodes, progress)?),
-            Self::Daemon(_) => self.call(&Request::Import { nodes: nodes.to_vec() }),
+            Self::Local(r) => Ok(r.export_records()?.iter().map(heph_engine::archive::Record::to_json).collect()),
+            Self::Daemon(_) => self.call(&Request::ExportRecords),
+        }
+    }
+
+    /// Imports native export entries (raw documents included).
+    pub fn import_records(
+        &mut self,
+        records: Vec<heph_engine::archive::Record>,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<ImportReport> {
+        match self {
+            Self::Local(r) => Ok(r.import_records(records, progress)?),
+            Self::Daemon(_) => {
+                let records = records.iter().map(heph_engine::archive::Record::to_json).collect();
+                self.call(&Request::ImportRecords { records })
+            }
+        }
+    }
+
+    /// Stored documents that do not read as nodes.
+    pub fn unreadable(&mut self) -> Result<Vec<heph_engine::store::Unreadable>> {
+        match self {
+            Self::Local(r) => Ok(r.unreadable()?),
+            Self::Daemon(_) => self.call(&Request::Unreadable),
         }
     }
 

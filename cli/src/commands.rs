@@ -102,6 +102,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export { format, output } => export(&ctx, format, output.as_deref()),
         Command::Import { file, format } => import(&ctx, file.as_deref(), format),
         Command::Sync { status } => sync(&ctx, status),
+        Command::Unreadable => unreadable(&ctx),
         Command::Completions { .. } => Ok(()),
     }
 }
@@ -187,7 +188,35 @@ fn ls(ctx: &Ctx, words: &[String], limit: Option<usize>) -> Result<()> {
     let filter = Filter::parse(words, ctx.local)?;
     let mut r = ctx.open_read()?;
     let rows = r.list(&filter, ctx.now, limit)?;
-    print_rows(ctx, &mut r, rows)
+    print_rows(ctx, &mut r, rows)?;
+    if !ctx.json {
+        let hidden = r.unreadable()?.len();
+        if hidden > 0 {
+            let nodes = if hidden == 1 { "node" } else { "nodes" };
+            println!("{hidden} {nodes} could not be read; `heph unreadable` lists them");
+        }
+    }
+    Ok(())
+}
+
+fn unreadable(ctx: &Ctx) -> Result<()> {
+    let list = ctx.open_read()?.unreadable()?;
+    emit(ctx, &list, |out| {
+        if list.is_empty() {
+            writeln!(out, "Every stored document reads as a node.")?;
+        }
+        for u in &list {
+            writeln!(out, "{}  {:>8} B  {}", u.id, u.bytes, u.reason)?;
+        }
+        if !list.is_empty() {
+            writeln!(
+                out,
+                "\n{} documents are kept and synced as they are; `heph export` includes them raw.",
+                list.len()
+            )?;
+        }
+        Ok(())
+    })
 }
 
 fn print_rows(ctx: &Ctx, r: &mut Api, rows: Vec<(f64, heph_engine::NodeSummary)>) -> Result<()> {
@@ -370,12 +399,17 @@ fn conflicts(ctx: &Ctx, action: Option<ConflictAction>) -> Result<()> {
 }
 
 fn export(ctx: &Ctx, format: Format, output: Option<&Path>) -> Result<()> {
-    let nodes = ctx.open_read()?.export()?;
-    let text = match format {
-        Format::Native => serde_json::to_string_pretty(&nodes)?,
+    let mut r = ctx.open_read()?;
+    let (text, count) = match format {
+        // Every stored document, those this heph cannot read included (raw):
+        // a backup must be complete.
+        Format::Native => {
+            let records = r.export_records()?;
+            (serde_json::to_string_pretty(&records)?, records.len())
+        }
         Format::Taskwarrior => {
-            let tasks: Vec<serde_json::Value> = nodes.iter().filter_map(taskwarrior::to_task).collect();
-            serde_json::to_string_pretty(&tasks)?
+            let tasks: Vec<serde_json::Value> = r.export()?.iter().filter_map(taskwarrior::to_task).collect();
+            (serde_json::to_string_pretty(&tasks)?, tasks.len())
         }
     };
     match output {
@@ -392,7 +426,7 @@ fn export(ctx: &Ctx, format: Format, output: Option<&Path>) -> Result<()> {
             writeln!(tmp, "{text}")?;
             tmp.as_file().sync_all()?;
             tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("Exported {} nodes to {}.", nodes.len(), path.display());
+            eprintln!("Exported {count} nodes to {}.", path.display());
         }
     }
     Ok(())
@@ -429,12 +463,12 @@ fn import(ctx: &Ctx, file: Option<&Path>, format: ImportFormat) -> Result<()> {
             ImportFormat::Taskwarrior => true,
             ImportFormat::Native => false,
         };
-        let node = if tw {
-            taskwarrior::from_task(&v, i + 1)?
+        let record = if tw {
+            heph_engine::archive::Record::Node(Box::new(taskwarrior::from_task(&v, i + 1)?), None)
         } else {
-            serde_json::from_value::<Node>(v).with_context(|| format!("record {}: not a heph node", i + 1))?
+            heph_engine::archive::Record::from_json(v).map_err(|e| anyhow::anyhow!("record {}: {e}", i + 1))?
         };
-        nodes.push(node);
+        nodes.push(record);
     }
     let mut r = ctx.open()?;
     let bar = indicatif::ProgressBar::new(nodes.len() as u64);
@@ -442,7 +476,8 @@ fn import(ctx: &Ctx, file: Option<&Path>, format: ImportFormat) -> Result<()> {
         indicatif::ProgressStyle::with_template("importing {bar:40} {pos}/{len} ({eta})")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let report = r.import(&nodes, |done, _| bar.set_position(done as u64))?;
+    let total = nodes.len();
+    let report = r.import_records(nodes, |done, _| bar.set_position(done as u64))?;
     r.finish();
     bar.finish_and_clear();
     if ctx.json {
@@ -450,10 +485,7 @@ fn import(ctx: &Ctx, file: Option<&Path>, format: ImportFormat) -> Result<()> {
     }
     println!(
         "Imported {} nodes: {} added, {} updated, {} unchanged.",
-        nodes.len(),
-        report.added,
-        report.updated,
-        report.unchanged
+        total, report.added, report.updated, report.unchanged
     );
     Ok(())
 }
@@ -494,6 +526,20 @@ fn sync(ctx: &Ctx, status_only: bool) -> Result<()> {
     writeln!(out, "Pending push:   {} local changes", health.pending_push)?;
     writeln!(out, "Hub cursor:     {}", health.hub_cursor)?;
     writeln!(out, "Conflicts:      {}", health.conflicts)?;
+    if health.reconciling {
+        writeln!(out, "Reconciling:    the hub lacks history this device holds; sending it")?;
+    }
+    if health.pending_changes > 0 {
+        let since = health.oldest_pending.map(|t| format!(", the oldest since {}", when(Some(t)))).unwrap_or_default();
+        writeln!(
+            out,
+            "Waiting:        {} received changes wait for changes they depend on{since}",
+            health.pending_changes
+        )?;
+    }
+    if health.unreadable > 0 {
+        writeln!(out, "Unreadable:     {} documents (`heph unreadable` lists them)", health.unreadable)?;
+    }
     out.flush()?;
     Ok(())
 }

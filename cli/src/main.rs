@@ -201,6 +201,10 @@ pub enum Command {
         #[arg(long, short, value_enum, default_value_t = ImportFormat::Auto)]
         format: ImportFormat,
     },
+    /// List stored documents heph cannot read (written by a newer or another client), with the reason for each.
+    ///
+    /// They are kept and synced as they are; `heph export` includes them raw, so a backup is complete.
+    Unreadable,
     /// Sync with the hub now (through the device daemon), or show how sync stands.
     Sync {
         /// Only show sync health: last attempt and success, last error, pending changes, conflicts.

@@ -177,6 +177,21 @@ impl NodeDoc {
         Ok(waiting)
     }
 
+    /// Merges bytes received whole (a saved document, or a run of changes
+    /// in causal order); changes missing a dependency wait inside the
+    /// document. Returns how many operations were added.
+    pub fn merge_bytes(&mut self, bytes: &[u8]) -> Result<usize, DocError> {
+        Ok(self.doc.load_incremental(bytes)?)
+    }
+
+    /// The changes not among the ancestors of `have` (hashes this document
+    /// does not know are ignored): what a peer whose heads are `have` lacks.
+    #[must_use]
+    pub fn changes_since(&self, have: &[ChangeHash]) -> Vec<Change> {
+        let known: Vec<ChangeHash> = have.iter().filter(|h| self.has_change(h)).copied().collect();
+        self.doc.get_changes(&known)
+    }
+
     /// Every change of the document, in causal order.
     #[must_use]
     pub fn changes(&self) -> Vec<Change> {

@@ -41,6 +41,15 @@ pub enum OpenError {
         /// The operating system's error.
         error: std::io::Error,
     },
+    /// An older heph wrote this store; it must be opened read-write once to
+    /// upgrade it (any write command, or the daemon, does).
+    #[error("the store {} has schema version {found}; open it read-write once to upgrade it", path.display())]
+    NeedsUpgrade {
+        /// The store file.
+        path: PathBuf,
+        /// The schema version in the file.
+        found: u32,
+    },
     /// Opened, but the first write (initialising or upgrading) failed.
     #[error(transparent)]
     Store(#[from] Error),
@@ -78,6 +87,27 @@ pub enum Error {
     /// A stored document could not be read.
     #[error(transparent)]
     Doc(#[from] DocError),
+    /// A node with this id exists already.
+    #[error("a node with id {0} exists already; pick another id, or edit that node")]
+    Exists(NodeId),
+    /// A single change is over the size every replica and hub accepts.
+    #[error(
+        "the change is {size} bytes, over the {limit}-byte limit of one change (the body is too large); split it into several nodes"
+    )]
+    ChangeTooLarge {
+        /// The change's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Too many received changes are waiting for their dependencies.
+    #[error(
+        "{limit} received changes already wait for changes they depend on; send those first (reconcile), then retry"
+    )]
+    PendingQuota {
+        /// The limit.
+        limit: u64,
+    },
     /// The store was opened read-only.
     #[error("the store is open read-only")]
     ReadOnly,

@@ -20,6 +20,7 @@
 //! materialised state (see `tests/convergence.rs`).
 #![warn(missing_docs)]
 
+pub mod archive;
 pub mod doc;
 pub mod error;
 pub mod id;

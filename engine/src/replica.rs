@@ -6,15 +6,16 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use automerge::{ActorId, Change};
+use automerge::{ActorId, Change, ChangeHash};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::doc::{Conflict, Edit, HistoryEntry, NodeDoc};
 use crate::error::{Error, OpenError};
 use crate::id::{NodeId, unique_prefix_len};
+use crate::limits::MAX_CHANGE_BYTES;
 use crate::node::{Node, NodeSummary};
 use crate::query::{Filter, is_blocked, sort_for_listing};
-use crate::store::{Applied, Cursors, LoggedChange, Store};
+use crate::store::{Applied, Cursors, LoggedChange, PendingStats, Store, Unreadable};
 
 /// A full local replica of one owner's nodes.
 pub struct Replica {
@@ -85,9 +86,20 @@ impl Replica {
 
     /// Stores a new node: `draft` (its id, kind and fields) with `edits`
     /// applied, as one change at `draft.modified`. Returns the stored node.
+    ///
+    /// Errors: [`Error::Exists`] when a node (or any document) with that id
+    /// is stored already; [`Error::ChangeTooLarge`] when the change could
+    /// never sync.
     pub fn create(&self, draft: &Node, edits: &[Edit], message: &str) -> Result<Node, Error> {
         let (doc, change) = NodeDoc::create_with(draft, edits, self.origin(), message)?;
-        self.store.write(|w| w.save_local(draft.id, &doc, &[change]))
+        let changes = [change];
+        check_size(&changes)?;
+        self.store.write(|w| {
+            if w.doc(draft.id)?.is_some() {
+                return Err(Error::Exists(draft.id));
+            }
+            w.save_local(draft.id, &doc, &changes)
+        })
     }
 
     /// Applies `edits` to node `id` as one change (one history entry).
@@ -96,7 +108,10 @@ impl Replica {
         self.store.write(|w| {
             let mut doc = w.doc(id)?.ok_or_else(|| Error::NotFound(id.to_hex()))?;
             match doc.edit(edits, message, now)? {
-                Some(change) => w.save_local(id, &doc, &[change]),
+                Some(change) => {
+                    check_size(std::slice::from_ref(&change))?;
+                    w.save_local(id, &doc, &[change])
+                }
                 None => Ok(doc.materialise()?),
             }
         })
@@ -296,6 +311,68 @@ impl Replica {
         })
     }
 
+    /// Every stored document as export records: nodes (with their saved
+    /// documents where they hold fields this heph cannot read), then the
+    /// documents that do not read as nodes, raw. See [`crate::archive`].
+    pub fn export_records(&self) -> Result<Vec<crate::archive::Record>, Error> {
+        use crate::archive::Record;
+        self.store.read(|r| {
+            let mut out = Vec::new();
+            for id in r.ids()? {
+                if let Some(doc) = r.doc(id)? {
+                    let node = doc.materialise()?;
+                    let raw = if has_unread_fields(&node) { r.raw_doc(id)? } else { None };
+                    out.push(Record::Node(Box::new(node), raw));
+                }
+            }
+            for u in r.unreadable()? {
+                if let Some(raw) = r.raw_doc(u.id)? {
+                    out.push(Record::Raw { id: u.id, reason: u.reason, raw });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Imports export records: entries with a saved document are merged as
+    /// they were ([`Self::merge_raw`]), the rest as [`Self::import`] does.
+    pub fn import_records(
+        &self,
+        records: Vec<crate::archive::Record>,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<ImportReport, Error> {
+        use crate::archive::Record;
+        let mut nodes = Vec::new();
+        let mut raw = Vec::new();
+        for record in records {
+            match record {
+                Record::Node(node, None) => nodes.push(*node),
+                Record::Node(node, Some(bytes)) => raw.push((node.id, bytes)),
+                Record::Raw { id, raw: bytes, .. } => raw.push((id, bytes)),
+            }
+        }
+        let existing: HashSet<NodeId> = self.store.read(|r| {
+            let mut found = HashSet::new();
+            for (id, _) in &raw {
+                if r.raw_doc(*id)?.is_some() {
+                    found.insert(*id);
+                }
+            }
+            Ok(found)
+        })?;
+        let mut report = self.import(&nodes, progress)?;
+        for ((id, _), applied) in raw.iter().zip(self.merge_raw(&raw)?) {
+            if !existing.contains(id) {
+                report.added += 1;
+            } else if applied > 0 {
+                report.updated += 1;
+            } else {
+                report.unchanged += 1;
+            }
+        }
+        Ok(report)
+    }
+
     /// Imports nodes in one transaction: new ids are created as they are, and
     /// existing ones get the fields that differ (so importing twice changes
     /// nothing). `progress(done, total)` is called as it goes.
@@ -322,7 +399,14 @@ impl Replica {
         self.store.write(|w| {
             let mut report = ImportReport::default();
             for (i, p) in prepared.iter().enumerate() {
-                w.save_prepared(p.node.id, &p.saved, std::slice::from_ref(&p.change), &p.node, &[])?;
+                w.save_prepared(
+                    p.node.id,
+                    &p.saved,
+                    &[p.change.hash()],
+                    std::slice::from_ref(&p.change),
+                    &p.node,
+                    &[],
+                )?;
                 report.added += 1;
                 if i % 512 == 0 {
                     progress(i + 1, total);
@@ -355,20 +439,38 @@ impl Replica {
 
     /// Up to `limit` log entries after `after`, oldest first.
     pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<LoggedChange>, Error> {
-        self.store.read(|r| r.changes_after(after, limit, false))
+        self.store.read(|r| r.changes_after(after, limit, usize::MAX, false))
     }
 
-    /// Up to `limit` changes made on this replica after local seq `after`.
-    pub fn local_changes_after(&self, after: u64, limit: usize) -> Result<Vec<LoggedChange>, Error> {
-        self.store.read(|r| r.changes_after(after, limit, true))
+    /// Log entries after `after`, oldest first: at most `limit`, and past the
+    /// first at most `budget` bytes on the wire (a catch-up frame).
+    pub fn changes_within(&self, after: u64, limit: usize, budget: usize) -> Result<Vec<LoggedChange>, Error> {
+        self.store.read(|r| r.changes_after(after, limit, budget, false))
+    }
+
+    /// Changes made on this replica after local seq `after`: at most
+    /// `limit`, and past the first at most `budget` bytes on the wire.
+    pub fn local_changes_after(&self, after: u64, limit: usize, budget: usize) -> Result<Vec<LoggedChange>, Error> {
+        self.store.read(|r| r.changes_after(after, limit, budget, true))
     }
 
     /// Applies raw changes received from elsewhere, in one transaction.
-    /// Invalid bytes fail the whole batch with [`Error::InvalidChange`] and
-    /// store nothing.
+    /// Invalid bytes (or bytes over the size limits, see [`crate::limits`])
+    /// fail the whole batch with [`Error::InvalidChange`] and store nothing.
     pub fn apply_changes(&self, batch: Vec<(NodeId, Vec<u8>)>) -> Result<Applied, Error> {
-        let by_doc = group(batch)?;
-        self.store.write(|w| apply_grouped(w, by_doc))
+        self.apply_parsed(parse_changes(batch)?, None)
+    }
+
+    /// Applies changes parsed with [`parse_changes`] (outside anything that
+    /// serialises writers), in one transaction. With `max_pending`, an apply
+    /// that would leave more changes waiting for their dependencies fails
+    /// with [`Error::PendingQuota`] and stores nothing.
+    pub fn apply_parsed(&self, batch: Vec<(NodeId, Change)>, max_pending: Option<u64>) -> Result<Applied, Error> {
+        let by_doc = group(batch);
+        self.store.write(|w| {
+            w.set_max_pending(max_pending);
+            apply_grouped(w, by_doc, false)
+        })
     }
 
     /// How many local changes the hub has not acknowledged.
@@ -382,28 +484,61 @@ impl Replica {
     }
 
     /// Begins a session with hub `hub`: returns the cursors to resume from.
-    /// A hub other than the last one means another log, so both cursors
-    /// start over (everything local is offered again; the hub dedups).
+    /// A hub other than the last one means another log: both cursors start
+    /// over (everything is offered again; the hub dedups), and a
+    /// reconciliation is owed (see [`Self::restart_sync`]).
     pub fn begin_sync(&self, hub: &str) -> Result<Cursors, Error> {
         self.store.write(|w| {
             let mut c = w.cursors()?;
             if c.hub.as_deref() != Some(hub) {
-                c = Cursors { hub: Some(hub.to_string()), hub_cursor: 0, pushed: 0 };
+                // A replica that never synced owes nothing; one that did
+                // holds history the new hub may lack.
+                let reconcile = c.hub.is_some() || c.reconcile;
+                c = Cursors { hub: Some(hub.to_string()), reconcile, ..Cursors::default() };
                 w.set_cursors(&c)?;
             }
             Ok(c)
         })
     }
 
+    /// The hub no longer holds what this replica saw of its log (it was
+    /// replaced or restored from an older copy): start the cursors afresh
+    /// and owe it a reconciliation, in one transaction.
+    pub fn restart_sync(&self, hub: &str) -> Result<Cursors, Error> {
+        self.store.write(|w| {
+            let c = Cursors { hub: Some(hub.to_string()), reconcile: true, ..Cursors::default() };
+            w.set_cursors(&c)?;
+            Ok(c)
+        })
+    }
+
+    /// Sets or clears the owed reconciliation.
+    pub fn set_reconcile(&self, owed: bool) -> Result<(), Error> {
+        self.store.write(|w| {
+            let mut c = w.cursors()?;
+            if c.reconcile != owed {
+                c.reconcile = owed;
+                w.set_cursors(&c)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Applies a batch of changes pulled from the hub and advances the hub
     /// cursor to `upto`, in one transaction: the cursor never runs ahead of
-    /// what is stored.
-    pub fn apply_from_hub(&self, batch: Vec<(NodeId, Vec<u8>)>, upto: u64) -> Result<Applied, Error> {
-        let by_doc = group(batch)?;
+    /// what is stored. `known` is the hub's change at the batch's last seq.
+    pub fn apply_from_hub(
+        &self,
+        batch: Vec<(NodeId, Change)>,
+        upto: u64,
+        known: Option<(u64, ChangeHash)>,
+    ) -> Result<Applied, Error> {
+        let by_doc = group(batch);
         self.store.write(|w| {
-            let report = apply_grouped(w, by_doc)?;
+            let report = apply_grouped(w, by_doc, false)?;
             let mut c = w.cursors()?;
             c.hub_cursor = c.hub_cursor.max(upto);
+            advance_known(&mut c, known);
             w.set_cursors(&c)?;
             Ok(report)
         })
@@ -412,7 +547,12 @@ impl Replica {
     /// Merges compacted documents from the hub (bootstrap), in one
     /// transaction; with `upto` (the last snapshot frame), also sets the hub
     /// cursor to the hub seq they reflect.
-    pub fn merge_snapshots(&self, docs: Vec<(NodeId, Vec<u8>)>, upto: Option<u64>) -> Result<(), Error> {
+    pub fn merge_snapshots(
+        &self,
+        docs: Vec<(NodeId, Vec<u8>)>,
+        upto: Option<u64>,
+        known: Option<(u64, ChangeHash)>,
+    ) -> Result<(), Error> {
         self.store.write(|w| {
             for (id, bytes) in &docs {
                 w.merge_snapshot(*id, bytes)?;
@@ -420,17 +560,20 @@ impl Replica {
             if let Some(upto) = upto {
                 let mut c = w.cursors()?;
                 c.hub_cursor = c.hub_cursor.max(upto);
+                advance_known(&mut c, known);
                 w.set_cursors(&c)?;
             }
             Ok(())
         })
     }
 
-    /// Records that the hub has durably stored local changes up to `pushed`.
-    pub fn acknowledge(&self, pushed: u64) -> Result<(), Error> {
+    /// Records that the hub has durably stored local changes up to `pushed`
+    /// (and, with `known`, the newest hub position its ack named).
+    pub fn acknowledge(&self, pushed: u64, known: Option<(u64, ChangeHash)>) -> Result<(), Error> {
         self.store.write(|w| {
             let mut c = w.cursors()?;
             c.pushed = c.pushed.max(pushed);
+            advance_known(&mut c, known);
             w.set_cursors(&c)
         })
     }
@@ -438,6 +581,136 @@ impl Replica {
     /// Every document and the log seq they reflect (a hub's bootstrap source).
     pub fn snapshots(&self) -> Result<crate::store::Snapshots, Error> {
         self.store.read(|r| r.snapshots())
+    }
+
+    /// Saved documents after `after` in id order, within `budget` bytes on
+    /// the wire past the first (one bootstrap frame).
+    pub fn docs_after(&self, after: Option<NodeId>, budget: usize) -> Result<Vec<(NodeId, Vec<u8>)>, Error> {
+        self.store.read(|r| r.docs_after(after, budget))
+    }
+
+    /// Documents after `after` in id order with their heads, at most `limit`.
+    pub fn heads_after(&self, after: Option<NodeId>, limit: usize) -> Result<Vec<(NodeId, Vec<ChangeHash>)>, Error> {
+        self.store.read(|r| r.heads_after(after, limit))
+    }
+
+    /// For each `(doc, heads)` offered by a peer: `None` when this replica
+    /// has applied every one of those heads, else `Some` of its own heads
+    /// for the document (empty when it has none of it).
+    pub fn lacking(&self, offered: &[(NodeId, Vec<ChangeHash>)]) -> Result<Vec<Option<Vec<ChangeHash>>>, Error> {
+        self.store.read(|r| {
+            offered
+                .iter()
+                .map(|(doc, heads)| {
+                    for h in heads {
+                        if !r.has_applied(*doc, h)? {
+                            return Ok(Some(r.heads(*doc)?));
+                        }
+                    }
+                    Ok(None)
+                })
+                .collect()
+        })
+    }
+
+    /// The changes of document `id` that a peer whose heads are `have`
+    /// lacks, in causal order (empty when this replica does not hold it).
+    pub fn changes_since(&self, id: NodeId, have: &[ChangeHash]) -> Result<Vec<Change>, Error> {
+        Ok(self.store.read(|r| r.doc(id))?.map(|doc| doc.changes_since(have)).unwrap_or_default())
+    }
+
+    /// The hash of the change at log seq `seq`.
+    pub fn log_hash(&self, seq: u64) -> Result<Option<ChangeHash>, Error> {
+        self.store.read(|r| r.log_hash(seq))
+    }
+
+    /// Stored documents that do not read as nodes, with the reason for each.
+    pub fn unreadable(&self) -> Result<Vec<Unreadable>, Error> {
+        self.store.read(|r| r.unreadable())
+    }
+
+    /// How many stored documents do not read as nodes.
+    pub fn unreadable_count(&self) -> Result<u64, Error> {
+        self.store.read(|r| r.unreadable_count())
+    }
+
+    /// Received changes waiting for their dependencies.
+    pub fn pending_stats(&self) -> Result<PendingStats, Error> {
+        self.store.read(|r| r.pending_stats())
+    }
+
+    /// The saved document of `id` as stored, unread (exports of documents
+    /// this heph cannot read, backups).
+    pub fn raw_doc(&self, id: NodeId) -> Result<Option<Vec<u8>>, Error> {
+        self.store.read(|r| r.raw_doc(id))
+    }
+
+    /// Merges saved documents (from an export of documents this heph could
+    /// not read, or a backup) into the store, in one transaction. Their
+    /// changes are logged as made here, so they are offered to the hub.
+    /// Returns, for each document, how many of its changes were new.
+    pub fn merge_raw(&self, docs: &[(NodeId, Vec<u8>)]) -> Result<Vec<usize>, Error> {
+        let mut parsed = Vec::with_capacity(docs.len());
+        for (id, bytes) in docs {
+            let loaded = crate::limits::load_document(bytes)
+                .map_err(|e| Error::InvalidChange { doc: *id, reason: e.to_string() })?;
+            parsed.push((*id, loaded.get_changes(&[])));
+        }
+        self.store.write(|w| {
+            let mut out = Vec::with_capacity(parsed.len());
+            for (id, changes) in parsed {
+                let mut report = Applied::default();
+                w.apply_remote(id, changes, true, &mut report)?;
+                out.push(report.applied);
+            }
+            Ok(out)
+        })
+    }
+
+    /// A copy of this whole replica in memory: the same origin, log, cursors
+    /// and documents, as a copy of its file would be (tests and
+    /// simulations of a restored backup).
+    pub fn copy_in_memory(&self) -> Result<Self, Error> {
+        Ok(Self { store: self.store.copy_in_memory()? })
+    }
+}
+
+/// Parses raw changes from elsewhere, each within the size limits of
+/// [`crate::limits`], before anything that serialises writers: a batch with
+/// one bad change is refused whole.
+pub fn parse_changes(batch: Vec<(NodeId, Vec<u8>)>) -> Result<Vec<(NodeId, Change)>, Error> {
+    batch
+        .into_iter()
+        .map(|(doc, bytes)| {
+            crate::limits::parse_change(bytes)
+                .map(|c| (doc, c))
+                .map_err(|e| Error::InvalidChange { doc, reason: e.to_string() })
+        })
+        .collect()
+}
+
+/// Whether a node holds fields this heph could not read (its export then
+/// carries the saved document, so nothing is lost).
+fn has_unread_fields(_node: &Node) -> bool {
+    false
+}
+
+/// Refuses changes that could never sync (over [`MAX_CHANGE_BYTES`]).
+fn check_size(changes: &[Change]) -> Result<(), Error> {
+    for c in changes {
+        let size = c.raw_bytes().len();
+        if size > MAX_CHANGE_BYTES {
+            return Err(Error::ChangeTooLarge { size, limit: MAX_CHANGE_BYTES });
+        }
+    }
+    Ok(())
+}
+
+fn advance_known(c: &mut Cursors, known: Option<(u64, ChangeHash)>) {
+    if let Some((seq, hash)) = known
+        && c.known.is_none_or(|(k, _)| seq >= k)
+    {
+        c.known = Some((seq, hash));
     }
 }
 
@@ -474,13 +747,12 @@ fn prepare_parallel(nodes: &[&Node], origin: &ActorId) -> Result<Vec<Prepared>, 
     })
 }
 
-fn group(batch: Vec<(NodeId, Vec<u8>)>) -> Result<Vec<(NodeId, Vec<Change>)>, Error> {
+fn group(batch: Vec<(NodeId, Change)>) -> Vec<(NodeId, Vec<Change>)> {
     // Keep arrival order per document and documents in first-seen order, so
     // the log order follows the sender's order.
     let mut order: Vec<NodeId> = Vec::new();
     let mut by_doc: std::collections::HashMap<NodeId, Vec<Change>> = std::collections::HashMap::new();
-    for (doc, bytes) in batch {
-        let change = Change::from_bytes(bytes).map_err(|e| Error::InvalidChange { doc, reason: e.to_string() })?;
+    for (doc, change) in batch {
         by_doc
             .entry(doc)
             .or_insert_with(|| {
@@ -489,13 +761,17 @@ fn group(batch: Vec<(NodeId, Vec<u8>)>) -> Result<Vec<(NodeId, Vec<Change>)>, Er
             })
             .push(change);
     }
-    Ok(order.into_iter().map(|d| (d, by_doc.remove(&d).unwrap_or_default())).collect())
+    order.into_iter().map(|d| (d, by_doc.remove(&d).unwrap_or_default())).collect()
 }
 
-fn apply_grouped(w: &mut crate::store::Writer, by_doc: Vec<(NodeId, Vec<Change>)>) -> Result<Applied, Error> {
+fn apply_grouped(
+    w: &mut crate::store::Writer,
+    by_doc: Vec<(NodeId, Vec<Change>)>,
+    local: bool,
+) -> Result<Applied, Error> {
     let mut report = Applied::default();
     for (doc, changes) in by_doc {
-        w.apply_remote(doc, changes, &mut report)?;
+        w.apply_remote(doc, changes, local, &mut report)?;
     }
     Ok(report)
 }

@@ -124,6 +124,16 @@ pub enum Request {
         /// The nodes.
         nodes: Vec<Node>,
     },
+    /// Every stored document as native export entries (see
+    /// `heph_engine::archive`) → `[object]`.
+    ExportRecords,
+    /// Import native export entries, raw documents included → `ImportReport`.
+    ImportRecords {
+        /// The entries.
+        records: Vec<Value>,
+    },
+    /// Stored documents that do not read as nodes → `[Unreadable]`.
+    Unreadable,
 }
 
 /// Error codes: JSON-RPC's own, then heph's.
@@ -150,6 +160,10 @@ pub mod code {
     pub const UNAUTHORIZED: i64 = 6;
     /// The hub or daemon cannot be reached.
     pub const UNAVAILABLE: i64 = 7;
+    /// A node with that id exists already.
+    pub const EXISTS: i64 = 8;
+    /// Over a size limit.
+    pub const TOO_LARGE: i64 = 9;
 }
 
 /// A JSON-RPC error object.
@@ -177,6 +191,8 @@ impl From<Error> for RpcError {
             Error::BadId(_) => code::BAD_ID,
             Error::DiskFull => code::DISK_FULL,
             Error::InvalidChange { .. } => code::INVALID_CHANGE,
+            Error::Exists(_) => code::EXISTS,
+            Error::ChangeTooLarge { .. } => code::TOO_LARGE,
             _ => code::INTERNAL,
         };
         Self::new(code, e.to_string())
@@ -269,6 +285,21 @@ pub fn dispatch(replica: &Replica, request: Request) -> Result<Value, RpcError> 
         Request::Journal { day } => json(replica.journal(day)?),
         Request::Export => json(replica.export()?),
         Request::Import { nodes } => json(replica.import(&nodes, |_, _| {})?),
+        Request::ExportRecords => {
+            json(replica.export_records()?.iter().map(crate::archive::Record::to_json).collect::<Vec<_>>())
+        }
+        Request::ImportRecords { records } => {
+            let records = records
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    crate::archive::Record::from_json(v)
+                        .map_err(|e| RpcError::new(code::INVALID_PARAMS, format!("record {}: {e}", i + 1)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            json(replica.import_records(records, |_, _| {})?)
+        }
+        Request::Unreadable => json(replica.unreadable()?),
     }
 }
 
@@ -282,6 +313,7 @@ pub fn writes(request: &Request) -> bool {
             | Request::ResolveConflict { .. }
             | Request::Journal { .. }
             | Request::Import { .. }
+            | Request::ImportRecords { .. }
     )
 }
 

@@ -5,14 +5,25 @@
 //! |---|---|---|
 //! | `meta` | name → bytes | `schema` version, `origin` (this replica's device id) |
 //! | `docs` | node id → Automerge document (compacted) | loading one node |
+//! | `heads` | node id → its heads (32-byte hashes, concatenated) | reconciliation without loading documents |
 //! | `changes` | change hash → node id ‖ raw change | dedup, sync, history of the log |
 //! | `log` | local seq → node id ‖ change hash ‖ origin | the append-only local change log, in the order changes arrived; origin 1 = made here, 0 = received |
-//! | `sync` | name → u64 | sync cursors: `hub_cursor` (last hub seq pulled), `pushed` (last local seq the hub acknowledged) |
-//! | `sync_meta` | name → bytes | `hub_id`: the hub the cursors belong to |
+//! | `sync` | name → u64 | sync cursors: `hub_cursor` (last hub seq pulled), `pushed` (last local seq the hub acknowledged), `known_seq` (see `known_hash`), `reconcile` (1 while a reconciliation with the hub is owed) |
+//! | `sync_meta` | name → bytes | `hub_id`: the hub the cursors belong to; `known_hash`: the change stored at hub seq `known_seq` |
 //! | `pending` | node id ⇉ change hash | received changes whose dependencies have not arrived yet |
+//! | `pending_at` | change hash → ms | when each of those started waiting (sync health) |
+//! | `unreadable` | node id → reason | stored documents that do not read as nodes: kept, synced, counted and listed, never silently hidden |
 //! | `index` | node id → [`NodeSummary`] (postcard) | listing and filtering without loading documents |
 //! | `text` | node id → lower-cased searchable text | `heph search` |
 //! | `backlinks` | target id ⇉ source id | backlinks in `heph show` |
+//!
+//! # Schema versions
+//! `meta.schema` is [`SCHEMA`]. Version 1 lacked `heads`, `pending_at` and
+//! `unreadable`; opening a version-1 store read-write migrates it in one
+//! transaction (fills `heads`, and reads every document without an index
+//! row again, so that one an older heph could not read is counted now).
+//! A read-only open of an older store fails with
+//! [`OpenError::NeedsUpgrade`]; open it read-write once.
 //!
 //! # Durability
 //! Every [`Store::write`] is one redb transaction committed with
@@ -37,12 +48,16 @@ use crate::doc::{Conflict, NodeDoc};
 use crate::error::{Error, OpenError};
 use crate::id::{IdPrefix, NodeId};
 use crate::node::{Node, NodeSummary};
+use crate::sync::frame::wire_size;
 
 /// The newest store schema this build reads and writes.
-pub const SCHEMA: u32 = 1;
+pub const SCHEMA: u32 = 2;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const DOCS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("docs");
+const HEADS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("heads");
+const PENDING_AT: TableDefinition<[u8; 32], u64> = TableDefinition::new("pending_at");
+const UNREADABLE: TableDefinition<[u8; 16], &str> = TableDefinition::new("unreadable");
 const CHANGES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("changes");
 const LOG: TableDefinition<u64, [u8; 49]> = TableDefinition::new("log");
 const SYNC: TableDefinition<&str, u64> = TableDefinition::new("sync");
@@ -59,6 +74,8 @@ pub struct LoggedChange {
     pub seq: u64,
     /// The node the change belongs to.
     pub doc: NodeId,
+    /// The change's hash.
+    pub hash: ChangeHash,
     /// The raw Automerge change.
     pub bytes: Vec<u8>,
     /// Made on this replica (`true`) or received from elsewhere.
@@ -84,6 +101,34 @@ pub struct Cursors {
     pub hub_cursor: u64,
     /// The last local seq the hub has acknowledged.
     pub pushed: u64,
+    /// The newest position in the hub's log this replica knows (a seq and
+    /// the change there), from catch-up or acks: a hub that no longer holds
+    /// it was replaced or restored from an older copy.
+    pub known: Option<(u64, ChangeHash)>,
+    /// A reconciliation with the hub is owed (set when the hub was found
+    /// replaced or behind, or held a change waiting; cleared once every
+    /// document the hub lacked anything of was sent and acknowledged).
+    pub reconcile: bool,
+}
+
+/// A stored document that does not read as a node.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct Unreadable {
+    /// The document's id.
+    pub id: NodeId,
+    /// Why it cannot be read.
+    pub reason: String,
+    /// The size of its saved form.
+    pub bytes: usize,
+}
+
+/// Received changes waiting for their dependencies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PendingStats {
+    /// How many.
+    pub count: u64,
+    /// When the oldest started waiting (ms since the epoch).
+    pub oldest_ms: Option<u64>,
 }
 
 /// The redb handle: read-write, or read-only (which never writes or syncs
@@ -171,6 +216,12 @@ impl Store {
                     return Err(OpenError::NewerVersion { path: path.to_path_buf(), found, supported: SCHEMA });
                 }
                 store.origin = ActorId::from(origin.as_slice());
+                if found < SCHEMA {
+                    if matches!(store.db, Db::Read(_)) {
+                        return Err(OpenError::NeedsUpgrade { path: path.to_path_buf(), found });
+                    }
+                    store.write(|w| w.migrate(found))?;
+                }
                 Ok(store)
             }
             Some(_) => Err(unreadable(path, "the file has no heph metadata")),
@@ -182,17 +233,7 @@ impl Store {
                     meta.insert("schema", SCHEMA.to_le_bytes().as_slice())?;
                     meta.insert("origin", origin.as_slice())?;
                     drop(meta);
-                    // Create every table so readers never meet a missing one.
-                    w.txn.open_table(DOCS)?;
-                    w.txn.open_table(CHANGES)?;
-                    w.txn.open_table(LOG)?;
-                    w.txn.open_table(SYNC)?;
-                    w.txn.open_table(SYNC_META)?;
-                    w.txn.open_multimap_table(PENDING)?;
-                    w.txn.open_table(INDEX)?;
-                    w.txn.open_table(TEXT)?;
-                    w.txn.open_multimap_table(BACKLINKS)?;
-                    Ok(())
+                    w.create_tables()
                 })?;
                 Ok(store)
             }
@@ -232,6 +273,10 @@ impl Store {
         let txn = self.begin_read()?;
         let reader = Reader {
             docs: txn.open_table(DOCS)?,
+            heads: txn.open_table(HEADS)?,
+            pending: txn.open_multimap_table(PENDING)?,
+            pending_at: txn.open_table(PENDING_AT)?,
+            unreadable: txn.open_table(UNREADABLE)?,
             index: txn.open_table(INDEX)?,
             text: txn.open_table(TEXT)?,
             backlinks: txn.open_multimap_table(BACKLINKS)?,
@@ -252,16 +297,65 @@ impl Store {
         };
         let mut txn = db.begin_write()?;
         txn.set_quick_repair(self.quick_repair);
-        let mut writer = Writer { txn, origin: self.origin.clone(), next_seq: None };
+        // The one clock the store reads: when a received change starts
+        // waiting for its dependencies (sync health shows the age).
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut writer = Writer { txn, origin: self.origin.clone(), next_seq: None, now_ms, max_pending: None };
         let out = f(&mut writer)?;
         writer.txn.commit()?;
         Ok(out)
     }
 }
 
+impl Store {
+    /// A copy of the whole store in memory (same origin, log and tables), as
+    /// a copy of the file would be: a restored backup, in tests.
+    pub fn copy_in_memory(&self) -> Result<Self, Error> {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        let copy = Self { db: Db::Write(db), origin: self.origin.clone(), quick_repair: false };
+        let from = self.begin_read()?;
+        copy.write(|w| {
+            macro_rules! tables {
+                ($($t:expr),*) => {$({
+                    let src = from.open_table($t)?;
+                    let mut dst = w.txn.open_table($t)?;
+                    for row in src.iter()? {
+                        let (k, v) = row?;
+                        dst.insert(k.value(), v.value())?;
+                    }
+                })*};
+            }
+            macro_rules! multimaps {
+                ($($t:expr),*) => {$({
+                    let src = from.open_multimap_table($t)?;
+                    let mut dst = w.txn.open_multimap_table($t)?;
+                    for row in src.iter()? {
+                        let (k, values) = row?;
+                        for v in values {
+                            dst.insert(k.value(), v?.value())?;
+                        }
+                    }
+                })*};
+            }
+            tables!(META, DOCS, HEADS, CHANGES, LOG, SYNC, SYNC_META, PENDING_AT, UNREADABLE, INDEX, TEXT);
+            multimaps!(PENDING, BACKLINKS);
+            Ok(())
+        })?;
+        Ok(copy)
+    }
+}
+
 /// Read access to a snapshot of the store.
 pub struct Reader {
     docs: ReadOnlyTable<[u8; 16], &'static [u8]>,
+    heads: ReadOnlyTable<[u8; 16], &'static [u8]>,
+    pending: ReadOnlyMultimapTable<[u8; 16], [u8; 32]>,
+    pending_at: ReadOnlyTable<[u8; 32], u64>,
+    unreadable: ReadOnlyTable<[u8; 16], &'static str>,
     index: ReadOnlyTable<[u8; 16], &'static [u8]>,
     text: ReadOnlyTable<[u8; 16], &'static str>,
     backlinks: ReadOnlyMultimapTable<[u8; 16], [u8; 16]>,
@@ -374,10 +468,19 @@ impl Reader {
         Ok(self.log.last()?.map_or(0, |(k, _)| k.value()))
     }
 
-    /// Log entries after `after`, at most `limit`; with `only_local`, just
-    /// the changes made on this replica (what a spoke pushes).
-    pub fn changes_after(&self, after: u64, limit: usize, only_local: bool) -> Result<Vec<LoggedChange>, Error> {
+    /// Log entries after `after`, at most `limit` of them and, past the
+    /// first, at most `budget` bytes as counted by [`wire_size`]; with
+    /// `only_local`, just the changes made on this replica (what a spoke
+    /// pushes).
+    pub fn changes_after(
+        &self,
+        after: u64,
+        limit: usize,
+        budget: usize,
+        only_local: bool,
+    ) -> Result<Vec<LoggedChange>, Error> {
         let mut out = Vec::new();
+        let mut size = 0;
         for row in self.log.range(after.saturating_add(1)..)? {
             if out.len() >= limit {
                 break;
@@ -394,9 +497,14 @@ impl Reader {
             let stored = stored.value();
             let mut doc = [0u8; 16];
             doc.copy_from_slice(&stored[..16]);
+            size += wire_size(stored.len() - 16);
+            if !out.is_empty() && size > budget {
+                break;
+            }
             out.push(LoggedChange {
                 seq: seq.value(),
                 doc: NodeId::from_bytes(doc),
+                hash: ChangeHash(hash),
                 bytes: stored[16..].to_vec(),
                 local,
             });
@@ -424,13 +532,101 @@ impl Reader {
         Ok(Snapshots { docs, upto: self.last_seq()? })
     }
 
+    /// Saved documents with ids after `after` (from the first with `None`),
+    /// in id order, at most `budget` bytes as counted by [`wire_size`] past
+    /// the first. A bootstrap pages through the table with this, one read
+    /// transaction a page, instead of copying it whole.
+    pub fn docs_after(&self, after: Option<NodeId>, budget: usize) -> Result<Vec<(NodeId, Vec<u8>)>, Error> {
+        let mut out = Vec::new();
+        let mut size = 0;
+        for row in self.docs.range(after_key(after))? {
+            let (k, v) = row?;
+            size += wire_size(v.value().len());
+            if !out.is_empty() && size > budget {
+                break;
+            }
+            out.push((NodeId::from_bytes(k.value()), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Documents with ids after `after`, with their heads, in id order: at
+    /// most `limit` of them (a reconciliation's `have` frames).
+    pub fn heads_after(&self, after: Option<NodeId>, limit: usize) -> Result<Vec<(NodeId, Vec<ChangeHash>)>, Error> {
+        let mut out = Vec::new();
+        for row in self.heads.range(after_key(after))? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = row?;
+            out.push((NodeId::from_bytes(k.value()), split_hashes(v.value())));
+        }
+        Ok(out)
+    }
+
+    /// The heads of one document (empty when it is not stored).
+    pub fn heads(&self, id: NodeId) -> Result<Vec<ChangeHash>, Error> {
+        Ok(self.heads.get(id.as_bytes())?.map(|v| split_hashes(v.value())).unwrap_or_default())
+    }
+
+    /// Whether change `hash` of `doc` is part of the stored document: stored,
+    /// and not waiting for its dependencies.
+    pub fn has_applied(&self, doc: NodeId, hash: &ChangeHash) -> Result<bool, Error> {
+        if self.changes.get(hash.0)?.is_none() {
+            return Ok(false);
+        }
+        for waiting in self.pending.get(doc.as_bytes())? {
+            if waiting?.value() == hash.0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The hash of the change at log seq `seq`, if there is one.
+    pub fn log_hash(&self, seq: u64) -> Result<Option<ChangeHash>, Error> {
+        Ok(self.log.get(seq)?.map(|entry| {
+            let mut hash = [0u8; 32];
+            hash.copy_from_slice(&entry.value()[16..48]);
+            ChangeHash(hash)
+        }))
+    }
+
+    /// The saved document of `id` as stored, unread.
+    pub fn raw_doc(&self, id: NodeId) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.docs.get(id.as_bytes())?.map(|v| v.value().to_vec()))
+    }
+
+    /// Every stored document that does not read as a node, with the reason.
+    pub fn unreadable(&self) -> Result<Vec<Unreadable>, Error> {
+        let mut out = Vec::new();
+        for row in self.unreadable.iter()? {
+            let (k, reason) = row?;
+            let id = NodeId::from_bytes(k.value());
+            let bytes = self.docs.get(k.value())?.map_or(0, |v| v.value().len());
+            out.push(Unreadable { id, reason: reason.value().to_string(), bytes });
+        }
+        Ok(out)
+    }
+
+    /// How many stored documents do not read as nodes.
+    pub fn unreadable_count(&self) -> Result<u64, Error> {
+        Ok(self.unreadable.len()?)
+    }
+
+    /// Received changes waiting for their dependencies: how many, and since when.
+    pub fn pending_stats(&self) -> Result<PendingStats, Error> {
+        let mut oldest: Option<u64> = None;
+        for row in self.pending_at.iter()? {
+            let at = row?.1.value();
+            oldest = Some(oldest.map_or(at, |o| o.min(at)));
+        }
+        Ok(PendingStats { count: self.pending_at.len()?, oldest_ms: oldest })
+    }
+
     /// The sync cursors.
     pub fn cursors(&self) -> Result<Cursors, Error> {
-        Ok(Cursors {
-            hub: self.sync_meta.get("hub_id")?.map(|v| String::from_utf8_lossy(v.value()).into_owned()),
-            hub_cursor: self.sync.get("hub_cursor")?.map_or(0, |v| v.value()),
-            pushed: self.sync.get("pushed")?.map_or(0, |v| v.value()),
-        })
+        read_cursors(&self.sync, &self.sync_meta)
     }
 
     /// Number of nodes.
@@ -439,11 +635,46 @@ impl Reader {
     }
 }
 
+fn after_key(after: Option<NodeId>) -> (std::ops::Bound<[u8; 16]>, std::ops::Bound<[u8; 16]>) {
+    match after {
+        Some(id) => (std::ops::Bound::Excluded(*id.as_bytes()), std::ops::Bound::Unbounded),
+        None => (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
+    }
+}
+
+fn split_hashes(bytes: &[u8]) -> Vec<ChangeHash> {
+    bytes
+        .chunks_exact(32)
+        .map(|c| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(c);
+            ChangeHash(h)
+        })
+        .collect()
+}
+
+fn read_cursors(
+    sync: &impl ReadableTable<&'static str, u64>,
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Cursors, Error> {
+    let known_hash = meta.get("known_hash")?.and_then(|v| <[u8; 32]>::try_from(v.value()).ok()).map(ChangeHash);
+    let known_seq = sync.get("known_seq")?.map(|v| v.value());
+    Ok(Cursors {
+        hub: meta.get("hub_id")?.map(|v| String::from_utf8_lossy(v.value()).into_owned()),
+        hub_cursor: sync.get("hub_cursor")?.map_or(0, |v| v.value()),
+        pushed: sync.get("pushed")?.map_or(0, |v| v.value()),
+        known: known_seq.zip(known_hash),
+        reconcile: sync.get("reconcile")?.is_some_and(|v| v.value() == 1),
+    })
+}
+
 /// Write access inside one transaction.
 pub struct Writer {
     txn: WriteTransaction,
     origin: ActorId,
     next_seq: Option<u64>,
+    now_ms: u64,
+    max_pending: Option<u64>,
 }
 
 /// What applying received changes did.
@@ -455,6 +686,9 @@ pub struct Applied {
     pub duplicates: usize,
     /// Changes kept until their dependencies arrive.
     pub waiting: usize,
+    /// The hashes of the incoming changes that are stored but still wait for
+    /// their dependencies after this apply (including ones that waited before).
+    pub waiting_hashes: Vec<ChangeHash>,
     /// Documents that do not (yet) read as nodes; their changes are kept.
     pub not_nodes: Vec<NodeId>,
     /// The changes logged by this apply, with their new seqs, in log order.
@@ -462,6 +696,113 @@ pub struct Applied {
 }
 
 impl Writer {
+    /// Bounds the `pending` table: an apply that would leave more changes
+    /// waiting fails with [`Error::PendingQuota`] and stores nothing.
+    pub fn set_max_pending(&mut self, max: Option<u64>) {
+        self.max_pending = max;
+    }
+
+    /// Creates every table, so readers never meet a missing one.
+    fn create_tables(&mut self) -> Result<(), Error> {
+        self.txn.open_table(DOCS)?;
+        self.txn.open_table(HEADS)?;
+        self.txn.open_table(CHANGES)?;
+        self.txn.open_table(LOG)?;
+        self.txn.open_table(SYNC)?;
+        self.txn.open_table(SYNC_META)?;
+        self.txn.open_multimap_table(PENDING)?;
+        self.txn.open_table(PENDING_AT)?;
+        self.txn.open_table(UNREADABLE)?;
+        self.txn.open_table(INDEX)?;
+        self.txn.open_table(TEXT)?;
+        self.txn.open_multimap_table(BACKLINKS)?;
+        Ok(())
+    }
+
+    /// Upgrades a store of schema `from` to [`SCHEMA`], in this transaction.
+    fn migrate(&mut self, from: u32) -> Result<(), Error> {
+        self.create_tables()?;
+        if from < 2 {
+            // Version 1 kept no heads, and left documents it could not read
+            // out of the index without a trace: read each document once.
+            let ids: Vec<NodeId> = {
+                let docs = self.txn.open_table(DOCS)?;
+                let mut ids = Vec::new();
+                for row in docs.iter()? {
+                    ids.push(NodeId::from_bytes(row?.0.value()));
+                }
+                ids
+            };
+            let now_ms = self.now_ms;
+            for id in ids {
+                let Some(doc) = self.doc(id)? else { continue };
+                self.put_heads(id, &doc.heads())?;
+                if self.txn.open_table(INDEX)?.get(id.as_bytes())?.is_none() {
+                    self.refresh(id, &doc)?;
+                }
+            }
+            let hashes: Vec<[u8; 32]> = {
+                let pending = self.txn.open_multimap_table(PENDING)?;
+                let mut out = Vec::new();
+                for row in pending.iter()? {
+                    for hash in row?.1 {
+                        out.push(hash?.value());
+                    }
+                }
+                out
+            };
+            let mut at = self.txn.open_table(PENDING_AT)?;
+            for hash in hashes {
+                at.insert(hash, now_ms)?;
+            }
+        }
+        self.txn.open_table(META)?.insert("schema", SCHEMA.to_le_bytes().as_slice())?;
+        Ok(())
+    }
+
+    fn put_heads(&mut self, id: NodeId, heads: &[ChangeHash]) -> Result<(), Error> {
+        let bytes: Vec<u8> = heads.iter().flat_map(|h| h.0).collect();
+        self.txn.open_table(HEADS)?.insert(id.as_bytes(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Stores a document's saved form and its heads.
+    fn put_doc(&mut self, id: NodeId, saved: &[u8], heads: &[ChangeHash]) -> Result<(), Error> {
+        self.txn.open_table(DOCS)?.insert(id.as_bytes(), saved)?;
+        self.put_heads(id, heads)
+    }
+
+    /// Re-reads a stored document into the indexes, or records why it does
+    /// not read as a node (it stays stored and synced, and is listed).
+    fn refresh(&mut self, id: NodeId, doc: &NodeDoc) -> Result<bool, Error> {
+        let read = doc.materialise().and_then(|node| {
+            if node.id == id {
+                Ok(node)
+            } else {
+                Err(crate::doc::DocError::NotANode { id, reason: format!("its id field says {}", node.id) })
+            }
+        });
+        match read {
+            Ok(node) => {
+                let conflicts = doc.conflicts(id)?;
+                self.reindex(&node, &conflicts)?;
+                Ok(true)
+            }
+            Err(e) => {
+                let reason = match e {
+                    crate::doc::DocError::NotANode { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                self.txn.open_table(UNREADABLE)?.insert(id.as_bytes(), reason.as_str())?;
+                // Out of the listing indexes, so no stale row stands in for it.
+                if self.txn.open_table(INDEX)?.remove(id.as_bytes())?.is_some() {
+                    self.txn.open_table(TEXT)?.remove(id.as_bytes())?;
+                }
+                Ok(false)
+            }
+        }
+    }
+
     /// This replica's device id.
     #[must_use]
     pub fn origin(&self) -> ActorId {
@@ -522,11 +863,11 @@ impl Writer {
     pub fn save_local(&mut self, id: NodeId, doc: &NodeDoc, changes: &[Change]) -> Result<Node, Error> {
         let node = doc.materialise()?;
         let conflicts = doc.conflicts(id)?;
-        self.save_prepared(id, &doc.save(), changes, &node, &conflicts)?;
+        self.save_prepared(id, &doc.save(), &doc.heads(), changes, &node, &conflicts)?;
         // Received changes may have been waiting for this one (a journal day
         // another device wrote before this device opened it).
         if self.txn.open_multimap_table(PENDING)?.get(id.as_bytes())?.next().is_some() {
-            self.apply_remote(id, Vec::new(), &mut Applied::default())?;
+            self.apply_remote(id, Vec::new(), false, &mut Applied::default())?;
             if let Some(doc) = self.doc(id)? {
                 return Ok(doc.materialise()?);
             }
@@ -540,6 +881,7 @@ impl Writer {
         &mut self,
         id: NodeId,
         saved: &[u8],
+        heads: &[ChangeHash],
         changes: &[Change],
         node: &Node,
         conflicts: &[Conflict],
@@ -547,14 +889,23 @@ impl Writer {
         for change in changes {
             self.append_log(id, change, true)?;
         }
-        self.txn.open_table(DOCS)?.insert(id.as_bytes(), saved)?;
+        self.put_doc(id, saved, heads)?;
         self.reindex(node, conflicts)
     }
 
     /// Applies changes received from elsewhere (a hub, an import) to `id`'s
     /// document. Known changes are skipped; changes whose dependencies are
-    /// missing are kept and applied when those arrive.
-    pub fn apply_remote(&mut self, id: NodeId, incoming: Vec<Change>, report: &mut Applied) -> Result<(), Error> {
+    /// missing are kept (in `pending`) and applied when those arrive. With
+    /// `local`, newly logged changes count as made here (a restored backup
+    /// or a raw import: this replica offers them to its hub).
+    pub fn apply_remote(
+        &mut self,
+        id: NodeId,
+        incoming: Vec<Change>,
+        local: bool,
+        report: &mut Applied,
+    ) -> Result<(), Error> {
+        let incoming_hashes: Vec<ChangeHash> = incoming.iter().map(Change::hash).collect();
         let mut fresh = Vec::new();
         for change in incoming {
             if self.has_change(&change.hash())? {
@@ -587,8 +938,12 @@ impl Writer {
         let waiting_hashes: Vec<[u8; 32]> = waiting.iter().map(|c| c.hash().0).collect();
         {
             let mut pending = self.txn.open_multimap_table(PENDING)?;
+            let mut at = self.txn.open_table(PENDING_AT)?;
             for hash in &pending_hashes {
                 pending.remove(id.as_bytes(), hash)?;
+                if !waiting_hashes.contains(hash) {
+                    at.remove(hash)?;
+                }
             }
         }
         for change in batch {
@@ -598,53 +953,62 @@ impl Writer {
             }
             // A change that waited is already in `changes`; now it joins the log.
             let seq = if pending_hashes.contains(&hash) {
-                Some(self.log_change(id, &change, false)?)
+                Some(self.log_change(id, &change, local)?)
             } else {
-                self.append_log(id, &change, false)?
+                self.append_log(id, &change, local)?
             };
             if let Some(seq) = seq {
                 report.applied += 1;
-                report.logged.push(LoggedChange { seq, doc: id, bytes: change.raw_bytes().to_vec(), local: false });
+                report.logged.push(LoggedChange {
+                    seq,
+                    doc: id,
+                    hash: change.hash(),
+                    bytes: change.raw_bytes().to_vec(),
+                    local,
+                });
             }
         }
         for change in &waiting {
+            let hash = change.hash().0;
             self.store_change(id, change)?;
-            self.txn.open_multimap_table(PENDING)?.insert(id.as_bytes(), change.hash().0)?;
+            self.txn.open_multimap_table(PENDING)?.insert(id.as_bytes(), hash)?;
+            let mut at = self.txn.open_table(PENDING_AT)?;
+            if at.get(hash)?.is_none() {
+                at.insert(hash, self.now_ms)?;
+            }
+        }
+        if let Some(max) = self.max_pending {
+            let count = self.txn.open_table(PENDING_AT)?.len()?;
+            if count > max {
+                return Err(Error::PendingQuota { limit: max });
+            }
         }
         report.waiting += waiting.len();
+        report.waiting_hashes.extend(incoming_hashes.into_iter().filter(|h| waiting_hashes.contains(&h.0)));
         if doc.heads().is_empty() {
             return Ok(());
         }
-        self.txn.open_table(DOCS)?.insert(id.as_bytes(), doc.save().as_slice())?;
-        match doc.materialise() {
-            Ok(node) if node.id == id => {
-                let conflicts = doc.conflicts(id)?;
-                self.reindex(&node, &conflicts)?;
-            }
-            _ => report.not_nodes.push(id),
+        self.put_doc(id, &doc.save(), &doc.heads())?;
+        if !self.refresh(id, &doc)? {
+            report.not_nodes.push(id);
         }
         Ok(())
     }
 
-    /// Merges a compacted document received from a hub (bootstrap). Its
-    /// changes become part of the document; they are not logged one by one.
+    /// Merges a document received from a hub (bootstrap): a saved document,
+    /// or a run of changes in causal order (a document too large for one
+    /// frame travels as several such runs). Its changes become part of the
+    /// document; they are not logged one by one.
     pub fn merge_snapshot(&mut self, id: NodeId, bytes: &[u8]) -> Result<(), Error> {
-        let incoming =
-            NodeDoc::load(bytes, &self.origin).map_err(|e| Error::InvalidChange { doc: id, reason: e.to_string() })?;
-        let doc = match self.doc(id)? {
-            None => incoming,
-            Some(mut existing) => {
-                existing.apply(incoming.changes())?;
-                existing
-            }
-        };
-        self.txn.open_table(DOCS)?.insert(id.as_bytes(), doc.save().as_slice())?;
-        if let Ok(node) = doc.materialise()
-            && node.id == id
-        {
-            let conflicts = doc.conflicts(id)?;
-            self.reindex(&node, &conflicts)?;
+        crate::limits::check(bytes, crate::limits::MAX_INFLATED_BYTES)
+            .map_err(|e| Error::InvalidChange { doc: id, reason: e.to_string() })?;
+        let mut doc = self.doc(id)?.unwrap_or_else(|| NodeDoc::empty(&self.origin));
+        doc.merge_bytes(bytes).map_err(|e| Error::InvalidChange { doc: id, reason: e.to_string() })?;
+        if doc.heads().is_empty() {
+            return Ok(());
         }
+        self.put_doc(id, &doc.save(), &doc.heads())?;
+        self.refresh(id, &doc)?;
         Ok(())
     }
 
@@ -654,27 +1018,33 @@ impl Writer {
         let mut sync = self.txn.open_table(SYNC)?;
         sync.insert("hub_cursor", cursors.hub_cursor)?;
         sync.insert("pushed", cursors.pushed)?;
-        drop(sync);
+        sync.insert("reconcile", u64::from(cursors.reconcile))?;
+        let mut meta = self.txn.open_table(SYNC_META)?;
+        match &cursors.known {
+            Some((seq, hash)) => {
+                sync.insert("known_seq", *seq)?;
+                meta.insert("known_hash", hash.0.as_slice())?;
+            }
+            None => {
+                sync.remove("known_seq")?;
+                meta.remove("known_hash")?;
+            }
+        }
         if let Some(hub) = &cursors.hub {
-            self.txn.open_table(SYNC_META)?.insert("hub_id", hub.as_bytes())?;
+            meta.insert("hub_id", hub.as_bytes())?;
         }
         Ok(())
     }
 
     /// The sync cursors, as of this transaction.
     pub fn cursors(&self) -> Result<Cursors, Error> {
-        let sync = self.txn.open_table(SYNC)?;
-        let meta = self.txn.open_table(SYNC_META)?;
-        Ok(Cursors {
-            hub: meta.get("hub_id")?.map(|v| String::from_utf8_lossy(v.value()).into_owned()),
-            hub_cursor: sync.get("hub_cursor")?.map_or(0, |v| v.value()),
-            pushed: sync.get("pushed")?.map_or(0, |v| v.value()),
-        })
+        read_cursors(&self.txn.open_table(SYNC)?, &self.txn.open_table(SYNC_META)?)
     }
 
     /// Refreshes the index rows of `node`.
     fn reindex(&mut self, node: &Node, conflicts: &[Conflict]) -> Result<(), Error> {
         let key = node.id.as_bytes();
+        self.txn.open_table(UNREADABLE)?.remove(key)?;
         let mut index = self.txn.open_table(INDEX)?;
         let old = index.get(key)?.map(|v| decode_summary(v.value())).transpose()?;
         let fields = conflicts.iter().map(|c| c.field.clone()).collect();

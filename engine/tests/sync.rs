@@ -156,13 +156,16 @@ fn a_dropped_catch_up_resumes_from_the_cursor() {
     assert_eq!(hub.last_seq().unwrap(), 3000);
     let b = Replica::in_memory().unwrap();
     // Ask for the change stream rather than snapshots, so the catch-up takes several frames.
-    let hello = ClientFrame::Hello { version: 1, origin: "b".into(), cursor: 0, bootstrap: false };
-    let mut c = Conn { hub_side: HubSession::new(), device: SpokeSession::start(&b).unwrap().0 };
+    let hello = ClientFrame::Hello { version: 2, origin: "b".into(), cursor: 0, bootstrap: false, known: None };
+    // Frames cut at 64 KiB: the catch-up takes many of them.
+    let hub_side = HubSession::new().with_frame_budget(64 * 1024);
+    let mut c = Conn { hub_side, device: SpokeSession::start(&b).unwrap().0 };
     // welcome + 2 catch-up frames, then the connection drops.
     pump(&mut c, vec![encode(&hello)], &b, &hub, 3);
     let partial = b.cursors().unwrap().hub_cursor;
-    assert_eq!(partial, 2048);
-    assert_eq!(b.export().unwrap().len(), 2048);
+    assert!(partial > 0 && partial < 3000, "{partial}");
+    let got = b.export().unwrap().len();
+    assert!(got > 0 && got < 3000, "{got}");
     // Reconnect: the hello carries the cursor, the rest follows.
     let (mut c, _) = connect(&b, &hub);
     assert!(c.hub_side.is_live());
@@ -217,7 +220,7 @@ fn a_bootstrap_cut_short_starts_over_and_gets_everything() {
     assert_eq!(hub.export().unwrap().len(), 3000);
     let fresh = Replica::in_memory().unwrap();
     let (session, hello) = SpokeSession::start(&fresh).unwrap();
-    let mut c = Conn { hub_side: HubSession::new(), device: session };
+    let mut c = Conn { hub_side: HubSession::new().with_frame_budget(256 * 1024), device: session };
     // welcome + the first snapshot frame, then the connection drops.
     pump(&mut c, vec![encode(&hello)], &fresh, &hub, 2);
     let partial = fresh.export().unwrap().len();
@@ -256,13 +259,20 @@ fn hub_reply(text: &str, hub: &Replica, session: &mut HubSession) -> (ErrorCode,
 #[test]
 fn bad_frames_get_an_error_and_a_close_and_store_nothing() {
     let hub = Replica::in_memory().unwrap();
-    let hello = encode(&ClientFrame::Hello { version: 1, origin: "x".into(), cursor: 0, bootstrap: false });
+    let hello =
+        encode(&ClientFrame::Hello { version: 2, origin: "x".into(), cursor: 0, bootstrap: false, known: None });
     let cases: Vec<(Vec<String>, ErrorCode)> = vec![
         (vec!["not json".into()], ErrorCode::BadFrame),
         (vec!["{\"type\":\"warp\"}".into()], ErrorCode::BadFrame),
         (vec![encode(&ClientFrame::Push { batch: 1, changes: vec![] })], ErrorCode::Protocol),
         (
-            vec![encode(&ClientFrame::Hello { version: 0, origin: "x".into(), cursor: 0, bootstrap: false })],
+            vec![encode(&ClientFrame::Hello {
+                version: 0,
+                origin: "x".into(),
+                cursor: 0,
+                bootstrap: false,
+                known: None,
+            })],
             ErrorCode::UnsupportedVersion,
         ),
         (vec![hello.clone(), hello.clone()], ErrorCode::Protocol),
@@ -322,6 +332,6 @@ fn a_device_rejects_a_hub_that_breaks_the_protocol() {
     assert!(matches!(s.receive("garbage", &a), Err(SyncError::Protocol(_))));
     let err = encode(&HubFrame::fatal(ErrorCode::Unauthorized, "no token"));
     assert!(matches!(s.receive(&err, &a), Err(SyncError::Hub { code: ErrorCode::Unauthorized, .. })));
-    let ack = encode(&HubFrame::Ack { batch: 9, seqs: vec![] });
+    let ack = encode(&HubFrame::Ack { batch: 9, seqs: vec![], waiting: vec![] });
     assert!(matches!(s.receive(&ack, &a), Err(SyncError::Protocol(_))));
 }

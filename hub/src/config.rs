@@ -69,6 +69,10 @@ pub struct Config {
     #[arg(long, env = "HEPH_QUEUE", default_value_t = 1024, value_name = "BATCHES")]
     pub queue: usize,
 
+    /// The most received changes the hub keeps waiting for changes they depend on; a push past it is refused with quota_exceeded until those arrive.
+    #[arg(long, env = "HEPH_MAX_PENDING", default_value_t = 100_000, value_name = "CHANGES")]
+    pub max_pending: u64,
+
     /// Log filter (tracing's EnvFilter syntax), e.g. info or heph_hub=debug.
     #[arg(long, env = "HEPH_LOG", default_value = "info")]
     pub log: String,

@@ -81,7 +81,7 @@ impl Conn {
 async fn serve(socket: WebSocket, hub: &Arc<Hub>) -> End {
     // Subscribe before reading the store, so nothing committed in between is missed.
     let mut live = hub.live.subscribe();
-    let mut session = HubSession::new();
+    let mut session = HubSession::new().with_max_pending(Some(hub.max_pending));
     let mut conn = Conn { socket };
     let mut catching_up = false;
     loop {
@@ -105,12 +105,16 @@ async fn serve(socket: WebSocket, hub: &Arc<Hub>) -> End {
                     Some(Ok(Message::Text(text))) => text,
                 };
                 Metrics::add(&hub.metrics.frames_in, 1);
-                let step = tokio::task::block_in_place(|| {
-                    hub.write(|replica| {
-                        let mut step = session.receive(text.as_str(), replica);
-                        let b = step.broadcast.take();
+                // Decoding (JSON, base64, every change within its limits) runs
+                // here, outside the write lock; only a push's commit holds it.
+                let step = tokio::task::block_in_place(|| match session.decode(text.as_str()) {
+                    Err(step) => step,
+                    Ok(inbound) if inbound.writes() => hub.write(|replica| {
+                        let mut step = session.handle(inbound, replica);
+                        let b = std::mem::take(&mut step.broadcast);
                         (step, b)
-                    })
+                    }),
+                    Ok(inbound) => session.handle(inbound, &hub.replica),
                 });
                 if let Some(device) = &step.hello {
                     tracing::Span::current().record("device", device.get(..12).unwrap_or(device));

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use heph_engine::sync::frame::ErrorCode;
 
+use crate::server::StoreStats;
+
 /// Every counter and gauge of the hub.
 #[derive(Default, Debug)]
 pub struct Metrics {
@@ -30,10 +32,10 @@ pub struct Metrics {
     /// RPC calls that failed.
     pub rpc_errors: AtomicU64,
     /// Error frames sent, by code (index = `code_index`).
-    pub errors: [AtomicU64; 8],
+    pub errors: [AtomicU64; 9],
 }
 
-const CODES: [(ErrorCode, &str); 8] = [
+const CODES: [(ErrorCode, &str); 9] = [
     (ErrorCode::BadFrame, "bad_frame"),
     (ErrorCode::TooLarge, "too_large"),
     (ErrorCode::UnsupportedVersion, "unsupported_version"),
@@ -41,6 +43,7 @@ const CODES: [(ErrorCode, &str); 8] = [
     (ErrorCode::InvalidChange, "invalid_change"),
     (ErrorCode::TooSlow, "too_slow"),
     (ErrorCode::Unauthorized, "unauthorized"),
+    (ErrorCode::QuotaExceeded, "quota_exceeded"),
     (ErrorCode::Internal, "internal"),
 ];
 
@@ -57,11 +60,13 @@ impl Metrics {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// The text exposition, with the log head and queue depth passed in.
-    pub fn render(&self, head: u64) -> String {
+    /// The text exposition, with the store's figures and the clock passed in.
+    pub fn render(&self, store: &StoreStats, now_ms: u64) -> String {
         let mut out = String::new();
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let rows: [(&str, &str, &str, u64); 10] = [
+        let head = store.head;
+        let oldest = store.pending.oldest_ms.map_or(0, |at| now_ms.saturating_sub(at) / 1000);
+        let rows: [(&str, &str, &str, u64); 13] = [
             ("heph_hub_connections", "gauge", "Open /sync connections.", get(&self.connections)),
             ("heph_hub_connections_total", "counter", "Connections accepted.", get(&self.connections_total)),
             ("heph_hub_frames_received_total", "counter", "Frames received.", get(&self.frames_in)),
@@ -82,6 +87,24 @@ impl Metrics {
             ("heph_hub_rpc_calls_total", "counter", "JSON-RPC calls.", get(&self.rpc_calls)),
             ("heph_hub_rpc_errors_total", "counter", "JSON-RPC calls that failed.", get(&self.rpc_errors)),
             ("heph_hub_log_head", "gauge", "The last seq of the hub's log.", head),
+            (
+                "heph_hub_pending_changes",
+                "gauge",
+                "Received changes waiting for changes they depend on.",
+                store.pending.count,
+            ),
+            (
+                "heph_hub_pending_oldest_seconds",
+                "gauge",
+                "How long the oldest waiting change has waited (0: none waits).",
+                oldest,
+            ),
+            (
+                "heph_hub_unreadable_docs",
+                "gauge",
+                "Stored documents that do not read as heph nodes (kept and synced).",
+                store.unreadable,
+            ),
         ];
         for (name, kind, help, value) in rows {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");

@@ -29,6 +29,8 @@ use crate::rpc;
 pub struct Hub {
     /// The owner's replica: its log is the canonical order of changes.
     pub replica: Replica,
+    /// The most received changes that may wait for their dependencies.
+    pub max_pending: u64,
     /// Live fan-out of committed changes, in seq order.
     pub live: broadcast::Sender<Arc<Broadcast>>,
     /// Serialises "commit, then broadcast" so broadcasts leave in seq order.
@@ -44,15 +46,35 @@ pub struct Hub {
 impl Hub {
     /// Runs a write against the replica and broadcasts what it logged, under
     /// the write lock. `f` returns its result and the changes it logged.
-    pub fn write<T>(&self, f: impl FnOnce(&Replica) -> (T, Option<Broadcast>)) -> T {
+    pub fn write<T>(&self, f: impl FnOnce(&Replica) -> (T, Vec<Broadcast>)) -> T {
         let _guard = self.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (out, broadcast) = f(&self.replica);
-        if let Some(b) = broadcast {
+        for b in broadcast {
             // No subscribers is not an error.
             let _ = self.live.send(Arc::new(b));
         }
         out
     }
+
+    /// What the store says of itself for `/metrics` and `/healthz`.
+    pub fn store_stats(&self) -> Result<StoreStats, heph_engine::Error> {
+        Ok(StoreStats {
+            head: self.replica.last_seq()?,
+            pending: self.replica.pending_stats()?,
+            unreadable: self.replica.unreadable_count()?,
+        })
+    }
+}
+
+/// The store's own figures, read in a few read transactions.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StoreStats {
+    /// The last seq of the log.
+    pub head: u64,
+    /// Received changes waiting for their dependencies.
+    pub pending: heph_engine::store::PendingStats,
+    /// Documents that do not read as nodes.
+    pub unreadable: u64,
 }
 
 /// The router, for `serve` and for tests.
@@ -76,19 +98,24 @@ async fn sync(
     let tracker = hub.tasks.clone();
     // A small read buffer: the default 128 KiB is zero-filled on every read
     // attempt and held per connection, while client frames are mostly small.
-    ws.max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
+    // The transport lets frames up to twice the protocol's limit through, so
+    // that one just over it gets an error frame that says so (the session
+    // refuses it) rather than a bare reset.
+    ws.max_message_size(2 * MAX_FRAME_BYTES)
+        .max_frame_size(2 * MAX_FRAME_BYTES)
         .read_buffer_size(4 * 1024)
         .on_upgrade(move |socket| tracker.track_future(connection::run(socket, hub, peer)))
 }
 
 async fn healthz(State(hub): State<Arc<Hub>>) -> Response {
-    let head = tokio::task::block_in_place(|| hub.replica.last_seq());
-    match head {
-        Ok(head) => axum::Json(serde_json::json!({
+    let stats = tokio::task::block_in_place(|| hub.store_stats());
+    match stats {
+        Ok(stats) => axum::Json(serde_json::json!({
             "status": "ok",
             "hub": hub.replica.origin().to_hex_string(),
-            "head": head,
+            "head": stats.head,
+            "pending_changes": stats.pending.count,
+            "unreadable": stats.unreadable,
             "connections": hub.metrics.connections.load(std::sync::atomic::Ordering::Relaxed),
         }))
         .into_response(),
@@ -97,8 +124,9 @@ async fn healthz(State(hub): State<Arc<Hub>>) -> Response {
 }
 
 async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
-    let head = tokio::task::block_in_place(|| hub.replica.last_seq()).unwrap_or(0);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], hub.metrics.render(head)).into_response()
+    let stats = tokio::task::block_in_place(|| hub.store_stats()).unwrap_or_default();
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], hub.metrics.render(&stats, now_ms)).into_response()
 }
 
 const SHELL: &str = "<!doctype html>
@@ -118,6 +146,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     let replica = Replica::open(&path).with_context(|| format!("opening the hub store {}", path.display()))?;
     let (live, _) = broadcast::channel(cfg.queue.max(1));
     let hub = Arc::new(Hub {
+        max_pending: cfg.max_pending,
         replica,
         live,
         write_lock: Mutex::new(()),

@@ -36,7 +36,7 @@ async fn next(ws: &mut Ws) -> Option<HubFrame> {
 }
 
 fn hello(cursor: u64) -> ClientFrame {
-    ClientFrame::Hello { version: 1, origin: "test".into(), cursor, bootstrap: false }
+    ClientFrame::Hello { version: 2, origin: "test".into(), cursor, bootstrap: false, known: None }
 }
 
 /// Reads welcome and the catch-up; returns the head and the last seq seen.
@@ -86,7 +86,7 @@ async fn a_browser_shaped_client_subscribes_and_receives_live_changes() {
     send(&mut ws, &ClientFrame::Push { batch: 1, changes: vec![change("From the browser")] }).await;
     loop {
         match next(&mut ws).await {
-            Some(HubFrame::Ack { batch: 1, seqs }) => {
+            Some(HubFrame::Ack { batch: 1, seqs, .. }) => {
                 assert_eq!(seqs, vec![3]);
                 break;
             }
@@ -125,7 +125,8 @@ async fn bad_frames_close_that_connection_only_and_store_nothing() {
     expect_error(&mut ws, ErrorCode::Protocol).await;
 
     let mut ws = connect(&hub).await;
-    send(&mut ws, &ClientFrame::Hello { version: 0, origin: "x".into(), cursor: 0, bootstrap: false }).await;
+    send(&mut ws, &ClientFrame::Hello { version: 0, origin: "x".into(), cursor: 0, bootstrap: false, known: None })
+        .await;
     expect_error(&mut ws, ErrorCode::UnsupportedVersion).await;
 
     let mut ws = connect(&hub).await;

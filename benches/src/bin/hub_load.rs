@@ -429,6 +429,7 @@ fn hello(cursor: u64, bootstrap: bool) -> String {
         origin: format!("{:032x}", u128::from(rand_u64()) << 64 | u128::from(rand_u64())),
         cursor,
         bootstrap,
+        known: None,
     })
 }
 
@@ -713,7 +714,7 @@ async fn preload(args: &Args, hub: &Hephd) -> Result<Value> {
             continue;
         }
         match HubFrame::decode(&text)? {
-            HubFrame::Ack { batch, seqs } => {
+            HubFrame::Ack { batch, seqs, .. } => {
                 let Some((want, n)) = in_flight.pop_front() else { bail!("ack {batch} with nothing in flight") };
                 if want != batch || seqs.len() != n {
                     bail!("ack of batch {batch} with {} seqs; expected batch {want} with {n}", seqs.len());
@@ -753,8 +754,8 @@ async fn bootstrap(hub: &Hephd, snapshots: bool, expect_docs: usize) -> Result<V
     let connected = t0.elapsed();
     let (mut session, first) = SpokeSession::start(&replica)?;
     let first = match first {
-        ClientFrame::Hello { version, origin, cursor, .. } => {
-            ClientFrame::Hello { version, origin, cursor, bootstrap: snapshots }
+        ClientFrame::Hello { version, origin, cursor, known, .. } => {
+            ClientFrame::Hello { version, origin, cursor, bootstrap: snapshots, known }
         }
         other => other,
     };

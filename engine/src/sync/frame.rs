@@ -11,12 +11,28 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::id::NodeId;
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
-/// The largest frame accepted, in bytes of JSON text.
+/// The protocol version this build speaks. Version 2 added reconciliation
+/// (`have`/`need`), the client's known position in `hello`, `diverged` in
+/// `welcome`, and `waiting` in `ack`.
+pub const PROTOCOL_VERSION: u32 = 2;
+/// The largest frame accepted, in bytes of JSON text. Both sides cut the
+/// frames they build to [`FRAME_BUDGET`], so a frame that honours it always
+/// fits.
 pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+/// What the builders of frames aim for: the limit less room for the frame's
+/// own JSON around its items.
+pub const FRAME_BUDGET: usize = MAX_FRAME_BYTES - 64 * 1024;
 /// The most changes one `push` may carry.
 pub const MAX_PUSH_CHANGES: usize = 4096;
+
+/// Bytes that `n` raw bytes take in a frame: base64 (4 per 3) plus the JSON
+/// of one item (`{"seq":…,"doc":"…","bytes":"…"}`, or a doc and its heads).
+/// Both sides count with this one function, so what one side cuts to fit
+/// always fits on the other.
+#[must_use]
+pub const fn wire_size(n: usize) -> usize {
+    n.div_ceil(3) * 4 + 128
+}
 
 /// Raw bytes, base64 in JSON.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,6 +103,11 @@ pub enum ClientFrame {
         /// With cursor 0: send compacted documents instead of every change.
         #[serde(default)]
         bootstrap: bool,
+        /// The newest change of the hub's log this client knows, with its
+        /// seq: the hub says in `welcome` whether its log still holds it
+        /// there (a hub restored from an older copy does not).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        known: Option<Known>,
     },
     /// Changes the hub has not acknowledged yet.
     Push {
@@ -95,6 +116,32 @@ pub enum ClientFrame {
         /// The changes.
         changes: Vec<WireChange>,
     },
+    /// Reconciliation: documents the client holds, with their heads. The hub
+    /// answers with `need` for those it lacks anything of.
+    Have {
+        /// The documents, in id order.
+        docs: Vec<DocHeads>,
+    },
+}
+
+/// A position in the hub's log: a seq and the hash of the change there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Known {
+    /// The hub seq.
+    pub seq: u64,
+    /// The hash (hex) of the change the client stored at that seq.
+    pub hash: String,
+}
+
+/// One document and its heads (reconciliation).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocHeads {
+    /// The node (document).
+    pub doc: NodeId,
+    /// Its heads: change hashes, hex.
+    pub heads: Vec<String>,
 }
 
 /// Why the hub ends or refuses something.
@@ -115,6 +162,10 @@ pub enum ErrorCode {
     TooSlow,
     /// Missing or invalid credentials.
     Unauthorized,
+    /// The hub keeps too many changes waiting for their dependencies; it
+    /// takes more once those arrive (another device, or this one after a
+    /// reconciliation, sends them).
+    QuotaExceeded,
     /// The hub failed; retry later.
     Internal,
 }
@@ -131,6 +182,11 @@ pub enum HubFrame {
         hub: String,
         /// The hub's last seq now: catch-up ends here, live changes follow.
         head: u64,
+        /// The client's `known` position is not in this hub's log (the hub
+        /// was replaced, or restored from an older copy): the client should
+        /// start its cursors afresh and reconcile.
+        #[serde(default)]
+        diverged: bool,
     },
     /// Changes in hub seq order (catch-up and live alike).
     Changes {
@@ -145,14 +201,29 @@ pub enum HubFrame {
         upto: u64,
         /// Whether more snapshot frames follow.
         more: bool,
+        /// With the last frame: the hash (hex) of the change at `upto`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hash: Option<String>,
     },
     /// A `push` is durably stored.
     Ack {
         /// The client's batch id.
         batch: u64,
-        /// For each pushed change, its hub seq (0: already known, or waiting
-        /// for changes it depends on).
+        /// For each pushed change, its hub seq; 0 when it was stored before,
+        /// or when it waits (see `waiting`).
         seqs: Vec<u64>,
+        /// Indexes (into the push) of changes the hub keeps but cannot apply
+        /// yet: they depend on changes it lacks. The client should reconcile
+        /// (`have`) so that it sends them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        waiting: Vec<u32>,
+    },
+    /// Reconciliation: the documents of a `have` the hub lacks changes of,
+    /// each with the hub's own heads (empty when it has none of it). The
+    /// client sends every change not among their ancestors.
+    Need {
+        /// The documents.
+        docs: Vec<DocHeads>,
     },
     /// Something went wrong.
     Error {
@@ -232,14 +303,15 @@ mod tests {
     fn frames_round_trip() {
         let doc = NodeId::random();
         let frames = vec![
-            ClientFrame::Hello { version: 1, origin: "ab".into(), cursor: 7, bootstrap: false },
+            ClientFrame::Hello { version: 2, origin: "ab".into(), cursor: 7, bootstrap: false, known: None },
+            ClientFrame::Have { docs: vec![DocHeads { doc, heads: vec!["ab".repeat(32)] }] },
             ClientFrame::Push { batch: 3, changes: vec![WireChange { seq: None, doc, bytes: Bytes(vec![1, 2, 255]) }] },
             ClientFrame::Auth { token: "t".into() },
         ];
         for f in frames {
             assert_eq!(ClientFrame::decode(&encode(&f)).unwrap(), f);
         }
-        let ack = HubFrame::Ack { batch: 3, seqs: vec![9] };
+        let ack = HubFrame::Ack { batch: 3, seqs: vec![9, 0], waiting: vec![1] };
         assert_eq!(HubFrame::decode(&encode(&ack)).unwrap(), ack);
     }
 
@@ -272,7 +344,13 @@ mod tests {
         /// Nor on frames that are almost right.
         #[test]
         fn decoding_mutated_frames_never_panics(cursor in any::<u64>(), cut in 0usize..120, byte in any::<u8>()) {
-            let good = encode(&ClientFrame::Hello { version: 1, origin: "abc".into(), cursor, bootstrap: true });
+            let good = encode(&ClientFrame::Hello {
+                version: 2,
+                origin: "abc".into(),
+                cursor,
+                bootstrap: true,
+                known: Some(Known { seq: cursor, hash: "00".repeat(32) }),
+            });
             let mut bytes = good.into_bytes();
             let at = cut % bytes.len();
             bytes[at] = byte;

@@ -9,25 +9,35 @@
 //!      |                   |   +----(gap in live stream)-----+
 //!      +---(anything else / bad frame)---> Closed
 //! ```
-//! `push` is accepted in `CatchingUp` and `Live`: it is applied to the hub
-//! replica in one transaction, acknowledged only after that commit, and the
-//! newly logged changes are returned for fan-out.
+//! `push` and `have` are accepted in `CatchingUp` and `Live`. A push is
+//! applied to the hub replica in one transaction, acknowledged only after
+//! that commit (saying which changes wait for dependencies), and the newly
+//! logged changes are returned for fan-out. A `have` (reconciliation) is
+//! answered with `need`: the documents the hub lacks anything of.
+//!
+//! Receiving is two steps so that the expensive, untrusted part runs
+//! outside whatever serialises commits: [`HubSession::decode`] parses the
+//! JSON, the base64 and every change (bounded by [`crate::limits`]), and
+//! touches no store; [`HubSession::handle`] applies the result. Only a push
+//! writes ([`Inbound::writes`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+
+use automerge::{Change, ChangeHash};
 
 use crate::error::Error;
 use crate::id::NodeId;
-use crate::replica::Replica;
-use crate::store::{LoggedChange, Snapshots};
+use crate::replica::{Replica, parse_changes};
+use crate::store::LoggedChange;
 use crate::sync::frame::{
-    Bytes, ClientFrame, ErrorCode, HubFrame, MAX_PUSH_CHANGES, PROTOCOL_VERSION, WireChange, WireDoc, encode,
+    Bytes, ClientFrame, DocHeads, ErrorCode, FRAME_BUDGET, HubFrame, Known, MAX_PUSH_CHANGES, PROTOCOL_VERSION,
+    WireChange, WireDoc, encode, wire_size,
 };
 
-/// How many changes one catch-up frame carries at most.
-pub const CATCH_UP_BATCH: usize = 1024;
-/// Roughly how many bytes of documents one snapshot frame carries.
-pub const SNAPSHOT_FRAME_BYTES: usize = 1024 * 1024;
+/// How many changes one catch-up frame carries at most (it is cut by bytes
+/// first, at [`FRAME_BUDGET`]).
+pub const CATCH_UP_BATCH: usize = 4096;
 
 /// Newly committed changes, encoded once for every subscriber.
 #[derive(Debug)]
@@ -41,13 +51,28 @@ pub struct Broadcast {
 }
 
 impl Broadcast {
-    /// Encodes logged changes (in seq order) as one `changes` frame.
+    /// Encodes logged changes (in seq order) as `changes` frames, each
+    /// within [`FRAME_BUDGET`].
     #[must_use]
-    pub fn of(changes: &[LoggedChange]) -> Option<Self> {
-        let first = changes.first()?.seq;
-        let last = changes.last()?.seq;
-        let frame = HubFrame::Changes { changes: changes.iter().map(wire).collect() };
-        Some(Self { first, last, text: encode(&frame).into() })
+    pub fn of(changes: &[LoggedChange]) -> Vec<Self> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < changes.len() {
+            let mut end = start;
+            let mut size = 0;
+            while end < changes.len() {
+                size += wire_size(changes[end].bytes.len());
+                if end > start && size > FRAME_BUDGET {
+                    break;
+                }
+                end += 1;
+            }
+            let part = &changes[start..end];
+            let frame = HubFrame::Changes { changes: part.iter().map(wire).collect() };
+            out.push(Self { first: part[0].seq, last: part[part.len() - 1].seq, text: encode(&frame).into() });
+            start = end;
+        }
+        out
     }
 }
 
@@ -60,8 +85,8 @@ fn wire(c: &LoggedChange) -> WireChange {
 pub struct Step {
     /// Frames to send back, in order.
     pub replies: Vec<HubFrame>,
-    /// Changes this frame committed, for every subscriber.
-    pub broadcast: Option<Broadcast>,
+    /// Changes this frame committed, for every subscriber, in seq order.
+    pub broadcast: Vec<Broadcast>,
     /// Close the connection after sending the replies.
     pub close: bool,
     /// The client's device id, once known (for logs).
@@ -76,15 +101,45 @@ impl Step {
     }
 }
 
-/// What to do with a live broadcast.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Live {
-    /// Send its text as is.
-    Send,
-    /// Already sent (it was part of the catch-up); drop it.
-    Skip,
-    /// It starts after a gap: catch up from the store first.
-    CatchUp,
+/// A client frame, decoded and validated: what [`HubSession::handle`] takes.
+#[derive(Debug)]
+pub enum Inbound {
+    /// `hello`.
+    Hello {
+        /// Its protocol version.
+        version: u32,
+        /// The device id.
+        origin: String,
+        /// Its cursor.
+        cursor: u64,
+        /// Whether it wants snapshots.
+        bootstrap: bool,
+        /// Its known position.
+        known: Option<(u64, ChangeHash)>,
+    },
+    /// `push`, with every change parsed.
+    Push {
+        /// The batch id.
+        batch: u64,
+        /// The changes.
+        changes: Vec<(NodeId, Change)>,
+    },
+    /// `have`.
+    Have {
+        /// The documents and their heads.
+        docs: Vec<(NodeId, Vec<ChangeHash>)>,
+    },
+    /// `auth` (only valid where the transport handles it first).
+    Auth,
+}
+
+impl Inbound {
+    /// Whether handling it writes to the store (and must be serialised with
+    /// other writers).
+    #[must_use]
+    pub fn writes(&self) -> bool {
+        matches!(self, Self::Push { .. })
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -95,15 +150,28 @@ enum State {
     Closed,
 }
 
+/// Where a bootstrap stands: pages of documents by id, from read
+/// transactions of their own (documents only grow, so a page read later
+/// than `upto` holds more, never less, and the client dedups).
+#[derive(Debug)]
+struct Bootstrap {
+    upto: u64,
+    after: Option<NodeId>,
+    /// Runs of changes of a document too large for one frame, still to send.
+    runs: VecDeque<(NodeId, Vec<u8>)>,
+}
+
 /// One client's session with the hub.
 #[derive(Debug)]
 pub struct HubSession {
     state: State,
     /// The last hub seq sent to (or known to) the client.
     cursor: u64,
-    /// Snapshots still to send to a bootstrapping client, and the seq they reflect.
-    snapshots: Option<Snapshots>,
+    /// A bootstrap in progress.
+    snapshots: Option<Bootstrap>,
     bootstrap: bool,
+    max_pending: Option<u64>,
+    budget: usize,
 }
 
 impl Default for HubSession {
@@ -112,11 +180,38 @@ impl Default for HubSession {
     }
 }
 
+fn parse_heads(heads: &[String]) -> Option<Vec<ChangeHash>> {
+    heads.iter().map(|h| h.parse::<ChangeHash>().ok()).collect()
+}
+
 impl HubSession {
     /// A session waiting for `hello`.
     #[must_use]
     pub fn new() -> Self {
-        Self { state: State::AwaitHello, cursor: 0, snapshots: None, bootstrap: false }
+        Self {
+            state: State::AwaitHello,
+            cursor: 0,
+            snapshots: None,
+            bootstrap: false,
+            max_pending: None,
+            budget: FRAME_BUDGET,
+        }
+    }
+
+    /// Cuts catch-up and snapshot frames at `bytes` instead of
+    /// [`FRAME_BUDGET`] (at most that; tests use small frames).
+    #[must_use]
+    pub fn with_frame_budget(mut self, bytes: usize) -> Self {
+        self.budget = bytes.min(FRAME_BUDGET);
+        self
+    }
+
+    /// Bounds the hub's table of changes waiting for dependencies: a push
+    /// that would leave more waiting is refused with `quota_exceeded`.
+    #[must_use]
+    pub fn with_max_pending(mut self, max: Option<u64>) -> Self {
+        self.max_pending = max;
+        self
     }
 
     /// The last hub seq the client has (been sent).
@@ -131,51 +226,106 @@ impl HubSession {
         self.state == State::Live
     }
 
-    /// Handles one text frame from the client.
+    /// Handles one text frame from the client: [`Self::decode`], then
+    /// [`Self::handle`].
     pub fn receive(&mut self, text: &str, hub: &Replica) -> Step {
+        match self.decode(text) {
+            Ok(inbound) => self.handle(inbound, hub),
+            Err(step) => step,
+        }
+    }
+
+    /// Decodes and validates one text frame, parsing every change within the
+    /// limits of [`crate::limits`]. Touches no store. A bad frame closes the
+    /// session: the `Err` step says why.
+    pub fn decode(&mut self, text: &str) -> Result<Inbound, Step> {
+        let decoded = self.decode_frame(text);
+        if decoded.is_err() {
+            self.state = State::Closed;
+        }
+        decoded
+    }
+
+    fn decode_frame(&self, text: &str) -> Result<Inbound, Step> {
+        if self.state == State::Closed {
+            return Err(Step { close: true, ..Step::default() });
+        }
+        let frame = ClientFrame::decode(text).map_err(|e| Step::fatal(e.code(), e.to_string()))?;
+        Ok(match frame {
+            ClientFrame::Hello { version, origin, cursor, bootstrap, known } => {
+                let known = match known {
+                    None => None,
+                    Some(Known { seq, hash }) => match hash.parse::<ChangeHash>() {
+                        Ok(h) => Some((seq, h)),
+                        Err(_) => {
+                            return Err(Step::fatal(ErrorCode::BadFrame, "hello: known.hash is not a change hash"));
+                        }
+                    },
+                };
+                Inbound::Hello { version, origin, cursor, bootstrap, known }
+            }
+            ClientFrame::Push { batch, changes } => {
+                if changes.len() > MAX_PUSH_CHANGES {
+                    return Err(Step::fatal(
+                        ErrorCode::TooLarge,
+                        format!("push of {} changes; at most {MAX_PUSH_CHANGES} per frame", changes.len()),
+                    ));
+                }
+                let raw = changes.into_iter().map(|c| (c.doc, c.bytes.0)).collect();
+                match parse_changes(raw) {
+                    Ok(changes) => Inbound::Push { batch, changes },
+                    Err(Error::InvalidChange { doc, reason }) => {
+                        return Err(Step::fatal(
+                            ErrorCode::InvalidChange,
+                            format!("change for {doc} refused: {reason}"),
+                        ));
+                    }
+                    Err(e) => return Err(Step::fatal(ErrorCode::InvalidChange, e.to_string())),
+                }
+            }
+            ClientFrame::Have { docs } => {
+                let mut out = Vec::with_capacity(docs.len());
+                for DocHeads { doc, heads } in docs {
+                    let heads = parse_heads(&heads).ok_or_else(|| {
+                        Step::fatal(ErrorCode::BadFrame, format!("have: a head of {doc} is not a change hash"))
+                    })?;
+                    out.push((doc, heads));
+                }
+                Inbound::Have { docs: out }
+            }
+            ClientFrame::Auth { .. } => Inbound::Auth,
+        })
+    }
+
+    /// Acts on a decoded frame. Only [`Inbound::Push`] writes; the caller
+    /// serialises those with the hub's other writers.
+    pub fn handle(&mut self, inbound: Inbound, hub: &Replica) -> Step {
         if self.state == State::Closed {
             return Step { close: true, ..Step::default() };
         }
-        let frame = match ClientFrame::decode(text) {
-            Ok(f) => f,
-            Err(e) => {
-                self.state = State::Closed;
-                return Step::fatal(e.code(), e.to_string());
-            }
-        };
-        let step = match (&self.state, frame) {
-            (State::AwaitHello, ClientFrame::Hello { version, origin, cursor, bootstrap }) => {
+        let step = match (&self.state, inbound) {
+            (State::AwaitHello, Inbound::Hello { version, origin, cursor, bootstrap, known }) => {
                 if version < PROTOCOL_VERSION {
                     Step::fatal(
                         ErrorCode::UnsupportedVersion,
                         format!("protocol version {version} is not supported; this hub speaks {PROTOCOL_VERSION}"),
                     )
                 } else {
-                    match hub.last_seq() {
-                        Ok(head) => {
-                            self.cursor = cursor.min(head);
-                            self.bootstrap = bootstrap && cursor == 0;
-                            self.state = State::CatchingUp;
-                            Step {
-                                replies: vec![HubFrame::Welcome {
-                                    version: PROTOCOL_VERSION,
-                                    hub: hub.origin().to_hex_string(),
-                                    head,
-                                }],
-                                hello: Some(origin),
-                                ..Step::default()
-                            }
-                        }
+                    match self.hello(hub, cursor, bootstrap, known) {
+                        Ok(welcome) => Step { replies: vec![welcome], hello: Some(origin), ..Step::default() },
                         Err(e) => Step::fatal(ErrorCode::Internal, e.to_string()),
                     }
                 }
             }
-            (State::CatchingUp | State::Live, ClientFrame::Push { batch, changes }) => push(hub, batch, changes),
-            (_, ClientFrame::Auth { .. }) => {
+            (State::CatchingUp | State::Live, Inbound::Push { batch, changes }) => {
+                push(hub, batch, changes, self.max_pending)
+            }
+            (State::CatchingUp | State::Live, Inbound::Have { docs }) => have(hub, &docs),
+            (_, Inbound::Auth) => {
                 Step::fatal(ErrorCode::Protocol, "auth is only accepted as the first frame, when the hub requires it")
             }
             (State::AwaitHello, _) => Step::fatal(ErrorCode::Protocol, "the first frame must be hello"),
-            (_, ClientFrame::Hello { .. }) => Step::fatal(ErrorCode::Protocol, "hello was already received"),
+            (_, Inbound::Hello { .. }) => Step::fatal(ErrorCode::Protocol, "hello was already received"),
             (State::Closed, _) => Step { close: true, ..Step::default() },
         };
         if step.close {
@@ -184,37 +334,76 @@ impl HubSession {
         step
     }
 
+    /// Opens the session. A client whose known position is not in this log,
+    /// or whose cursor is past its head, saw another history (the hub was
+    /// replaced, or restored from an older copy): it is told so, and served
+    /// from the start, as a new device would be.
+    fn hello(
+        &mut self,
+        hub: &Replica,
+        cursor: u64,
+        bootstrap: bool,
+        known: Option<(u64, ChangeHash)>,
+    ) -> Result<HubFrame, Error> {
+        let head = hub.last_seq()?;
+        let seen = known.map_or(cursor, |(seq, _)| seq.max(cursor));
+        let diverged = seen > head
+            || match known {
+                Some((seq, hash)) => hub.log_hash(seq)? != Some(hash),
+                None => false,
+            };
+        let cursor = if diverged { 0 } else { cursor };
+        self.cursor = cursor;
+        self.bootstrap = cursor == 0 && (bootstrap || diverged);
+        self.state = State::CatchingUp;
+        Ok(HubFrame::Welcome { version: PROTOCOL_VERSION, hub: hub.origin().to_hex_string(), head, diverged })
+    }
+
     /// The next catch-up frame from the store, or `None` once the client has
-    /// everything up to the hub's head (the session is then live).
+    /// everything up to the hub's head (the session is then live). Every
+    /// frame is within [`FRAME_BUDGET`].
     pub fn catch_up(&mut self, hub: &Replica) -> Result<Option<HubFrame>, Error> {
         if self.state != State::CatchingUp {
             return Ok(None);
         }
         if self.bootstrap {
             self.bootstrap = false;
-            let snapshots = hub.snapshots()?;
-            if !snapshots.docs.is_empty() {
-                self.snapshots = Some(snapshots);
+            let upto = hub.last_seq()?;
+            if upto > 0 {
+                self.snapshots = Some(Bootstrap { upto, after: None, runs: VecDeque::new() });
             }
         }
-        if let Some(Snapshots { docs, upto }) = &mut self.snapshots {
-            let upto = *upto;
-            let mut size = 0;
-            let mut take = 0;
-            while take < docs.len() && (take == 0 || size < SNAPSHOT_FRAME_BYTES) {
-                size += docs[take].1.len();
-                take += 1;
+        if let Some(boot) = &mut self.snapshots {
+            let upto = boot.upto;
+            if let Some((doc, bytes)) = boot.runs.pop_front() {
+                return Ok(Some(HubFrame::Snapshot {
+                    docs: vec![WireDoc { doc, bytes: Bytes(bytes) }],
+                    upto,
+                    more: true,
+                    hash: None,
+                }));
             }
-            let batch: Vec<WireDoc> =
-                docs.drain(..take).map(|(doc, bytes)| WireDoc { doc, bytes: Bytes(bytes) }).collect();
-            let more = !docs.is_empty();
-            if !more {
+            let page = hub.docs_after(boot.after, self.budget)?;
+            let Some(last) = page.last().map(|(id, _)| *id) else {
+                // Every page sent: the last frame moves the client's cursor.
                 self.snapshots = None;
                 self.cursor = upto;
+                let hash = hub.log_hash(upto)?.map(|h| h.to_string());
+                return Ok(Some(HubFrame::Snapshot { docs: Vec::new(), upto, more: false, hash }));
+            };
+            boot.after = Some(last);
+            if let [(doc, bytes)] = page.as_slice()
+                && wire_size(bytes.len()) > self.budget
+            {
+                // One document larger than a frame: its changes, in causal
+                // order, in runs that each fit.
+                boot.runs = runs_of(hub, *doc, self.budget)?.into();
+                return self.catch_up(hub);
             }
-            return Ok(Some(HubFrame::Snapshot { docs: batch, upto, more }));
+            let docs = page.into_iter().map(|(doc, bytes)| WireDoc { doc, bytes: Bytes(bytes) }).collect();
+            return Ok(Some(HubFrame::Snapshot { docs, upto, more: true, hash: None }));
         }
-        let changes = hub.changes_after(self.cursor, CATCH_UP_BATCH)?;
+        let changes = hub.changes_within(self.cursor, CATCH_UP_BATCH, self.budget)?;
         match changes.last() {
             None => {
                 self.state = State::Live;
@@ -246,22 +435,50 @@ impl HubSession {
     }
 }
 
-fn push(hub: &Replica, batch: u64, changes: Vec<WireChange>) -> Step {
-    if changes.len() > MAX_PUSH_CHANGES {
-        return Step::fatal(
-            ErrorCode::TooLarge,
-            format!("push of {} changes; at most {MAX_PUSH_CHANGES} per frame", changes.len()),
-        );
+/// What to do with a live broadcast.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Live {
+    /// Send its text as is.
+    Send,
+    /// Already sent (it was part of the catch-up); drop it.
+    Skip,
+    /// It starts after a gap: catch up from the store first.
+    CatchUp,
+}
+
+/// The changes of document `doc`, concatenated in causal order into runs
+/// that each fit in one frame.
+fn runs_of(hub: &Replica, doc: NodeId, budget: usize) -> Result<Vec<(NodeId, Vec<u8>)>, Error> {
+    let mut runs = Vec::new();
+    let mut run: Vec<u8> = Vec::new();
+    for change in hub.changes_since(doc, &[])? {
+        let raw = change.raw_bytes();
+        if !run.is_empty() && wire_size(run.len() + raw.len()) > budget {
+            runs.push((doc, std::mem::take(&mut run)));
+        }
+        run.extend_from_slice(raw);
     }
+    if !run.is_empty() {
+        runs.push((doc, run));
+    }
+    Ok(runs)
+}
+
+fn push(hub: &Replica, batch: u64, changes: Vec<(NodeId, Change)>, max_pending: Option<u64>) -> Step {
     let n = changes.len();
-    let pushed: Vec<(NodeId, Vec<u8>)> = changes.into_iter().map(|c| (c.doc, c.bytes.0)).collect();
-    let keys: Vec<Vec<u8>> = pushed.iter().map(|(_, b)| b.clone()).collect();
-    match hub.apply_changes(pushed) {
+    let hashes: Vec<ChangeHash> = changes.iter().map(|(_, c)| c.hash()).collect();
+    match hub.apply_parsed(changes, max_pending) {
         Ok(applied) => {
-            let seq_of: HashMap<&[u8], u64> = applied.logged.iter().map(|c| (c.bytes.as_slice(), c.seq)).collect();
-            let seqs = keys.iter().map(|k| seq_of.get(k.as_slice()).copied().unwrap_or(0)).collect();
+            let seq_of: HashMap<ChangeHash, u64> = applied.logged.iter().map(|c| (c.hash, c.seq)).collect();
+            let seqs = hashes.iter().map(|h| seq_of.get(h).copied().unwrap_or(0)).collect();
+            let waiting = hashes
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| applied.waiting_hashes.contains(h))
+                .filter_map(|(i, _)| u32::try_from(i).ok())
+                .collect();
             Step {
-                replies: vec![HubFrame::Ack { batch, seqs }],
+                replies: vec![HubFrame::Ack { batch, seqs, waiting }],
                 broadcast: Broadcast::of(&applied.logged),
                 stored: applied.applied.min(n),
                 ..Step::default()
@@ -270,6 +487,23 @@ fn push(hub: &Replica, batch: u64, changes: Vec<WireChange>) -> Step {
         Err(Error::InvalidChange { doc, reason }) => {
             Step::fatal(ErrorCode::InvalidChange, format!("change for {doc} is not a valid Automerge change: {reason}"))
         }
+        Err(e @ Error::PendingQuota { .. }) => Step::fatal(ErrorCode::QuotaExceeded, e.to_string()),
         Err(e) => Step::fatal(ErrorCode::Internal, format!("the hub could not store the push: {e}")),
+    }
+}
+
+fn have(hub: &Replica, docs: &[(NodeId, Vec<ChangeHash>)]) -> Step {
+    match hub.lacking(docs) {
+        Ok(lacking) => {
+            let docs = docs
+                .iter()
+                .zip(lacking)
+                .filter_map(|((doc, _), ours)| {
+                    ours.map(|heads| DocHeads { doc: *doc, heads: heads.iter().map(ToString::to_string).collect() })
+                })
+                .collect();
+            Step { replies: vec![HubFrame::Need { docs }], ..Step::default() }
+        }
+        Err(e) => Step::fatal(ErrorCode::Internal, format!("the hub could not read its store: {e}")),
     }
 }

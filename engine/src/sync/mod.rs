@@ -80,6 +80,19 @@ pub struct SyncHealth {
     pub hub_cursor: u64,
     /// Nodes with unresolved conflicts.
     pub conflicts: usize,
+    /// Received changes waiting here for changes they depend on.
+    #[serde(default)]
+    pub pending_changes: u64,
+    /// When the oldest of those started waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_pending: Option<DateTime<Utc>>,
+    /// Stored documents this heph cannot read (`heph unreadable` lists them).
+    #[serde(default)]
+    pub unreadable: u64,
+    /// A reconciliation with the hub is owed or under way (the hub was
+    /// replaced or restored, or lacked history).
+    #[serde(default)]
+    pub reconciling: bool,
 }
 
 impl SyncHealth {
@@ -87,8 +100,14 @@ impl SyncHealth {
     pub fn with_store(mut self, replica: &crate::Replica) -> Result<Self, crate::Error> {
         let cursors = replica.cursors()?;
         self.hub_cursor = cursors.hub_cursor;
+        self.reconciling = cursors.reconcile;
         self.pending_push = replica.pending_push()?;
         self.conflicts = replica.conflict_count()?;
+        let pending = replica.pending_stats()?;
+        self.pending_changes = pending.count;
+        self.oldest_pending =
+            pending.oldest_ms.and_then(|ms| i64::try_from(ms).ok()).and_then(DateTime::from_timestamp_millis);
+        self.unreadable = replica.unreadable_count()?;
         Ok(self)
     }
 }

@@ -3,27 +3,53 @@
 //! ```text
 //! (connect) -> hello -> AwaitWelcome --welcome--> Open
 //! Open: changes/snapshot -> stored with the cursor in one transaction
-//!       local edits      -> one push in flight at a time; ack -> next push
+//!       pushes           -> one in flight at a time; ack -> next push
+//!       reconciliation   -> have (one in flight) -> need -> pushes of what the hub lacks
 //!       error frame      -> the session ends with SyncError::Hub
 //! ```
 //! Cursors live in the replica's store, so a session that dies anywhere
 //! resumes where the last committed transaction left it: the hub re-sends
 //! what the device had not stored, the device re-sends what the hub had not
 //! acknowledged, and both sides drop duplicates by change hash.
+//!
+//! # The hub ends with the union
+//! A device pushes the changes it made; but it also holds history it only
+//! received (from other devices, a bootstrap, the hub's RPC), which a hub
+//! that lost its store would never get back from anyone else. So a
+//! reconciliation is owed (and recorded in the store, to survive restarts)
+//! whenever the hub is found replaced (a new id), behind what this device
+//! saw of its log (`welcome.diverged`: a restored copy), or holding a
+//! pushed change that waits for dependencies it lacks (`ack.waiting`). It
+//! goes: `have` frames with every document's heads, in id order, one in
+//! flight at a time; the hub answers `need` with the documents it lacks
+//! anything of and its own heads for each; the device pushes every change
+//! not among their ancestors. Once all were acknowledged the debt is
+//! cleared.
+
+use std::collections::VecDeque;
+
+use automerge::{Change, ChangeHash};
 
 use crate::error::Error;
-use crate::replica::Replica;
-use crate::sync::frame::{Bytes, ClientFrame, ErrorCode, HubFrame, PROTOCOL_VERSION, WireChange};
+use crate::id::NodeId;
+use crate::replica::{Replica, parse_changes};
+use crate::sync::frame::{
+    Bytes, ClientFrame, DocHeads, ErrorCode, FRAME_BUDGET, HubFrame, Known, MAX_PUSH_CHANGES, PROTOCOL_VERSION,
+    WireChange, wire_size,
+};
 
-/// How many local changes one push carries at most.
+/// How many local changes one push carries at most (it is cut by bytes
+/// first, at [`FRAME_BUDGET`]).
 pub const PUSH_BATCH: usize = 512;
+/// How many documents one `have` frame offers (about 150 bytes each).
+pub const HAVE_BATCH: usize = 4096;
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SyncError {
     /// The hub sent an error frame.
-    #[error("the hub said {code:?}: {message}")]
+    #[error("the hub refused ({}): {message}", code_name(*.code))]
     Hub {
         /// Its code.
         code: ErrorCode,
@@ -41,10 +67,44 @@ pub enum SyncError {
     Store(#[from] Error),
 }
 
+fn code_name(code: ErrorCode) -> String {
+    crate::sync::frame::encode(&code).trim_matches('"').to_string()
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum State {
     AwaitWelcome,
     Open,
+}
+
+/// What one push in flight carries.
+#[derive(Debug)]
+enum InFlight {
+    /// Local changes up to local seq `upto`, with their hashes.
+    Local { batch: u64, upto: u64, hashes: Vec<ChangeHash> },
+    /// Changes the hub lacked (reconciliation).
+    Repair { batch: u64, n: usize },
+}
+
+/// A reconciliation in progress.
+#[derive(Debug, Default)]
+struct Reconcile {
+    /// The last document offered in a `have`.
+    offered: Option<NodeId>,
+    /// Every document was offered.
+    offered_all: bool,
+    /// A `have` awaits its `need`.
+    awaiting_need: bool,
+    /// Documents the hub lacks something of, with its heads for each.
+    needed: VecDeque<(NodeId, Vec<ChangeHash>)>,
+    /// Changes of needed documents not yet pushed, in causal order.
+    queued: VecDeque<(NodeId, Change)>,
+}
+
+impl Reconcile {
+    fn has_work(&self) -> bool {
+        !self.needed.is_empty() || !self.queued.is_empty()
+    }
 }
 
 /// What to do after a frame from the hub.
@@ -56,6 +116,8 @@ pub struct SpokeStep {
     pub received: usize,
     /// Local changes the hub acknowledged.
     pub acknowledged: usize,
+    /// Changes the hub lacked that this push sent (reconciliation).
+    pub repaired: usize,
 }
 
 /// One session of a device with the hub.
@@ -65,8 +127,9 @@ pub struct SpokeSession {
     hub: Option<String>,
     head: u64,
     cursor: u64,
-    in_flight: Option<(u64, u64, usize)>,
+    in_flight: Option<InFlight>,
     next_batch: u64,
+    reconcile: Option<Reconcile>,
 }
 
 impl SpokeSession {
@@ -78,6 +141,7 @@ impl SpokeSession {
             origin: replica.origin().to_hex_string(),
             cursor: cursors.hub_cursor,
             bootstrap: cursors.hub_cursor == 0,
+            known: cursors.known.map(|(seq, hash)| Known { seq, hash: hash.to_string() }),
         };
         let session = Self {
             state: State::AwaitWelcome,
@@ -86,34 +150,140 @@ impl SpokeSession {
             cursor: cursors.hub_cursor,
             in_flight: None,
             next_batch: 1,
+            reconcile: None,
         };
         Ok((session, hello))
     }
 
     /// Whether the device has stored everything the hub had when it said
-    /// welcome, and the hub has acknowledged every local change offered.
+    /// welcome, the hub has acknowledged every local change offered, and no
+    /// reconciliation is under way.
     pub fn is_idle(&self, replica: &Replica) -> Result<bool, Error> {
         Ok(self.state == State::Open
             && self.cursor >= self.head
             && self.in_flight.is_none()
-            && replica.local_changes_after(replica.cursors()?.pushed, 1)?.is_empty())
+            && self.reconcile.is_none()
+            && replica.local_changes_after(replica.cursors()?.pushed, 1, usize::MAX)?.is_empty())
     }
 
-    /// The next `push` of local changes the hub has not acknowledged, if
-    /// none is in flight. Call after local edits.
+    /// Whether a reconciliation with the hub is under way.
+    #[must_use]
+    pub fn is_reconciling(&self) -> bool {
+        self.reconcile.is_some()
+    }
+
+    /// The next frames to send, if any: a push (changes the hub lacks
+    /// first, then local changes), and a `have` while reconciling. Call
+    /// after local edits.
     pub fn next_push(&mut self, replica: &Replica) -> Result<Option<ClientFrame>, Error> {
-        if self.state != State::Open || self.in_flight.is_some() {
+        Ok(self.next_frames(replica)?.into_iter().next())
+    }
+
+    fn next_frames(&mut self, replica: &Replica) -> Result<Vec<ClientFrame>, Error> {
+        let mut out = Vec::new();
+        if self.state != State::Open {
+            return Ok(out);
+        }
+        if let Some(have) = self.next_have(replica)? {
+            out.push(have);
+        }
+        if self.in_flight.is_none() {
+            if let Some(push) = self.repair_push(replica)? {
+                out.push(push);
+            } else if let Some(push) = self.local_push(replica)? {
+                out.push(push);
+            }
+        }
+        self.finish_reconcile(replica)?;
+        Ok(out)
+    }
+
+    fn next_have(&mut self, replica: &Replica) -> Result<Option<ClientFrame>, Error> {
+        let Some(r) = &mut self.reconcile else { return Ok(None) };
+        // One `have` in flight, and none while earlier answers are still
+        // being sent: memory stays bounded by one batch of documents.
+        if r.awaiting_need || r.offered_all || r.has_work() {
             return Ok(None);
         }
+        let batch = replica.heads_after(r.offered, HAVE_BATCH)?;
+        let Some((last, _)) = batch.last() else {
+            r.offered_all = true;
+            return Ok(None);
+        };
+        r.offered = Some(*last);
+        r.awaiting_need = true;
+        let docs = batch
+            .into_iter()
+            .map(|(doc, heads)| DocHeads { doc, heads: heads.iter().map(ToString::to_string).collect() })
+            .collect();
+        Ok(Some(ClientFrame::Have { docs }))
+    }
+
+    fn repair_push(&mut self, replica: &Replica) -> Result<Option<ClientFrame>, Error> {
+        let Some(r) = &mut self.reconcile else { return Ok(None) };
+        let mut changes = Vec::new();
+        let mut size = 0;
+        loop {
+            if r.queued.is_empty() {
+                let Some((doc, theirs)) = r.needed.pop_front() else { break };
+                r.queued.extend(replica.changes_since(doc, &theirs)?.into_iter().map(|c| (doc, c)));
+                continue;
+            }
+            let Some((_, next)) = r.queued.front() else { break };
+            let add = wire_size(next.raw_bytes().len());
+            if !changes.is_empty() && (size + add > FRAME_BUDGET || changes.len() >= MAX_PUSH_CHANGES) {
+                break;
+            }
+            size += add;
+            if let Some((doc, change)) = r.queued.pop_front() {
+                changes.push(WireChange { seq: None, doc, bytes: Bytes(change.raw_bytes().to_vec()) });
+            }
+        }
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let batch = self.take_batch();
+        self.in_flight = Some(InFlight::Repair { batch, n: changes.len() });
+        Ok(Some(ClientFrame::Push { batch, changes }))
+    }
+
+    fn local_push(&mut self, replica: &Replica) -> Result<Option<ClientFrame>, Error> {
         let pushed = replica.cursors()?.pushed;
-        let changes = replica.local_changes_after(pushed, PUSH_BATCH)?;
+        let changes = replica.local_changes_after(pushed, PUSH_BATCH, FRAME_BUDGET)?;
         let Some(last) = changes.last() else { return Ok(None) };
-        let batch = self.next_batch;
-        self.next_batch += 1;
-        self.in_flight = Some((batch, last.seq, changes.len()));
+        let batch = self.take_batch();
+        self.in_flight =
+            Some(InFlight::Local { batch, upto: last.seq, hashes: changes.iter().map(|c| c.hash).collect() });
         let changes =
             changes.into_iter().map(|c| WireChange { seq: None, doc: c.doc, bytes: Bytes(c.bytes) }).collect();
         Ok(Some(ClientFrame::Push { batch, changes }))
+    }
+
+    fn take_batch(&mut self) -> u64 {
+        let batch = self.next_batch;
+        self.next_batch += 1;
+        batch
+    }
+
+    /// Clears the owed reconciliation once everything the hub lacked was
+    /// offered, sent and acknowledged.
+    fn finish_reconcile(&mut self, replica: &Replica) -> Result<(), Error> {
+        let done = self.reconcile.as_ref().is_some_and(|r| r.offered_all && !r.awaiting_need && !r.has_work())
+            && !matches!(self.in_flight, Some(InFlight::Repair { .. }));
+        if done {
+            replica.set_reconcile(false)?;
+            self.reconcile = None;
+        }
+        Ok(())
+    }
+
+    /// Starts a reconciliation (and records it as owed) unless one runs.
+    fn owe_reconcile(&mut self, replica: &Replica) -> Result<(), Error> {
+        if self.reconcile.is_none() {
+            replica.set_reconcile(true)?;
+            self.reconcile = Some(Reconcile::default());
+        }
+        Ok(())
     }
 
     /// Handles one text frame from the hub.
@@ -122,51 +292,87 @@ impl SpokeSession {
         let mut step = SpokeStep::default();
         match (&self.state, frame) {
             (_, HubFrame::Error { code, message, .. }) => return Err(SyncError::Hub { code, message }),
-            (State::AwaitWelcome, HubFrame::Welcome { version, hub, head }) => {
+            (State::AwaitWelcome, HubFrame::Welcome { version, hub, head, diverged }) => {
                 if version != PROTOCOL_VERSION {
                     return Err(SyncError::Protocol(format!("the hub chose protocol version {version}")));
                 }
                 let known = self.hub.clone();
-                let cursors = replica.begin_sync(&hub)?;
-                if known.is_some() && known.as_deref() != Some(hub.as_str()) && self.cursor != 0 {
+                let mut cursors = replica.begin_sync(&hub)?;
+                if known.is_some() && known.as_deref() != Some(hub.as_str()) && self.cursor != 0 && !diverged {
                     // Our hello carried a cursor into another hub's log.
                     return Err(SyncError::HubChanged);
+                }
+                if diverged {
+                    // The hub serves this session from its start; we owe it
+                    // everything it lacks.
+                    cursors = replica.restart_sync(&hub)?;
                 }
                 self.hub = Some(hub);
                 self.head = head;
                 self.cursor = cursors.hub_cursor;
                 self.state = State::Open;
-                step.send.extend(self.next_push(replica)?);
+                if cursors.reconcile {
+                    self.reconcile = Some(Reconcile::default());
+                }
+                step.send.extend(self.next_frames(replica)?);
             }
             (State::Open, HubFrame::Changes { changes }) => {
-                let Some(upto) = changes.iter().filter_map(|c| c.seq).max() else {
+                let Some(last) = changes.iter().filter(|c| c.seq.is_some()).max_by_key(|c| c.seq) else {
                     return Err(SyncError::Protocol("changes without seqs".into()));
                 };
-                let batch = changes.into_iter().map(|c| (c.doc, c.bytes.0)).collect();
-                let applied = replica.apply_from_hub(batch, upto)?;
+                let upto = last.seq.unwrap_or_default();
+                let raw = changes.into_iter().map(|c| (c.doc, c.bytes.0)).collect();
+                let batch = parse_changes(raw)?;
+                // Frames are in seq order: the last change sits at `upto`.
+                let known = batch.last().map(|(_, c)| (upto, c.hash()));
+                let applied = replica.apply_from_hub(batch, upto, known)?;
                 self.cursor = self.cursor.max(upto);
                 step.received = applied.applied;
             }
-            (State::Open, HubFrame::Snapshot { docs, upto, more }) => {
+            (State::Open, HubFrame::Snapshot { docs, upto, more, hash }) => {
                 step.received = docs.len();
                 // The cursor moves only with the last snapshot frame: a bootstrap
                 // cut short starts over (merging is idempotent) rather than
                 // resuming after documents it never received.
                 let done = (!more).then_some(upto);
-                replica.merge_snapshots(docs.into_iter().map(|d| (d.doc, d.bytes.0)).collect(), done)?;
+                let known = hash.and_then(|h| h.parse::<ChangeHash>().ok()).map(|h| (upto, h));
+                replica.merge_snapshots(docs.into_iter().map(|d| (d.doc, d.bytes.0)).collect(), done, known)?;
                 if let Some(upto) = done {
                     self.cursor = self.cursor.max(upto);
                 }
             }
-            (State::Open, HubFrame::Ack { batch, seqs }) => match self.in_flight {
-                Some((expected, upto, n)) if expected == batch && seqs.len() == n => {
-                    replica.acknowledge(upto)?;
-                    self.in_flight = None;
-                    step.acknowledged = n;
-                    step.send.extend(self.next_push(replica)?);
+            (State::Open, HubFrame::Ack { batch, seqs, waiting }) => {
+                match self.in_flight.take() {
+                    Some(InFlight::Local { batch: expected, upto, hashes })
+                        if expected == batch && seqs.len() == hashes.len() =>
+                    {
+                        let known = seqs.iter().zip(&hashes).filter(|(s, _)| **s > 0).max_by_key(|(s, _)| **s);
+                        replica.acknowledge(upto, known.map(|(s, h)| (*s, *h)))?;
+                        step.acknowledged = hashes.len();
+                    }
+                    Some(InFlight::Repair { batch: expected, n }) if expected == batch && seqs.len() == n => {
+                        step.repaired = n;
+                    }
+                    _ => return Err(SyncError::Protocol(format!("unexpected ack of batch {batch}"))),
                 }
-                _ => return Err(SyncError::Protocol(format!("unexpected ack of batch {batch}"))),
-            },
+                if !waiting.is_empty() {
+                    // The hub keeps changes it cannot apply: it lacks history
+                    // this device holds.
+                    self.owe_reconcile(replica)?;
+                }
+                step.send.extend(self.next_frames(replica)?);
+            }
+            (State::Open, HubFrame::Need { docs }) => {
+                let Some(r) = &mut self.reconcile else {
+                    return Err(SyncError::Protocol("need without a have".into()));
+                };
+                r.awaiting_need = false;
+                for DocHeads { doc, heads } in docs {
+                    let heads = heads.iter().filter_map(|h| h.parse::<ChangeHash>().ok()).collect();
+                    r.needed.push_back((doc, heads));
+                }
+                step.send.extend(self.next_frames(replica)?);
+            }
             (_, other) => {
                 let kind = crate::sync::frame::encode(&other).chars().take(40).collect::<String>();
                 return Err(SyncError::Protocol(format!("unexpected frame {kind}…")));

@@ -1,0 +1,87 @@
+//! heph's native export: every stored document, as JSON a person can read,
+//! and complete enough to restore from.
+//!
+//! Each entry is a node (the fields of [`Node`]); a node whose document
+//! holds fields this heph cannot read as their type also carries `raw`, its
+//! saved Automerge document (base64); and a document that does not read as
+//! a node at all is `{"id", "reason", "raw"}`. Importing an entry with
+//! `raw` merges that document as it was, so nothing this heph cannot read
+//! is lost by a round trip through a backup.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::Value;
+
+use crate::id::NodeId;
+use crate::node::Node;
+
+/// One entry of a native export.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Record {
+    /// A node; with its saved document when it has fields this heph cannot read.
+    Node(Box<Node>, Option<Vec<u8>>),
+    /// A document that does not read as a node.
+    Raw {
+        /// Its id.
+        id: NodeId,
+        /// Why it does not read.
+        reason: String,
+        /// Its saved Automerge document.
+        raw: Vec<u8>,
+    },
+}
+
+impl Record {
+    /// The entry as JSON.
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        match self {
+            Self::Node(node, raw) => {
+                let mut v = serde_json::to_value(node).unwrap_or(Value::Null);
+                if let (Some(raw), Value::Object(map)) = (raw, &mut v) {
+                    map.insert("raw".into(), Value::String(B64.encode(raw)));
+                }
+                v
+            }
+            Self::Raw { id, reason, raw } => serde_json::json!({
+                "id": id,
+                "reason": reason,
+                "raw": B64.encode(raw),
+            }),
+        }
+    }
+
+    /// Reads an entry; `Err` says what is wrong with it.
+    pub fn from_json(mut v: Value) -> Result<Self, String> {
+        let raw = match v.as_object_mut().and_then(|m| m.remove("raw")) {
+            None => None,
+            Some(Value::String(text)) => Some(B64.decode(text.as_bytes()).map_err(|e| format!("raw: {e}"))?),
+            Some(_) => return Err("raw: expected base64 text".into()),
+        };
+        let is_node = v.get("kind").is_some() && v.get("title").is_some();
+        match raw {
+            Some(raw) if !is_node => {
+                let id = v
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .and_then(NodeId::parse)
+                    .ok_or("an entry with raw needs an id")?;
+                let reason = v.get("reason").and_then(Value::as_str).unwrap_or_default().to_string();
+                Ok(Self::Raw { id, reason, raw })
+            }
+            raw => {
+                let node: Node = serde_json::from_value(v).map_err(|e| format!("not a heph node: {e}"))?;
+                Ok(Self::Node(Box::new(node), raw))
+            }
+        }
+    }
+
+    /// The document id.
+    #[must_use]
+    pub fn id(&self) -> NodeId {
+        match self {
+            Self::Node(node, _) => node.id,
+            Self::Raw { id, .. } => *id,
+        }
+    }
+}

@@ -228,8 +228,8 @@ fn a_hub_restored_from_an_older_copy_ends_with_everything_the_devices_hold() {
     b.sync_ok(60);
     a.sync_ok(60);
     converge(&[&a, &b], 60);
-    a.wait_settled(&hub, 60);
-    b.wait_settled(&hub, 60);
+    a.wait_synced(&hub, 60);
+    b.wait_synced(&hub, 60);
     let cursor_a = a.status()["hub_cursor"].as_u64().unwrap();
     let cursor_b = b.status()["hub_cursor"].as_u64().unwrap();
     let remembered = cursor_a.max(cursor_b);

@@ -22,8 +22,8 @@ fn a_decompression_bomb_is_refused_and_the_hub_stays_small() {
     b.start(&hub.url());
     a.ok(&["add", "Before", "the", "bomb"]);
     eventually(30, "B to receive A's first task", || b.titles(&[]) == ["Before the bomb"]);
-    a.wait_settled(&hub, 60);
-    b.wait_settled(&hub, 60);
+    a.wait_synced(&hub, 60);
+    b.wait_synced(&hub, 60);
     let head = hub.head();
 
     let bomb = heph_engine::limits::compressed_change_bomb(2_200_000_000);

@@ -296,7 +296,17 @@ impl Device {
     }
 
     /// Waits until the daemon is connected, pushed everything and holds the
-    /// hub's head, and the store holds no changes waiting for dependencies.
+    /// hub's head.
+    pub fn wait_synced(&self, hub: &Hub, secs: u64) {
+        let what = format!("{} to be in sync (connected, nothing to push, at the hub's head)", self.name);
+        eventually_every(secs, 250, &what, || {
+            let s = self.status();
+            s["connected"] == true && s["pending_push"] == 0 && s["hub_cursor"].as_u64() == Some(hub.head())
+        });
+    }
+
+    /// [`Device::wait_synced`], and the store holds no received changes
+    /// waiting for dependencies.
     pub fn wait_settled(&self, hub: &Hub, secs: u64) {
         let what = format!("{} to settle (connected, nothing to push, at the hub's head, nothing pending)", self.name);
         eventually_every(secs, 250, &what, || {

@@ -529,13 +529,13 @@ fn documents_of_a_foreign_client_are_counted_listed_exported_and_reimported() {
     let ack = raw.reply_to(1);
     assert_eq!(ack["type"], "ack", "{ack}");
     assert!(ack["seqs"].as_array().unwrap().iter().all(|s| s.as_u64().unwrap() > 0), "all stored: {ack}");
-    assert_eq!(ack["waiting"], json!([]), "{ack}");
+    assert!(ack.get("waiting").is_none_or(|w| w == &json!([])), "nothing waits: {ack}");
     drop(raw);
 
     let mut x = Device::new(dir.path(), "x");
     x.start(&hub.url());
     x.sync_ok(60);
-    x.wait_settled(&hub, 60);
+    x.wait_synced(&hub, 60);
 
     // (a) and (c) are shown.
     let rows = x.json(&["ls", "status:all"]);
@@ -589,6 +589,7 @@ fn documents_of_a_foreign_client_are_counted_listed_exported_and_reimported() {
     assert_eq!(y.show(&odd_hex)["extra"], *extra);
     assert_eq!(y.show(&bare_hex)["title"], "Foreign task without an id");
     assert_eq!(y.status()["unreadable"], 1);
+    x.wait_settled(&hub, 60);
 }
 
 /// A client pushes changes whose dependencies the hub never receives (a

@@ -242,3 +242,196 @@ pub fn converge(devices: &[&Device], secs: u64) {
         devices[1..].iter().all(|d| d.export() == first)
     });
 }
+
+/// Waits until `f` holds, checking every `every_ms` (for checks that are
+/// themselves expensive, so polling does not starve the processes under test).
+pub fn eventually_every(secs: u64, every_ms: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(every_ms));
+    }
+    panic!("timed out after {secs}s waiting for: {what}");
+}
+
+/// The peak resident set size of a process (`VmHWM`), in KiB.
+pub fn peak_rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in {status}"))
+}
+
+/// The node titled `title` in an export (`heph export`), if any.
+pub fn titled<'a>(export: &'a Value, title: &str) -> Option<&'a Value> {
+    export.as_array()?.iter().find(|n| n["title"].as_str() == Some(title))
+}
+
+impl Device {
+    /// `heph sync` until it succeeds: the daemon may still be reconnecting
+    /// (its backoff), so one attempt can time out.
+    pub fn sync_ok(&self, secs: u64) {
+        let what = format!("{} to sync with the hub", self.name);
+        eventually_every(secs, 200, &what, || self.run(&["sync"]).status.success());
+    }
+
+    /// `heph sync --status --json`.
+    pub fn status(&self) -> Value {
+        self.json(&["sync", "--status"])
+    }
+
+    /// `heph show --json ID`.
+    pub fn show(&self, id: &str) -> Value {
+        self.json(&["show", id])
+    }
+
+    /// Every node of the export titled `title`, panicking if there is none.
+    pub fn titled(&self, title: &str) -> Value {
+        let export = self.export();
+        titled(&export, title).cloned().unwrap_or_else(|| panic!("{} has no node titled {title:?}", self.name))
+    }
+
+    /// Waits until the daemon is connected, pushed everything and holds the
+    /// hub's head.
+    pub fn wait_synced(&self, hub: &Hub, secs: u64) {
+        let what = format!("{} to be in sync (connected, nothing to push, at the hub's head)", self.name);
+        eventually_every(secs, 250, &what, || {
+            let s = self.status();
+            s["connected"] == true && s["pending_push"] == 0 && s["hub_cursor"].as_u64() == Some(hub.head())
+        });
+    }
+
+    /// [`Device::wait_synced`], and the store holds no received changes
+    /// waiting for dependencies.
+    pub fn wait_settled(&self, hub: &Hub, secs: u64) {
+        let what = format!("{} to settle (connected, nothing to push, at the hub's head, nothing pending)", self.name);
+        eventually_every(secs, 250, &what, || {
+            let s = self.status();
+            s["connected"] == true
+                && s["pending_push"] == 0
+                && s["pending_changes"] == 0
+                && s["hub_cursor"].as_u64() == Some(hub.head())
+        });
+    }
+
+    /// Deletes the store (the daemon must be stopped): a device retired for good.
+    pub fn wipe(&self) {
+        assert!(self.daemon.child.is_none(), "{}: stop the daemon before wiping its store", self.name);
+        std::fs::remove_file(&self.db).unwrap();
+        let _ = std::fs::remove_file(self.socket());
+    }
+
+    /// Runs `heph ARGS` and returns stdout and stderr together (for human lines).
+    pub fn text(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "{}: heph {args:?}: {}", self.name, String::from_utf8_lossy(&out.stderr));
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    }
+}
+
+/// A plain blocking WebSocket client of the hub's `/sync`, speaking raw JSON
+/// frames (protocol version 2), as another client implementation would.
+pub mod raw {
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use heph_engine::NodeId;
+    use heph_engine::sync::frame::{Bytes, WireChange};
+    use serde_json::{Value, json};
+    use tokio_tungstenite::tungstenite::stream::MaybeTlsStream;
+    use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
+
+    /// The protocol version these clients announce.
+    pub const VERSION: u32 = 2;
+
+    pub struct RawClient {
+        ws: WebSocket<MaybeTlsStream<TcpStream>>,
+        /// The hub's head in its `welcome`.
+        pub head: u64,
+    }
+
+    impl RawClient {
+        /// Connects, says hello (cursor 0, no bootstrap), reads the welcome
+        /// and the whole catch-up.
+        pub fn open(port: u16) -> Self {
+            let (ws, _) = tungstenite::connect(format!("ws://127.0.0.1:{port}/sync")).expect("connect to /sync");
+            if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            }
+            let mut client = Self { ws, head: 0 };
+            client.send(
+                &json!({"type": "hello", "version": VERSION, "origin": "itest", "cursor": 0, "bootstrap": false}),
+            );
+            let welcome = client.next().expect("a welcome");
+            assert_eq!(welcome["type"], "welcome", "expected a welcome, got {welcome}");
+            client.head = welcome["head"].as_u64().expect("welcome.head");
+            let mut last = 0;
+            while last < client.head {
+                let frame = client.next().expect("catch-up changes");
+                assert_eq!(frame["type"], "changes", "expected catch-up changes, got {frame}");
+                last = frame["changes"].as_array().and_then(|c| c.last()).and_then(|c| c["seq"].as_u64()).unwrap();
+            }
+            client
+        }
+
+        pub fn send(&mut self, frame: &Value) {
+            self.ws.send(Message::Text(frame.to_string().into())).expect("send a frame");
+        }
+
+        /// Sends `push` with these (doc, change bytes).
+        pub fn push(&mut self, batch: u64, changes: &[(NodeId, Vec<u8>)]) {
+            let changes: Vec<Value> = changes
+                .iter()
+                .map(|(doc, bytes)| {
+                    serde_json::to_value(WireChange { seq: None, doc: *doc, bytes: Bytes(bytes.clone()) }).unwrap()
+                })
+                .collect();
+            self.send(&json!({"type": "push", "batch": batch, "changes": changes}));
+        }
+
+        /// The next hub frame as JSON; None once the hub has closed the
+        /// connection. Panics if nothing arrives within 60 s.
+        pub fn next(&mut self) -> Option<Value> {
+            loop {
+                match self.ws.read() {
+                    Ok(Message::Text(t)) => {
+                        return Some(serde_json::from_str(t.as_str()).expect("hub frames are JSON"));
+                    }
+                    Ok(Message::Close(_)) => return None,
+                    Ok(_) => {}
+                    Err(tungstenite::Error::Io(e))
+                        if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                    {
+                        panic!("no frame from the hub within 60 s")
+                    }
+                    Err(_) => return None,
+                }
+            }
+        }
+
+        /// The hub's answer to push `batch`: its `ack`, or an `error` frame.
+        /// Live `changes` (the echo of what was pushed) are skipped.
+        pub fn reply_to(&mut self, batch: u64) -> Value {
+            loop {
+                let frame = self.next().unwrap_or_else(|| panic!("the hub closed without answering batch {batch}"));
+                match frame["type"].as_str() {
+                    Some("ack") if frame["batch"] == batch => return frame,
+                    Some("error") => return frame,
+                    Some("changes" | "ack") => {}
+                    _ => panic!("unexpected frame while waiting for the answer to batch {batch}: {frame}"),
+                }
+            }
+        }
+
+        /// Waits for the hub to close the connection, skipping live changes.
+        pub fn expect_closed(&mut self) {
+            while let Some(frame) = self.next() {
+                assert_eq!(frame["type"], "changes", "expected the hub to close, got {frame}");
+            }
+        }
+    }
+}

@@ -153,6 +153,14 @@ pub fn node(out: &mut impl Write, shown: &Shown, now: DateTime<FixedOffset>) -> 
     if !n.body.is_empty() {
         writeln!(out, "\n{}", n.body.trim_end())?;
     }
+    if !n.extra.is_empty() {
+        // Written by another program or a newer heph: shown raw, never hidden.
+        writeln!(out, "\nUnread fields:")?;
+        let width = n.extra.keys().map(|k| k.chars().count()).max().unwrap_or(0);
+        for (k, v) in &n.extra {
+            writeln!(out, "  {k:width$}  {v}")?;
+        }
+    }
     if !shown.conflicts.is_empty() {
         writeln!(out)?;
         conflicts(out, &shown.conflicts, |_| shown.short.clone())?;

@@ -86,8 +86,8 @@ impl Replica {
     /// Stores a new node: `draft` (its id, kind and fields) with `edits`
     /// applied, as one change at `draft.modified`. Returns the stored node.
     pub fn create(&self, draft: &Node, edits: &[Edit], message: &str) -> Result<Node, Error> {
-        let (doc, change) = NodeDoc::create_with(draft, edits, self.origin(), message)?;
-        self.store.write(|w| w.save_local(draft.id, &doc, &[change]))
+        let (doc, changes) = NodeDoc::create_with(draft, edits, self.origin(), message)?;
+        self.store.write(|w| w.save_local(draft.id, &doc, &changes))
     }
 
     /// Applies `edits` to node `id` as one change (one history entry).
@@ -97,7 +97,7 @@ impl Replica {
             let mut doc = w.doc(id)?.ok_or_else(|| Error::NotFound(id.to_hex()))?;
             match doc.edit(edits, message, now)? {
                 Some(change) => w.save_local(id, &doc, &[change]),
-                None => Ok(doc.materialise()?),
+                None => Ok(doc.materialise_as(id)?),
             }
         })
     }
@@ -105,7 +105,7 @@ impl Replica {
     /// The node `id` in full.
     pub fn get(&self, id: NodeId) -> Result<Node, Error> {
         let doc = self.store.read(|r| r.doc(id))?.ok_or_else(|| Error::NotFound(id.to_hex()))?;
-        Ok(doc.materialise()?)
+        Ok(doc.materialise_as(id)?)
     }
 
     /// Index rows matching `filter` with their urgency, in listing order
@@ -275,7 +275,7 @@ impl Replica {
         let id = NodeId::journal(day);
         self.store.write(|w| {
             if let Some(doc) = w.doc(id)? {
-                return Ok(doc.materialise()?);
+                return Ok(doc.materialise_as(id)?);
             }
             let (mut doc, genesis) = NodeDoc::journal_genesis(day)?;
             doc.set_actor(&w.origin());
@@ -289,7 +289,7 @@ impl Replica {
             let mut out = Vec::new();
             for id in r.ids()? {
                 if let Some(doc) = r.doc(id)? {
-                    out.push(doc.materialise()?);
+                    out.push(doc.materialise_as(id)?);
                 }
             }
             Ok(out)
@@ -322,7 +322,7 @@ impl Replica {
         self.store.write(|w| {
             let mut report = ImportReport::default();
             for (i, p) in prepared.iter().enumerate() {
-                w.save_prepared(p.node.id, &p.saved, std::slice::from_ref(&p.change), &p.node, &[])?;
+                w.save_prepared(p.node.id, &p.saved, &p.changes, &p.node, &[])?;
                 report.added += 1;
                 if i % 512 == 0 {
                     progress(i + 1, total);
@@ -330,7 +330,7 @@ impl Replica {
             }
             for (i, node) in nodes.iter().filter(|n| existing.contains(&n.id)).enumerate() {
                 let Some(mut doc) = w.doc(node.id)? else { continue };
-                let current = doc.materialise()?;
+                let current = doc.materialise_as(node.id)?;
                 let edits = diff(&current, node);
                 match doc.edit(&edits, "import", node.modified.max(current.modified))? {
                     Some(change) => {
@@ -445,14 +445,17 @@ impl Replica {
 struct Prepared {
     node: Node,
     saved: Vec<u8>,
-    change: Change,
+    changes: Vec<Change>,
 }
 
 fn prepare(node: &Node, origin: &ActorId) -> Result<Prepared, Error> {
-    let (doc, change) = NodeDoc::create(node, origin, "import")?;
+    // Derived, so importing the same record on two devices makes the same
+    // changes and one document; then back to this device's actor.
+    let (mut doc, changes) = NodeDoc::create_derived(node, "import")?;
+    doc.set_actor(origin);
     // A new document reads back as the normalised node (tested in doc.rs),
     // so the index row needs no read-back.
-    Ok(Prepared { node: node.normalised(), saved: doc.save(), change })
+    Ok(Prepared { node: node.normalised(), saved: doc.save(), changes })
 }
 
 fn prepare_parallel(nodes: &[&Node], origin: &ActorId) -> Result<Vec<Prepared>, Error> {

@@ -520,7 +520,7 @@ impl Writer {
     /// Stores `doc` after local edits that produced `changes`: appends them to
     /// the log and refreshes the indexes.
     pub fn save_local(&mut self, id: NodeId, doc: &NodeDoc, changes: &[Change]) -> Result<Node, Error> {
-        let node = doc.materialise()?;
+        let node = doc.materialise_as(id)?;
         let conflicts = doc.conflicts(id)?;
         self.save_prepared(id, &doc.save(), changes, &node, &conflicts)?;
         // Received changes may have been waiting for this one (a journal day
@@ -528,7 +528,7 @@ impl Writer {
         if self.txn.open_multimap_table(PENDING)?.get(id.as_bytes())?.next().is_some() {
             self.apply_remote(id, Vec::new(), &mut Applied::default())?;
             if let Some(doc) = self.doc(id)? {
-                return Ok(doc.materialise()?);
+                return Ok(doc.materialise_as(id)?);
             }
         }
         Ok(node)
@@ -616,8 +616,8 @@ impl Writer {
             return Ok(());
         }
         self.txn.open_table(DOCS)?.insert(id.as_bytes(), doc.save().as_slice())?;
-        match doc.materialise() {
-            Ok(node) if node.id == id => {
+        match doc.materialise_as(id) {
+            Ok(node) => {
                 let conflicts = doc.conflicts(id)?;
                 self.reindex(&node, &conflicts)?;
             }
@@ -639,9 +639,7 @@ impl Writer {
             }
         };
         self.txn.open_table(DOCS)?.insert(id.as_bytes(), doc.save().as_slice())?;
-        if let Ok(node) = doc.materialise()
-            && node.id == id
-        {
+        if let Ok(node) = doc.materialise_as(id) {
             let conflicts = doc.conflicts(id)?;
             self.reindex(&node, &conflicts)?;
         }

@@ -195,3 +195,31 @@ pub fn history(out: &mut impl Write, entries: &[HistoryEntry], now: DateTime<Fix
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use heph_engine::{Node, NodeId, NodeKind};
+
+    use crate::output::Shown;
+
+    #[test]
+    fn show_prints_unread_fields() {
+        let now = chrono::FixedOffset::east_opt(0).unwrap().with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        let mut node = Node::new(NodeId::random(), NodeKind::Task, "t".into(), now.to_utc());
+        node.extra.insert("colour".into(), serde_json::json!("blue"));
+        node.extra.insert("title".into(), serde_json::json!(42));
+        let shown = Shown {
+            node,
+            short: "abcdef".into(),
+            dependencies: vec![],
+            linked: vec![],
+            backlinks: vec![],
+            conflicts: vec![],
+        };
+        let mut out = Vec::new();
+        super::node(&mut out, &shown, now).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Unread fields:\n  colour  \"blue\"\n  title   42\n"), "{text}");
+    }
+}

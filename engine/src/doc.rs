@@ -437,12 +437,15 @@ impl NodeDoc {
         read::conflicts(&self.doc, id)
     }
 
-    /// The node's history, oldest first.
+    /// The node's history, oldest first. The genesis change is left out: it
+    /// is made by no device and at no time (`time` 0), and holds nothing a
+    /// person wrote beyond what the next entries show.
     #[must_use]
     pub fn history(&self) -> Vec<HistoryEntry> {
         self.doc
             .get_changes_meta(&[])
             .into_iter()
+            .filter(|meta| !(meta.seq == 1 && meta.timestamp == 0 && meta.message.as_deref() == Some("genesis")))
             .map(|meta| HistoryEntry {
                 hash: meta.hash.to_string(),
                 time: from_ms(meta.timestamp).unwrap_or(DateTime::UNIX_EPOCH),

@@ -63,6 +63,9 @@ fn create_then_materialise_round_trips() {
     assert_eq!(changes[1].actor_id(), &actor(1));
     assert_eq!(changes[1].deps(), vec![genesis.hash()]);
     assert!(doc.conflicts(node.id).unwrap().is_empty());
+    // History shows what a device did, not the shared genesis.
+    let history: Vec<String> = doc.history().into_iter().map(|h| h.message).collect();
+    assert_eq!(history, ["add"]);
     // Sub-millisecond times are stored at millisecond precision; annotations
     // read back in time order.
     let mut precise = node.clone();

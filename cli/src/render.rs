@@ -153,6 +153,14 @@ pub fn node(out: &mut impl Write, shown: &Shown, now: DateTime<FixedOffset>) -> 
     if !n.body.is_empty() {
         writeln!(out, "\n{}", n.body.trim_end())?;
     }
+    if !n.extra.is_empty() {
+        // Written by another program or a newer heph: shown raw, never hidden.
+        writeln!(out, "\nUnread fields:")?;
+        let width = n.extra.keys().map(|k| k.chars().count()).max().unwrap_or(0);
+        for (k, v) in &n.extra {
+            writeln!(out, "  {k:width$}  {v}")?;
+        }
+    }
     if !shown.conflicts.is_empty() {
         writeln!(out)?;
         conflicts(out, &shown.conflicts, |_| shown.short.clone())?;
@@ -186,4 +194,32 @@ pub fn history(out: &mut impl Write, entries: &[HistoryEntry], now: DateTime<Fix
         writeln!(out, "{}  {}  {device}  {}", at(e.time, now), &e.hash[..8.min(e.hash.len())], e.message)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use heph_engine::{Node, NodeId, NodeKind};
+
+    use crate::output::Shown;
+
+    #[test]
+    fn show_prints_unread_fields() {
+        let now = chrono::FixedOffset::east_opt(0).unwrap().with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        let mut node = Node::new(NodeId::random(), NodeKind::Task, "t".into(), now.to_utc());
+        node.extra.insert("colour".into(), serde_json::json!("blue"));
+        node.extra.insert("title".into(), serde_json::json!(42));
+        let shown = Shown {
+            node,
+            short: "abcdef".into(),
+            dependencies: vec![],
+            linked: vec![],
+            backlinks: vec![],
+            conflicts: vec![],
+        };
+        let mut out = Vec::new();
+        super::node(&mut out, &shown, now).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Unread fields:\n  colour  \"blue\"\n  title   42\n"), "{text}");
+    }
 }

@@ -1,21 +1,73 @@
 //! One node as one Automerge document: the layout of its fields, edits as
 //! Automerge operations, and reading it back (materialising).
 //!
-//! Layout of the root map (every key optional except `id` and `kind`):
+//! # Layout of the root map
 //!
-//! | key | Automerge type | why |
-//! |---|---|---|
-//! | `id`, `kind`, `title`, `status`, `priority`, `project`, `date` | str | scalars: concurrent sets are kept as conflicts |
-//! | `created`, `modified`, `due`, `wait`, `scheduled`, `start`, `end` | timestamp (ms) | unset = key deleted |
-//! | `deleted` | bool | the tombstone |
-//! | `body` | text | merged character by character |
-//! | `tags`, `links`, `depends` | map of key → `true` | a set whose concurrent additions all survive |
-//! | `annotations` | list of maps `{entry, description}` | |
-//! | `uda` | map of str | attributes heph does not model (Taskwarrior UDAs) |
+//! | key | Automerge type | made by | why |
+//! |---|---|---|---|
+//! | `id`, `kind` | str | genesis | identity; `kind` is the one key a document cannot be read without |
+//! | `body` | text | genesis | merged character by character |
+//! | `tags`, `links`, `depends` | map of key → `true` | genesis | sets whose concurrent additions all survive |
+//! | `annotations` | list of maps `{entry: timestamp, description: str}` | genesis | |
+//! | `uda` | map of str | genesis | attributes heph does not model (Taskwarrior UDAs) |
+//! | `title`, `status`, `priority`, `project`, `date` | str | content | scalars: concurrent distinct values are conflicts |
+//! | `created`, `modified`, `due`, `wait`, `scheduled`, `start`, `end` | timestamp (ms) | content | unset = key deleted |
+//! | `deleted` | bool | content | the tombstone |
+//!
+//! # No container is born twice
+//!
+//! When two devices create an object at the same key concurrently, Automerge
+//! shows one of them and the writes into the other vanish from the default
+//! view. So every container comes from the genesis change ([`NodeDoc::genesis`]):
+//! a change derived from the node's id and kind alone (fixed actor, `time` 0,
+//! fixed operations), byte-identical wherever it is made, so every device
+//! that makes it shares one document. Creation adds a second change that only
+//! writes *into* those containers; no edit creates a container where one
+//! exists. Anything derived on several devices gets the same deterministic
+//! initial change too: journal days ([`NodeDoc::journal_genesis`]) and
+//! imports ([`NodeDoc::create_derived`]).
+//!
+//! Where Automerge still shows concurrent objects at one key (documents from
+//! other writers, documents made before this rule), reading takes the union
+//! (tags, links, depends, UDA keys, annotations; the shown text for `body`)
+//! and [`NodeDoc::conflicts`] lists the clash, which [`NodeDoc::resolve`]
+//! merges. Values of the wrong type and keys heph does not know are never
+//! dropped: they read into [`Node::extra`], and an edit never overwrites a
+//! value heph cannot read ([`DocError::Occupied`]).
+//!
+//! # The genesis change, byte for byte
+//!
+//! Another implementation (the browser app) must make the same bytes:
+//! actor = the 16 bytes of `NodeId::derived("heph/genesis/" + id hex)`
+//! (SHA-256 of that text, first 16 bytes), `seq` 1, no dependencies,
+//! `time` 0, message `"genesis"`, and these operations on the root map in
+//! this order:
+//!
+//! 1. put `id` = the 32-digit lower-case hex id (a scalar string)
+//! 2. put `kind` = `"task"`, `"note"` or `"journal"` (a scalar string)
+//! 3. make `body` a text object
+//! 4. make `tags` a map
+//! 5. make `links` a map
+//! 6. make `depends` a map
+//! 7. make `annotations` a list
+//! 8. make `uda` a map
+//!
+//! A journal day's genesis continues the same change with
+//! 9. put `title` = the day (`YYYY-MM-DD`, scalar string)
+//! 10. put `date` = the same text
+//! 11. put `created` = midnight UTC of the day (timestamp)
+//! 12. put `modified` = the same timestamp
+//!
+//! (In JavaScript, strings must be `new Automerge.RawString(…)`; a plain
+//! string would become text.) One id has exactly one genesis: two different
+//! changes by the genesis actor with `seq` 1 could not both be applied, so
+//! journal ids always take the journal genesis (see [`NodeDoc::create_with`]).
 //!
 //! This module owns the layout; nothing else reads or writes document keys.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod read;
+
+use std::collections::BTreeMap;
 
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
@@ -35,13 +87,23 @@ pub enum DocError {
     /// Automerge rejected the bytes or the operation.
     #[error("automerge: {0}")]
     Automerge(#[from] AutomergeError),
-    /// The document is not shaped like a node (a key is missing or of the wrong type).
+    /// The document cannot be read as a node: its `kind` is missing or
+    /// unknown, or its `id` names another node.
     #[error("document {id} is not a heph node: {reason}")]
     NotANode {
         /// The document.
         id: NodeId,
-        /// What is wrong.
+        /// What is wrong, for a person.
         reason: String,
+    },
+    /// An edit would overwrite a value heph cannot read (another program
+    /// wrote it); it is kept and shown among the node's unread fields.
+    #[error("field {field} holds {found}, which heph cannot read; it will not overwrite it")]
+    Occupied {
+        /// The root key.
+        field: String,
+        /// What is there, e.g. `an int`.
+        found: String,
     },
 }
 
@@ -92,20 +154,33 @@ pub enum Edit {
     Uda(String, Option<String>),
 }
 
-/// Scalar fields whose concurrent values are reported as conflicts.
+/// Scalar fields whose concurrent distinct values are reported as conflicts.
 /// `modified` is left out on purpose: every edit sets it, so it would always
 /// conflict, and the latest value is the right one anyway.
 pub const CONFLICT_FIELDS: &[&str] =
     &["title", "status", "priority", "due", "wait", "scheduled", "start", "end", "project", "deleted"];
+
+/// The containers of every node, in the order the genesis makes them. A key
+/// holding several concurrent objects is reported as a conflict.
+pub const CONTAINER_FIELDS: &[(&str, ObjType)] = &[
+    ("body", ObjType::Text),
+    ("tags", ObjType::Map),
+    ("links", ObjType::Map),
+    ("depends", ObjType::Map),
+    ("annotations", ObjType::List),
+    ("uda", ObjType::Map),
+];
 
 /// Concurrent values of one field of one node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Conflict {
     /// The node.
     pub id: NodeId,
-    /// The field (`title`, `due`, …).
+    /// The field (`title`, `due`, … or a container: `body`, `tags`, …).
     pub field: String,
-    /// The values, rendered; the first is the one currently shown.
+    /// The values, rendered; the first is the one currently shown. For a
+    /// container, each concurrent object's content (a set's members, a
+    /// list's items as JSON, the text of a body).
     pub values: Vec<String>,
 }
 
@@ -134,6 +209,26 @@ fn ts(t: DateTime<Utc>) -> ScalarValue {
 
 fn from_ms(ms: i64) -> Option<DateTime<Utc>> {
     Utc.timestamp_millis_opt(ms).single()
+}
+
+fn actor_of(id: NodeId) -> ActorId {
+    ActorId::from(id.as_bytes().as_slice())
+}
+
+/// The actor of a node's genesis change.
+fn genesis_actor(id: NodeId) -> ActorId {
+    actor_of(NodeId::derived(&format!("heph/genesis/{}", id.to_hex())))
+}
+
+/// The actor of a derived (import) content change. The node's content is part
+/// of the name: two devices importing the same record make the same change,
+/// while two different records for one id get different actors. (With one
+/// actor for both, they would be two different changes with the same actor
+/// and `seq`, which Automerge refuses to hold together, and the document
+/// would stop syncing.)
+fn import_actor(node: &Node) -> ActorId {
+    let content = serde_json::to_string(&node.normalised()).unwrap_or_default();
+    actor_of(NodeId::derived(&format!("heph/import/{}/{content}", node.id.to_hex())))
 }
 
 impl NodeDoc {
@@ -198,40 +293,101 @@ impl NodeDoc {
         self.doc.get_changes(&[])
     }
 
-    /// Creates the document of `node`, in one change made by `actor`.
-    pub fn create(node: &Node, actor: &ActorId, message: &str) -> Result<(Self, Change), DocError> {
+    /// The first change of node `id`, identical wherever it is made: it puts
+    /// `id` and `kind` and makes every container (the op order is in the
+    /// module doc). The returned document's actor is a random one, so that
+    /// nothing else is ever written as the genesis actor; switch it with
+    /// [`Self::set_actor`] before editing.
+    pub fn genesis(id: NodeId, kind: NodeKind) -> Result<(Self, Change), DocError> {
+        Self::genesis_of(id, kind, None)
+    }
+
+    /// The first change of a journal day, identical on every device: the
+    /// genesis of [`NodeId::journal`]`(day)` plus the day's title, date and
+    /// creation time (midnight UTC), in the same one change. Two devices that
+    /// open the day offline thus share one document and all its containers.
+    pub fn journal_genesis(day: NaiveDate) -> Result<(Self, Change), DocError> {
+        Self::genesis_of(NodeId::journal(day), NodeKind::Journal, Some(day))
+    }
+
+    fn genesis_of(id: NodeId, kind: NodeKind, day: Option<NaiveDate>) -> Result<(Self, Change), DocError> {
+        let mut doc = Automerge::new().with_actor(genesis_actor(id));
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "id", id.to_hex())?;
+        tx.put(ROOT, "kind", kind.as_str())?;
+        for (key, ty) in CONTAINER_FIELDS {
+            tx.put_object(ROOT, *key, *ty)?;
+        }
+        if let Some(day) = day {
+            let midnight = day.and_hms_opt(0, 0, 0).map_or(DateTime::UNIX_EPOCH, |t| t.and_utc());
+            tx.put(ROOT, "title", day.to_string())?;
+            tx.put(ROOT, "date", day.to_string())?;
+            tx.put(ROOT, "created", ts(midnight))?;
+            tx.put(ROOT, "modified", ts(midnight))?;
+        }
+        tx.commit_with(CommitOptions::default().with_message("genesis").with_time(0));
+        let change = doc.get_last_local_change().ok_or_else(|| not_a_node(id, "its genesis made no change"))?;
+        doc.set_actor(ActorId::random());
+        Ok((Self { doc }, change))
+    }
+
+    /// The genesis for `node`: a journal day's when its id is that day's.
+    fn genesis_for(node: &Node) -> Result<(Self, Change), DocError> {
+        match node.date {
+            Some(day) if node.kind == NodeKind::Journal && node.id == NodeId::journal(day) => {
+                Self::journal_genesis(day)
+            }
+            _ => Self::genesis(node.id, node.kind),
+        }
+    }
+
+    /// Creates the document of `node`; see [`Self::create_with`].
+    pub fn create(node: &Node, actor: &ActorId, message: &str) -> Result<(Self, Vec<Change>), DocError> {
         Self::create_with(node, &[], actor, message)
     }
 
-    /// Creates the document of `node` with `edits` applied on top, all in one
-    /// change made by `actor` at `node.modified`.
+    /// Creates the document of `node` with `edits` applied on top. Returns
+    /// the changes to log, in order: the genesis ([`Self::genesis`], or the
+    /// journal genesis for a journal day's id), then the content change made
+    /// by `actor` at `node.modified` with `message`, which only writes into
+    /// the genesis containers. The content change is left out when it would
+    /// be empty (a journal day as its genesis made it). `node.extra` is not
+    /// written. The document's actor is `actor` afterwards.
     pub fn create_with(
         node: &Node,
         edits: &[Edit],
         actor: &ActorId,
         message: &str,
-    ) -> Result<(Self, Change), DocError> {
-        let mut doc = Automerge::new().with_actor(actor.clone());
-        let mut tx = doc.transaction();
-        write_node(&mut tx, node)?;
+    ) -> Result<(Self, Vec<Change>), DocError> {
+        let (mut doc, genesis) = Self::genesis_for(node)?;
+        doc.set_actor(actor);
+        let mut changes = vec![genesis];
+        let mut tx = doc.doc.transaction();
+        write_content(&mut tx, node)?;
         for edit in edits {
             apply_edit(&mut tx, edit, node.modified)?;
         }
-        tx.commit_with(CommitOptions::default().with_message(message).with_time(node.modified.timestamp_millis()));
-        let change = doc.get_last_local_change().ok_or_else(|| not_a_node(node.id, "creating it made no change"))?;
-        Ok((Self { doc }, change))
+        let (hash, _) =
+            tx.commit_with(CommitOptions::default().with_message(message).with_time(node.modified.timestamp_millis()));
+        if hash.is_some() {
+            changes.extend(doc.doc.get_last_local_change());
+        }
+        Ok((doc, changes))
     }
 
-    /// The first change of a journal day, identical on every device: the same
-    /// actor, time and operations give the same bytes and so the same hash, so
-    /// two devices that open the day offline share one document.
-    pub fn journal_genesis(day: NaiveDate) -> Result<(Self, Change), DocError> {
-        let id = NodeId::journal(day);
-        let midnight = day.and_hms_opt(0, 0, 0).map_or(DateTime::UNIX_EPOCH, |t| t.and_utc());
-        let mut node = Node::new(id, NodeKind::Journal, day.to_string(), midnight);
-        node.date = Some(day);
-        let actor = ActorId::from(NodeId::derived(&format!("heph/journal-actor/{day}")).as_bytes().as_slice());
-        Self::create(&node, &actor, "journal")
+    /// Like [`Self::create`], but the content change's actor is derived from
+    /// the node itself, so two devices that import the same record (a
+    /// Taskwarrior export, a heph export) make byte-identical changes and
+    /// share one document instead of two concurrent creations. The actor
+    /// depends on the id and the record's content: different records for one
+    /// id make different, merely concurrent, changes. The returned document's
+    /// actor is a random one; switch it to the device's with
+    /// [`Self::set_actor`] before editing, so no later change is made as the
+    /// derived actor.
+    pub fn create_derived(node: &Node, message: &str) -> Result<(Self, Vec<Change>), DocError> {
+        let (mut doc, changes) = Self::create_with(node, &[], &import_actor(node), message)?;
+        doc.set_actor(&ActorId::random());
+        Ok((doc, changes))
     }
 
     /// Switches the actor that local edits are made as.
@@ -240,6 +396,9 @@ impl NodeDoc {
     }
 
     /// Applies `edits` as one change. Returns `None` when there is nothing to do.
+    ///
+    /// Errors with [`DocError::Occupied`] when an edit would overwrite a
+    /// container key holding a value heph cannot read.
     pub fn edit(&mut self, edits: &[Edit], message: &str, now: DateTime<Utc>) -> Result<Option<Change>, DocError> {
         if edits.is_empty() {
             return Ok(None);
@@ -254,19 +413,32 @@ impl NodeDoc {
         Ok(hash.and_then(|_| self.doc.get_last_local_change()))
     }
 
-    /// Ends a conflict on `field` by writing the concurrent value that renders
-    /// as `value` (one of [`Conflict::values`]) over all of them. Returns
-    /// `None` when no current value renders so.
+    /// Ends a conflict on `field`. Returns `None` when there is no such
+    /// conflict or no current value renders as `value`.
+    ///
+    /// - A scalar field gets the concurrent value that renders as `value`
+    ///   (one of [`Conflict::values`]) written over all of them.
+    /// - `body` gets a new text holding the chosen text.
+    /// - The other containers (sets, `uda`, `annotations`) are merged,
+    ///   whatever `value` is: a new object holds the union of all concurrent
+    ///   ones, so nothing is dropped. If two devices resolve the same clash
+    ///   concurrently, their two new objects clash again and still read as
+    ///   the union. An edit made concurrently with a resolve into one of the
+    ///   replaced objects is not in the union; keep resolves short of
+    ///   concurrent edits (sync first).
+    ///
+    /// Errors with [`DocError::Occupied`] when a value at a container key is
+    /// of a type heph cannot merge.
     pub fn resolve(&mut self, field: &str, value: &str, now: DateTime<Utc>) -> Result<Option<Change>, DocError> {
-        let chosen = self.doc.get_all(ROOT, field)?.into_iter().find_map(|(v, _)| match &v {
-            Value::Scalar(s) if render(&v) == value => Some(s.clone().into_owned()),
-            _ => None,
-        });
-        let Some(chosen) = chosen else {
-            return Ok(None);
-        };
         let mut tx = self.doc.transaction();
-        tx.put(ROOT, field, chosen)?;
+        let wrote = match CONTAINER_FIELDS.iter().find(|(key, _)| *key == field) {
+            Some((key, ty)) => resolve_container(&mut tx, key, *ty, value)?,
+            None => resolve_scalar(&mut tx, field, value)?,
+        };
+        if !wrote {
+            tx.rollback();
+            return Ok(None);
+        }
         tx.put(ROOT, "modified", ts(now))?;
         let message = format!("resolve {field}");
         let (hash, _) =
@@ -274,32 +446,21 @@ impl NodeDoc {
         Ok(hash.and_then(|_| self.doc.get_last_local_change()))
     }
 
-    /// The fields that have more than one distinct concurrent value.
+    /// The scalar fields with more than one distinct concurrent value, then
+    /// the containers with more than one concurrent object.
     pub fn conflicts(&self, id: NodeId) -> Result<Vec<Conflict>, DocError> {
-        let mut out = Vec::new();
-        for field in CONFLICT_FIELDS {
-            let all = self.doc.get_all(ROOT, *field)?;
-            if all.len() < 2 {
-                continue;
-            }
-            // Automerge shows the value with the greatest op id; list it first.
-            let mut values: Vec<String> = all.iter().rev().map(|(v, _)| render(v)).collect();
-            let distinct: BTreeSet<&String> = values.iter().collect();
-            if distinct.len() < 2 {
-                continue;
-            }
-            values.dedup();
-            out.push(Conflict { id, field: (*field).to_string(), values });
-        }
-        Ok(out)
+        read::conflicts(&self.doc, id)
     }
 
-    /// The node's history, oldest first.
+    /// The node's history, oldest first. The genesis change is left out: it
+    /// is made by no device and at no time (`time` 0), and holds nothing a
+    /// person wrote beyond what the next entries show.
     #[must_use]
     pub fn history(&self) -> Vec<HistoryEntry> {
         self.doc
             .get_changes_meta(&[])
             .into_iter()
+            .filter(|meta| !(meta.seq == 1 && meta.timestamp == 0 && meta.message.as_deref() == Some("genesis")))
             .map(|meta| HistoryEntry {
                 hash: meta.hash.to_string(),
                 time: from_ms(meta.timestamp).unwrap_or(DateTime::UNIX_EPOCH),
@@ -309,57 +470,29 @@ impl NodeDoc {
             .collect()
     }
 
-    /// Reads the node back.
+    /// Reads the node back, taking its id from the document's `id` field.
+    /// Prefer [`Self::materialise_as`] where the id is known (a store key):
+    /// a document without an `id` field reads only that way.
     pub fn materialise(&self) -> Result<Node, DocError> {
-        let d = &self.doc;
-        let id_text = get_str(d, &ROOT, "id")?.ok_or_else(|| not_a_node(NodeId::from_bytes([0; 16]), "no id"))?;
-        let id = NodeId::parse(&id_text).ok_or_else(|| not_a_node(NodeId::from_bytes([0; 16]), "bad id"))?;
-        let kind: NodeKind = get_str(d, &ROOT, "kind")?
-            .ok_or_else(|| not_a_node(id, "no kind"))?
-            .parse()
-            .map_err(|e: String| not_a_node(id, &e))?;
-        let created = get_time(d, "created")?.unwrap_or(DateTime::UNIX_EPOCH);
-        let mut node = Node::new(id, kind, get_str(d, &ROOT, "title")?.unwrap_or_default(), created);
-        node.modified = get_time(d, "modified")?.unwrap_or(created);
-        node.body = match d.get(ROOT, "body")? {
-            Some((Value::Object(ObjType::Text), obj)) => d.text(&obj)?,
-            _ => String::new(),
+        let unknown = NodeId::from_bytes([0; 16]);
+        let text = match self.doc.get(ROOT, "id")? {
+            Some((value, obj)) => read::text_of(&self.doc, &value, &obj)?,
+            None => return Err(not_a_node(unknown, "it has no id field and no id was given")),
         };
-        node.tags = get_set(d, "tags")?;
-        node.links = get_set(d, "links")?.iter().filter_map(|h| NodeId::parse(h)).collect();
-        node.depends = get_set(d, "depends")?.iter().filter_map(|h| NodeId::parse(h)).collect();
-        node.deleted = matches!(scalar(d, &ROOT, "deleted")?, Some(ScalarValue::Boolean(true)));
-        node.status = get_str(d, &ROOT, "status")?.and_then(|s| s.parse().ok());
-        node.priority = get_str(d, &ROOT, "priority")?.and_then(|s| s.parse().ok());
-        node.project = get_str(d, &ROOT, "project")?;
-        node.due = get_time(d, "due")?;
-        node.wait = get_time(d, "wait")?;
-        node.scheduled = get_time(d, "scheduled")?;
-        node.start = get_time(d, "start")?;
-        node.end = get_time(d, "end")?;
-        node.date = get_str(d, &ROOT, "date")?.and_then(|s| s.parse().ok());
-        if let Some((Value::Object(ObjType::List), list)) = d.get(ROOT, "annotations")? {
-            for i in 0..d.length(&list) {
-                if let Some((Value::Object(ObjType::Map), item)) = d.get(&list, i)? {
-                    let entry = match scalar(d, &item, "entry")? {
-                        Some(ScalarValue::Timestamp(ms)) => from_ms(ms).unwrap_or(created),
-                        _ => created,
-                    };
-                    let description = get_str(d, &item, "description")?.unwrap_or_default();
-                    node.annotations.push(Annotation { entry, description });
-                }
-            }
-        }
-        if let Some((Value::Object(ObjType::Map), map)) = d.get(ROOT, "uda")? {
-            let mut uda = BTreeMap::new();
-            for key in d.keys(&map) {
-                if let Some(value) = get_str(d, &map, &key)? {
-                    uda.insert(key, value);
-                }
-            }
-            node.uda = uda;
-        }
-        Ok(node)
+        let id = text
+            .as_deref()
+            .and_then(NodeId::parse)
+            .ok_or_else(|| not_a_node(unknown, "its id field is not an id and no id was given"))?;
+        self.materialise_as(id)
+    }
+
+    /// Reads the node back as node `id`. Lenient: a missing `id` field,
+    /// missing fields, values of the wrong type and unknown keys all read
+    /// (the last two into [`Node::extra`]); concurrent containers read as
+    /// their union. Errors with [`DocError::NotANode`] only when `kind` is
+    /// missing or unknown, or the `id` field names another node.
+    pub fn materialise_as(&self, id: NodeId) -> Result<Node, DocError> {
+        read::materialise(&self.doc, id)
     }
 }
 
@@ -367,52 +500,58 @@ fn not_a_node(id: NodeId, reason: &str) -> DocError {
     DocError::NotANode { id, reason: reason.to_string() }
 }
 
-fn render(value: &Value<'_>) -> String {
-    match value {
-        Value::Object(t) => format!("<{t}>"),
-        Value::Scalar(s) => match s.as_ref() {
-            ScalarValue::Str(s) => s.to_string(),
-            ScalarValue::Timestamp(ms) => from_ms(*ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339()),
-            ScalarValue::Boolean(b) => b.to_string(),
-            ScalarValue::Null => "(unset)".to_string(),
-            other => other.to_string(),
-        },
+/// Every object of type `ty` at root `key`, the one Automerge shows first.
+/// (`get_all` lists concurrent values in op order; the shown one is last.)
+fn objects<R: ReadDoc + ?Sized>(d: &R, key: &str, ty: ObjType) -> Result<Vec<ObjId>, DocError> {
+    Ok(d.get_all(ROOT, key)?
+        .into_iter()
+        .rev()
+        .filter_map(|(v, obj)| matches!(v, Value::Object(t) if t == ty).then_some(obj))
+        .collect())
+}
+
+/// The object at `key` that edits write into: the first of [`objects`].
+///
+/// After a genesis it always exists. Only a document another program wrote
+/// may lack it; then it is made here (a lone writer cannot clash with a
+/// genesis it never had, and a clash would still read as the union). A value
+/// of another type is never overwritten unless it can be carried over
+/// whole: a string becomes the body text, a list of strings the set.
+fn container<T: Transactable>(tx: &mut T, key: &str, ty: ObjType) -> Result<ObjId, DocError> {
+    if let Some(obj) = objects(tx, key, ty)?.into_iter().next() {
+        return Ok(obj);
     }
-}
-
-fn scalar(d: &Automerge, obj: &ObjId, key: &str) -> Result<Option<ScalarValue>, DocError> {
-    Ok(match d.get(obj, key)? {
-        Some((Value::Scalar(s), _)) => Some(s.into_owned()),
-        _ => None,
-    })
-}
-
-fn get_str(d: &Automerge, obj: &ObjId, key: &str) -> Result<Option<String>, DocError> {
-    Ok(match scalar(d, obj, key)? {
-        Some(ScalarValue::Str(s)) => Some(s.to_string()),
-        _ => None,
-    })
-}
-
-fn get_time(d: &Automerge, key: &str) -> Result<Option<DateTime<Utc>>, DocError> {
-    Ok(match scalar(d, &ROOT, key)? {
-        Some(ScalarValue::Timestamp(ms) | ScalarValue::Int(ms)) => from_ms(ms),
-        _ => None,
-    })
-}
-
-fn get_set(d: &Automerge, key: &str) -> Result<BTreeSet<String>, DocError> {
-    Ok(match d.get(ROOT, key)? {
-        Some((Value::Object(ObjType::Map), map)) => d.keys(&map).collect(),
-        _ => BTreeSet::new(),
-    })
-}
-
-/// The map object at `key`, created if missing.
-fn map_at<T: Transactable>(tx: &mut T, key: &str) -> Result<ObjId, DocError> {
-    match tx.get(ROOT, key)? {
-        Some((Value::Object(ObjType::Map), obj)) => Ok(obj),
-        _ => Ok(tx.put_object(ROOT, key, ObjType::Map)?),
+    let Some((value, old)) = tx.get(ROOT, key)? else {
+        return Ok(tx.put_object(ROOT, key, ty)?);
+    };
+    let occupied = || DocError::Occupied { field: key.to_string(), found: read::describe(&value) };
+    match (&value, ty) {
+        (Value::Scalar(s), ObjType::Text) => {
+            let ScalarValue::Str(text) = s.as_ref() else {
+                return Err(occupied());
+            };
+            let text = text.to_string();
+            let obj = tx.put_object(ROOT, key, ty)?;
+            tx.splice_text(&obj, 0, 0, &text)?;
+            Ok(obj)
+        }
+        (Value::Object(ObjType::List), ObjType::Map) if matches!(key, "tags" | "links" | "depends") => {
+            let mut members = Vec::new();
+            for i in 0..tx.length(&old) {
+                match tx.get(&old, i)? {
+                    Some((Value::Scalar(s), _)) if matches!(s.as_ref(), ScalarValue::Str(_)) => {
+                        members.push(s.as_str().unwrap_or_default().to_string());
+                    }
+                    _ => return Err(occupied()),
+                }
+            }
+            let obj = tx.put_object(ROOT, key, ty)?;
+            for m in members {
+                tx.put(&obj, m, true)?;
+            }
+            Ok(obj)
+        }
+        _ => Err(occupied()),
     }
 }
 
@@ -440,47 +579,47 @@ fn put_opt_str<T: Transactable>(tx: &mut T, key: &str, value: Option<&str>) -> R
     Ok(())
 }
 
+/// Adds `member` to the set at `key`, or removes it from every concurrent
+/// map there (the union shows a member any of them holds).
 fn set_member<T: Transactable>(tx: &mut T, key: &str, member: &str, present: bool) -> Result<(), DocError> {
-    let map = map_at(tx, key)?;
     if present {
+        let map = container(tx, key, ObjType::Map)?;
         tx.put(&map, member, true)?;
-    } else if tx.get(&map, member)?.is_some() {
-        tx.delete(&map, member)?;
+    } else {
+        for map in objects(tx, key, ObjType::Map)? {
+            if tx.get(&map, member)?.is_some() {
+                tx.delete(&map, member)?;
+            }
+        }
     }
     Ok(())
 }
 
-fn body_text<T: Transactable>(tx: &mut T) -> Result<ObjId, DocError> {
-    match tx.get(ROOT, "body")? {
-        Some((Value::Object(ObjType::Text), obj)) => Ok(obj),
-        _ => Ok(tx.put_object(ROOT, "body", ObjType::Text)?),
-    }
-}
-
-fn write_node<T: Transactable>(tx: &mut T, node: &Node) -> Result<(), DocError> {
-    tx.put(ROOT, "id", node.id.to_hex())?;
-    tx.put(ROOT, "kind", node.kind.as_str())?;
+/// Writes a new node's fields into the containers its genesis made. The op
+/// order is fixed (sets are sorted), so [`NodeDoc::create_derived`] makes the
+/// same bytes everywhere. Puts of a value already there (a journal's title)
+/// make no op.
+fn write_content<T: Transactable>(tx: &mut T, node: &Node) -> Result<(), DocError> {
     tx.put(ROOT, "title", node.title.as_str())?;
-    let body = tx.put_object(ROOT, "body", ObjType::Text)?;
     if !node.body.is_empty() {
-        tx.splice_text(&body, 0, 0, &node.body)?;
+        let body = container(tx, "body", ObjType::Text)?;
+        let len = tx.length(&body);
+        tx.splice_text(&body, len, 0, &node.body)?;
     }
     tx.put(ROOT, "created", ts(node.created))?;
     tx.put(ROOT, "modified", ts(node.modified))?;
     if node.deleted {
         tx.put(ROOT, "deleted", true)?;
     }
-    for (key, set) in [
-        ("tags", node.tags.iter().cloned().collect::<Vec<_>>()),
-        ("links", node.links.iter().map(NodeId::to_hex).collect()),
-        ("depends", node.depends.iter().map(NodeId::to_hex).collect()),
-    ] {
-        let map = tx.put_object(ROOT, key, ObjType::Map)?;
-        for member in set {
-            tx.put(&map, member, true)?;
-        }
+    for tag in &node.tags {
+        set_member(tx, "tags", tag, true)?;
     }
-    // A new document: only present values are written (nothing to delete).
+    for link in &node.links {
+        set_member(tx, "links", &link.to_hex(), true)?;
+    }
+    for dep in &node.depends {
+        set_member(tx, "depends", &dep.to_hex(), true)?;
+    }
     for (key, value) in [
         ("status", node.status.map(Status::as_str)),
         ("priority", node.priority.map(Priority::as_str)),
@@ -504,18 +643,38 @@ fn write_node<T: Transactable>(tx: &mut T, node: &Node) -> Result<(), DocError> 
             tx.put(ROOT, key, ts(t))?;
         }
     }
-    if !node.annotations.is_empty() {
-        let list = tx.put_object(ROOT, "annotations", ObjType::List)?;
-        for (i, a) in node.annotations.iter().enumerate() {
-            let item = tx.insert_object(&list, i, ObjType::Map)?;
-            tx.put(&item, "entry", ts(a.entry))?;
-            tx.put(&item, "description", a.description.as_str())?;
-        }
+    for a in &node.annotations {
+        annotate(tx, a)?;
     }
-    if !node.uda.is_empty() {
-        let map = tx.put_object(ROOT, "uda", ObjType::Map)?;
-        for (k, v) in &node.uda {
-            tx.put(&map, k.as_str(), v.as_str())?;
+    for (k, v) in &node.uda {
+        set_uda(tx, k, Some(v))?;
+    }
+    Ok(())
+}
+
+fn annotate<T: Transactable>(tx: &mut T, annotation: &Annotation) -> Result<(), DocError> {
+    let list = container(tx, "annotations", ObjType::List)?;
+    let len = tx.length(&list);
+    let item = tx.insert_object(&list, len, ObjType::Map)?;
+    tx.put(&item, "entry", ts(annotation.entry))?;
+    tx.put(&item, "description", annotation.description.as_str())?;
+    Ok(())
+}
+
+/// Sets UDA `key` in the shown map and removes it from concurrent ones, so
+/// the union reads the new value; clearing removes it from all of them.
+fn set_uda<T: Transactable>(tx: &mut T, key: &str, value: Option<&str>) -> Result<(), DocError> {
+    let keep = match value {
+        Some(v) => {
+            let map = container(tx, "uda", ObjType::Map)?;
+            tx.put(&map, key, v)?;
+            Some(map)
+        }
+        None => None,
+    };
+    for map in objects(tx, "uda", ObjType::Map)? {
+        if Some(&map) != keep.as_ref() && tx.get(&map, key)?.is_some() {
+            tx.delete(&map, key)?;
         }
     }
     Ok(())
@@ -525,11 +684,11 @@ fn apply_edit<T: Transactable>(tx: &mut T, edit: &Edit, now: DateTime<Utc>) -> R
     match edit {
         Edit::Title(t) => tx.put(ROOT, "title", t.as_str())?,
         Edit::Body(text) => {
-            let body = body_text(tx)?;
+            let body = container(tx, "body", ObjType::Text)?;
             tx.update_text(&body, text)?;
         }
         Edit::AppendBody(text) => {
-            let body = body_text(tx)?;
+            let body = container(tx, "body", ObjType::Text)?;
             let len = tx.length(&body);
             let existing = tx.text(&body)?;
             let joined =
@@ -563,119 +722,191 @@ fn apply_edit<T: Transactable>(tx: &mut T, edit: &Edit, now: DateTime<Utc>) -> R
         Edit::Undepend(id) => set_member(tx, "depends", &id.to_hex(), false)?,
         Edit::Start(t) => put_opt_time(tx, "start", *t)?,
         Edit::End(t) => put_opt_time(tx, "end", *t)?,
-        Edit::Annotate(annotation) => {
-            let list = match tx.get(ROOT, "annotations")? {
-                Some((Value::Object(ObjType::List), obj)) => obj,
-                _ => tx.put_object(ROOT, "annotations", ObjType::List)?,
-            };
-            let len = tx.length(&list);
-            let item = tx.insert_object(&list, len, ObjType::Map)?;
-            tx.put(&item, "entry", ts(annotation.entry))?;
-            tx.put(&item, "description", annotation.description.as_str())?;
-        }
+        Edit::Annotate(annotation) => annotate(tx, annotation)?,
         Edit::Deleted(deleted) => tx.put(ROOT, "deleted", *deleted)?,
-        Edit::Uda(key, value) => {
-            let map = map_at(tx, "uda")?;
-            match value {
-                Some(v) => tx.put(&map, key.as_str(), v.as_str())?,
-                None => {
-                    if tx.get(&map, key.as_str())?.is_some() {
-                        tx.delete(&map, key.as_str())?;
-                    }
-                }
-            }
-        }
+        Edit::Uda(key, value) => set_uda(tx, key, value.as_deref())?,
     }
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Writes the concurrent scalar value of `field` that renders as `value`
+/// over all of them; `false` when none does or there is no conflict.
+fn resolve_scalar<T: Transactable>(tx: &mut T, field: &str, value: &str) -> Result<bool, DocError> {
+    let all = tx.get_all(ROOT, field)?;
+    if all.len() < 2 {
+        return Ok(false);
+    }
+    let chosen = all.into_iter().find_map(|(v, _)| match &v {
+        Value::Scalar(s) if read::render(&v) == value => Some(s.clone().into_owned()),
+        _ => None,
+    });
+    let Some(chosen) = chosen else {
+        return Ok(false);
+    };
+    tx.put(ROOT, field, chosen)?;
+    Ok(true)
+}
 
-    fn actor(n: u8) -> ActorId {
-        ActorId::from([n; 16].as_slice())
+/// Ends a clash of concurrent objects at container `key` (see
+/// [`NodeDoc::resolve`]); `false` when there is none or, for the body, no
+/// object renders as `value`.
+fn resolve_container<T: Transactable>(tx: &mut T, key: &str, ty: ObjType, value: &str) -> Result<bool, DocError> {
+    let all: Vec<(Value<'static>, ObjId)> =
+        tx.get_all(ROOT, key)?.into_iter().rev().map(|(v, o)| (v.into_owned(), o)).collect();
+    if all.len() < 2 {
+        return Ok(false);
+    }
+    if ty == ObjType::Text {
+        let mut chosen = None;
+        for (v, o) in &all {
+            if read::render_content(tx, key, v, o)? == value {
+                chosen = Some(read::text_of(tx, v, o)?.unwrap_or_default());
+                break;
+            }
+        }
+        let Some(text) = chosen else {
+            return Ok(false);
+        };
+        let body = tx.put_object(ROOT, key, ObjType::Text)?;
+        tx.splice_text(&body, 0, 0, &text)?;
+        return Ok(true);
+    }
+    // Merging must not drop what it cannot merge.
+    if let Some((v, _)) = all.iter().find(|(v, _)| !matches!(v, Value::Object(t) if *t == ty)) {
+        return Err(DocError::Occupied { field: key.to_string(), found: read::describe(v) });
+    }
+    let sources: Vec<ObjId> = all.into_iter().map(|(_, o)| o).collect();
+    match key {
+        "annotations" => {
+            let mut items: Vec<(Option<i64>, String, ObjId)> = Vec::new();
+            for list in &sources {
+                for i in 0..tx.length(list) {
+                    if let Some((v, item)) = tx.get(list, i)? {
+                        let entry = match &v {
+                            Value::Object(ObjType::Map) => match tx.get(&item, "entry")? {
+                                Some((Value::Scalar(s), _)) => match s.as_ref() {
+                                    ScalarValue::Timestamp(ms) | ScalarValue::Int(ms) => Some(*ms),
+                                    _ => None,
+                                },
+                                _ => None,
+                            },
+                            _ => None,
+                        };
+                        let rendered = read::json_string(tx, &v.into_owned(), &item)?;
+                        if !items.iter().any(|(e, r, _)| *e == entry && *r == rendered) {
+                            items.push((entry, rendered, item));
+                        }
+                    }
+                }
+            }
+            // Stable: items without a readable time keep their place at the end.
+            items.sort_by_key(|(entry, _, _)| entry.unwrap_or(i64::MAX));
+            let list = tx.put_object(ROOT, key, ObjType::List)?;
+            for (i, (_, _, item)) in items.iter().enumerate() {
+                copy::insert(tx, &list, i, item)?;
+            }
+        }
+        _ => {
+            // Sets and `uda`: every key of every map; the shown map's value
+            // wins where several hold one key.
+            let mut chosen: BTreeMap<String, ObjId> = BTreeMap::new();
+            for map in &sources {
+                for k in tx.keys(map).collect::<Vec<_>>() {
+                    chosen.entry(k).or_insert_with(|| map.clone());
+                }
+            }
+            let merged = tx.put_object(ROOT, key, ObjType::Map)?;
+            for (k, from) in chosen {
+                copy::put(tx, &merged, &k, &from, &k)?;
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Deep copies of document values, for merging clashed containers.
+mod copy {
+    use automerge::transaction::Transactable;
+    use automerge::{ObjId, ObjType, Value};
+
+    use super::DocError;
+
+    /// Nesting deeper than this (from a foreign writer) is refused rather
+    /// than followed without bound.
+    const MAX_DEPTH: usize = 32;
+
+    fn too_deep(what: &str) -> DocError {
+        DocError::Occupied { field: what.to_string(), found: format!("values nested deeper than {MAX_DEPTH}") }
     }
 
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+    /// Copies `from[key]` to `to[as_key]`.
+    pub(super) fn put<T: Transactable>(
+        tx: &mut T,
+        to: &ObjId,
+        as_key: &str,
+        from: &ObjId,
+        key: &str,
+    ) -> Result<(), DocError> {
+        let Some((v, src)) = tx.get(from, key)? else { return Ok(()) };
+        match v {
+            Value::Scalar(s) => tx.put(to, as_key, s.into_owned())?,
+            Value::Object(ty) => {
+                let dst = tx.put_object(to, as_key, ty)?;
+                fill(tx, &src, &dst, ty, 1)?;
+            }
+        }
+        Ok(())
     }
 
-    #[test]
-    fn create_then_materialise_round_trips() {
-        let mut node = Node::new(NodeId::random(), NodeKind::Task, "Buy milk".into(), now());
-        node.tags.insert("errand".into());
-        node.priority = Some(Priority::H);
-        node.due = Some(now());
-        node.body = "two litres".into();
-        node.annotations.push(Annotation { entry: now(), description: "ask Sam".into() });
-        node.uda.insert("estimate".into(), "2h".into());
-        let (doc, change) = NodeDoc::create(&node, &actor(1), "add").unwrap();
-        assert_eq!(doc.materialise().unwrap(), node);
-        // Sub-millisecond times are stored at millisecond precision.
-        let mut precise = node.clone();
-        precise.due = Some(now() + chrono::Duration::nanoseconds(1_234_567));
-        precise.modified = now() + chrono::Duration::nanoseconds(999_999);
-        let (doc, _) = NodeDoc::create(&precise, &actor(1), "add").unwrap();
-        assert_eq!(doc.materialise().unwrap(), precise.normalised());
-        assert_eq!(change.message(), Some("add"));
+    /// Inserts a copy of the object `item` into `list` at `index`.
+    pub(super) fn insert<T: Transactable>(
+        tx: &mut T,
+        list: &ObjId,
+        index: usize,
+        item: &ObjId,
+    ) -> Result<(), DocError> {
+        let ty = tx.object_type(item)?;
+        let dst = tx.insert_object(list, index, ty)?;
+        fill(tx, item, &dst, ty, 1)
     }
 
-    #[test]
-    fn concurrent_sets_are_conflicts_and_resolve() {
-        let node = Node::new(NodeId::random(), NodeKind::Task, "t".into(), now());
-        let (mut a, genesis) = NodeDoc::create(&node, &actor(1), "add").unwrap();
-        let mut b = NodeDoc::empty(&actor(2));
-        b.apply(vec![genesis]).unwrap();
-        let ca = a.edit(&[Edit::Title("from a".into())], "modify", now()).unwrap().unwrap();
-        let cb = b.edit(&[Edit::Title("from b".into()), Edit::AddTag("x".into())], "modify", now()).unwrap().unwrap();
-        a.apply(vec![cb]).unwrap();
-        b.apply(vec![ca]).unwrap();
-        let ka = a.conflicts(node.id).unwrap();
-        assert_eq!(ka, b.conflicts(node.id).unwrap());
-        assert_eq!(ka.len(), 1);
-        assert_eq!(ka[0].field, "title");
-        assert_eq!(ka[0].values[0], a.materialise().unwrap().title);
-        // The tag and the title merge independently.
-        assert!(a.materialise().unwrap().tags.contains("x"));
-        a.resolve("title", &ka[0].values[1], now()).unwrap().unwrap();
-        assert!(a.conflicts(node.id).unwrap().is_empty());
-        assert_eq!(a.materialise().unwrap().title, ka[0].values[1]);
-    }
-
-    #[test]
-    fn journal_genesis_is_identical_everywhere() {
-        let day = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
-        let (_, a) = NodeDoc::journal_genesis(day).unwrap();
-        let (_, b) = NodeDoc::journal_genesis(day).unwrap();
-        assert_eq!(a.hash(), b.hash());
-    }
-
-    #[test]
-    fn concurrent_body_appends_both_survive() {
-        let node = Node::new(NodeId::random(), NodeKind::Note, "n".into(), now());
-        let (mut a, genesis) = NodeDoc::create(&node, &actor(1), "note").unwrap();
-        let mut b = NodeDoc::empty(&actor(2));
-        b.apply(vec![genesis]).unwrap();
-        let ca = a.edit(&[Edit::AppendBody("alpha".into())], "append", now()).unwrap().unwrap();
-        let cb = b.edit(&[Edit::AppendBody("beta".into())], "append", now()).unwrap().unwrap();
-        a.apply(vec![cb]).unwrap();
-        b.apply(vec![ca]).unwrap();
-        let body = a.materialise().unwrap().body;
-        assert_eq!(body, b.materialise().unwrap().body);
-        assert!(body.contains("alpha") && body.contains("beta"));
-    }
-
-    #[test]
-    fn changes_with_missing_deps_wait() {
-        let node = Node::new(NodeId::random(), NodeKind::Task, "t".into(), now());
-        let (mut a, genesis) = NodeDoc::create(&node, &actor(1), "add").unwrap();
-        let c2 = a.edit(&[Edit::Title("2".into())], "m", now()).unwrap().unwrap();
-        let mut b = NodeDoc::empty(&actor(2));
-        let waiting = b.apply(vec![c2.clone()]).unwrap();
-        assert_eq!(waiting.len(), 1);
-        let waiting = b.apply(vec![genesis, c2]).unwrap();
-        assert!(waiting.is_empty());
-        assert_eq!(b.materialise().unwrap().title, "2");
+    fn fill<T: Transactable>(tx: &mut T, src: &ObjId, dst: &ObjId, ty: ObjType, depth: usize) -> Result<(), DocError> {
+        if depth > MAX_DEPTH {
+            return Err(too_deep("a merged value"));
+        }
+        match ty {
+            ObjType::Text => {
+                let text = tx.text(src)?;
+                tx.splice_text(dst, 0, 0, &text)?;
+            }
+            ObjType::Map | ObjType::Table => {
+                for k in tx.keys(src).collect::<Vec<_>>() {
+                    let Some((v, child)) = tx.get(src, k.as_str())? else { continue };
+                    match v {
+                        Value::Scalar(s) => tx.put(dst, k.as_str(), s.into_owned())?,
+                        Value::Object(t) => {
+                            let d = tx.put_object(dst, k.as_str(), t)?;
+                            fill(tx, &child, &d, t, depth + 1)?;
+                        }
+                    }
+                }
+            }
+            ObjType::List => {
+                for i in 0..tx.length(src) {
+                    let Some((v, child)) = tx.get(src, i)? else { continue };
+                    match v {
+                        Value::Scalar(s) => tx.insert(dst, i, s.into_owned())?,
+                        Value::Object(t) => {
+                            let d = tx.insert_object(dst, i, t)?;
+                            fill(tx, &child, &d, t, depth + 1)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -126,6 +126,12 @@ pub struct Node {
     /// Other attributes (Taskwarrior UDAs survive an import this way).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub uda: BTreeMap<String, String>,
+    /// Fields this heph could not read as their type, or does not know, with
+    /// their raw values (another program or a newer heph wrote them). They
+    /// are shown so nothing in a document goes unseen; creating a node from
+    /// this struct does not write them back.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 impl Node {
@@ -154,6 +160,7 @@ impl Node {
             annotations: Vec::new(),
             date: None,
             uda: BTreeMap::new(),
+            extra: BTreeMap::new(),
         }
     }
 }
@@ -164,8 +171,10 @@ fn to_ms(t: DateTime<Utc>) -> DateTime<Utc> {
 
 impl Node {
     /// The node as its document stores it: times at millisecond precision
-    /// (Automerge timestamps), annotations in time order as given. Reading
-    /// back a freshly created document gives exactly this.
+    /// (Automerge timestamps), annotations sorted by entry time (a stable
+    /// sort, so equal times keep their order) without exact duplicates.
+    /// Reading back a freshly created document gives exactly this (`extra`
+    /// aside: creation does not write it).
     #[must_use]
     pub fn normalised(&self) -> Self {
         let mut n = self.clone();
@@ -177,8 +186,25 @@ impl Node {
         for a in &mut n.annotations {
             a.entry = to_ms(a.entry);
         }
+        n.annotations = sorted_annotations(std::mem::take(&mut n.annotations));
         n
     }
+}
+
+/// Annotations in entry-time order (stable), exact duplicates removed: the
+/// order and set a document reads back, whichever lists they came from.
+#[must_use]
+pub fn sorted_annotations(mut list: Vec<Annotation>) -> Vec<Annotation> {
+    list.sort_by_key(|a| a.entry);
+    let mut out: Vec<Annotation> = Vec::with_capacity(list.len());
+    for a in list {
+        // Equal entries are adjacent after the sort; duplicates are among them.
+        let dup = out.iter().rev().take_while(|b| b.entry == a.entry).any(|b| b.description == a.description);
+        if !dup {
+            out.push(a);
+        }
+    }
+    out
 }
 
 /// The index row of a node: what listing, filtering and sorting need.

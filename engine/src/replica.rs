@@ -91,8 +91,7 @@ impl Replica {
     /// is stored already; [`Error::ChangeTooLarge`] when the change could
     /// never sync.
     pub fn create(&self, draft: &Node, edits: &[Edit], message: &str) -> Result<Node, Error> {
-        let (doc, change) = NodeDoc::create_with(draft, edits, self.origin(), message)?;
-        let changes = [change];
+        let (doc, changes) = NodeDoc::create_with(draft, edits, self.origin(), message)?;
         check_size(&changes)?;
         self.store.write(|w| {
             if w.doc(draft.id)?.is_some() {
@@ -112,7 +111,7 @@ impl Replica {
                     check_size(std::slice::from_ref(&change))?;
                     w.save_local(id, &doc, &[change])
                 }
-                None => Ok(doc.materialise()?),
+                None => Ok(doc.materialise_as(id)?),
             }
         })
     }
@@ -120,7 +119,7 @@ impl Replica {
     /// The node `id` in full.
     pub fn get(&self, id: NodeId) -> Result<Node, Error> {
         let doc = self.store.read(|r| r.doc(id))?.ok_or_else(|| Error::NotFound(id.to_hex()))?;
-        Ok(doc.materialise()?)
+        Ok(doc.materialise_as(id)?)
     }
 
     /// Index rows matching `filter` with their urgency, in listing order
@@ -290,7 +289,7 @@ impl Replica {
         let id = NodeId::journal(day);
         self.store.write(|w| {
             if let Some(doc) = w.doc(id)? {
-                return Ok(doc.materialise()?);
+                return Ok(doc.materialise_as(id)?);
             }
             let (mut doc, genesis) = NodeDoc::journal_genesis(day)?;
             doc.set_actor(&w.origin());
@@ -304,7 +303,7 @@ impl Replica {
             let mut out = Vec::new();
             for id in r.ids()? {
                 if let Some(doc) = r.doc(id)? {
-                    out.push(doc.materialise()?);
+                    out.push(doc.materialise_as(id)?);
                 }
             }
             Ok(out)
@@ -399,14 +398,8 @@ impl Replica {
         self.store.write(|w| {
             let mut report = ImportReport::default();
             for (i, p) in prepared.iter().enumerate() {
-                w.save_prepared(
-                    p.node.id,
-                    &p.saved,
-                    &[p.change.hash()],
-                    std::slice::from_ref(&p.change),
-                    &p.node,
-                    &[],
-                )?;
+                let heads: Vec<_> = p.changes.last().map(Change::hash).into_iter().collect();
+                w.save_prepared(p.node.id, &p.saved, &heads, &p.changes, &p.node, &[])?;
                 report.added += 1;
                 if i % 512 == 0 {
                     progress(i + 1, total);
@@ -414,7 +407,7 @@ impl Replica {
             }
             for (i, node) in nodes.iter().filter(|n| existing.contains(&n.id)).enumerate() {
                 let Some(mut doc) = w.doc(node.id)? else { continue };
-                let current = doc.materialise()?;
+                let current = doc.materialise_as(node.id)?;
                 let edits = diff(&current, node);
                 match doc.edit(&edits, "import", node.modified.max(current.modified))? {
                     Some(change) => {
@@ -718,14 +711,17 @@ fn advance_known(c: &mut Cursors, known: Option<(u64, ChangeHash)>) {
 struct Prepared {
     node: Node,
     saved: Vec<u8>,
-    change: Change,
+    changes: Vec<Change>,
 }
 
 fn prepare(node: &Node, origin: &ActorId) -> Result<Prepared, Error> {
-    let (doc, change) = NodeDoc::create(node, origin, "import")?;
+    // Derived, so importing the same record on two devices makes the same
+    // changes and one document; then back to this device's actor.
+    let (mut doc, changes) = NodeDoc::create_derived(node, "import")?;
+    doc.set_actor(origin);
     // A new document reads back as the normalised node (tested in doc.rs),
     // so the index row needs no read-back.
-    Ok(Prepared { node: node.normalised(), saved: doc.save(), change })
+    Ok(Prepared { node: node.normalised(), saved: doc.save(), changes })
 }
 
 fn prepare_parallel(nodes: &[&Node], origin: &ActorId) -> Result<Vec<Prepared>, Error> {

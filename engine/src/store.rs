@@ -775,13 +775,7 @@ impl Writer {
     /// Re-reads a stored document into the indexes, or records why it does
     /// not read as a node (it stays stored and synced, and is listed).
     fn refresh(&mut self, id: NodeId, doc: &NodeDoc) -> Result<bool, Error> {
-        let read = doc.materialise().and_then(|node| {
-            if node.id == id {
-                Ok(node)
-            } else {
-                Err(crate::doc::DocError::NotANode { id, reason: format!("its id field says {}", node.id) })
-            }
-        });
+        let read = doc.materialise_as(id);
         match read {
             Ok(node) => {
                 let conflicts = doc.conflicts(id)?;
@@ -861,7 +855,7 @@ impl Writer {
     /// Stores `doc` after local edits that produced `changes`: appends them to
     /// the log and refreshes the indexes.
     pub fn save_local(&mut self, id: NodeId, doc: &NodeDoc, changes: &[Change]) -> Result<Node, Error> {
-        let node = doc.materialise()?;
+        let node = doc.materialise_as(id)?;
         let conflicts = doc.conflicts(id)?;
         self.save_prepared(id, &doc.save(), &doc.heads(), changes, &node, &conflicts)?;
         // Received changes may have been waiting for this one (a journal day
@@ -869,7 +863,7 @@ impl Writer {
         if self.txn.open_multimap_table(PENDING)?.get(id.as_bytes())?.next().is_some() {
             self.apply_remote(id, Vec::new(), false, &mut Applied::default())?;
             if let Some(doc) = self.doc(id)? {
-                return Ok(doc.materialise()?);
+                return Ok(doc.materialise_as(id)?);
             }
         }
         Ok(node)

@@ -319,15 +319,15 @@ const TAGS: [&str; 6] = ["next", "someday", "phone", "computer", "reading", "rev
 const PROJECTS: [&str; 5] = ["home", "work", "heph", "garden", "errands"];
 
 /// A small task like the reference's `taskDoc`: title, pending, two tags,
-/// priority, project, due; one Automerge change.
-fn task_change(id: NodeId, i: usize, actor: &ActorId, now: DateTime<Utc>) -> Result<(NodeId, Vec<u8>)> {
+/// priority, project, due; its genesis and its content change.
+fn task_change(id: NodeId, i: usize, actor: &ActorId, now: DateTime<Utc>) -> Result<Vec<(NodeId, Vec<u8>)>> {
     let mut node = Node::new(id, NodeKind::Task, format!("task {i}"), now);
     node.tags = [TAGS[i % TAGS.len()], TAGS[(i * 7 + 3) % TAGS.len()]].into_iter().map(String::from).collect();
     node.priority = Some([Priority::H, Priority::M, Priority::L][i % 3]);
     node.project = Some(PROJECTS[i % PROJECTS.len()].to_string());
     node.due = Some(now + chrono::Duration::days((i % 30) as i64 + 1));
-    let (_doc, change) = NodeDoc::create(&node, actor, "add")?;
-    Ok((id, change.raw_bytes().to_vec()))
+    let (_doc, changes) = NodeDoc::create(&node, actor, "add")?;
+    Ok(changes.iter().map(|c| (id, c.raw_bytes().to_vec())).collect())
 }
 
 fn push_text(batch: u64, changes: Vec<(NodeId, Vec<u8>)>) -> String {
@@ -399,7 +399,7 @@ fn timed_pushes(timed: &Timed, pushes: usize, batch: usize, first_batch_id: u64)
         let ids = timed.ids(batch)?;
         let mut changes = Vec::with_capacity(batch);
         for (i, id) in &ids {
-            changes.push(task_change(*id, *i as usize, &actor, now)?);
+            changes.extend(task_change(*id, *i as usize, &actor, now)?);
         }
         out.push((ids.iter().map(|(i, _)| *i).collect(), push_text(first_batch_id + p as u64, changes)));
     }
@@ -699,8 +699,10 @@ async fn preload(args: &Args, hub: &Hephd) -> Result<Value> {
             let end = (next + args.preload_batch.max(1)).min(args.count);
             let c0 = Instant::now();
             let now = Utc::now();
-            let changes =
-                (next..end).map(|i| task_change(NodeId::random(), i, &actor, now)).collect::<Result<Vec<_>>>()?;
+            let mut changes = Vec::with_capacity(2 * (end - next));
+            for i in next..end {
+                changes.extend(task_change(NodeId::random(), i, &actor, now)?);
+            }
             create += c0.elapsed();
             batch_id += 1;
             ws.send(Message::Text(push_text(batch_id, changes).into())).await?;

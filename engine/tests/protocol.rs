@@ -328,7 +328,9 @@ impl Net {
                         HubFrame::Welcome { hub, head, .. } => {
                             lines.push(format!("the hub ({}, head {head}) welcomes {name}", &hub[..8]));
                         }
-                        HubFrame::Ack { batch, seqs } => lines.push(format!("the hub acks {name}'s batch {batch}: {seqs:?}")),
+                        HubFrame::Ack { batch, seqs } => {
+                            lines.push(format!("the hub acks {name}'s batch {batch}: {seqs:?}"))
+                        }
                         _ => {}
                     }
                 }
@@ -418,10 +420,9 @@ impl Net {
             return;
         }
         let push_in_flight = |c: &Conn| c.to_hub.iter().any(|t| t.contains("\"type\":\"push\""));
-        for i in 0..10_000 {
+        for _ in 0..10_000 {
             let Some(c) = &self.devices[dev].conn else { return };
-            if let Some(at) = c.to_device.iter().position(|t| matches!(HubFrame::decode(t), Ok(HubFrame::Ack { .. })))
-            {
+            if let Some(at) = c.to_device.iter().position(|t| matches!(HubFrame::decode(t), Ok(HubFrame::Ack { .. }))) {
                 for _ in 0..at {
                     self.run_work(dev, Work::DeviceReads);
                     if self.devices[dev].conn.is_none() {
@@ -434,8 +435,8 @@ impl Net {
                 self.drop(dev);
                 return;
             }
-            if !push_in_flight(c) && c.to_device.is_empty() && i > 0 {
-                // No push in flight: no ack to lose.
+            if !push_in_flight(c) && c.to_device.is_empty() {
+                // No push in flight, and none coming: no ack to lose.
                 return;
             }
             // Prefer the hub reading, so the push gets answered.
@@ -453,10 +454,10 @@ impl Net {
         const MAX_SESSIONS: usize = 40;
         let mut sessions = vec![0usize; self.devices.len()];
         for round in 0..MAX_ROUNDS {
-            for dev in 0..self.devices.len() {
+            for (dev, count) in sessions.iter_mut().enumerate() {
                 if self.devices[dev].conn.is_none() && !self.devices[dev].retired {
-                    sessions[dev] += 1;
-                    if sessions[dev] > MAX_SESSIONS {
+                    *count += 1;
+                    if *count > MAX_SESSIONS {
                         return Err(self.report(&format!(
                             "{} needed more than {MAX_SESSIONS} sessions to settle",
                             self.devices[dev].name
@@ -483,10 +484,9 @@ impl Net {
                 }
                 continue;
             }
-            return Err(self.report(&format!(
-                "stuck: nothing in flight, yet devices are not idle:\n  {}",
-                busy.join("\n  ")
-            )));
+            return Err(
+                self.report(&format!("stuck: nothing in flight, yet devices are not idle:\n  {}", busy.join("\n  ")))
+            );
         }
         Err(self.report(&format!("did not settle within {MAX_ROUNDS} rounds")))
     }
@@ -516,10 +516,8 @@ impl Net {
         self.drop_all();
         let head = self.hub.last_seq().unwrap();
         (self.hub, self.hub_path) = self.files.restore(&self.backups[which]);
-        let line = format!(
-            "the hub (head {head}) is restored from backup {which} (head {})",
-            self.hub.last_seq().unwrap()
-        );
+        let line =
+            format!("the hub (head {head}) is restored from backup {which} (head {})", self.hub.last_seq().unwrap());
         self.note(line);
     }
 
@@ -734,11 +732,8 @@ impl Net {
             if mine != hub {
                 let ids = |nodes: &[Node]| nodes.iter().map(|n| n.id).collect::<BTreeSet<_>>();
                 let (h, m) = (ids(&hub), ids(&mine));
-                let differs: Vec<String> = hub
-                    .iter()
-                    .filter(|n| mine.iter().any(|o| o.id == n.id && o != *n))
-                    .map(|n| short(n.id))
-                    .collect();
+                let differs: Vec<String> =
+                    hub.iter().filter(|n| mine.iter().any(|o| o.id == n.id && o != *n)).map(|n| short(n.id)).collect();
                 let _ = writeln!(
                     problems,
                     "{name} differs from the hub: only on the hub {:?}, only on {name} {:?}, differing {differs:?}",

@@ -319,7 +319,7 @@ impl Replica {
             let mut out = Vec::new();
             for id in r.ids()? {
                 if let Some(doc) = r.doc(id)? {
-                    let node = doc.materialise()?;
+                    let node = doc.materialise_as(id)?;
                     let raw = if has_unread_fields(&node) { r.raw_doc(id)? } else { None };
                     out.push(Record::Node(Box::new(node), raw));
                 }
@@ -684,8 +684,8 @@ pub fn parse_changes(batch: Vec<(NodeId, Vec<u8>)>) -> Result<Vec<(NodeId, Chang
 
 /// Whether a node holds fields this heph could not read (its export then
 /// carries the saved document, so nothing is lost).
-fn has_unread_fields(_node: &Node) -> bool {
-    false
+fn has_unread_fields(node: &Node) -> bool {
+    !node.extra.is_empty()
 }
 
 /// Refuses changes that could never sync (over [`MAX_CHANGE_BYTES`]).

@@ -26,14 +26,9 @@ fn t0() -> DateTime<Utc> {
 // ---------------------------------------------------------------------------
 // The hub's store, and copies of it.
 //
-// needs: `Replica::copy_in_memory`. Until it exists, the hub lives in a redb
-// file on tmpfs and a backup is a byte copy of that file taken between two
-// transactions: the same hub id and an older log, exactly what restoring a
-// backup of the hub's file gives. With it, this section becomes:
-//   type Backup = Replica;
-//   fn empty_hub() -> Replica { Replica::in_memory() }
-//   fn backup(hub) -> Replica { hub.copy_in_memory() }
-//   fn restore(b) -> Replica { b.copy_in_memory() }
+// The hub lives in a redb file on tmpfs and a backup is a byte copy of that
+// file taken between two transactions: the same hub id and an older log,
+// exactly what restoring a backup of the hub's file gives.
 // ---------------------------------------------------------------------------
 
 /// A copy of the hub's store, taken at some point, restorable any number of times.
@@ -328,8 +323,8 @@ impl Net {
                         HubFrame::Welcome { hub, head, .. } => {
                             lines.push(format!("the hub ({}, head {head}) welcomes {name}", &hub[..8]));
                         }
-                        HubFrame::Ack { batch, seqs } => {
-                            lines.push(format!("the hub acks {name}'s batch {batch}: {seqs:?}"))
+                        HubFrame::Ack { batch, seqs, waiting } => {
+                            lines.push(format!("the hub acks {name}'s batch {batch}: {seqs:?}, waiting {waiting:?}"))
                         }
                         _ => {}
                     }
@@ -338,7 +333,7 @@ impl Net {
                     c.catching_up = true;
                 }
                 c.to_device.extend(step.replies.iter().map(encode));
-                if let Some(b) = step.broadcast {
+                for b in step.broadcast {
                     // Every connection subscribed to the hub's live stream
                     // gets it, the pusher's own included.
                     let b = Rc::new(b);

@@ -18,7 +18,7 @@ use heph_engine::sync::SyncHealth;
 use heph_engine::sync::frame::{ErrorCode, encode};
 use heph_engine::sync::spoke::{SpokeSession, SyncError};
 use serde_json::Value;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -197,7 +197,7 @@ impl From<SyncError> for Failure {
 }
 
 async fn session(daemon: &Arc<Daemon>, url: &str, stop: &CancellationToken, failures: &mut u32) -> Result<(), Failure> {
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await.map_err(|e| match &e {
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await.map_err(|e| match &e {
         tokio_tungstenite::tungstenite::Error::Http(r) if r.status().as_u16() == 401 => {
             Failure::Auth("HTTP 401".into())
         }
@@ -205,7 +205,13 @@ async fn session(daemon: &Arc<Daemon>, url: &str, stop: &CancellationToken, fail
     })?;
     let (mut spoke, hello) = tokio::task::block_in_place(|| SpokeSession::start(&daemon.replica))
         .map_err(|e| Failure::Other(e.to_string()))?;
-    send(&mut ws, encode(&hello)).await?;
+    // Reading and writing run apart: while a large push is being written the
+    // hub may be writing a large frame to us, and if we read nothing until
+    // our write finished, both sides' buffers would fill and each wait on
+    // the other.
+    let (sink, mut ws) = ws.split();
+    let (out, mut writer) = writer(sink);
+    send(&out, Message::Text(encode(&hello).into())).await?;
     daemon.update(|h| {
         h.connected = true;
         h.offline = false;
@@ -216,8 +222,14 @@ async fn session(daemon: &Arc<Daemon>, url: &str, stop: &CancellationToken, fail
     loop {
         let outgoing = tokio::select! {
             () = stop.cancelled() => {
-                let _ = ws.close(Some(CloseFrame { code: CloseCode::Away, reason: "device daemon stopping".into() })).await;
+                let close = CloseFrame { code: CloseCode::Away, reason: "device daemon stopping".into() };
+                let _ = out.send(Message::Close(Some(close))).await;
+                drop(out);
+                let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
                 return Ok(());
+            }
+            ended = &mut writer => {
+                return Err(ended.unwrap_or_else(|e| Failure::Other(format!("the connection's writer failed: {e}"))));
             }
             message = ws.next() => {
                 let text = match message {
@@ -247,12 +259,12 @@ async fn session(daemon: &Arc<Daemon>, url: &str, stop: &CancellationToken, fail
                     .collect()
             }
             _ = ping.tick() => {
-                ws.send(Message::Ping(Vec::new().into())).await.map_err(|e| Failure::Other(e.to_string()))?;
+                send(&out, Message::Ping(Vec::new().into())).await?;
                 Vec::new()
             }
         };
         for frame in outgoing {
-            send(&mut ws, encode(&frame)).await?;
+            send(&out, Message::Text(encode(&frame).into())).await?;
         }
         if tokio::task::block_in_place(|| spoke.is_idle(&daemon.replica)).unwrap_or(false) {
             *failures = 0;
@@ -268,6 +280,27 @@ async fn session(daemon: &Arc<Daemon>, url: &str, stop: &CancellationToken, fail
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn send(ws: &mut Ws, text: String) -> Result<(), Failure> {
-    ws.send(Message::Text(text.into())).await.map_err(|e| Failure::Other(format!("send failed: {e}")))
+/// The task that writes a session's frames, in order; it ends with the
+/// reason when a write fails (or when the session drops its sender).
+fn writer(
+    mut sink: futures_util::stream::SplitSink<Ws, Message>,
+) -> (mpsc::Sender<Message>, tokio::task::JoinHandle<Failure>) {
+    // A session has at most a push, a `have` and a ping outstanding.
+    let (tx, mut rx) = mpsc::channel::<Message>(16);
+    let task = tokio::spawn(async move {
+        while let Some(message) = rx.recv().await {
+            if let Err(e) = sink.send(message).await {
+                return Failure::Other(format!("send failed: {e}"));
+            }
+        }
+        let _ = sink.close().await;
+        Failure::Other("the session ended".into())
+    });
+    (tx, task)
+}
+
+async fn send(out: &mpsc::Sender<Message>, message: Message) -> Result<(), Failure> {
+    // A closed channel means the writer failed; the session's select reads
+    // its reason on the next turn, this is the fallback.
+    out.send(message).await.map_err(|_| Failure::Other("send failed: the connection is gone".into()))
 }

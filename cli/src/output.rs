@@ -142,7 +142,7 @@ pub type Imported = ImportReport;
 pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![
         ("node.schema.json", schemars::schema_for!(Node)),
-        ("export.schema.json", schemars::schema_for!(Vec<Node>)),
+        ("export.schema.json", schemars::schema_for!(Vec<heph_engine::archive::Record>)),
         ("cli/list.schema.json", schemars::schema_for!(Vec<ListItem>)),
         ("cli/show.schema.json", schemars::schema_for!(Shown)),
         ("cli/history.schema.json", schemars::schema_for!(History)),

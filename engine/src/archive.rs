@@ -8,6 +8,8 @@
 //! `raw` merges that document as it was, so nothing this heph cannot read
 //! is lost by a round trip through a backup.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
@@ -29,6 +31,42 @@ pub enum Record {
         /// Its saved Automerge document.
         raw: Vec<u8>,
     },
+}
+
+/// One entry of heph's native export: a node, or a document this heph
+/// cannot read, raw. (The JSON shapes of [`Record`], for its schema; never
+/// built.)
+#[derive(schemars::JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code, clippy::large_enum_variant)]
+enum Shape {
+    /// A node, with its saved document when it has fields this heph cannot read.
+    Node {
+        #[serde(flatten)]
+        node: Node,
+        /// The saved Automerge document, base64 (only where `extra` is not empty).
+        #[serde(default)]
+        raw: Option<String>,
+    },
+    /// A document that does not read as a node.
+    Raw {
+        /// Its id.
+        id: NodeId,
+        /// Why it does not read.
+        reason: String,
+        /// The saved Automerge document, base64.
+        raw: String,
+    },
+}
+
+impl schemars::JsonSchema for Record {
+    fn schema_name() -> Cow<'static, str> {
+        "ExportRecord".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        Shape::json_schema(generator)
+    }
 }
 
 impl Record {

@@ -3,17 +3,14 @@
 
 mod common;
 
-use common::{Device, Hub, converge, eventually, http};
+use common::{Device, Hub, converge, devices, eventually, http};
 use serde_json::Value;
 
 #[test]
 fn a_task_added_on_one_device_appears_on_the_other_and_offline_edits_converge() {
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::start(dir.path());
-    let mut a = Device::new(dir.path(), "a");
-    let mut b = Device::new(dir.path(), "b");
-    a.start(&hub.url());
-    b.start(&hub.url());
+    let [mut a, mut b] = devices(dir.path(), &hub, ["a", "b"]);
 
     // Live: B learns of A's task without asking.
     a.ok(&["add", "Buy", "milk", "+errand", "due:2026-12-01"]);
@@ -125,10 +122,7 @@ fn killing_the_hub_mid_push_loses_nothing_it_acknowledged_and_duplicates_nothing
 fn hub_and_device_restarts_resume_from_cursors() {
     let dir = tempfile::tempdir().unwrap();
     let mut hub = Hub::start(dir.path());
-    let mut a = Device::new(dir.path(), "a");
-    let mut b = Device::new(dir.path(), "b");
-    a.start(&hub.url());
-    b.start(&hub.url());
+    let [a, mut b] = devices(dir.path(), &hub, ["a", "b"]);
     a.ok(&["add", "Before", "restart"]);
     eventually(10, "B to receive it", || b.titles(&[]).len() == 1);
 

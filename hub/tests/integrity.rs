@@ -11,7 +11,7 @@ use std::path::Path;
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ObjType, ROOT, ReadDoc, ScalarValue};
 use common::raw::RawClient;
-use common::{Device, Hub, converge, eventually, eventually_every, titled};
+use common::{Device, Hub, converge, devices, eventually, eventually_every, titled};
 use heph_engine::NodeId;
 use serde_json::{Value, json};
 
@@ -43,10 +43,7 @@ fn annotation_texts(node: &Value) -> BTreeSet<String> {
 fn two_offline_devices_add_first_annotations_and_udas_and_all_survive() {
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::start(dir.path());
-    let mut a = Device::new(dir.path(), "a");
-    let mut b = Device::new(dir.path(), "b");
-    a.start(&hub.url());
-    b.start(&hub.url());
+    let [mut a, mut b] = devices(dir.path(), &hub, ["a", "b"]);
 
     a.ok(&["add", "Plan", "the", "move"]);
     eventually(30, "B to receive A's task", || b.titles(&[]) == ["Plan the move"]);
@@ -109,10 +106,7 @@ fn two_offline_devices_add_first_annotations_and_udas_and_all_survive() {
 fn a_new_device_gets_history_after_the_hub_is_replaced_by_an_empty_one() {
     let dir = tempfile::tempdir().unwrap();
     let mut hub = Hub::start(dir.path());
-    let mut a = Device::new(dir.path(), "a");
-    let mut b = Device::new(dir.path(), "b");
-    a.start(&hub.url());
-    b.start(&hub.url());
+    let [mut a, b] = devices(dir.path(), &hub, ["a", "b"]);
 
     a.ok(&["add", "Renew", "the", "passport", "+admin", "pri:H", "due:2027-03-01"]);
     let id = a.json(&["ls"])[0]["id"].as_str().unwrap().to_string();
@@ -198,10 +192,7 @@ fn assert_holds(device: &Device, expected: &[Expect]) {
 fn a_hub_restored_from_an_older_copy_ends_with_everything_the_devices_hold() {
     let dir = tempfile::tempdir().unwrap();
     let mut hub = Hub::start(dir.path());
-    let mut a = Device::new(dir.path(), "a");
-    let mut b = Device::new(dir.path(), "b");
-    a.start(&hub.url());
-    b.start(&hub.url());
+    let [mut a, mut b] = devices(dir.path(), &hub, ["a", "b"]);
 
     // Before the backup.
     a.ok(&["add", "Fix", "the", "gutter", "+house", "pri:H"]);
@@ -396,10 +387,7 @@ fn two_thousand_notes_of_fifty_kilobytes_push_catch_up_and_bootstrap() {
     const NOTES: usize = 2000;
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::start(dir.path());
-    let mut a = Device::new(dir.path(), "a");
-    let mut b = Device::new(dir.path(), "b");
-    a.start(&hub.url());
-    b.start(&hub.url());
+    let [mut a, mut b] = devices(dir.path(), &hub, ["a", "b"]);
     a.ok(&["note", "Before", "the", "import"]);
     eventually(30, "B to be in sync before going offline", || b.titles(&["kind:note"]) == ["Before the import"]);
     b.stop();

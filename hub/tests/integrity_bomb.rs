@@ -4,7 +4,7 @@
 mod common;
 
 use common::raw::RawClient;
-use common::{Device, Hub, eventually, peak_rss_kib};
+use common::{Hub, devices, eventually, peak_rss_kib};
 use heph_engine::NodeId;
 use heph_engine::sync::frame::MAX_FRAME_BYTES;
 
@@ -16,10 +16,7 @@ use heph_engine::sync::frame::MAX_FRAME_BYTES;
 fn a_decompression_bomb_is_refused_and_the_hub_stays_small() {
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::start(dir.path());
-    let mut a = Device::new(dir.path(), "a");
-    let mut b = Device::new(dir.path(), "b");
-    a.start(&hub.url());
-    b.start(&hub.url());
+    let [a, b] = devices(dir.path(), &hub, ["a", "b"]);
     a.ok(&["add", "Before", "the", "bomb"]);
     eventually(30, "B to receive A's first task", || b.titles(&[]) == ["Before the bomb"]);
     a.wait_synced(&hub, 60);

@@ -235,6 +235,15 @@ impl Device {
     }
 }
 
+/// Devices named `names`, each with its daemon syncing with `hub`.
+pub fn devices<const N: usize>(dir: &Path, hub: &Hub, names: [&str; N]) -> [Device; N] {
+    names.map(|name| {
+        let mut d = Device::new(dir, name);
+        d.start(&hub.url());
+        d
+    })
+}
+
 /// Waits until every device's export is the same.
 pub fn converge(devices: &[&Device], secs: u64) {
     eventually(secs, "the devices to converge", || {

@@ -1,0 +1,134 @@
+//! Bounds that keep sync from getting stuck or losing data: frames cut by
+//! bytes both ways, a change too large to ever sync refused when written,
+//! `create` never replacing a node, and the hub's reason reaching the
+//! device when it refuses something.
+
+use chrono::{DateTime, TimeZone, Utc};
+use heph_engine::limits::MAX_CHANGE_BYTES;
+use heph_engine::rpc::{self, Request};
+use heph_engine::sync::frame::{ErrorCode, HubFrame, MAX_FRAME_BYTES, encode};
+use heph_engine::sync::hub::HubSession;
+use heph_engine::sync::spoke::{SpokeSession, SyncError};
+use heph_engine::{Edit, Error, Node, NodeId, NodeKind, Replica};
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+}
+
+/// Text that compresses about as little as prose typed by a person does
+/// after Automerge's deflate: hex of random ids.
+fn noise(bytes: usize) -> String {
+    let mut s = String::with_capacity(bytes + 32);
+    while s.len() < bytes {
+        s.push_str(&NodeId::random().to_hex());
+        s.push(' ');
+    }
+    s.truncate(bytes);
+    s
+}
+
+fn note(r: &Replica, body: String) -> Result<Node, Error> {
+    let mut node = Node::new(NodeId::random(), NodeKind::Note, "long".into(), now());
+    node.body = body;
+    r.create(&node, &[], "note")
+}
+
+/// Runs one session between `device` and `hub` until both are quiet,
+/// asserting that every frame either side sends fits the shared limit.
+/// Returns how many frames went each way.
+fn sync_checked(device: &Replica, hub: &Replica) -> (usize, usize) {
+    let mut at_hub = HubSession::new();
+    let (mut session, hello) = SpokeSession::start(device).unwrap();
+    let mut to_hub = vec![encode(&hello)];
+    let (mut up, mut down) = (0, 0);
+    while !to_hub.is_empty() {
+        let mut to_device = Vec::new();
+        for text in to_hub.drain(..) {
+            assert!(text.len() <= MAX_FRAME_BYTES, "a device frame of {} bytes", text.len());
+            up += 1;
+            let step = at_hub.receive(&text, hub);
+            assert!(!step.close, "{:?}", step.replies);
+            to_device.extend(step.replies.iter().map(encode));
+        }
+        while let Some(frame) = at_hub.catch_up(hub).unwrap() {
+            to_device.push(encode(&frame));
+        }
+        for text in to_device {
+            assert!(text.len() <= MAX_FRAME_BYTES, "a hub frame of {} bytes", text.len());
+            down += 1;
+            to_hub.extend(session.receive(&text, device).unwrap().send.iter().map(encode));
+        }
+    }
+    assert!(session.is_idle(device).unwrap());
+    (up, down)
+}
+
+#[test]
+fn pushes_catch_up_and_bootstrap_of_long_notes_are_cut_by_bytes() {
+    let (a, hub) = (Replica::in_memory().unwrap(), Replica::in_memory().unwrap());
+    // 160 notes of 100 KB: 16 MB of text, more than one frame of changes.
+    let ids: Vec<NodeId> = (0..160).map(|_| note(&a, noise(100_000)).unwrap().id).collect();
+    let (up, _) = sync_checked(&a, &hub);
+    assert!(up >= 3, "hello and the push took {up} frames");
+    assert_eq!(hub.export().unwrap(), a.export().unwrap());
+    // A device bootstrapping.
+    let c = Replica::in_memory().unwrap();
+    let (_, down) = sync_checked(&c, &hub);
+    assert!(down >= 3, "welcome and the bootstrap took {down} frames");
+    for id in &ids {
+        assert_eq!(c.get(*id).unwrap().body, a.get(*id).unwrap().body);
+    }
+    // A device that synced before the notes: its catch-up is the change stream.
+    let d = Replica::in_memory().unwrap();
+    let early = Replica::in_memory().unwrap();
+    note(&early, "first".into()).unwrap();
+    sync_checked(&early, &d);
+    let (_, down) = sync_checked(&d, &hub);
+    assert!(down > 1);
+    assert_eq!(d.export().unwrap().len(), ids.len() + 1);
+    for id in &ids {
+        assert_eq!(d.get(*id).unwrap().body, a.get(*id).unwrap().body);
+    }
+}
+
+#[test]
+fn a_change_too_large_to_sync_is_refused_when_written_and_nothing_is_stored() {
+    let r = Replica::in_memory().unwrap();
+    let err = note(&r, noise(MAX_CHANGE_BYTES * 2)).unwrap_err();
+    assert!(matches!(err, Error::ChangeTooLarge { limit, .. } if limit == MAX_CHANGE_BYTES), "{err}");
+    assert!(err.to_string().contains("too large"), "{err}");
+    assert_eq!(r.last_seq().unwrap(), 0);
+    assert!(r.export().unwrap().is_empty());
+    // The same body as an edit of an existing note.
+    let n = note(&r, "short".into()).unwrap();
+    let before = r.last_seq().unwrap();
+    let err = r.edit(n.id, &[Edit::Body(noise(MAX_CHANGE_BYTES * 2))], "edit", now()).unwrap_err();
+    assert!(matches!(err, Error::ChangeTooLarge { .. }), "{err}");
+    assert_eq!(r.last_seq().unwrap(), before);
+    assert_eq!(r.get(n.id).unwrap().body, "short");
+}
+
+#[test]
+fn create_on_an_existing_id_is_an_error_and_changes_nothing() {
+    let r = Replica::in_memory().unwrap();
+    let first = note(&r, "kept".into()).unwrap();
+    let mut again = first.clone();
+    again.title = "replacement".into();
+    again.body = "lost?".into();
+    assert!(matches!(r.create(&again, &[], "note"), Err(Error::Exists(id)) if id == first.id));
+    let request = Request::Create { draft: again, edits: vec![], message: "note".into() };
+    let err = rpc::dispatch(&r, request).unwrap_err();
+    assert_eq!(err.code, rpc::code::EXISTS);
+    assert_eq!(r.get(first.id).unwrap(), first);
+}
+
+#[test]
+fn the_hubs_reason_reaches_the_device() {
+    let r = Replica::in_memory().unwrap();
+    let (mut session, _) = SpokeSession::start(&r).unwrap();
+    let frame = encode(&HubFrame::fatal(ErrorCode::QuotaExceeded, "100 received changes already wait"));
+    let err = session.receive(&frame, &r).unwrap_err();
+    assert!(matches!(err, SyncError::Hub { code: ErrorCode::QuotaExceeded, .. }));
+    let shown = err.to_string();
+    assert!(shown.contains("quota_exceeded") && shown.contains("100 received changes already wait"), "{shown}");
+}

@@ -15,6 +15,11 @@ use heph_engine::{Conflict, Edit, Filter, HistoryEntry, ImportReport, Node, Node
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+/// How long a call to the daemon may take before `heph` gives up on it.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// The same for a whole-store export or import.
+const BULK_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 /// A replica, local or behind a daemon.
 pub enum Api {
     /// The store, opened by this process.
@@ -27,8 +32,17 @@ impl Api {
     /// Connects to a daemon at `socket`, if one answers there.
     pub fn daemon(socket: &Path) -> Option<Self> {
         let stream = UnixStream::connect(socket).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+        stream.set_read_timeout(Some(CALL_TIMEOUT)).ok()?;
         Some(Self::Daemon(stream))
+    }
+
+    /// Allows the daemon `timeout` for the next calls: a whole-store export
+    /// or import of a large vault takes minutes, not seconds.
+    fn allow(&mut self, timeout: Duration) {
+        if let Self::Daemon(stream) = self {
+            // Failing to set it leaves the shorter wait; the call still works.
+            let _ = stream.set_read_timeout(Some(timeout));
+        }
     }
 
     /// Ends a write command: the process exits next, so the store is left
@@ -173,6 +187,7 @@ impl Api {
     }
 
     pub fn export(&mut self) -> Result<Vec<Node>> {
+        self.allow(BULK_TIMEOUT);
         match self {
             Self::Local(r) => Ok(r.export()?),
             Self::Daemon(_) => self.call(&Request::Export),
@@ -181,6 +196,7 @@ impl Api {
 
     /// Every stored document as native export entries.
     pub fn export_records(&mut self) -> Result<Vec<Value>> {
+        self.allow(BULK_TIMEOUT);
         match self {
             Self::Local(r) => Ok(r.export_records()?.iter().map(heph_engine::archive::Record::to_json).collect()),
             Self::Daemon(_) => self.call(&Request::ExportRecords),
@@ -193,6 +209,7 @@ impl Api {
         records: Vec<heph_engine::archive::Record>,
         progress: impl FnMut(usize, usize),
     ) -> Result<ImportReport> {
+        self.allow(BULK_TIMEOUT);
         match self {
             Self::Local(r) => Ok(r.import_records(records, progress)?),
             Self::Daemon(_) => {

@@ -780,6 +780,11 @@ impl Writer {
             Ok(node) => {
                 let conflicts = doc.conflicts(id)?;
                 self.reindex(&node, &conflicts)?;
+                // It may not have read before (a later change mended it).
+                let mut unreadable = self.txn.open_table(UNREADABLE)?;
+                if !unreadable.is_empty()? {
+                    unreadable.remove(id.as_bytes())?;
+                }
                 Ok(true)
             }
             Err(e) => {
@@ -930,7 +935,7 @@ impl Writer {
         let batch = fresh.clone();
         let waiting = doc.apply(fresh)?;
         let waiting_hashes: Vec<[u8; 32]> = waiting.iter().map(|c| c.hash().0).collect();
-        {
+        if !pending_hashes.is_empty() {
             let mut pending = self.txn.open_multimap_table(PENDING)?;
             let mut at = self.txn.open_table(PENDING_AT)?;
             for hash in &pending_hashes {
@@ -971,7 +976,7 @@ impl Writer {
                 at.insert(hash, self.now_ms)?;
             }
         }
-        if let Some(max) = self.max_pending {
+        if let Some(max) = self.max_pending.filter(|_| !waiting.is_empty()) {
             let count = self.txn.open_table(PENDING_AT)?.len()?;
             if count > max {
                 return Err(Error::PendingQuota { limit: max });
@@ -1038,7 +1043,6 @@ impl Writer {
     /// Refreshes the index rows of `node`.
     fn reindex(&mut self, node: &Node, conflicts: &[Conflict]) -> Result<(), Error> {
         let key = node.id.as_bytes();
-        self.txn.open_table(UNREADABLE)?.remove(key)?;
         let mut index = self.txn.open_table(INDEX)?;
         let old = index.get(key)?.map(|v| decode_summary(v.value())).transpose()?;
         let fields = conflicts.iter().map(|c| c.field.clone()).collect();

@@ -18,8 +18,10 @@ use tracing::Instrument;
 use crate::metrics::Metrics;
 use crate::server::Hub;
 
-/// How long one send may wait on a client that does not read.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one send may wait on a client that does not read. A device
+/// applying a frame of catch-up reads nothing meanwhile: frames are small
+/// enough (`BATCH_BYTES`) that this is seconds even on a slow one.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 

@@ -19,9 +19,16 @@ pub const PROTOCOL_VERSION: u32 = 2;
 /// frames they build to [`FRAME_BUDGET`], so a frame that honours it always
 /// fits.
 pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
-/// What the builders of frames aim for: the limit less room for the frame's
-/// own JSON around its items.
+/// The most a frame's items may take: the limit less room for the frame's
+/// own JSON around them. One item as large as that (a change of
+/// [`crate::limits::MAX_CHANGE_BYTES`]) still fits.
 pub const FRAME_BUDGET: usize = MAX_FRAME_BYTES - 64 * 1024;
+/// What both sides fill a frame to before starting the next: small enough
+/// that a slow device applies one frame in seconds (a hub drops a client
+/// that reads nothing for half a minute, and a push is committed in one
+/// transaction), large enough that the cost of a frame does not matter. An
+/// item larger than this travels alone, within [`FRAME_BUDGET`].
+pub const BATCH_BYTES: usize = 1024 * 1024;
 /// The most changes one `push` may carry.
 pub const MAX_PUSH_CHANGES: usize = 4096;
 

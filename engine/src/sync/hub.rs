@@ -31,12 +31,12 @@ use crate::id::NodeId;
 use crate::replica::{Replica, parse_changes};
 use crate::store::LoggedChange;
 use crate::sync::frame::{
-    Bytes, ClientFrame, DocHeads, ErrorCode, FRAME_BUDGET, HubFrame, Known, MAX_PUSH_CHANGES, PROTOCOL_VERSION,
-    WireChange, WireDoc, encode, wire_size,
+    BATCH_BYTES, Bytes, ClientFrame, DocHeads, ErrorCode, FRAME_BUDGET, HubFrame, Known, MAX_PUSH_CHANGES,
+    PROTOCOL_VERSION, WireChange, WireDoc, encode, wire_size,
 };
 
 /// How many changes one catch-up frame carries at most (it is cut by bytes
-/// first, at [`FRAME_BUDGET`]).
+/// first, at [`BATCH_BYTES`]).
 pub const CATCH_UP_BATCH: usize = 4096;
 
 /// Newly committed changes, encoded once for every subscriber.
@@ -51,8 +51,8 @@ pub struct Broadcast {
 }
 
 impl Broadcast {
-    /// Encodes logged changes (in seq order) as `changes` frames, each
-    /// within [`FRAME_BUDGET`].
+    /// Encodes logged changes (in seq order) as `changes` frames of about
+    /// [`BATCH_BYTES`] each (one larger change alone).
     #[must_use]
     pub fn of(changes: &[LoggedChange]) -> Vec<Self> {
         let mut out = Vec::new();
@@ -62,7 +62,7 @@ impl Broadcast {
             let mut size = 0;
             while end < changes.len() {
                 size += wire_size(changes[end].bytes.len());
-                if end > start && size > FRAME_BUDGET {
+                if end > start && size > BATCH_BYTES {
                     break;
                 }
                 end += 1;
@@ -194,12 +194,12 @@ impl HubSession {
             snapshots: None,
             bootstrap: false,
             max_pending: None,
-            budget: FRAME_BUDGET,
+            budget: BATCH_BYTES,
         }
     }
 
-    /// Cuts catch-up and snapshot frames at `bytes` instead of
-    /// [`FRAME_BUDGET`] (at most that; tests use small frames).
+    /// Fills catch-up and snapshot frames to `bytes` instead of
+    /// [`BATCH_BYTES`] (at most [`FRAME_BUDGET`]; tests use small frames).
     #[must_use]
     pub fn with_frame_budget(mut self, bytes: usize) -> Self {
         self.budget = bytes.min(FRAME_BUDGET);
@@ -360,8 +360,8 @@ impl HubSession {
     }
 
     /// The next catch-up frame from the store, or `None` once the client has
-    /// everything up to the hub's head (the session is then live). Every
-    /// frame is within [`FRAME_BUDGET`].
+    /// everything up to the hub's head (the session is then live). Frames
+    /// are filled to [`BATCH_BYTES`]; none passes [`FRAME_BUDGET`].
     pub fn catch_up(&mut self, hub: &Replica) -> Result<Option<HubFrame>, Error> {
         if self.state != State::CatchingUp {
             return Ok(None);

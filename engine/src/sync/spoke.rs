@@ -34,12 +34,12 @@ use crate::error::Error;
 use crate::id::NodeId;
 use crate::replica::{Replica, parse_changes};
 use crate::sync::frame::{
-    Bytes, ClientFrame, DocHeads, ErrorCode, FRAME_BUDGET, HubFrame, Known, MAX_PUSH_CHANGES, PROTOCOL_VERSION,
+    BATCH_BYTES, Bytes, ClientFrame, DocHeads, ErrorCode, HubFrame, Known, MAX_PUSH_CHANGES, PROTOCOL_VERSION,
     WireChange, wire_size,
 };
 
 /// How many local changes one push carries at most (it is cut by bytes
-/// first, at [`FRAME_BUDGET`]).
+/// first, at [`BATCH_BYTES`]).
 pub const PUSH_BATCH: usize = 512;
 /// How many documents one `have` frame offers (about 150 bytes each).
 pub const HAVE_BATCH: usize = 4096;
@@ -231,7 +231,7 @@ impl SpokeSession {
             }
             let Some((_, next)) = r.queued.front() else { break };
             let add = wire_size(next.raw_bytes().len());
-            if !changes.is_empty() && (size + add > FRAME_BUDGET || changes.len() >= MAX_PUSH_CHANGES) {
+            if !changes.is_empty() && (size + add > BATCH_BYTES || changes.len() >= MAX_PUSH_CHANGES) {
                 break;
             }
             size += add;
@@ -249,7 +249,7 @@ impl SpokeSession {
 
     fn local_push(&mut self, replica: &Replica) -> Result<Option<ClientFrame>, Error> {
         let pushed = replica.cursors()?.pushed;
-        let changes = replica.local_changes_after(pushed, PUSH_BATCH, FRAME_BUDGET)?;
+        let changes = replica.local_changes_after(pushed, PUSH_BATCH, BATCH_BYTES)?;
         let Some(last) = changes.last() else { return Ok(None) };
         let batch = self.take_batch();
         self.in_flight =

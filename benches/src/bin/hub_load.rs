@@ -458,12 +458,20 @@ async fn open(url: &str, cursor: u64, small: bool) -> Result<(Ws, u64)> {
     }
 }
 
-/// The hub's head now (a hello with a cursor past any head, which the hub
-/// clamps, so nothing is caught up).
-async fn head(url: &str) -> Result<u64> {
-    let (mut ws, head) = open(url, u64::MAX, true).await?;
-    let _ = ws.close(None).await;
-    Ok(head)
+/// The hub's head now, from `/healthz`. (Not a hello with a cursor past the
+/// head: since protocol version 2 the hub takes that for a client that saw
+/// another history and starts serving it a full snapshot bootstrap.)
+async fn head(hub: &Hephd) -> Result<u64> {
+    let body = hub.http_get("/healthz")?;
+    let health: Value = serde_json::from_str(&body).with_context(|| format!("/healthz: {body}"))?;
+    health["head"].as_u64().ok_or_else(|| anyhow!("/healthz without a head: {body}"))
+}
+
+/// Whether a `snapshot` frame says more follow. Looked up as text (base64
+/// holds no quotes), not at the end: the last frame carries a `hash` after
+/// `more` since protocol version 2.
+fn snapshot_more(text: &str) -> bool {
+    text.contains("\"more\":true")
 }
 
 async fn close(mut ws: Ws) {
@@ -780,7 +788,7 @@ async fn bootstrap(hub: &Hephd, snapshots: bool, expect_docs: usize) -> Result<V
             first_data = Some(t0.elapsed());
         }
         if text.starts_with("{\"type\":\"snapshot\"") {
-            more_snapshots = text.ends_with("\"more\":true}");
+            more_snapshots = snapshot_more(&text);
         }
         let a0 = Instant::now();
         let step = session.receive(&text, &replica).map_err(|e| anyhow!("{e}"))?;
@@ -835,7 +843,7 @@ async fn bootstrap_resume(hub: &Hephd, expect_docs: usize) -> Result<Value> {
     while first_more.is_none() {
         let text = next_text(&mut ws, Duration::from_secs(60)).await?;
         if text.starts_with("{\"type\":\"snapshot\"") {
-            first_more = Some(text.ends_with("\"more\":true}"));
+            first_more = Some(snapshot_more(&text));
         }
         session.receive(&text, &replica).map_err(|e| anyhow!("{e}"))?;
     }
@@ -882,7 +890,7 @@ async fn bootstrap_recv(hub: &Hephd) -> Result<Value> {
         let text = next_text(&mut ws, left.max(Duration::from_millis(1))).await?;
         frames += 1;
         bytes += text.len() as u64;
-        if text.starts_with("{\"type\":\"snapshot\"") && text.ends_with("\"more\":false}") {
+        if text.starts_with("{\"type\":\"snapshot\"") && !snapshot_more(&text) {
             break;
         }
         if text.starts_with("{\"type\":\"error\"") {
@@ -904,7 +912,7 @@ async fn latency(hub: &Hephd, timed: &Arc<Timed>, op: &str, subs: usize, rate: u
     let total = (rate * seconds) as usize;
     let pushes = timed_pushes(timed, total, 1, 1)?;
     let url = hub.url();
-    let head = head(&url).await?;
+    let head = head(hub).await?;
     let subs_set = Subs::connect(&url, subs, head, timed).await?;
     let (ws, _) = open(&url, head, false).await?;
     let (mut sink, mut stream) = ws.split();
@@ -980,7 +988,7 @@ async fn latency(hub: &Hephd, timed: &Arc<Timed>, op: &str, subs: usize, rate: u
 /// connections stay open for the fan-out.
 async fn idle(hub: &Hephd, timed: &Arc<Timed>, n: usize) -> Result<(Value, Subs)> {
     let url = hub.url();
-    let head = head(&url).await?;
+    let head = head(hub).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = hub.rss_kb();
     let threads_before = hub.threads();
@@ -1007,7 +1015,7 @@ async fn fanout(hub: &Hephd, timed: &Arc<Timed>, subs: &Subs, batch: usize, args
     log(format!("fanout: preparing {max_pushes} pushes of {batch}"));
     let pushes = timed_pushes(timed, max_pushes, batch, 1)?;
     let url = hub.url();
-    let head = head(&url).await?;
+    let head = head(hub).await?;
     let (mut ws, _) = open(&url, head, false).await?;
     subs.reset();
     tokio::time::sleep(Duration::from_millis(300)).await;

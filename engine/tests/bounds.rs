@@ -15,14 +15,15 @@ fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
 }
 
-/// Text that compresses about as little as prose typed by a person does
-/// after Automerge's deflate: hex of random ids.
+/// Text that deflate can hardly shrink (base64 of random bytes: 6 bits of
+/// every 8), so a body's size says how large its change is.
 fn noise(bytes: usize) -> String {
-    let mut s = String::with_capacity(bytes + 32);
-    while s.len() < bytes {
-        s.push_str(&NodeId::random().to_hex());
-        s.push(' ');
+    use base64::Engine as _;
+    let mut raw = Vec::with_capacity(bytes);
+    while raw.len() < bytes {
+        raw.extend_from_slice(NodeId::random().as_bytes());
     }
+    let mut s = base64::engine::general_purpose::STANDARD.encode(&raw);
     s.truncate(bytes);
     s
 }
@@ -66,8 +67,8 @@ fn sync_checked(device: &Replica, hub: &Replica) -> (usize, usize) {
 #[test]
 fn pushes_catch_up_and_bootstrap_of_long_notes_are_cut_by_bytes() {
     let (a, hub) = (Replica::in_memory().unwrap(), Replica::in_memory().unwrap());
-    // 160 notes of 100 KB: 16 MB of text, more than one frame of changes.
-    let ids: Vec<NodeId> = (0..160).map(|_| note(&a, noise(100_000)).unwrap().id).collect();
+    // 48 notes of 64 KB: 3 MB of text, several frames of about 1 MiB each way.
+    let ids: Vec<NodeId> = (0..48).map(|_| note(&a, noise(64 * 1024)).unwrap().id).collect();
     let (up, _) = sync_checked(&a, &hub);
     assert!(up >= 3, "hello and the push took {up} frames");
     assert_eq!(hub.export().unwrap(), a.export().unwrap());
@@ -94,18 +95,24 @@ fn pushes_catch_up_and_bootstrap_of_long_notes_are_cut_by_bytes() {
 #[test]
 fn a_change_too_large_to_sync_is_refused_when_written_and_nothing_is_stored() {
     let r = Replica::in_memory().unwrap();
-    let err = note(&r, noise(MAX_CHANGE_BYTES * 2)).unwrap_err();
+    // A title is one operation however long, so this is quick to build; a
+    // body as large is refused the same way. Base64 text deflates to about
+    // 3/4 of its size: this is over the limit.
+    let huge = noise(MAX_CHANGE_BYTES / 3 * 5);
+    let mut node = Node::new(NodeId::random(), NodeKind::Note, huge.clone(), now());
+    node.body = "a body".into();
+    let err = r.create(&node, &[], "note").unwrap_err();
     assert!(matches!(err, Error::ChangeTooLarge { limit, .. } if limit == MAX_CHANGE_BYTES), "{err}");
     assert!(err.to_string().contains("too large"), "{err}");
     assert_eq!(r.last_seq().unwrap(), 0);
     assert!(r.export().unwrap().is_empty());
-    // The same body as an edit of an existing note.
+    // The same as an edit of an existing note.
     let n = note(&r, "short".into()).unwrap();
     let before = r.last_seq().unwrap();
-    let err = r.edit(n.id, &[Edit::Body(noise(MAX_CHANGE_BYTES * 2))], "edit", now()).unwrap_err();
+    let err = r.edit(n.id, &[Edit::Title(huge)], "edit", now()).unwrap_err();
     assert!(matches!(err, Error::ChangeTooLarge { .. }), "{err}");
     assert_eq!(r.last_seq().unwrap(), before);
-    assert_eq!(r.get(n.id).unwrap().body, "short");
+    assert_eq!(r.get(n.id).unwrap().title, "long");
 }
 
 #[test]

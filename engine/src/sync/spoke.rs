@@ -89,6 +89,10 @@ enum InFlight {
 /// A reconciliation in progress.
 #[derive(Debug, Default)]
 struct Reconcile {
+    /// The local log's last seq when it began: once it is done, the hub
+    /// holds every local change up to here (each was in its document when
+    /// that document was offered), so local pushes wait meanwhile.
+    covers: u64,
     /// The last document offered in a `have`.
     offered: Option<NodeId>,
     /// Every document was offered.
@@ -187,14 +191,18 @@ impl SpokeSession {
         if let Some(have) = self.next_have(replica)? {
             out.push(have);
         }
-        if self.in_flight.is_none() {
-            if let Some(push) = self.repair_push(replica)? {
-                out.push(push);
-            } else if let Some(push) = self.local_push(replica)? {
-                out.push(push);
-            }
+        if self.in_flight.is_none()
+            && let Some(push) = self.repair_push(replica)?
+        {
+            out.push(push);
         }
         self.finish_reconcile(replica)?;
+        if self.in_flight.is_none()
+            && self.reconcile.is_none()
+            && let Some(push) = self.local_push(replica)?
+        {
+            out.push(push);
+        }
         Ok(out)
     }
 
@@ -270,9 +278,9 @@ impl SpokeSession {
     fn finish_reconcile(&mut self, replica: &Replica) -> Result<(), Error> {
         let done = self.reconcile.as_ref().is_some_and(|r| r.offered_all && !r.awaiting_need && !r.has_work())
             && !matches!(self.in_flight, Some(InFlight::Repair { .. }));
-        if done {
+        if let Some(r) = self.reconcile.take_if(|_| done) {
+            replica.acknowledge(r.covers, None)?;
             replica.set_reconcile(false)?;
-            self.reconcile = None;
         }
         Ok(())
     }
@@ -281,7 +289,7 @@ impl SpokeSession {
     fn owe_reconcile(&mut self, replica: &Replica) -> Result<(), Error> {
         if self.reconcile.is_none() {
             replica.set_reconcile(true)?;
-            self.reconcile = Some(Reconcile::default());
+            self.reconcile = Some(Reconcile { covers: replica.last_seq()?, ..Reconcile::default() });
         }
         Ok(())
     }
@@ -312,7 +320,7 @@ impl SpokeSession {
                 self.cursor = cursors.hub_cursor;
                 self.state = State::Open;
                 if cursors.reconcile {
-                    self.reconcile = Some(Reconcile::default());
+                    self.reconcile = Some(Reconcile { covers: replica.last_seq()?, ..Reconcile::default() });
                 }
                 step.send.extend(self.next_frames(replica)?);
             }

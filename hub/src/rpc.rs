@@ -36,7 +36,7 @@ pub fn call(hub: &Hub, body: &[u8]) -> RpcResponse {
         let before = replica.last_seq().unwrap_or(0);
         let outcome = rpc::dispatch(replica, envelope.request);
         let logged = replica.changes_after(before, usize::MAX).unwrap_or_default();
-        (outcome, Broadcast::of(&logged, None))
+        (outcome, Broadcast::of(&logged))
     });
     RpcResponse::of(id, outcome)
 }

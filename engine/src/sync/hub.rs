@@ -48,17 +48,13 @@ pub struct Broadcast {
     pub last: u64,
     /// The `changes` frame, as JSON text.
     pub text: Arc<str>,
-    /// The session whose push it holds, when it holds nothing else: that
-    /// session does not send it back (the client has every change of it).
-    pub from: Option<u64>,
 }
 
 impl Broadcast {
     /// Encodes logged changes (in seq order) as `changes` frames of about
-    /// [`BATCH_BYTES`] each (one larger change alone); `from` is the session
-    /// that pushed every one of them, if one did.
+    /// [`BATCH_BYTES`] each (one larger change alone).
     #[must_use]
-    pub fn of(changes: &[LoggedChange], from: Option<u64>) -> Vec<Self> {
+    pub fn of(changes: &[LoggedChange]) -> Vec<Self> {
         let mut out = Vec::new();
         let mut start = 0;
         while start < changes.len() {
@@ -73,7 +69,7 @@ impl Broadcast {
             }
             let part = &changes[start..end];
             let frame = HubFrame::Changes { changes: part.iter().map(wire).collect() };
-            out.push(Self { first: part[0].seq, last: part[part.len() - 1].seq, text: encode(&frame).into(), from });
+            out.push(Self { first: part[0].seq, last: part[part.len() - 1].seq, text: encode(&frame).into() });
             start = end;
         }
         out
@@ -176,8 +172,6 @@ pub struct HubSession {
     bootstrap: bool,
     max_pending: Option<u64>,
     budget: usize,
-    /// Names this session in the broadcasts of its own pushes.
-    token: u64,
 }
 
 impl Default for HubSession {
@@ -201,7 +195,6 @@ impl HubSession {
             bootstrap: false,
             max_pending: None,
             budget: BATCH_BYTES,
-            token: rand::random(),
         }
     }
 
@@ -325,7 +318,7 @@ impl HubSession {
                 }
             }
             (State::CatchingUp | State::Live, Inbound::Push { batch, changes }) => {
-                push(hub, batch, changes, self.max_pending, self.token)
+                push(hub, batch, changes, self.max_pending)
             }
             (State::CatchingUp | State::Live, Inbound::Have { docs }) => have(hub, &docs),
             (_, Inbound::Auth) => {
@@ -432,11 +425,6 @@ impl HubSession {
         }
         if b.last <= self.cursor {
             Live::Skip
-        } else if b.first == self.cursor + 1 && b.from == Some(self.token) {
-            // Our client's own push: it holds every change of it, and its
-            // cursor may jump past them (it stores what it makes).
-            self.cursor = b.last;
-            Live::Skip
         } else if b.first == self.cursor + 1 {
             self.cursor = b.last;
             Live::Send
@@ -476,7 +464,7 @@ fn runs_of(hub: &Replica, doc: NodeId, budget: usize) -> Result<Vec<(NodeId, Vec
     Ok(runs)
 }
 
-fn push(hub: &Replica, batch: u64, changes: Vec<(NodeId, Change)>, max_pending: Option<u64>, token: u64) -> Step {
+fn push(hub: &Replica, batch: u64, changes: Vec<(NodeId, Change)>, max_pending: Option<u64>) -> Step {
     let n = changes.len();
     let hashes: Vec<ChangeHash> = changes.iter().map(|(_, c)| c.hash()).collect();
     match hub.apply_parsed(changes, max_pending) {
@@ -491,12 +479,7 @@ fn push(hub: &Replica, batch: u64, changes: Vec<(NodeId, Change)>, max_pending: 
                 .collect();
             Step {
                 replies: vec![HubFrame::Ack { batch, seqs, waiting }],
-                // Only the pushed changes (not ones they released from
-                // waiting): the pusher need not have them sent back.
-                broadcast: Broadcast::of(
-                    &applied.logged,
-                    applied.logged.iter().all(|c| hashes.contains(&c.hash)).then_some(token),
-                ),
+                broadcast: Broadcast::of(&applied.logged),
                 stored: applied.applied.min(n),
                 ..Step::default()
             }

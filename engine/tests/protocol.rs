@@ -536,10 +536,10 @@ impl Net {
     /// daemon's local-change notification).
     fn local_change(&mut self, dev: usize) {
         let d = &mut self.devices[dev];
-        if let Some(c) = &mut d.conn
-            && let Some(push) = c.spoke.next_push(&d.replica).unwrap()
-        {
-            c.to_hub.push_back(encode(&push));
+        if let Some(c) = &mut d.conn {
+            for frame in c.spoke.next_push(&d.replica).unwrap() {
+                c.to_hub.push_back(encode(&frame));
+            }
         }
     }
 

@@ -73,7 +73,7 @@ fn deliver(c: &mut Conn, b: &Broadcast, device: &Replica, hub: &Replica) {
 }
 
 fn push_local(c: &mut Conn, device: &Replica, hub: &Replica) -> Vec<Broadcast> {
-    let push = c.device.next_push(device).unwrap().map(|f| encode(&f)).into_iter().collect();
+    let push = c.device.next_push(device).unwrap().iter().map(encode).collect();
     pump(c, push, device, hub, usize::MAX)
 }
 
@@ -130,7 +130,7 @@ fn a_lost_ack_is_resent_and_deduplicated() {
         task(&a, &format!("t{i}"));
     }
     // The hub stores the push, but the ack never reaches the device.
-    let push = c.device.next_push(&a).unwrap().unwrap();
+    let push = c.device.next_push(&a).unwrap().remove(0);
     let step = c.hub_side.receive(&encode(&push), &hub);
     assert!(matches!(step.replies[0], HubFrame::Ack { .. }));
     let head = hub.last_seq().unwrap();
@@ -172,7 +172,7 @@ fn a_dropped_catch_up_resumes_from_the_cursor() {
     assert!(c.hub_side.is_live());
     assert_eq!(b.cursors().unwrap().hub_cursor, 3000);
     assert_eq!(b.export().unwrap(), hub.export().unwrap());
-    assert!(c.device.next_push(&b).unwrap().is_none());
+    assert!(c.device.next_push(&b).unwrap().is_empty());
 }
 
 #[test]

@@ -255,8 +255,6 @@ async fn session(daemon: &Arc<Daemon>, url: &str, stop: &CancellationToken, fail
             () = daemon.local_change.notified() => {
                 tokio::task::block_in_place(|| spoke.next_push(&daemon.replica))
                     .map_err(|e| Failure::Other(e.to_string()))?
-                    .into_iter()
-                    .collect()
             }
             _ = ping.tick() => {
                 send(&out, Message::Ping(Vec::new().into())).await?;

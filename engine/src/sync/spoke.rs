@@ -179,8 +179,9 @@ impl SpokeSession {
     /// The next frames to send, if any: a push (changes the hub lacks
     /// first, then local changes), and a `have` while reconciling. Call
     /// after local edits.
-    pub fn next_push(&mut self, replica: &Replica) -> Result<Option<ClientFrame>, Error> {
-        Ok(self.next_frames(replica)?.into_iter().next())
+    /// Every frame returned must be sent: a push among them is in flight.
+    pub fn next_push(&mut self, replica: &Replica) -> Result<Vec<ClientFrame>, Error> {
+        self.next_frames(replica)
     }
 
     fn next_frames(&mut self, replica: &Replica) -> Result<Vec<ClientFrame>, Error> {

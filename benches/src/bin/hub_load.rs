@@ -29,7 +29,7 @@ use clap::Parser;
 use futures_util::{SinkExt as _, StreamExt as _};
 use heph_engine::sync::frame::{Bytes, ClientFrame, HubFrame, PROTOCOL_VERSION, WireChange, encode};
 use heph_engine::sync::spoke::SpokeSession;
-use heph_engine::{Node, NodeDoc, NodeId, NodeKind, Priority, Replica};
+use heph_engine::{NodeDoc, NodeId, Replica};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -291,19 +291,9 @@ impl Hephd {
 
     fn stop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
-        unsafe {
-            libc::kill(self.pid as i32, libc::SIGTERM);
+        if !heph_benches::stop_process(&mut child) {
+            log("hephd did not stop within 10 s of SIGTERM; killed it");
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        log("hephd did not stop within 10 s of SIGTERM; killing it");
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 
@@ -315,17 +305,10 @@ impl Drop for Hephd {
 
 // ------------------------------------------------------------------ changes
 
-const TAGS: [&str; 6] = ["next", "someday", "phone", "computer", "reading", "review"];
-const PROJECTS: [&str; 5] = ["home", "work", "heph", "garden", "errands"];
-
 /// A small task like the reference's `taskDoc`: title, pending, two tags,
 /// priority, project, due; its genesis and its content change.
 fn task_change(id: NodeId, i: usize, actor: &ActorId, now: DateTime<Utc>) -> Result<Vec<(NodeId, Vec<u8>)>> {
-    let mut node = Node::new(id, NodeKind::Task, format!("task {i}"), now);
-    node.tags = [TAGS[i % TAGS.len()], TAGS[(i * 7 + 3) % TAGS.len()]].into_iter().map(String::from).collect();
-    node.priority = Some([Priority::H, Priority::M, Priority::L][i % 3]);
-    node.project = Some(PROJECTS[i % PROJECTS.len()].to_string());
-    node.due = Some(now + chrono::Duration::days((i % 30) as i64 + 1));
+    let node = heph_benches::sample_task(id, i, now);
     let (_doc, changes) = NodeDoc::create(&node, actor, "add")?;
     Ok(changes.iter().map(|c| (id, c.raw_bytes().to_vec())).collect())
 }

@@ -48,7 +48,7 @@ use clap::Parser;
 use futures_util::{SinkExt as _, StreamExt as _};
 use heph_engine::sync::frame::{HubFrame, encode};
 use heph_engine::sync::spoke::SpokeSession;
-use heph_engine::{Node, NodeId, NodeKind, Priority, Replica};
+use heph_engine::{Node, NodeId, Replica};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -190,19 +190,9 @@ impl Hephd {
     /// closed when this returns).
     fn stop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
-        unsafe {
-            libc::kill(self.pid as i32, libc::SIGTERM);
+        if !heph_benches::stop_process(&mut child) {
+            log("hephd did not stop within 10 s of SIGTERM; killed it");
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        log("hephd did not stop within 10 s of SIGTERM; killing it");
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 
@@ -214,22 +204,10 @@ impl Drop for Hephd {
 
 // ------------------------------------------------------------------ tasks
 
-const TAGS: [&str; 6] = ["next", "someday", "phone", "computer", "reading", "review"];
-const PROJECTS: [&str; 5] = ["home", "work", "heph", "garden", "errands"];
-
 /// `n` small tasks like hub_load's (title, two tags, priority, project, due).
 fn tasks(first: usize, n: usize) -> Vec<Node> {
     let now = Utc::now();
-    (first..first + n)
-        .map(|i| {
-            let mut node = Node::new(NodeId::random(), NodeKind::Task, format!("task {i}"), now);
-            node.tags = [TAGS[i % TAGS.len()], TAGS[(i * 7 + 3) % TAGS.len()]].into_iter().map(String::from).collect();
-            node.priority = Some([Priority::H, Priority::M, Priority::L][i % 3]);
-            node.project = Some(PROJECTS[i % PROJECTS.len()].to_string());
-            node.due = Some(now + chrono::Duration::days((i % 30) as i64 + 1));
-            node
-        })
-        .collect()
+    (first..first + n).map(|i| heph_benches::sample_task(NodeId::random(), i, now)).collect()
 }
 
 /// Every change the replica holds, over all its documents.

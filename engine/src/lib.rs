@@ -42,5 +42,5 @@ pub use node::{Annotation, Node, NodeKind, NodeSummary, Priority, Status};
 pub use parse::{ModError, Mods, parse_mods};
 pub use query::{Filter, FilterError, StatusFilter, urgency};
 pub use replica::{ImportReport, Replica};
-pub use store::{Applied, Cursors, LoggedChange, Snapshots, Store};
+pub use store::{Applied, Cursors, LoggedChange, Store};
 pub use when::{WhenError, parse_day, parse_when};

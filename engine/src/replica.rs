@@ -571,11 +571,6 @@ impl Replica {
         })
     }
 
-    /// Every document and the log seq they reflect (a hub's bootstrap source).
-    pub fn snapshots(&self) -> Result<crate::store::Snapshots, Error> {
-        self.store.read(|r| r.snapshots())
-    }
-
     /// Saved documents after `after` in id order, within `budget` bytes on
     /// the wire past the first (one bootstrap frame).
     pub fn docs_after(&self, after: Option<NodeId>, budget: usize) -> Result<Vec<(NodeId, Vec<u8>)>, Error> {

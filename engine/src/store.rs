@@ -82,16 +82,6 @@ pub struct LoggedChange {
     pub local: bool,
 }
 
-/// Every document of a store and the log seq they reflect, read in one
-/// transaction (a new device's bootstrap).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Snapshots {
-    /// Each node's compacted document.
-    pub docs: Vec<(NodeId, Vec<u8>)>,
-    /// The last log seq the documents include.
-    pub upto: u64,
-}
-
 /// Where a replica's sync with its hub stands.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cursors {
@@ -519,17 +509,6 @@ impl Reader {
             n += u64::from(row?.1.value()[48] == 1);
         }
         Ok(n)
-    }
-
-    /// Every stored document with the log position it reflects (for
-    /// bootstrapping a new device): `(docs, seq)` from one snapshot.
-    pub fn snapshots(&self) -> Result<Snapshots, Error> {
-        let mut docs = Vec::with_capacity(usize::try_from(self.docs.len()?).unwrap_or(0));
-        for row in self.docs.iter()? {
-            let (k, v) = row?;
-            docs.push((NodeId::from_bytes(k.value()), v.value().to_vec()));
-        }
-        Ok(Snapshots { docs, upto: self.last_seq()? })
     }
 
     /// Saved documents with ids after `after` (from the first with `None`),

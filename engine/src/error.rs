@@ -116,6 +116,19 @@ pub enum Error {
     Storage(String),
 }
 
+impl Error {
+    /// Whether this refuses one batch of received changes (its content, or
+    /// a quota), rather than a failure of the store: other batches written
+    /// in the same transaction may still go in.
+    #[must_use]
+    pub fn refuses_batch(&self) -> bool {
+        matches!(
+            self,
+            Self::InvalidChange { .. } | Self::Doc(_) | Self::PendingQuota { .. } | Self::ChangeTooLarge { .. }
+        )
+    }
+}
+
 fn list(ids: &[NodeId]) -> String {
     ids.iter().take(5).map(|id| id.to_hex()[..8].to_string()).collect::<Vec<_>>().join(", ")
 }

@@ -466,6 +466,57 @@ impl Replica {
         })
     }
 
+    /// Applies several batches (pushes from several connections) in one
+    /// transaction, in order, each all-or-nothing: a batch refused (an
+    /// invalid change, the waiting quota) is left out, and the others commit
+    /// together. The outer `Err` is a storage failure: nothing was stored.
+    pub fn apply_group(
+        &self,
+        batches: Vec<Vec<(NodeId, Change)>>,
+        max_pending: Option<u64>,
+    ) -> Result<Vec<Result<Applied, Error>>, Error> {
+        let mut refused: Vec<Option<Error>> = batches.iter().map(|_| None).collect();
+        let mut grouped: Vec<_> = batches.into_iter().map(group).collect();
+        loop {
+            // A refusal aborts the transaction; it is tried again without
+            // the refused batch (refusals are rare; a batch is tried at most
+            // once more per refusal before it).
+            let attempt = self.store.write(|w| {
+                w.set_max_pending(max_pending);
+                let mut out = Vec::with_capacity(grouped.len());
+                for (i, by_doc) in grouped.iter().enumerate() {
+                    if refused[i].is_some() {
+                        out.push(None);
+                        continue;
+                    }
+                    match apply_grouped(w, by_doc.clone(), false) {
+                        Ok(applied) => out.push(Some(applied)),
+                        Err(e) if e.refuses_batch() => return Ok(Err((i, e))),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(Ok(out))
+            });
+            match attempt? {
+                Ok(out) => {
+                    return Ok(out
+                        .into_iter()
+                        .zip(refused)
+                        .map(|(applied, refusal)| match (applied, refusal) {
+                            (Some(applied), _) => Ok(applied),
+                            (None, Some(e)) => Err(e),
+                            (None, None) => Err(Error::Storage("a batch was neither applied nor refused".into())),
+                        })
+                        .collect());
+                }
+                Err((i, e)) => {
+                    refused[i] = Some(e);
+                    grouped[i] = Vec::new();
+                }
+            }
+        }
+    }
+
     /// How many local changes the hub has not acknowledged.
     pub fn pending_push(&self) -> Result<u64, Error> {
         self.store.read(|r| r.count_local_after(r.cursors()?.pushed))

@@ -112,7 +112,7 @@ async fn serve(socket: WebSocket, hub: &Arc<Hub>) -> End {
                 let step = tokio::task::block_in_place(|| match session.decode(text.as_str()) {
                     Err(step) => step,
                     Ok(inbound) if inbound.writes() => hub.write(|replica| {
-                        let mut step = session.handle(inbound, replica);
+                        let mut step = session.handle_alone(inbound, replica);
                         let b = std::mem::take(&mut step.broadcast);
                         (step, b)
                     }),

@@ -9,17 +9,27 @@
 //!      |                   |   +----(gap in live stream)-----+
 //!      +---(anything else / bad frame)---> Closed
 //! ```
-//! `push` and `have` are accepted in `CatchingUp` and `Live`. A push is
-//! applied to the hub replica in one transaction, acknowledged only after
-//! that commit (saying which changes wait for dependencies), and the newly
-//! logged changes are returned for fan-out. A `have` (reconciliation) is
-//! answered with `need`: the documents the hub lacks anything of.
+//! `push` and `have` are accepted in `CatchingUp` and `Live`. A `have`
+//! (reconciliation) is answered with `need`: the documents the hub lacks
+//! anything of.
 //!
-//! Receiving is two steps so that the expensive, untrusted part runs
-//! outside whatever serialises commits: [`HubSession::decode`] parses the
-//! JSON, the base64 and every change (bounded by [`crate::limits`]), and
-//! touches no store; [`HubSession::handle`] applies the result. Only a push
-//! writes ([`Inbound::writes`]).
+//! Receiving is steps, so that the expensive, untrusted part runs outside
+//! whatever serialises commits, and so that many sessions' pushes can share
+//! one commit:
+//! 1. [`HubSession::decode`] parses the JSON, the base64 and every change
+//!    (bounded by [`crate::limits`]); it touches no store.
+//! 2. [`HubSession::handle`] acts on the result with reads only. A push
+//!    comes back as an effect, [`Step::write`], for the caller to apply.
+//! 3. The caller applies that write ([`SyncStore::apply`], alone or grouped
+//!    with other sessions' writes into one durable commit), broadcasts what
+//!    the commit logged, in seq order, and passes the outcome to
+//!    [`HubSession::committed`], which answers with the `ack` (saying which
+//!    changes wait for dependencies), sent only after the commit.
+//!
+//! [`HubSession::receive`] does all three against one store, one frame at a
+//! time (tests, simple transports).
+//!
+//! Storage is reached only through [`SyncStore`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -28,12 +38,13 @@ use automerge::{Change, ChangeHash};
 
 use crate::error::Error;
 use crate::id::NodeId;
-use crate::replica::{Replica, parse_changes};
-use crate::store::LoggedChange;
+use crate::replica::parse_changes;
+use crate::store::{Applied, LoggedChange};
 use crate::sync::frame::{
     BATCH_BYTES, Bytes, ClientFrame, DocHeads, ErrorCode, FRAME_BUDGET, HubFrame, Known, MAX_PUSH_CHANGES,
     PROTOCOL_VERSION, WireChange, WireDoc, encode, wire_size,
 };
+use crate::sync::storage::{Batch, SyncStore};
 
 /// How many changes one catch-up frame carries at most (it is cut by bytes
 /// first, at [`BATCH_BYTES`]).
@@ -93,6 +104,26 @@ pub struct Step {
     pub hello: Option<String>,
     /// How many pushed changes were new.
     pub stored: usize,
+    /// A push to commit (see the [module docs](self)); its `ack` comes from
+    /// [`HubSession::committed`].
+    pub write: Option<Write>,
+}
+
+/// A push waiting to be committed: the effect of a `push` frame.
+#[derive(Debug)]
+pub struct Write {
+    /// The client's batch id.
+    pub batch: u64,
+    /// The changes, in the order the client sent them.
+    pub changes: Batch,
+}
+
+impl Write {
+    /// The hashes of the changes, in order (what the `ack` answers for).
+    #[must_use]
+    pub fn hashes(&self) -> Vec<ChangeHash> {
+        self.changes.iter().map(|(_, c)| c.hash()).collect()
+    }
 }
 
 impl Step {
@@ -226,13 +257,33 @@ impl HubSession {
         self.state == State::Live
     }
 
-    /// Handles one text frame from the client: [`Self::decode`], then
-    /// [`Self::handle`].
-    pub fn receive(&mut self, text: &str, hub: &Replica) -> Step {
+    /// Handles one text frame from the client against `hub`:
+    /// [`Self::decode`], [`Self::handle`], and a push's write committed on
+    /// its own, then [`Self::committed`]; the broadcast is in the step.
+    pub fn receive(&mut self, text: &str, hub: &dyn SyncStore) -> Step {
         match self.decode(text) {
-            Ok(inbound) => self.handle(inbound, hub),
+            Ok(inbound) => self.handle_alone(inbound, hub),
             Err(step) => step,
         }
+    }
+
+    /// [`Self::handle`], with a push's write committed on its own and
+    /// answered with [`Self::committed`]; the broadcast is in the step.
+    pub fn handle_alone(&mut self, inbound: Inbound, hub: &dyn SyncStore) -> Step {
+        let mut step = self.handle(inbound, hub);
+        let Some(write) = step.write.take() else { return step };
+        let hashes = write.hashes();
+        let outcome = match hub.apply(vec![write.changes], self.max_pending) {
+            Ok(mut results) => results.pop().unwrap_or_else(|| Err(Error::Storage("no result for the push".into()))),
+            Err(e) => Err(e),
+        };
+        let broadcast = match &outcome {
+            Ok(applied) => Broadcast::of(&applied.logged),
+            Err(_) => Vec::new(),
+        };
+        let mut acked = self.committed(write.batch, &hashes, outcome);
+        acked.broadcast = broadcast;
+        acked
     }
 
     /// Decodes and validates one text frame, parsing every change within the
@@ -297,9 +348,9 @@ impl HubSession {
         })
     }
 
-    /// Acts on a decoded frame. Only [`Inbound::Push`] writes; the caller
-    /// serialises those with the hub's other writers.
-    pub fn handle(&mut self, inbound: Inbound, hub: &Replica) -> Step {
+    /// Acts on a decoded frame, reading `hub` only: a push comes back as
+    /// [`Step::write`], for the caller to commit.
+    pub fn handle(&mut self, inbound: Inbound, hub: &dyn SyncStore) -> Step {
         if self.state == State::Closed {
             return Step { close: true, ..Step::default() };
         }
@@ -318,7 +369,7 @@ impl HubSession {
                 }
             }
             (State::CatchingUp | State::Live, Inbound::Push { batch, changes }) => {
-                push(hub, batch, changes, self.max_pending)
+                Step { write: Some(Write { batch, changes }), ..Step::default() }
             }
             (State::CatchingUp | State::Live, Inbound::Have { docs }) => have(hub, &docs),
             (_, Inbound::Auth) => {
@@ -334,18 +385,29 @@ impl HubSession {
         step
     }
 
+    /// Answers a committed (or refused) push: the `ack` after the commit,
+    /// or an error frame and the end of the session. `hashes` are the
+    /// push's, in order ([`Write::hashes`]).
+    pub fn committed(&mut self, batch: u64, hashes: &[ChangeHash], outcome: Result<Applied, Error>) -> Step {
+        let step = ack(batch, hashes, outcome);
+        if step.close {
+            self.state = State::Closed;
+        }
+        step
+    }
+
     /// Opens the session. A client whose known position is not in this log,
     /// or whose cursor is past its head, saw another history (the hub was
     /// replaced, or restored from an older copy): it is told so, and served
     /// from the start, as a new device would be.
     fn hello(
         &mut self,
-        hub: &Replica,
+        hub: &dyn SyncStore,
         cursor: u64,
         bootstrap: bool,
         known: Option<(u64, ChangeHash)>,
     ) -> Result<HubFrame, Error> {
-        let head = hub.last_seq()?;
+        let head = hub.head()?;
         let seen = known.map_or(cursor, |(seq, _)| seq.max(cursor));
         let diverged = seen > head
             || match known {
@@ -356,19 +418,19 @@ impl HubSession {
         self.cursor = cursor;
         self.bootstrap = cursor == 0 && (bootstrap || diverged);
         self.state = State::CatchingUp;
-        Ok(HubFrame::Welcome { version: PROTOCOL_VERSION, hub: hub.origin().to_hex_string(), head, diverged })
+        Ok(HubFrame::Welcome { version: PROTOCOL_VERSION, hub: hub.store_id(), head, diverged })
     }
 
     /// The next catch-up frame from the store, or `None` once the client has
     /// everything up to the hub's head (the session is then live). Frames
     /// are filled to [`BATCH_BYTES`]; none passes [`FRAME_BUDGET`].
-    pub fn catch_up(&mut self, hub: &Replica) -> Result<Option<HubFrame>, Error> {
+    pub fn catch_up(&mut self, hub: &dyn SyncStore) -> Result<Option<HubFrame>, Error> {
         if self.state != State::CatchingUp {
             return Ok(None);
         }
         if self.bootstrap {
             self.bootstrap = false;
-            let upto = hub.last_seq()?;
+            let upto = hub.head()?;
             if upto > 0 {
                 self.snapshots = Some(Bootstrap { upto, after: None, runs: VecDeque::new() });
             }
@@ -403,7 +465,7 @@ impl HubSession {
             let docs = page.into_iter().map(|(doc, bytes)| WireDoc { doc, bytes: Bytes(bytes) }).collect();
             return Ok(Some(HubFrame::Snapshot { docs, upto, more: true, hash: None }));
         }
-        let changes = hub.changes_within(self.cursor, CATCH_UP_BATCH, self.budget)?;
+        let changes = hub.log_after(self.cursor, CATCH_UP_BATCH, self.budget, false)?;
         match changes.last() {
             None => {
                 self.state = State::Live;
@@ -448,7 +510,7 @@ pub enum Live {
 
 /// The changes of document `doc`, concatenated in causal order into runs
 /// that each fit in one frame.
-fn runs_of(hub: &Replica, doc: NodeId, budget: usize) -> Result<Vec<(NodeId, Vec<u8>)>, Error> {
+fn runs_of(hub: &dyn SyncStore, doc: NodeId, budget: usize) -> Result<Vec<(NodeId, Vec<u8>)>, Error> {
     let mut runs = Vec::new();
     let mut run: Vec<u8> = Vec::new();
     for change in hub.changes_since(doc, &[])? {
@@ -464,10 +526,9 @@ fn runs_of(hub: &Replica, doc: NodeId, budget: usize) -> Result<Vec<(NodeId, Vec
     Ok(runs)
 }
 
-fn push(hub: &Replica, batch: u64, changes: Vec<(NodeId, Change)>, max_pending: Option<u64>) -> Step {
-    let n = changes.len();
-    let hashes: Vec<ChangeHash> = changes.iter().map(|(_, c)| c.hash()).collect();
-    match hub.apply_parsed(changes, max_pending) {
+fn ack(batch: u64, hashes: &[ChangeHash], outcome: Result<Applied, Error>) -> Step {
+    let n = hashes.len();
+    match outcome {
         Ok(applied) => {
             let seq_of: HashMap<ChangeHash, u64> = applied.logged.iter().map(|c| (c.hash, c.seq)).collect();
             let seqs = hashes.iter().map(|h| seq_of.get(h).copied().unwrap_or(0)).collect();
@@ -479,7 +540,6 @@ fn push(hub: &Replica, batch: u64, changes: Vec<(NodeId, Change)>, max_pending: 
                 .collect();
             Step {
                 replies: vec![HubFrame::Ack { batch, seqs, waiting }],
-                broadcast: Broadcast::of(&applied.logged),
                 stored: applied.applied.min(n),
                 ..Step::default()
             }
@@ -488,11 +548,12 @@ fn push(hub: &Replica, batch: u64, changes: Vec<(NodeId, Change)>, max_pending: 
             Step::fatal(ErrorCode::InvalidChange, format!("change for {doc} is not a valid Automerge change: {reason}"))
         }
         Err(e @ Error::PendingQuota { .. }) => Step::fatal(ErrorCode::QuotaExceeded, e.to_string()),
+        Err(e) if e.refuses_batch() => Step::fatal(ErrorCode::InvalidChange, format!("the push was refused: {e}")),
         Err(e) => Step::fatal(ErrorCode::Internal, format!("the hub could not store the push: {e}")),
     }
 }
 
-fn have(hub: &Replica, docs: &[(NodeId, Vec<ChangeHash>)]) -> Step {
+fn have(hub: &dyn SyncStore, docs: &[(NodeId, Vec<ChangeHash>)]) -> Step {
     match hub.lacking(docs) {
         Ok(lacking) => {
             let docs = docs

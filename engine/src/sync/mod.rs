@@ -9,8 +9,9 @@
 //!   the commit, and fans them out.
 //!
 //! [`frame`] holds the wire format, [`hub::HubSession`] and
-//! [`spoke::SpokeSession`] the two sides as state machines with no I/O; the
-//! `hub` crate moves their frames over WebSockets.
+//! [`spoke::SpokeSession`] the two sides as state machines with no I/O,
+//! [`storage`] the one seam through which they reach a store; the `hub`
+//! crate moves their frames over WebSockets.
 //!
 //! ```
 //! use heph_engine::sync::{frame::encode, hub::HubSession, spoke::SpokeSession};
@@ -46,6 +47,7 @@
 pub mod frame;
 pub mod hub;
 pub mod spoke;
+pub mod storage;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;

@@ -32,11 +32,12 @@ use automerge::{Change, ChangeHash};
 
 use crate::error::Error;
 use crate::id::NodeId;
-use crate::replica::{Replica, parse_changes};
+use crate::replica::parse_changes;
 use crate::sync::frame::{
     BATCH_BYTES, Bytes, ClientFrame, DocHeads, ErrorCode, HubFrame, Known, MAX_PUSH_CHANGES, PROTOCOL_VERSION,
     WireChange, wire_size,
 };
+use crate::sync::storage::DeviceStore;
 
 /// How many local changes one push carries at most (it is cut by bytes
 /// first, at [`BATCH_BYTES`]).
@@ -138,11 +139,11 @@ pub struct SpokeSession {
 
 impl SpokeSession {
     /// Starts a session: the `hello` to send first.
-    pub fn start(replica: &Replica) -> Result<(Self, ClientFrame), Error> {
+    pub fn start(replica: &dyn DeviceStore) -> Result<(Self, ClientFrame), Error> {
         let cursors = replica.cursors()?;
         let hello = ClientFrame::Hello {
             version: PROTOCOL_VERSION,
-            origin: replica.origin().to_hex_string(),
+            origin: replica.store_id(),
             cursor: cursors.hub_cursor,
             bootstrap: cursors.hub_cursor == 0,
             known: cursors.known.map(|(seq, hash)| Known { seq, hash: hash.to_string() }),
@@ -162,12 +163,12 @@ impl SpokeSession {
     /// Whether the device has stored everything the hub had when it said
     /// welcome, the hub has acknowledged every local change offered, and no
     /// reconciliation is under way.
-    pub fn is_idle(&self, replica: &Replica) -> Result<bool, Error> {
+    pub fn is_idle(&self, replica: &dyn DeviceStore) -> Result<bool, Error> {
         Ok(self.state == State::Open
             && self.cursor >= self.head
             && self.in_flight.is_none()
             && self.reconcile.is_none()
-            && replica.local_changes_after(replica.cursors()?.pushed, 1, usize::MAX)?.is_empty())
+            && replica.log_after(replica.cursors()?.pushed, 1, usize::MAX, true)?.is_empty())
     }
 
     /// Whether a reconciliation with the hub is under way.
@@ -180,11 +181,11 @@ impl SpokeSession {
     /// first, then local changes), and a `have` while reconciling. Call
     /// after local edits.
     /// Every frame returned must be sent: a push among them is in flight.
-    pub fn next_push(&mut self, replica: &Replica) -> Result<Vec<ClientFrame>, Error> {
+    pub fn next_push(&mut self, replica: &dyn DeviceStore) -> Result<Vec<ClientFrame>, Error> {
         self.next_frames(replica)
     }
 
-    fn next_frames(&mut self, replica: &Replica) -> Result<Vec<ClientFrame>, Error> {
+    fn next_frames(&mut self, replica: &dyn DeviceStore) -> Result<Vec<ClientFrame>, Error> {
         let mut out = Vec::new();
         if self.state != State::Open {
             return Ok(out);
@@ -207,7 +208,7 @@ impl SpokeSession {
         Ok(out)
     }
 
-    fn next_have(&mut self, replica: &Replica) -> Result<Option<ClientFrame>, Error> {
+    fn next_have(&mut self, replica: &dyn DeviceStore) -> Result<Option<ClientFrame>, Error> {
         let Some(r) = &mut self.reconcile else { return Ok(None) };
         // One `have` in flight, and none while earlier answers are still
         // being sent: memory stays bounded by one batch of documents.
@@ -228,7 +229,7 @@ impl SpokeSession {
         Ok(Some(ClientFrame::Have { docs }))
     }
 
-    fn repair_push(&mut self, replica: &Replica) -> Result<Option<ClientFrame>, Error> {
+    fn repair_push(&mut self, replica: &dyn DeviceStore) -> Result<Option<ClientFrame>, Error> {
         let Some(r) = &mut self.reconcile else { return Ok(None) };
         let mut changes = Vec::new();
         let mut size = 0;
@@ -256,9 +257,9 @@ impl SpokeSession {
         Ok(Some(ClientFrame::Push { batch, changes }))
     }
 
-    fn local_push(&mut self, replica: &Replica) -> Result<Option<ClientFrame>, Error> {
+    fn local_push(&mut self, replica: &dyn DeviceStore) -> Result<Option<ClientFrame>, Error> {
         let pushed = replica.cursors()?.pushed;
-        let changes = replica.local_changes_after(pushed, PUSH_BATCH, BATCH_BYTES)?;
+        let changes = replica.log_after(pushed, PUSH_BATCH, BATCH_BYTES, true)?;
         let Some(last) = changes.last() else { return Ok(None) };
         let batch = self.take_batch();
         self.in_flight =
@@ -276,7 +277,7 @@ impl SpokeSession {
 
     /// Clears the owed reconciliation once everything the hub lacked was
     /// offered, sent and acknowledged.
-    fn finish_reconcile(&mut self, replica: &Replica) -> Result<(), Error> {
+    fn finish_reconcile(&mut self, replica: &dyn DeviceStore) -> Result<(), Error> {
         let done = self.reconcile.as_ref().is_some_and(|r| r.offered_all && !r.awaiting_need && !r.has_work())
             && !matches!(self.in_flight, Some(InFlight::Repair { .. }));
         if let Some(r) = self.reconcile.take_if(|_| done) {
@@ -287,16 +288,16 @@ impl SpokeSession {
     }
 
     /// Starts a reconciliation (and records it as owed) unless one runs.
-    fn owe_reconcile(&mut self, replica: &Replica) -> Result<(), Error> {
+    fn owe_reconcile(&mut self, replica: &dyn DeviceStore) -> Result<(), Error> {
         if self.reconcile.is_none() {
             replica.set_reconcile(true)?;
-            self.reconcile = Some(Reconcile { covers: replica.last_seq()?, ..Reconcile::default() });
+            self.reconcile = Some(Reconcile { covers: replica.head()?, ..Reconcile::default() });
         }
         Ok(())
     }
 
     /// Handles one text frame from the hub.
-    pub fn receive(&mut self, text: &str, replica: &Replica) -> Result<SpokeStep, SyncError> {
+    pub fn receive(&mut self, text: &str, replica: &dyn DeviceStore) -> Result<SpokeStep, SyncError> {
         let frame = HubFrame::decode(text).map_err(|e| SyncError::Protocol(e.to_string()))?;
         let mut step = SpokeStep::default();
         match (&self.state, frame) {
@@ -321,7 +322,7 @@ impl SpokeSession {
                 self.cursor = cursors.hub_cursor;
                 self.state = State::Open;
                 if cursors.reconcile {
-                    self.reconcile = Some(Reconcile { covers: replica.last_seq()?, ..Reconcile::default() });
+                    self.reconcile = Some(Reconcile { covers: replica.head()?, ..Reconcile::default() });
                 }
                 step.send.extend(self.next_frames(replica)?);
             }

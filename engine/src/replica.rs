@@ -481,6 +481,7 @@ impl Replica {
             // A refusal aborts the transaction; it is tried again without
             // the refused batch (refusals are rare; a batch is tried at most
             // once more per refusal before it).
+            let mut refusal = None;
             let attempt = self.store.write(|w| {
                 w.set_max_pending(max_pending);
                 let mut out = Vec::with_capacity(grouped.len());
@@ -491,13 +492,22 @@ impl Replica {
                     }
                     match apply_grouped(w, by_doc.clone(), false) {
                         Ok(applied) => out.push(Some(applied)),
-                        Err(e) if e.refuses_batch() => return Ok(Err((i, e))),
+                        Err(e) if e.refuses_batch() => {
+                            refusal = Some((i, e));
+                            // Aborts the transaction: nothing of it is kept.
+                            return Err(Error::Storage("a batch was refused".into()));
+                        }
                         Err(e) => return Err(e),
                     }
                 }
-                Ok(Ok(out))
+                Ok(out)
             });
-            match attempt? {
+            let attempt = match (attempt, refusal) {
+                (_, Some(refusal)) => Err(refusal),
+                (Ok(out), None) => Ok(out),
+                (Err(e), None) => return Err(e),
+            };
+            match attempt {
                 Ok(out) => {
                     return Ok(out
                         .into_iter()
@@ -515,6 +525,25 @@ impl Replica {
                 }
             }
         }
+    }
+
+    /// Hub mode (see [`crate::store`]): received changes are appended to
+    /// their documents, up to `cached_docs` documents stay loaded between
+    /// commits, and the search indexes follow later
+    /// ([`Self::refresh_stale`]).
+    pub fn set_hub_mode(&mut self, cached_docs: usize) {
+        self.store.set_hub_mode(cached_docs);
+    }
+
+    /// Brings the indexes of up to `limit` documents up to date (hub mode),
+    /// in one transaction; returns how many it did (0: all are current).
+    pub fn refresh_stale(&self, limit: usize) -> Result<usize, Error> {
+        self.store.write(|w| w.refresh_stale(limit))
+    }
+
+    /// How many documents' indexes are behind (hub mode).
+    pub fn stale_count(&self) -> Result<u64, Error> {
+        self.store.read(|r| r.stale_count())
     }
 
     /// How many local changes the hub has not acknowledged.

@@ -16,14 +16,29 @@
 //! | `index` | node id → [`NodeSummary`] (postcard) | listing and filtering without loading documents |
 //! | `text` | node id → lower-cased searchable text | `heph search` |
 //! | `backlinks` | target id ⇉ source id | backlinks in `heph show` |
+//! | `stale` | node id → () | documents whose `index`, `text`, `backlinks` and `unreadable` rows are behind (hub mode, see below) |
 //!
 //! # Schema versions
 //! `meta.schema` is [`SCHEMA`]. Version 1 lacked `heads`, `pending_at` and
 //! `unreadable`; opening a version-1 store read-write migrates it in one
 //! transaction (fills `heads`, and reads every document without an index
 //! row again, so that one an older heph could not read is counted now).
+//! Version 2 lacked `stale` (created on upgrade).
 //! A read-only open of an older store fails with
 //! [`OpenError::NeedsUpgrade`]; open it read-write once.
+//!
+//! # Hub mode
+//! A hub's writes are received changes, many per commit, and nobody reads
+//! its indexes but the occasional RPC call. [`Store::set_hub_mode`] makes
+//! applying received changes cheaper:
+//! - a document's stored bytes are its saved form followed by the change
+//!   chunks received since (Automerge loads that whole); it is saved again
+//!   only when that tail grows past the saved part;
+//! - documents stay loaded in memory between commits (a bounded cache, kept
+//!   equal to what is committed: an aborted transaction's documents are
+//!   dropped, and any other write to a document evicts it);
+//! - the index rows are brought up to date later: the document is marked in
+//!   `stale`, and [`Writer::refresh_stale`] reads it into the indexes.
 //!
 //! # Durability
 //! Every [`Store::write`] is one redb transaction committed with
@@ -51,7 +66,7 @@ use crate::node::{Node, NodeSummary};
 use crate::sync::frame::wire_size;
 
 /// The newest store schema this build reads and writes.
-pub const SCHEMA: u32 = 2;
+pub const SCHEMA: u32 = 3;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const DOCS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("docs");
@@ -66,6 +81,42 @@ const PENDING: MultimapTableDefinition<[u8; 16], [u8; 32]> = MultimapTableDefini
 const INDEX: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("index");
 const TEXT: TableDefinition<[u8; 16], &str> = TableDefinition::new("text");
 const BACKLINKS: MultimapTableDefinition<[u8; 16], [u8; 16]> = MultimapTableDefinition::new("backlinks");
+const STALE: TableDefinition<[u8; 16], ()> = TableDefinition::new("stale");
+
+/// A document kept loaded between a hub's commits.
+struct Cached {
+    doc: NodeDoc,
+    /// Bytes of its stored value that are its saved form.
+    saved: usize,
+    /// Bytes of change chunks stored after it.
+    tail: usize,
+    used: u64,
+}
+
+/// Documents kept loaded between commits (hub mode), at most `cap`.
+struct DocCache {
+    docs: std::collections::HashMap<NodeId, Cached>,
+    cap: usize,
+    tick: u64,
+}
+
+impl DocCache {
+    fn put(&mut self, touched: std::collections::HashMap<NodeId, Cached>) {
+        for (id, mut cached) in touched {
+            self.tick += 1;
+            cached.used = self.tick;
+            self.docs.insert(id, cached);
+        }
+        if self.docs.len() > self.cap {
+            // Evict the least recently used quarter at once.
+            let mut used: Vec<u64> = self.docs.values().map(|c| c.used).collect();
+            let cut = self.docs.len() - self.cap * 3 / 4;
+            used.select_nth_unstable(cut - 1);
+            let below = used[cut - 1];
+            self.docs.retain(|_, c| c.used > below);
+        }
+    }
+}
 
 /// One entry of the local change log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,6 +184,7 @@ pub struct Store {
     db: Db,
     origin: ActorId,
     quick_repair: bool,
+    cache: Option<std::sync::Mutex<DocCache>>,
 }
 
 fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
@@ -186,7 +238,7 @@ impl Store {
     }
 
     fn init(db: Db, path: &Path) -> Result<Self, OpenError> {
-        let mut store = Self { db, origin: ActorId::from([0u8; 16].as_slice()), quick_repair: false };
+        let mut store = Self { db, origin: ActorId::from([0u8; 16].as_slice()), quick_repair: false, cache: None };
         let existing = {
             let txn = store.begin_read().map_err(|e| unreadable(path, e))?;
             match txn.open_table(META) {
@@ -239,6 +291,16 @@ impl Store {
         self.quick_repair = on;
     }
 
+    /// Hub mode (see the module docs), keeping up to `cached_docs`
+    /// documents loaded between commits.
+    pub fn set_hub_mode(&mut self, cached_docs: usize) {
+        self.cache = Some(std::sync::Mutex::new(DocCache {
+            docs: std::collections::HashMap::new(),
+            cap: cached_docs.max(1),
+            tick: 0,
+        }));
+    }
+
     /// Ends this process's use of the store without redb's clean-shutdown
     /// writes (two flushes and a bookkeeping commit), for a short-lived
     /// process about to exit. Nothing is lost: every commit is already
@@ -274,6 +336,7 @@ impl Store {
             changes: txn.open_table(CHANGES)?,
             sync: txn.open_table(SYNC)?,
             sync_meta: txn.open_table(SYNC_META)?,
+            stale: txn.open_table(STALE)?,
             origin: self.origin.clone(),
         };
         f(&reader)
@@ -292,9 +355,22 @@ impl Store {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let mut writer = Writer { txn, origin: self.origin.clone(), next_seq: None, now_ms, max_pending: None };
+        let mut writer = Writer {
+            txn,
+            origin: self.origin.clone(),
+            next_seq: None,
+            now_ms,
+            max_pending: None,
+            cache: self.cache.as_ref(),
+            touched: std::collections::HashMap::new(),
+        };
         let out = f(&mut writer)?;
-        writer.txn.commit()?;
+        let Writer { txn, touched, .. } = writer;
+        txn.commit()?;
+        // Only what is committed enters the cache.
+        if let Some(cache) = &self.cache {
+            cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).put(touched);
+        }
         Ok(out)
     }
 }
@@ -306,7 +382,7 @@ impl Store {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| Error::Storage(e.to_string()))?;
-        let copy = Self { db: Db::Write(db), origin: self.origin.clone(), quick_repair: false };
+        let copy = Self { db: Db::Write(db), origin: self.origin.clone(), quick_repair: false, cache: None };
         let from = self.begin_read()?;
         copy.write(|w| {
             macro_rules! tables {
@@ -331,7 +407,7 @@ impl Store {
                     }
                 })*};
             }
-            tables!(META, DOCS, HEADS, CHANGES, LOG, SYNC, SYNC_META, PENDING_AT, UNREADABLE, INDEX, TEXT);
+            tables!(META, DOCS, HEADS, CHANGES, LOG, SYNC, SYNC_META, PENDING_AT, UNREADABLE, INDEX, TEXT, STALE);
             multimaps!(PENDING, BACKLINKS);
             Ok(())
         })?;
@@ -353,6 +429,7 @@ pub struct Reader {
     changes: ReadOnlyTable<[u8; 32], &'static [u8]>,
     sync: ReadOnlyTable<&'static str, u64>,
     sync_meta: ReadOnlyTable<&'static str, &'static [u8]>,
+    stale: ReadOnlyTable<[u8; 16], ()>,
     origin: ActorId,
 }
 
@@ -612,6 +689,11 @@ impl Reader {
     pub fn count(&self) -> Result<u64, Error> {
         Ok(self.index.len()?)
     }
+
+    /// How many documents' index rows are behind (hub mode).
+    pub fn stale_count(&self) -> Result<u64, Error> {
+        Ok(self.stale.len()?)
+    }
 }
 
 fn after_key(after: Option<NodeId>) -> (std::ops::Bound<[u8; 16]>, std::ops::Bound<[u8; 16]>) {
@@ -648,12 +730,17 @@ fn read_cursors(
 }
 
 /// Write access inside one transaction.
-pub struct Writer {
+pub struct Writer<'s> {
     txn: WriteTransaction,
     origin: ActorId,
     next_seq: Option<u64>,
     now_ms: u64,
     max_pending: Option<u64>,
+    /// Hub mode's document cache.
+    cache: Option<&'s std::sync::Mutex<DocCache>>,
+    /// Documents this transaction took from the cache or loaded, as they
+    /// stand in it: they enter the cache if it commits.
+    touched: std::collections::HashMap<NodeId, Cached>,
 }
 
 /// What applying received changes did.
@@ -674,7 +761,7 @@ pub struct Applied {
     pub logged: Vec<LoggedChange>,
 }
 
-impl Writer {
+impl Writer<'_> {
     /// Bounds the `pending` table: an apply that would leave more changes
     /// waiting fails with [`Error::PendingQuota`] and stores nothing.
     pub fn set_max_pending(&mut self, max: Option<u64>) {
@@ -695,6 +782,7 @@ impl Writer {
         self.txn.open_table(INDEX)?;
         self.txn.open_table(TEXT)?;
         self.txn.open_multimap_table(BACKLINKS)?;
+        self.txn.open_table(STALE)?;
         Ok(())
     }
 
@@ -745,10 +833,83 @@ impl Writer {
         Ok(())
     }
 
-    /// Stores a document's saved form and its heads.
+    /// Stores a document's saved form and its heads. In hub mode the
+    /// document leaves the cache: this write did not go through it.
     fn put_doc(&mut self, id: NodeId, saved: &[u8], heads: &[ChangeHash]) -> Result<(), Error> {
+        if let Some(cache) = self.cache {
+            self.touched.remove(&id);
+            cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).docs.remove(&id);
+        }
         self.txn.open_table(DOCS)?.insert(id.as_bytes(), saved)?;
         self.put_heads(id, heads)
+    }
+
+    /// Hub mode: the document of `id` as committed (or as this transaction
+    /// left it), from the cache or loaded; an empty one when not stored.
+    fn take_cached(&mut self, id: NodeId) -> Result<Cached, Error> {
+        if let Some(cached) = self.touched.remove(&id) {
+            return Ok(cached);
+        }
+        if let Some(cache) = self.cache
+            && let Some(cached) = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).docs.remove(&id)
+        {
+            return Ok(cached);
+        }
+        let docs = self.txn.open_table(DOCS)?;
+        Ok(match docs.get(id.as_bytes())? {
+            Some(bytes) => {
+                let bytes = bytes.value();
+                Cached { doc: NodeDoc::load(bytes, &self.origin)?, saved: bytes.len(), tail: 0, used: 0 }
+            }
+            None => Cached { doc: NodeDoc::empty(&self.origin), saved: 0, tail: 0, used: 0 },
+        })
+    }
+
+    /// Hub mode: stores what `applied` (raw change chunks, just applied to
+    /// `cached`) added to the document: appended to its stored bytes, or
+    /// the document saved again once that tail outgrows the saved part.
+    /// Its index rows are marked stale.
+    fn put_cached(&mut self, id: NodeId, mut cached: Cached, applied: &[u8]) -> Result<(), Error> {
+        let heads = cached.doc.heads();
+        if cached.saved == 0 || cached.tail + applied.len() > cached.saved.max(16 << 10) {
+            let saved = cached.doc.save();
+            cached.saved = saved.len();
+            cached.tail = 0;
+            self.txn.open_table(DOCS)?.insert(id.as_bytes(), saved.as_slice())?;
+        } else if !applied.is_empty() {
+            let mut docs = self.txn.open_table(DOCS)?;
+            let mut value = docs.get(id.as_bytes())?.map(|v| v.value().to_vec()).unwrap_or_default();
+            value.extend_from_slice(applied);
+            docs.insert(id.as_bytes(), value.as_slice())?;
+            cached.tail += applied.len();
+        }
+        self.put_heads(id, &heads)?;
+        self.txn.open_table(STALE)?.insert(id.as_bytes(), ())?;
+        self.touched.insert(id, cached);
+        Ok(())
+    }
+
+    /// Brings the index rows of up to `limit` stale documents up to date
+    /// (hub mode); returns how many it did.
+    pub fn refresh_stale(&mut self, limit: usize) -> Result<usize, Error> {
+        let ids: Vec<NodeId> = {
+            let stale = self.txn.open_table(STALE)?;
+            let mut ids = Vec::new();
+            for row in stale.iter()?.take(limit) {
+                ids.push(NodeId::from_bytes(row?.0.value()));
+            }
+            ids
+        };
+        for &id in &ids {
+            self.txn.open_table(STALE)?.remove(id.as_bytes())?;
+            let cached = self.take_cached(id)?;
+            if cached.doc.heads().is_empty() {
+                continue;
+            }
+            self.refresh(id, &cached.doc)?;
+            self.touched.insert(id, cached);
+        }
+        Ok(ids.len())
     }
 
     /// Re-reads a stored document into the indexes, or records why it does
@@ -910,9 +1071,17 @@ impl Writer {
         if fresh.is_empty() {
             return Ok(());
         }
-        let mut doc = self.doc(id)?.unwrap_or_else(|| NodeDoc::empty(&self.origin));
+        // Hub mode keeps the document loaded between commits.
+        let mut cached = if self.cache.is_some() { Some(self.take_cached(id)?) } else { None };
+        let hub_mode = cached.is_some();
+        let mut doc = match &mut cached {
+            Some(c) => std::mem::replace(&mut c.doc, NodeDoc::empty(&self.origin)),
+            None => self.doc(id)?.unwrap_or_else(|| NodeDoc::empty(&self.origin)),
+        };
         let batch = fresh.clone();
+        // On an error the cached document is dropped with this transaction.
         let waiting = doc.apply(fresh)?;
+        let mut appended = Vec::new();
         let waiting_hashes: Vec<[u8; 32]> = waiting.iter().map(|c| c.hash().0).collect();
         if !pending_hashes.is_empty() {
             let mut pending = self.txn.open_multimap_table(PENDING)?;
@@ -935,6 +1104,9 @@ impl Writer {
             } else {
                 self.append_log(id, &change, local)?
             };
+            if hub_mode {
+                appended.extend_from_slice(change.raw_bytes());
+            }
             if let Some(seq) = seq {
                 report.applied += 1;
                 report.logged.push(LoggedChange {
@@ -965,6 +1137,10 @@ impl Writer {
         report.waiting_hashes.extend(incoming_hashes.into_iter().filter(|h| waiting_hashes.contains(&h.0)));
         if doc.heads().is_empty() {
             return Ok(());
+        }
+        if let Some(mut cached) = cached {
+            cached.doc = doc;
+            return self.put_cached(id, cached, &appended);
         }
         self.put_doc(id, &doc.save(), &doc.heads())?;
         if !self.refresh(id, &doc)? {

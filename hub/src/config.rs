@@ -24,6 +24,11 @@ const LONG_ABOUT: &str = "hephd is heph's daemon.
       connected device: GET /sync (WebSocket), POST /rpc (JSON-RPC 2.0),
       GET /healthz, GET /metrics (Prometheus). Without authentication it
       listens on loopback addresses only (--allow-open overrides).
+      Pushes from every connection are committed together by one writer
+      (one fsync per group); connections are capped (--max-connections),
+      must say hello in time (--hello-timeout), are pinged
+      (--ping-interval), and pushes are rate-limited per connection
+      (--push-rate).
 
   hephd --mode local --hub-url ws://127.0.0.1:8787 [--db PATH]
       A device's daemon. Owns the replica (the same store `heph` uses),
@@ -72,6 +77,22 @@ pub struct Config {
     /// The most received changes the hub keeps waiting for changes they depend on; a push past it is refused with quota_exceeded until those arrive.
     #[arg(long, env = "HEPH_MAX_PENDING", default_value_t = 100_000, value_name = "CHANGES")]
     pub max_pending: u64,
+
+    /// The most /sync connections served at once; more are refused with HTTP 503 until some close.
+    #[arg(long, env = "HEPH_MAX_CONNECTIONS", default_value_t = 10_000, value_name = "N")]
+    pub max_connections: usize,
+
+    /// Seconds a new connection has to send its first frame (hello) before it is closed.
+    #[arg(long, env = "HEPH_HELLO_TIMEOUT", default_value_t = 10, value_name = "SECONDS")]
+    pub hello_timeout: u64,
+
+    /// Seconds between WebSocket pings to each connection; one that answers nothing for two intervals is closed (it resumes from its cursor when it reconnects).
+    #[arg(long, env = "HEPH_PING_INTERVAL", default_value_t = 20, value_name = "SECONDS")]
+    pub ping_interval: u64,
+
+    /// Changes per second one connection may push (a burst of twice that is allowed); faster pushes are delayed, not refused.
+    #[arg(long, env = "HEPH_PUSH_RATE", default_value_t = 5_000, value_name = "CHANGES")]
+    pub push_rate: u32,
 
     /// Log filter (tracing's EnvFilter syntax), e.g. info or heph_hub=debug.
     #[arg(long, env = "HEPH_LOG", default_value = "info")]

@@ -1,17 +1,29 @@
 //! One `/sync` WebSocket connection on the hub.
 //!
-//! Reads frames, feeds them to the engine's [`HubSession`], sends what it
-//! says; between frames it streams catch-up from the store, then live
-//! broadcasts. An error on this connection ends this connection only.
+//! Reads frames, decodes them here (concurrently with every other
+//! connection), feeds them to the engine's [`HubSession`], hands pushes to
+//! the hub's one writer and sends the `ack` once it committed; between
+//! frames it streams catch-up from the store (read transactions, never
+//! waiting for the writer), then live broadcasts. An error on this
+//! connection ends this connection only.
+//!
+//! Hygiene: the first frame must come within `--hello-timeout`; the hub
+//! pings every `--ping-interval` and closes a connection it has heard
+//! nothing from for two intervals; pushes are rate-limited per connection
+//! (`--push-rate` changes per second): a faster sender is slowed down, not
+//! refused.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use heph_engine::sync::frame::{ErrorCode, HubFrame, encode};
-use heph_engine::sync::hub::{HubSession, Live};
+use heph_engine::sync::hub::{HubSession, Inbound, Live};
 use tokio::sync::broadcast::error::RecvError;
 use tracing::Instrument;
 
@@ -32,14 +44,16 @@ enum End {
     Failed(String),
 }
 
-/// Serves one connection until it ends.
-pub async fn run(socket: WebSocket, hub: Arc<Hub>, peer: SocketAddr) {
+/// Serves one connection until it ends; `slot` is its place under
+/// `--max-connections`, freed when it ends.
+pub async fn run(socket: WebSocket, hub: Arc<Hub>, peer: SocketAddr, slot: OwnedSemaphorePermit) {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("conn", id, %peer, device = tracing::field::Empty);
     Metrics::add(&hub.metrics.connections, 1);
     Metrics::add(&hub.metrics.connections_total, 1);
     let end = serve(socket, &hub).instrument(span.clone()).await;
     hub.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+    drop(slot);
     let _enter = span.enter();
     match end {
         End::Peer => tracing::debug!("closed by peer"),
@@ -80,12 +94,46 @@ impl Conn {
     }
 }
 
+/// A token bucket of changes per second: a burst of twice the rate, then
+/// the rate.
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Self {
+        let rate = f64::from(rate);
+        Self { rate, tokens: 2.0 * rate, at: Instant::now() }
+    }
+
+    /// Takes `n` tokens; returns how long to wait before going on.
+    fn take(&mut self, n: usize) -> Duration {
+        let now = Instant::now();
+        let burst = 2.0 * self.rate;
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(burst);
+        self.at = now;
+        #[allow(clippy::cast_precision_loss)]
+        let n = n as f64;
+        self.tokens -= n;
+        if self.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-self.tokens / self.rate) }
+    }
+}
+
 async fn serve(socket: WebSocket, hub: &Arc<Hub>) -> End {
     // Subscribe before reading the store, so nothing committed in between is missed.
     let mut live = hub.live.subscribe();
-    let mut session = HubSession::new().with_max_pending(Some(hub.max_pending));
+    let mut session = HubSession::new();
     let mut conn = Conn { socket };
     let mut catching_up = false;
+    let limits = hub.limits;
+    let mut greeted = false;
+    let hello_deadline = Instant::now() + limits.hello_timeout;
+    let mut ping = tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = Instant::now();
+    let mut bucket = Bucket::new(limits.push_rate);
     loop {
         tokio::select! {
             biased;
@@ -93,7 +141,26 @@ async fn serve(socket: WebSocket, hub: &Arc<Hub>) -> End {
                 conn.close(1001, "hub shutting down").await;
                 return End::Shutdown;
             }
+            () = tokio::time::sleep_until(hello_deadline), if !greeted => {
+                Metrics::add(&hub.metrics.timed_out, 1);
+                let why = format!("no hello within {} s of connecting", limits.hello_timeout.as_secs());
+                let _ = conn.send(&HubFrame::fatal(ErrorCode::Protocol, why.clone()), &hub.metrics).await;
+                conn.close(1008, "no hello").await;
+                return End::Failed(why);
+            }
+            _ = ping.tick() => {
+                if heard.elapsed() > 2 * limits.ping_interval {
+                    Metrics::add(&hub.metrics.timed_out, 1);
+                    conn.close(1001, "no pong").await;
+                    return End::Failed(format!("nothing heard for {} s (missed pongs)", heard.elapsed().as_secs()));
+                }
+                let sent = tokio::time::timeout(SEND_TIMEOUT, conn.socket.send(Message::Ping(Default::default()))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    return End::Failed("ping failed".into());
+                }
+            }
             message = conn.socket.recv() => {
+                heard = Instant::now();
                 let text = match message {
                     None | Some(Ok(Message::Close(_))) => return End::Peer,
                     Some(Err(e)) => return End::Failed(format!("read failed: {e}")),
@@ -107,20 +174,33 @@ async fn serve(socket: WebSocket, hub: &Arc<Hub>) -> End {
                     Some(Ok(Message::Text(text))) => text,
                 };
                 Metrics::add(&hub.metrics.frames_in, 1);
-                // Decoding (JSON, base64, every change within its limits) runs
-                // here, outside the write lock; only a push's commit holds it.
-                let step = tokio::task::block_in_place(|| match session.decode(text.as_str()) {
+                // Decoding (JSON, base64, every change within its limits) and
+                // reads run here, beside every other connection; only a
+                // push's commit goes to the writer.
+                let decoded = tokio::task::block_in_place(|| session.decode(text.as_str()));
+                drop(text);
+                let mut step = match decoded {
                     Err(step) => step,
-                    Ok(inbound) if inbound.writes() => hub.write(|replica| {
-                        let mut step = session.handle_alone(inbound, replica);
-                        let b = std::mem::take(&mut step.broadcast);
-                        (step, b)
-                    }),
-                    Ok(inbound) => session.handle(inbound, &hub.replica),
-                });
+                    Ok(inbound) => {
+                        if let Inbound::Push { changes, .. } = &inbound {
+                            let wait = bucket.take(changes.len());
+                            if !wait.is_zero() {
+                                Metrics::add(&hub.metrics.throttled, 1);
+                                tokio::time::sleep(wait).await;
+                            }
+                        }
+                        tokio::task::block_in_place(|| session.handle(inbound, &*hub.replica))
+                    }
+                };
+                if let Some(write) = step.write.take() {
+                    let (batch, hashes) = (write.batch, write.hashes());
+                    let outcome = hub.writer.push(write).await;
+                    step = session.committed(batch, &hashes, outcome);
+                }
                 if let Some(device) = &step.hello {
                     tracing::Span::current().record("device", device.get(..12).unwrap_or(device));
                     catching_up = true;
+                    greeted = true;
                 }
                 Metrics::add(&hub.metrics.changes_stored, step.stored as u64);
                 for reply in &step.replies {
@@ -134,7 +214,7 @@ async fn serve(socket: WebSocket, hub: &Arc<Hub>) -> End {
                 }
             }
             () = std::future::ready(()), if catching_up => {
-                match tokio::task::block_in_place(|| session.catch_up(&hub.replica)) {
+                match tokio::task::block_in_place(|| session.catch_up(&*hub.replica)) {
                     Ok(Some(frame)) => {
                         if let Err(why) = conn.send(&frame, &hub.metrics).await {
                             return End::Failed(why);

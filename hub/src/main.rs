@@ -16,6 +16,7 @@ mod metrics;
 mod rpc;
 mod server;
 mod unix;
+mod writer;
 
 use std::process::ExitCode;
 

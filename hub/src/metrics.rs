@@ -33,7 +33,24 @@ pub struct Metrics {
     pub rpc_errors: AtomicU64,
     /// Error frames sent, by code (index = `code_index`).
     pub errors: [AtomicU64; 9],
+    /// Group commits by the writer.
+    pub commits: AtomicU64,
+    /// Pushes committed in those groups (the histogram's sum).
+    pub group_pushes: AtomicU64,
+    /// Groups by size: at most 1, 2, 4, … [`GROUP_BUCKETS`] pushes, then more.
+    pub group_sizes: [AtomicU64; GROUP_BUCKETS.len() + 1],
+    /// Time spent committing groups, in microseconds.
+    pub commit_us: AtomicU64,
+    /// Connections refused at the --max-connections cap.
+    pub refused: AtomicU64,
+    /// Connections closed for silence (no hello in time, missed pongs).
+    pub timed_out: AtomicU64,
+    /// Pushes delayed by the per-connection rate limit.
+    pub throttled: AtomicU64,
 }
+
+/// Upper bounds of the group size histogram's buckets.
+pub const GROUP_BUCKETS: [u64; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
 const CODES: [(ErrorCode, &str); 9] = [
     (ErrorCode::BadFrame, "bad_frame"),
@@ -55,6 +72,16 @@ impl Metrics {
         }
     }
 
+    /// Counts one group commit of `pushes` pushes that took `took`.
+    pub fn commit(&self, pushes: usize, took: std::time::Duration) {
+        let n = pushes as u64;
+        Self::add(&self.commits, 1);
+        Self::add(&self.group_pushes, n);
+        let bucket = GROUP_BUCKETS.iter().position(|&le| n <= le).unwrap_or(GROUP_BUCKETS.len());
+        Self::add(&self.group_sizes[bucket], 1);
+        Self::add(&self.commit_us, u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+    }
+
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
@@ -66,7 +93,7 @@ impl Metrics {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let head = store.head;
         let oldest = store.pending.oldest_ms.map_or(0, |at| now_ms.saturating_sub(at) / 1000);
-        let rows: [(&str, &str, &str, u64); 13] = [
+        let rows: [(&str, &str, &str, u64); 17] = [
             ("heph_hub_connections", "gauge", "Open /sync connections.", get(&self.connections)),
             ("heph_hub_connections_total", "counter", "Connections accepted.", get(&self.connections_total)),
             ("heph_hub_frames_received_total", "counter", "Frames received.", get(&self.frames_in)),
@@ -83,6 +110,25 @@ impl Metrics {
                 "counter",
                 "Subscribers dropped for falling behind.",
                 get(&self.dropped_slow),
+            ),
+            ("heph_hub_commits_total", "counter", "Group commits by the writer.", get(&self.commits)),
+            (
+                "heph_hub_connections_refused_total",
+                "counter",
+                "Connections refused at the --max-connections cap.",
+                get(&self.refused),
+            ),
+            (
+                "heph_hub_connections_timed_out_total",
+                "counter",
+                "Connections closed for silence (no hello in time, or missed pongs).",
+                get(&self.timed_out),
+            ),
+            (
+                "heph_hub_pushes_throttled_total",
+                "counter",
+                "Pushes delayed by the per-connection rate limit.",
+                get(&self.throttled),
             ),
             ("heph_hub_rpc_calls_total", "counter", "JSON-RPC calls.", get(&self.rpc_calls)),
             ("heph_hub_rpc_errors_total", "counter", "JSON-RPC calls that failed.", get(&self.rpc_errors)),
@@ -109,6 +155,20 @@ impl Metrics {
         for (name, kind, help, value) in rows {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         }
+        let _ = writeln!(out, "# HELP heph_hub_group_batches Pushes per group commit.");
+        let _ = writeln!(out, "# TYPE heph_hub_group_batches histogram");
+        let mut cumulative = 0;
+        for (i, le) in GROUP_BUCKETS.iter().enumerate() {
+            cumulative += get(&self.group_sizes[i]);
+            let _ = writeln!(out, "heph_hub_group_batches_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        cumulative += get(&self.group_sizes[GROUP_BUCKETS.len()]);
+        let _ = writeln!(out, "heph_hub_group_batches_bucket{{le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(out, "heph_hub_group_batches_sum {}", get(&self.group_pushes));
+        let _ = writeln!(out, "heph_hub_group_batches_count {cumulative}");
+        let _ = writeln!(out, "# HELP heph_hub_commit_seconds_total Time spent in group commits.");
+        let _ = writeln!(out, "# TYPE heph_hub_commit_seconds_total counter");
+        let _ = writeln!(out, "heph_hub_commit_seconds_total {:.6}", get(&self.commit_us) as f64 / 1e6);
         let _ = writeln!(out, "# HELP heph_hub_error_frames_total Error frames sent, by code.");
         let _ = writeln!(out, "# TYPE heph_hub_error_frames_total counter");
         for (i, (_, label)) in CODES.iter().enumerate() {

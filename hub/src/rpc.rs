@@ -7,7 +7,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use heph_engine::rpc::{self, Response as RpcResponse};
-use heph_engine::sync::hub::Broadcast;
 
 use crate::metrics::Metrics;
 use crate::server::Hub;
@@ -15,28 +14,43 @@ use crate::server::Hub;
 /// Handles one JSON-RPC request body.
 pub async fn http(State(hub): State<Arc<Hub>>, body: Bytes) -> Response {
     Metrics::add(&hub.metrics.rpc_calls, 1);
-    let response = tokio::task::block_in_place(|| call(&hub, &body));
+    let response = call(&hub, body).await;
     if response.error.is_some() {
         Metrics::add(&hub.metrics.rpc_errors, 1);
     }
     axum::Json(response).into_response()
 }
 
-/// Runs one request body against the hub's replica.
-pub fn call(hub: &Hub, body: &[u8]) -> RpcResponse {
-    let envelope = match rpc::parse(body) {
+/// Runs one request body against the hub's replica: reads beside the
+/// writer, writes on the writer's thread (then broadcast like pushes).
+pub async fn call(hub: &Hub, body: Bytes) -> RpcResponse {
+    let envelope = match rpc::parse(&body) {
         Ok(e) => e,
         Err(response) => return response,
     };
     let id = envelope.id;
     if !rpc::writes(&envelope.request) {
-        return RpcResponse::of(id, rpc::dispatch(&hub.replica, envelope.request));
+        // Pushes leave the search indexes behind: reads see every change
+        // the hub acknowledged.
+        if tokio::task::block_in_place(|| hub.replica.stale_count()).unwrap_or(1) > 0 {
+            let fresh = hub.writer.call(|replica| (replica.refresh_stale(usize::MAX), Vec::new())).await;
+            if let Err(e) = fresh.and_then(|r| r) {
+                return RpcResponse::of(id, Err(e.into()));
+            }
+        }
+        return tokio::task::block_in_place(|| RpcResponse::of(id, rpc::dispatch(&hub.replica, envelope.request)));
     }
-    let outcome = hub.write(|replica| {
-        let before = replica.last_seq().unwrap_or(0);
-        let outcome = rpc::dispatch(replica, envelope.request);
-        let logged = replica.changes_after(before, usize::MAX).unwrap_or_default();
-        (outcome, Broadcast::of(&logged))
-    });
-    RpcResponse::of(id, outcome)
+    let outcome = hub
+        .writer
+        .call(move |replica| {
+            let before = replica.last_seq().unwrap_or(0);
+            let outcome = rpc::dispatch(replica, envelope.request);
+            let logged = replica.changes_after(before, usize::MAX).unwrap_or_default();
+            (outcome, logged)
+        })
+        .await;
+    match outcome {
+        Ok(outcome) => RpcResponse::of(id, outcome),
+        Err(e) => RpcResponse::of(id, Err(e.into())),
+    }
 }

@@ -1,7 +1,8 @@
 //! The hub (`--mode server`): HTTP routes, shared state, graceful shutdown.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::Router;
@@ -15,7 +16,7 @@ use heph_engine::Replica;
 use heph_engine::rpc::MAX_REQUEST_BYTES;
 use heph_engine::sync::frame::MAX_FRAME_BYTES;
 use heph_engine::sync::hub::Broadcast;
-use tokio::sync::broadcast;
+use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::cors::CorsLayer;
@@ -24,36 +25,75 @@ use crate::config::Config;
 use crate::connection;
 use crate::metrics::Metrics;
 use crate::rpc;
+use crate::writer::Writer;
 
 /// What every connection and request shares.
 pub struct Hub {
     /// The owner's replica: its log is the canonical order of changes.
-    pub replica: Replica,
-    /// The most received changes that may wait for their dependencies.
-    pub max_pending: u64,
+    /// Connections read it directly (read transactions); every write goes
+    /// through [`Hub::writer`].
+    pub replica: Arc<Replica>,
+    /// The one writer: group commits, then broadcasts in seq order.
+    pub writer: Writer,
     /// Live fan-out of committed changes, in seq order.
     pub live: broadcast::Sender<Arc<Broadcast>>,
-    /// Serialises "commit, then broadcast" so broadcasts leave in seq order.
-    pub write_lock: Mutex<()>,
+    /// Connection limits and timers.
+    pub limits: Limits,
+    /// Free connection slots (`--max-connections`).
+    pub slots: Arc<Semaphore>,
     /// Counters.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Cancelled on shutdown; connections close cleanly.
     pub shutdown: CancellationToken,
     /// Tracks connection tasks so shutdown can wait for them.
     pub tasks: TaskTracker,
 }
 
-impl Hub {
-    /// Runs a write against the replica and broadcasts what it logged, under
-    /// the write lock. `f` returns its result and the changes it logged.
-    pub fn write<T>(&self, f: impl FnOnce(&Replica) -> (T, Vec<Broadcast>)) -> T {
-        let _guard = self.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (out, broadcast) = f(&self.replica);
-        for b in broadcast {
-            // No subscribers is not an error.
-            let _ = self.live.send(Arc::new(b));
+/// Per-connection limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time to the first frame.
+    pub hello_timeout: Duration,
+    /// Time between pings.
+    pub ping_interval: Duration,
+    /// Changes per second one connection may push.
+    pub push_rate: u32,
+    /// The cap on connections.
+    pub max_connections: usize,
+}
+
+impl Limits {
+    /// The limits `cfg` asks for.
+    #[must_use]
+    pub fn of(cfg: &Config) -> Self {
+        Self {
+            hello_timeout: Duration::from_secs(cfg.hello_timeout.max(1)),
+            ping_interval: Duration::from_secs(cfg.ping_interval.max(1)),
+            push_rate: cfg.push_rate.max(1),
+            max_connections: cfg.max_connections.max(1),
         }
-        out
+    }
+}
+
+impl Hub {
+    /// A hub over `replica`.
+    pub fn new(replica: Replica, cfg: &Config) -> Result<Arc<Self>> {
+        let replica = Arc::new(replica);
+        let (live, _) = broadcast::channel(cfg.queue.max(1));
+        let metrics = Arc::new(Metrics::default());
+        let writer = Writer::start(replica.clone(), live.clone(), metrics.clone(), cfg.max_pending)
+            .context("starting the writer thread")?;
+        let limits = Limits::of(cfg);
+        Ok(Arc::new(Self {
+            replica,
+            writer,
+            live,
+            slots: Arc::new(Semaphore::new(limits.max_connections)),
+            limits,
+            metrics,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }))
     }
 
     /// What the store says of itself for `/metrics` and `/healthz`.
@@ -95,6 +135,16 @@ async fn sync(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let Ok(slot) = hub.slots.clone().try_acquire_owned() else {
+        Metrics::add(&hub.metrics.refused, 1);
+        tracing::warn!(%peer, max = hub.limits.max_connections, "connection refused: at --max-connections");
+        let message = format!(
+            "this hub serves at most {} connections at once and all are in use; retry later \
+             (the hub's operator can raise --max-connections)",
+            hub.limits.max_connections
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], message).into_response();
+    };
     let tracker = hub.tasks.clone();
     // A small read buffer: the default 128 KiB is zero-filled on every read
     // attempt and held per connection, while client frames are mostly small.
@@ -104,7 +154,7 @@ async fn sync(
     ws.max_message_size(2 * MAX_FRAME_BYTES)
         .max_frame_size(2 * MAX_FRAME_BYTES)
         .read_buffer_size(4 * 1024)
-        .on_upgrade(move |socket| tracker.track_future(connection::run(socket, hub, peer)))
+        .on_upgrade(move |socket| tracker.track_future(connection::run(socket, hub, peer, slot)))
 }
 
 async fn healthz(State(hub): State<Arc<Hub>>) -> Response {
@@ -139,21 +189,16 @@ async fn web_shell() -> Html<&'static str> {
     Html(SHELL)
 }
 
+/// Documents the writer keeps loaded between commits.
+const CACHED_DOCS: usize = 4096;
+
 /// Runs the hub until SIGTERM or Ctrl-C.
 pub async fn run(cfg: Config) -> Result<()> {
     cfg.check_exposure()?;
     let path = cfg.db_path()?;
-    let replica = Replica::open(&path).with_context(|| format!("opening the hub store {}", path.display()))?;
-    let (live, _) = broadcast::channel(cfg.queue.max(1));
-    let hub = Arc::new(Hub {
-        max_pending: cfg.max_pending,
-        replica,
-        live,
-        write_lock: Mutex::new(()),
-        metrics: Metrics::default(),
-        shutdown: CancellationToken::new(),
-        tasks: TaskTracker::new(),
-    });
+    let mut replica = Replica::open(&path).with_context(|| format!("opening the hub store {}", path.display()))?;
+    replica.set_hub_mode(CACHED_DOCS);
+    let hub = Hub::new(replica, &cfg)?;
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.http_addr))?;
@@ -174,6 +219,9 @@ pub async fn run(cfg: Config) -> Result<()> {
     // Upgraded WebSocket connections are not tracked by axum: wait for ours.
     hub.tasks.close();
     hub.tasks.wait().await;
+    // Every connection is gone: the writer finishes what it holds.
+    let closing = hub.clone();
+    tokio::task::spawn_blocking(move || closing.writer.close()).await.context("closing the writer")?;
     tracing::info!("hub stopped; every acknowledged change is on disk");
     Ok(())
 }

@@ -497,3 +497,28 @@ fn create_derived_is_identical_on_two_devices() {
     assert_eq!(titles.len(), 1);
     assert_eq!(titles[0].field, "title");
 }
+
+/// The hub appends received changes to a document's stored bytes instead of
+/// saving it again: a saved document followed by change chunks must load
+/// whole, both ways a document is loaded.
+#[test]
+fn saved_document_followed_by_changes_loads_whole() {
+    let actor = ActorId::random();
+    let node = Node::new(NodeId::random(), NodeKind::Task, "one".into(), chrono::Utc::now());
+    let (mut doc, _) = NodeDoc::create(&node, &actor, "add").unwrap();
+    let saved = doc.save();
+    let c1 = doc.edit(&[Edit::Title("two".into())], "e", chrono::Utc::now()).unwrap().unwrap();
+    let c2 = doc.edit(&[Edit::Title("three".into())], "e", chrono::Utc::now()).unwrap().unwrap();
+    let mut bytes = saved.clone();
+    bytes.extend_from_slice(c1.raw_bytes());
+    bytes.extend_from_slice(c2.raw_bytes());
+    crate::limits::check(&bytes, crate::limits::MAX_INFLATED_BYTES).unwrap();
+    let loaded = NodeDoc::load(&bytes, &actor).unwrap();
+    assert_eq!(loaded.heads(), doc.heads());
+    assert_eq!(loaded.materialise().unwrap().title, "three");
+    let mut other = NodeDoc::empty(&actor);
+    other.merge_bytes(&bytes).unwrap();
+    assert_eq!(other.heads(), doc.heads());
+    let l2 = crate::limits::load_document(&bytes).unwrap();
+    assert_eq!(l2.get_heads(), doc.heads());
+}

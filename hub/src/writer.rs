@@ -1,0 +1,232 @@
+//! The hub's one writer: a thread that owns every write to the store.
+//!
+//! Connections decode and validate their frames themselves, concurrently,
+//! and hand each push to the writer as a [`Write`]. The writer takes
+//! everything waiting at that moment and commits it as one group: one
+//! transaction, one `fsync`, whatever the number of connections. Then, in
+//! this order:
+//! 1. it broadcasts what the group logged, in seq order (the live queue is
+//!    fed by this thread only, so broadcasts never overtake each other);
+//! 2. it answers each push, so its connection sends the `ack`: never before
+//!    the commit returned.
+//!
+//! Pushes are grouped as they arrive: while one group commits, the next
+//! one gathers, so a lone push commits at once and a crowd shares commits.
+//! A group is bounded ([`GROUP_CHANGES`], [`GROUP_BYTES`]).
+//!
+//! Other writes (the RPC API's edits) run on the same thread between
+//! groups, as [`Writer::call`], and are broadcast the same way.
+//!
+//! The store runs in hub mode: received changes leave the search indexes
+//! behind. Whenever nothing waits, the writer brings them up to date, a
+//! few documents per transaction; an RPC read first brings all of them up
+//! to date (see `rpc.rs`).
+//!
+//! Reads never come here: `hello`, catch-up, bootstrap and reconciliation
+//! read the store in read transactions of their own, beside the writer.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use heph_engine::sync::hub::{Broadcast, Write};
+use heph_engine::sync::storage::SyncStore;
+use heph_engine::{Applied, Error, LoggedChange, Replica};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, oneshot};
+
+use crate::metrics::Metrics;
+
+/// The most changes one group commits (more wait for the next group).
+pub const GROUP_CHANGES: usize = 16_384;
+/// The most change bytes one group commits.
+pub const GROUP_BYTES: usize = 32 << 20;
+
+/// Stale documents indexed per transaction while nothing else waits.
+const REFRESH_BATCH: usize = 64;
+/// How long nothing must come before the writer refreshes indexes.
+const IDLE: Duration = Duration::from_millis(100);
+
+type Call = Box<dyn FnOnce(&Replica) -> Vec<LoggedChange> + Send>;
+
+enum Job {
+    Push { write: Write, done: oneshot::Sender<Result<Applied, Error>> },
+    Call(Call),
+}
+
+/// The handle connections and requests use to reach the writer thread.
+pub struct Writer {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    /// Starts the writer thread for `replica`; what it logs goes to `live`.
+    pub fn start(
+        replica: Arc<Replica>,
+        live: broadcast::Sender<Arc<Broadcast>>,
+        metrics: Arc<Metrics>,
+        max_pending: u64,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new().name("hephd-writer".into()).spawn(move || {
+            Group { replica, live, metrics, max_pending }.run(rx);
+        })?;
+        Ok(Self { jobs: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) })
+    }
+
+    fn send(&self, job: Job) -> bool {
+        let jobs = self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        jobs.as_ref().is_some_and(|tx| tx.send(job).is_ok())
+    }
+
+    /// Commits a push (with whatever else is waiting); resolves once it is
+    /// durable and broadcast, or refused.
+    pub async fn push(&self, write: Write) -> Result<Applied, Error> {
+        let (done, outcome) = oneshot::channel();
+        if !self.send(Job::Push { write, done }) {
+            return Err(Error::Storage("the hub is shutting down".into()));
+        }
+        outcome.await.unwrap_or_else(|_| Err(Error::Storage("the hub's writer stopped".into())))
+    }
+
+    /// Runs `f` on the writer thread, between groups; what it returns is
+    /// the changes it logged, broadcast after it. Returns `f`'s result.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Replica) -> (T, Vec<LoggedChange>) + Send + 'static,
+    ) -> Result<T, Error> {
+        let (done, outcome) = oneshot::channel();
+        let job = Job::Call(Box::new(move |replica| {
+            let (out, logged) = f(replica);
+            let _ = done.send(out);
+            logged
+        }));
+        if !self.send(job) {
+            return Err(Error::Storage("the hub is shutting down".into()));
+        }
+        outcome.await.map_err(|_| Error::Storage("the hub's writer stopped".into()))
+    }
+
+    /// Stops taking writes, lets the writer finish what it holds, and waits
+    /// for it.
+    pub fn close(&self) {
+        drop(self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
+        if let Some(thread) = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the writer thread panicked");
+        }
+    }
+}
+
+/// The writer thread's state.
+struct Group {
+    replica: Arc<Replica>,
+    live: broadcast::Sender<Arc<Broadcast>>,
+    metrics: Arc<Metrics>,
+    max_pending: u64,
+}
+
+impl Group {
+    fn run(self, rx: mpsc::Receiver<Job>) {
+        let mut held: Option<Job> = None;
+        // The store may hold documents whose indexes are behind (from
+        // before a restart too): brought up to date once nothing has come
+        // for a moment, a few at a time.
+        let mut stale = true;
+        loop {
+            if held.is_none() && stale {
+                match rx.recv_timeout(IDLE) {
+                    Ok(job) => held = Some(job),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        stale = self.refresh();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            }
+            let Some(first) = held.take().or_else(|| rx.recv().ok()) else { return };
+            stale = true;
+            let mut pushes = Vec::new();
+            match first {
+                Job::Call(f) => {
+                    let logged = f(&self.replica);
+                    self.broadcast(&logged);
+                    continue;
+                }
+                Job::Push { write, done } => pushes.push((write, done)),
+            }
+            // Everything else already waiting joins the group, up to its bounds.
+            let (mut changes, mut bytes) = size(&pushes[0].0);
+            while changes < GROUP_CHANGES && bytes < GROUP_BYTES {
+                match rx.try_recv() {
+                    Ok(Job::Push { write, done }) => {
+                        let (c, b) = size(&write);
+                        changes += c;
+                        bytes += b;
+                        pushes.push((write, done));
+                    }
+                    Ok(call) => {
+                        // Runs after this group, in arrival order.
+                        held = Some(call);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(pushes);
+        }
+    }
+
+    fn commit(&self, pushes: Vec<(Write, oneshot::Sender<Result<Applied, Error>>)>) {
+        let started = Instant::now();
+        let n = pushes.len();
+        let (batches, waiters): (Vec<_>, Vec<_>) = pushes.into_iter().map(|(w, done)| (w.changes, done)).unzip();
+        let outcomes = self.replica.apply(batches, Some(self.max_pending));
+        self.metrics.commit(n, started.elapsed());
+        match outcomes {
+            Ok(outcomes) => {
+                let mut logged: Vec<LoggedChange> =
+                    outcomes.iter().flatten().flat_map(|a| a.logged.iter().cloned()).collect();
+                logged.sort_by_key(|c| c.seq);
+                self.broadcast(&logged);
+                for (outcome, done) in outcomes.into_iter().zip(waiters) {
+                    // A connection that went away no longer waits.
+                    let _ = done.send(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, pushes = n, "a group commit failed; nothing of it was stored");
+                for done in waiters {
+                    let _ = done.send(Err(Error::Storage(e.to_string())));
+                }
+            }
+        }
+    }
+
+    /// Refreshes the indexes of a few stale documents; whether any remain.
+    fn refresh(&self) -> bool {
+        match self.replica.refresh_stale(REFRESH_BATCH) {
+            Ok(n) => n == REFRESH_BATCH,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not bring the search indexes up to date; retrying after the next write");
+                false
+            }
+        }
+    }
+
+    fn broadcast(&self, logged: &[LoggedChange]) {
+        for b in Broadcast::of(logged) {
+            // No subscribers is not an error.
+            let _ = self.live.send(Arc::new(b));
+        }
+    }
+}
+
+fn size(write: &Write) -> (usize, usize) {
+    (write.changes.len(), write.changes.iter().map(|(_, c)| c.raw_bytes().len()).sum())
+}

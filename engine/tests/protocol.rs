@@ -1,7 +1,9 @@
 //! The sync protocol end to end under random scenarios: one hub, a few
 //! devices, every frame carried by an in-memory transport that moves frames
 //! one at a time, drops connections mid-stream, loses acks, and swaps the
-//! hub's store for an empty one or for an older copy of itself.
+//! hub's store for an empty one or for an older copy of itself. The hub's
+//! store is a `MemoryStore` and the devices' are redb replicas, so the two
+//! implementations of the storage seam meet in every scenario.
 //!
 //! Every write made anywhere is kept in a ledger. When the network settles,
 //! the hub and every device must hold all of it: the hub ends with the union
@@ -9,14 +11,15 @@
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::rc::Rc;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use heph_engine::sync::frame::{ClientFrame, HubFrame, encode};
 use heph_engine::sync::hub::{Broadcast, HubSession, Live};
+use heph_engine::sync::memory::MemoryStore;
 use heph_engine::sync::spoke::SpokeSession;
-use heph_engine::{Annotation, Edit, Node, NodeId, NodeKind, Priority, Replica};
+use heph_engine::sync::storage::SyncStore;
+use heph_engine::{Annotation, Conflict, Edit, Node, NodeId, NodeKind, Priority, Replica};
 use proptest::prelude::*;
 
 fn t0() -> DateTime<Utc> {
@@ -26,54 +29,52 @@ fn t0() -> DateTime<Utc> {
 // ---------------------------------------------------------------------------
 // The hub's store, and copies of it.
 //
-// The hub lives in a redb file on tmpfs and a backup is a byte copy of that
-// file taken between two transactions: the same hub id and an older log,
-// exactly what restoring a backup of the hub's file gives.
+// The hub is a `MemoryStore` (the devices are redb replicas, so this also
+// checks that the two implementations of the storage seam interoperate). A
+// backup is a clone of it: the same hub id and an older log, exactly what
+// restoring a backup of a hub's store gives. An empty hub is a new store.
 // ---------------------------------------------------------------------------
 
 /// A copy of the hub's store, taken at some point, restorable any number of times.
 struct Backup {
-    path: PathBuf,
+    store: MemoryStore,
     /// The hub's head when the copy was taken.
     head: u64,
 }
 
-/// Where hub stores live.
-struct HubFiles {
-    dir: tempfile::TempDir,
-    next: u32,
+/// What the checks read from a store: nodes and their conflicts.
+trait Holds {
+    fn node(&self, id: NodeId) -> Option<Node>;
+    fn conflicts_of(&self, id: NodeId) -> Vec<Conflict>;
+    /// Every node, in id order.
+    fn nodes(&self) -> Vec<Node>;
 }
 
-impl HubFiles {
-    fn new() -> Self {
-        let shm = std::path::Path::new("/dev/shm");
-        let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() };
-        Self { dir: dir.expect("a temporary directory"), next: 0 }
+impl Holds for Replica {
+    fn node(&self, id: NodeId) -> Option<Node> {
+        self.get(id).ok()
     }
 
-    fn fresh_path(&mut self) -> PathBuf {
-        self.next += 1;
-        self.dir.path().join(format!("hub-{}.redb", self.next))
+    fn conflicts_of(&self, id: NodeId) -> Vec<Conflict> {
+        Replica::conflicts_of(self, id).unwrap()
     }
 
-    /// A new, empty hub (a new hub id).
-    fn empty_hub(&mut self) -> (Replica, PathBuf) {
-        let path = self.fresh_path();
-        (Replica::open(&path).expect("open an empty hub"), path)
+    fn nodes(&self) -> Vec<Node> {
+        self.export().unwrap()
+    }
+}
+
+impl Holds for MemoryStore {
+    fn node(&self, id: NodeId) -> Option<Node> {
+        self.doc(id).and_then(|d| d.materialise_as(id).ok())
     }
 
-    /// A copy of the hub's store as it is now.
-    fn backup(&mut self, hub: &Replica, hub_path: &PathBuf) -> Backup {
-        let path = self.fresh_path();
-        std::fs::copy(hub_path, &path).expect("copy the hub's file");
-        Backup { path, head: hub.last_seq().unwrap() }
+    fn conflicts_of(&self, id: NodeId) -> Vec<Conflict> {
+        self.doc(id).map(|d| d.conflicts(id).unwrap()).unwrap_or_default()
     }
 
-    /// A hub running on a copy of `backup` (the backup itself stays as it was).
-    fn restore(&mut self, backup: &Backup) -> (Replica, PathBuf) {
-        let path = self.fresh_path();
-        std::fs::copy(&backup.path, &path).expect("copy the backup");
-        (Replica::open(&path).expect("open a restored hub"), path)
+    fn nodes(&self) -> Vec<Node> {
+        self.ids().into_iter().filter_map(|id| self.node(id)).collect()
     }
 }
 
@@ -164,9 +165,7 @@ enum Field {
 
 /// The hub, the devices, the wires between them, and the ledger of writes.
 struct Net {
-    hub: Replica,
-    hub_path: PathBuf,
-    files: HubFiles,
+    hub: MemoryStore,
     backups: Vec<Backup>,
     devices: Vec<Device>,
     written: Vec<Written>,
@@ -182,12 +181,8 @@ struct Net {
 
 impl Net {
     fn new(devices: usize) -> Self {
-        let mut files = HubFiles::new();
-        let (hub, hub_path) = files.empty_hub();
         Self {
-            hub,
-            hub_path,
-            files,
+            hub: MemoryStore::new(),
             backups: Vec::new(),
             devices: (0..devices)
                 .map(|i| Device {
@@ -490,7 +485,7 @@ impl Net {
 
     /// Keeps a copy of the hub's store as it is now.
     fn backup(&mut self) {
-        let b = self.files.backup(&self.hub, &self.hub_path);
+        let b = Backup { store: self.hub.clone(), head: self.hub.head().unwrap() };
         self.note(format!("backup {} of the hub taken at head {}", self.backups.len(), b.head));
         self.backups.push(b);
     }
@@ -498,7 +493,7 @@ impl Net {
     /// The hub is replaced by an empty one (every connection drops).
     fn replace_hub(&mut self) {
         self.drop_all();
-        (self.hub, self.hub_path) = self.files.empty_hub();
+        self.hub = MemoryStore::new();
         self.note("the hub is replaced by an empty hub".into());
     }
 
@@ -509,10 +504,9 @@ impl Net {
         }
         let which = which % self.backups.len();
         self.drop_all();
-        let head = self.hub.last_seq().unwrap();
-        (self.hub, self.hub_path) = self.files.restore(&self.backups[which]);
-        let line =
-            format!("the hub (head {head}) is restored from backup {which} (head {})", self.hub.last_seq().unwrap());
+        let head = self.hub.head().unwrap();
+        self.hub = self.backups[which].store.clone();
+        let line = format!("the hub (head {head}) is restored from backup {which} (head {})", self.hub.head().unwrap());
         self.note(line);
     }
 
@@ -651,7 +645,7 @@ impl Net {
     // --- the checks -----------------------------------------------------
 
     /// Everything in the ledger that `replica` lacks.
-    fn missing_in(&self, replica: &Replica) -> Vec<String> {
+    fn missing_in(&self, replica: &dyn Holds) -> Vec<String> {
         let mut out = Vec::new();
         let who = |by: usize| self.devices[by].name.as_str();
         let mut absent = HashSet::new();
@@ -661,7 +655,7 @@ impl Net {
             }
         };
         for w in &self.written {
-            let Ok(node) = replica.get(w.node) else {
+            let Some(node) = replica.node(w.node) else {
                 node_missing(&mut out, w.node, w.by, &w.label);
                 continue;
             };
@@ -677,7 +671,7 @@ impl Net {
             }
         }
         for w in self.scalars.iter().filter(|w| !w.superseded) {
-            let Ok(node) = replica.get(w.node) else {
+            let Some(node) = replica.node(w.node) else {
                 node_missing(&mut out, w.node, w.by, &w.label);
                 continue;
             };
@@ -690,7 +684,7 @@ impl Net {
             if current.as_deref() == Some(w.value.as_str()) {
                 continue;
             }
-            let conflicts = replica.conflicts_of(w.node).unwrap();
+            let conflicts = replica.conflicts_of(w.node);
             let listed = conflicts.iter().any(|c| c.field == w.field && c.values.contains(&w.value));
             if !listed {
                 out.push(format!(
@@ -710,10 +704,10 @@ impl Net {
     /// all of them materialise identically.
     fn check(&self) -> Result<(), String> {
         let mut problems = String::new();
-        let mut places: Vec<(&str, &Replica)> = vec![("the hub", &self.hub)];
-        places.extend(self.devices.iter().filter(|d| !d.retired).map(|d| (d.name.as_str(), &d.replica)));
+        let mut places: Vec<(&str, &dyn Holds)> = vec![("the hub", &self.hub)];
+        places.extend(self.devices.iter().filter(|d| !d.retired).map(|d| (d.name.as_str(), &d.replica as &dyn Holds)));
         for (name, replica) in &places {
-            let missing = self.missing_in(replica);
+            let missing = self.missing_in(*replica);
             if !missing.is_empty() {
                 let _ = writeln!(problems, "{name} lacks {} writes:", missing.len());
                 for m in missing.iter().take(12) {
@@ -721,9 +715,9 @@ impl Net {
                 }
             }
         }
-        let hub = self.hub.export().unwrap();
+        let hub = self.hub.nodes();
         for (name, replica) in &places[1..] {
-            let mine = replica.export().unwrap();
+            let mine = replica.nodes();
             if mine != hub {
                 let ids = |nodes: &[Node]| nodes.iter().map(|n| n.id).collect::<BTreeSet<_>>();
                 let (h, m) = (ids(&hub), ids(&mine));
@@ -866,8 +860,10 @@ fn run(devices: usize, ops: &[Op]) -> Result<(), String> {
     net.check()
 }
 
+/// Scenarios per run (`PROPTEST_CASES` overrides). With the hub in memory a
+/// scenario costs little, so a run tries many.
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(64)
+    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(512)
 }
 
 proptest! {
@@ -953,18 +949,18 @@ fn hub_restored_from_an_older_copy_another_device_pushes_past_the_restored_head(
     net.devices[a].retired = true;
     net.drop(b);
     net.restore_hub(0);
-    assert!(net.hub.last_seq().unwrap() < b_cursor, "{}", net.report("the backup is not older"));
+    assert!(net.hub.head().unwrap() < b_cursor, "{}", net.report("the backup is not older"));
 
     // c returns first and pushes past b's cursor.
     net.connect(c);
     for _ in 0..=b_cursor + 2 {
-        if net.hub.last_seq().unwrap() > b_cursor + 2 {
+        if net.hub.head().unwrap() > b_cursor + 2 {
             break;
         }
         net.create(c, NodeKind::Task, true);
         quiet(&mut net);
     }
-    assert!(net.hub.last_seq().unwrap() > b_cursor, "{}", net.report("c never pushed past b's cursor"));
+    assert!(net.hub.head().unwrap() > b_cursor, "{}", net.report("c never pushed past b's cursor"));
     net.add(c, shared, Item::Tag("c was here".into()));
     quiet(&mut net);
 

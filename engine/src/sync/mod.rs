@@ -46,6 +46,7 @@
 
 pub mod frame;
 pub mod hub;
+pub mod memory;
 pub mod spoke;
 pub mod storage;
 

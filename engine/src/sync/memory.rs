@@ -1,0 +1,524 @@
+//! [`MemoryStore`]: a second, plain implementation of the storage seam,
+//! in memory, with no redb underneath.
+//!
+//! What it is for:
+//! - protocol tests and the protocol property test, where a hub (or a
+//!   device) is created, backed up, restored and thrown away many times;
+//! - checking the [contract](super::storage) from a second side: the
+//!   conformance suite (`engine/tests/conformance.rs`) runs against it and
+//!   against the redb [`Replica`](crate::Replica), so neither can drift
+//!   into semantics the other lacks;
+//! - a model for new backends (a database behind a multi-owner hub): it
+//!   is the contract and nothing else, in a few hundred lines.
+//!
+//! It holds nothing durable: everything is gone when it is dropped, so
+//! "durable on return" is vacuous here. What it keeps of the contract is
+//! everything else: the gapless log, dedup by hash, waiting changes,
+//! per-batch atomicity, budgets, `local_only`, cursors.
+//!
+//! # How it is built
+//! The whole state is one immutable value behind an [`Arc`]. A read takes
+//! the current `Arc` (a snapshot) and never waits for a write in progress.
+//! A write (one at a time) works on a copy of the state and, when it
+//! succeeds, swaps the copy in; each batch of [`SyncStore::apply`] is tried
+//! on a copy of its own and kept only if it is accepted. Copying is
+//! cheap-ish (documents and change bytes are shared, maps are copied):
+//! fine for tests and models, not meant for large stores.
+//!
+//! [`Clone`] gives a *backup*: the same store id, the log and documents as
+//! they are now, and independent from then on (as restoring a copy of a
+//! hub's file would give).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use automerge::{ActorId, Change, ChangeHash};
+
+use crate::doc::NodeDoc;
+use crate::error::Error;
+use crate::id::NodeId;
+use crate::store::{Applied, Cursors, LoggedChange};
+use crate::sync::frame::wire_size;
+use crate::sync::storage::{Batch, DeviceStore, SyncStore};
+
+/// A store of the sync seam in memory: see the [module docs](self).
+pub struct MemoryStore {
+    origin: ActorId,
+    state: Mutex<Arc<Inner>>,
+    /// Serialises writers; readers never take it.
+    writer: Mutex<()>,
+}
+
+/// One committed state.
+#[derive(Clone, Default)]
+struct Inner {
+    /// Documents with at least one applied change, in id order.
+    docs: BTreeMap<NodeId, Arc<NodeDoc>>,
+    /// Every change stored (logged or waiting), by hash.
+    changes: HashMap<ChangeHash, Stored>,
+    /// The log: seq `i + 1` is entry `i`.
+    log: Vec<Entry>,
+    /// Changes stored but waiting for their dependencies, per document.
+    pending: BTreeMap<NodeId, Vec<ChangeHash>>,
+    cursors: Cursors,
+}
+
+#[derive(Clone)]
+struct Stored {
+    doc: NodeId,
+    bytes: Arc<[u8]>,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    doc: NodeId,
+    hash: ChangeHash,
+    local: bool,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clone for MemoryStore {
+    /// A backup: the same store id, this state, independent from now on.
+    fn clone(&self) -> Self {
+        Self { origin: self.origin.clone(), state: Mutex::new(self.snapshot()), writer: Mutex::new(()) }
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.snapshot();
+        f.debug_struct("MemoryStore")
+            .field("id", &self.origin.to_hex_string())
+            .field("docs", &s.docs.len())
+            .field("head", &s.log.len())
+            .field("waiting", &s.pending_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store with a new random id.
+    #[must_use]
+    pub fn new() -> Self {
+        let origin: [u8; 16] = rand::random();
+        Self {
+            origin: ActorId::from(origin.as_slice()),
+            state: Mutex::new(Arc::new(Inner::default())),
+            writer: Mutex::new(()),
+        }
+    }
+
+    /// This store's id (its device id, as on a [`Replica`](crate::Replica)).
+    #[must_use]
+    pub fn origin(&self) -> &ActorId {
+        &self.origin
+    }
+
+    /// Applies `changes` to `doc` as made here (logged as local, so a
+    /// device pushes them), in one write; returns what it logged. Changes
+    /// already stored are skipped, ones missing a dependency wait.
+    pub fn commit_local(&self, doc: NodeId, changes: Vec<Change>) -> Result<Vec<LoggedChange>, Error> {
+        self.write(|s| {
+            let mut report = Applied::default();
+            s.apply_doc(&self.origin, doc, changes, true, None, &mut report)?;
+            Ok(report.logged)
+        })
+    }
+
+    /// Every change this store holds: stored ones (logged or waiting) and
+    /// those that are part of its documents (merged from snapshots).
+    #[must_use]
+    pub fn change_hashes(&self) -> BTreeSet<ChangeHash> {
+        let s = self.snapshot();
+        let mut out: BTreeSet<ChangeHash> = s.changes.keys().copied().collect();
+        for doc in s.docs.values() {
+            out.extend(doc.changes().iter().map(Change::hash));
+        }
+        out
+    }
+
+    /// The document of `id`, if it holds any change of it.
+    #[must_use]
+    pub fn doc(&self, id: NodeId) -> Option<NodeDoc> {
+        self.snapshot().docs.get(&id).map(|d| (**d).clone())
+    }
+
+    /// The ids of the documents held, in id order.
+    #[must_use]
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.snapshot().docs.keys().copied().collect()
+    }
+
+    /// How many received changes wait for their dependencies.
+    #[must_use]
+    pub fn waiting(&self) -> usize {
+        self.snapshot().pending_count()
+    }
+
+    fn snapshot(&self) -> Arc<Inner> {
+        Arc::clone(&self.state.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// One write: `f` changes a copy of the state, kept only on `Ok`.
+    fn write<T>(&self, f: impl FnOnce(&mut Inner) -> Result<T, Error>) -> Result<T, Error> {
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut work = (*self.snapshot()).clone();
+        let out = f(&mut work)?;
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(work);
+        Ok(out)
+    }
+}
+
+impl Inner {
+    fn pending_count(&self) -> usize {
+        self.pending.values().map(Vec::len).sum()
+    }
+
+    fn change(&self, hash: &ChangeHash) -> Result<Change, Error> {
+        let stored = self.changes.get(hash).ok_or_else(|| Error::Storage(format!("change {hash} is not stored")))?;
+        Change::from_bytes(stored.bytes.to_vec())
+            .map_err(|e| Error::InvalidChange { doc: stored.doc, reason: e.to_string() })
+    }
+
+    fn log_change(&mut self, doc: NodeId, change: &Change, local: bool, report: &mut Applied) {
+        let hash = change.hash();
+        self.log.push(Entry { doc, hash, local });
+        report.applied += 1;
+        report.logged.push(LoggedChange {
+            seq: self.log.len() as u64,
+            doc,
+            hash,
+            bytes: change.raw_bytes().to_vec(),
+            local,
+        });
+    }
+
+    /// Applies `incoming` to document `id`, as the redb writer does:
+    /// changes stored before are duplicates; the ones waiting for this
+    /// document join in; what is ready is logged (in causal order), the
+    /// rest waits.
+    fn apply_doc(
+        &mut self,
+        origin: &ActorId,
+        id: NodeId,
+        incoming: Vec<Change>,
+        local: bool,
+        max_pending: Option<u64>,
+        report: &mut Applied,
+    ) -> Result<(), Error> {
+        let incoming_hashes: Vec<ChangeHash> = incoming.iter().map(Change::hash).collect();
+        let mut fresh = Vec::new();
+        let mut seen = HashSet::new();
+        for change in incoming {
+            let hash = change.hash();
+            if self.changes.contains_key(&hash) || !seen.insert(hash) {
+                report.duplicates += 1;
+            } else {
+                fresh.push(change);
+            }
+        }
+        let was_waiting = self.pending.remove(&id).unwrap_or_default();
+        for hash in &was_waiting {
+            fresh.push(self.change(hash)?);
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let mut doc = self.docs.get(&id).map_or_else(|| NodeDoc::empty(origin), |d| (**d).clone());
+        let batch = fresh.clone();
+        let waiting = doc.apply(fresh)?;
+        let waiting_hashes: HashSet<ChangeHash> = waiting.iter().map(Change::hash).collect();
+        let ready = causal_order(batch.into_iter().filter(|c| !waiting_hashes.contains(&c.hash())).collect());
+        for change in &ready {
+            self.changes.entry(change.hash()).or_insert_with(|| Stored { doc: id, bytes: change.raw_bytes().into() });
+            self.log_change(id, change, local, report);
+        }
+        for change in &waiting {
+            self.changes.entry(change.hash()).or_insert_with(|| Stored { doc: id, bytes: change.raw_bytes().into() });
+        }
+        if !waiting.is_empty() {
+            self.pending.insert(id, waiting.iter().map(Change::hash).collect());
+            if let Some(max) = max_pending
+                && self.pending_count() as u64 > max
+            {
+                return Err(Error::PendingQuota { limit: max });
+            }
+            // Automerge keeps changes it could not apply queued inside the
+            // document; a stored document holds only what is applied (as
+            // a saved and reloaded one does), so they wait out here alone.
+            doc = NodeDoc::load(&doc.save(), origin)?;
+        }
+        report.waiting += waiting.len();
+        report.waiting_hashes.extend(incoming_hashes.into_iter().filter(|h| waiting_hashes.contains(h)));
+        if doc.heads().is_empty() {
+            return Ok(());
+        }
+        if doc.materialise_as(id).is_err() {
+            report.not_nodes.push(id);
+        }
+        self.docs.insert(id, Arc::new(doc));
+        Ok(())
+    }
+
+    fn apply_batch(
+        &mut self,
+        origin: &ActorId,
+        batch: Batch,
+        local: bool,
+        max_pending: Option<u64>,
+    ) -> Result<Applied, Error> {
+        let mut report = Applied::default();
+        for (doc, changes) in group(batch) {
+            self.apply_doc(origin, doc, changes, local, max_pending, &mut report)?;
+        }
+        Ok(report)
+    }
+
+    fn merge_snapshot(&mut self, origin: &ActorId, id: NodeId, bytes: &[u8]) -> Result<(), Error> {
+        crate::limits::check(bytes, crate::limits::MAX_INFLATED_BYTES)
+            .map_err(|e| Error::InvalidChange { doc: id, reason: e.to_string() })?;
+        let mut doc = self.docs.get(&id).map_or_else(|| NodeDoc::empty(origin), |d| (**d).clone());
+        doc.merge_bytes(bytes).map_err(|e| Error::InvalidChange { doc: id, reason: e.to_string() })?;
+        // Only what applied is kept (see `apply_doc`).
+        let doc = NodeDoc::load(&doc.save(), origin)?;
+        if !doc.heads().is_empty() {
+            self.docs.insert(id, Arc::new(doc));
+        }
+        Ok(())
+    }
+}
+
+/// `changes` with each one after those of them it depends on; otherwise in
+/// the order given.
+fn causal_order(changes: Vec<Change>) -> Vec<Change> {
+    let at: HashMap<ChangeHash, usize> = changes.iter().enumerate().map(|(i, c)| (c.hash(), i)).collect();
+    let mut placed = vec![false; changes.len()];
+    let mut order = Vec::with_capacity(changes.len());
+    for start in 0..changes.len() {
+        let mut stack = vec![(start, false)];
+        while let Some((i, deps_done)) = stack.pop() {
+            if deps_done {
+                order.push(i);
+                continue;
+            }
+            if placed[i] {
+                continue;
+            }
+            placed[i] = true;
+            stack.push((i, true));
+            for dep in changes[i].deps().iter().rev() {
+                if let Some(&j) = at.get(dep)
+                    && !placed[j]
+                {
+                    stack.push((j, false));
+                }
+            }
+        }
+    }
+    let mut slots: Vec<Option<Change>> = changes.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+/// A batch by document: documents in first-seen order, changes in arrival
+/// order within each.
+fn group(batch: Batch) -> Vec<(NodeId, Vec<Change>)> {
+    let mut order: Vec<NodeId> = Vec::new();
+    let mut by_doc: HashMap<NodeId, Vec<Change>> = HashMap::new();
+    for (doc, change) in batch {
+        by_doc
+            .entry(doc)
+            .or_insert_with(|| {
+                order.push(doc);
+                Vec::new()
+            })
+            .push(change);
+    }
+    order.into_iter().map(|d| (d, by_doc.remove(&d).unwrap_or_default())).collect()
+}
+
+fn advance_known(c: &mut Cursors, known: Option<(u64, ChangeHash)>) {
+    if let Some((seq, hash)) = known
+        && c.known.is_none_or(|(k, _)| seq >= k)
+    {
+        c.known = Some((seq, hash));
+    }
+}
+
+fn after(id: Option<NodeId>) -> (std::ops::Bound<NodeId>, std::ops::Bound<NodeId>) {
+    match id {
+        Some(id) => (std::ops::Bound::Excluded(id), std::ops::Bound::Unbounded),
+        None => (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
+    }
+}
+
+impl SyncStore for MemoryStore {
+    fn store_id(&self) -> String {
+        self.origin.to_hex_string()
+    }
+
+    fn head(&self) -> Result<u64, Error> {
+        Ok(self.snapshot().log.len() as u64)
+    }
+
+    fn log_hash(&self, seq: u64) -> Result<Option<ChangeHash>, Error> {
+        let s = self.snapshot();
+        let at = usize::try_from(seq).ok().and_then(|seq| seq.checked_sub(1));
+        Ok(at.and_then(|i| s.log.get(i)).map(|e| e.hash))
+    }
+
+    fn log_after(&self, after: u64, limit: usize, budget: usize, local_only: bool) -> Result<Vec<LoggedChange>, Error> {
+        let s = self.snapshot();
+        let start = usize::try_from(after).unwrap_or(usize::MAX).min(s.log.len());
+        let mut out = Vec::new();
+        let mut size = 0;
+        for (i, entry) in s.log.iter().enumerate().skip(start) {
+            if out.len() >= limit {
+                break;
+            }
+            if local_only && !entry.local {
+                continue;
+            }
+            let stored = &s.changes[&entry.hash];
+            size += wire_size(stored.bytes.len());
+            if !out.is_empty() && size > budget {
+                break;
+            }
+            out.push(LoggedChange {
+                seq: i as u64 + 1,
+                doc: entry.doc,
+                hash: entry.hash,
+                bytes: stored.bytes.to_vec(),
+                local: entry.local,
+            });
+        }
+        Ok(out)
+    }
+
+    fn apply(&self, batches: Vec<Batch>, max_pending: Option<u64>) -> Result<Vec<Result<Applied, Error>>, Error> {
+        self.write(|s| {
+            let mut out = Vec::with_capacity(batches.len());
+            for batch in batches {
+                // Each batch on a copy of its own, kept only if accepted.
+                let mut trial = s.clone();
+                match trial.apply_batch(&self.origin, batch, false, max_pending) {
+                    Ok(applied) => {
+                        *s = trial;
+                        out.push(Ok(applied));
+                    }
+                    Err(e) if e.refuses_batch() => out.push(Err(e)),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn docs_after(&self, after_id: Option<NodeId>, budget: usize) -> Result<Vec<(NodeId, Vec<u8>)>, Error> {
+        let s = self.snapshot();
+        let mut out = Vec::new();
+        let mut size = 0;
+        for (id, doc) in s.docs.range(after(after_id)) {
+            let saved = doc.save();
+            size += wire_size(saved.len());
+            if !out.is_empty() && size > budget {
+                break;
+            }
+            out.push((*id, saved));
+        }
+        Ok(out)
+    }
+
+    fn heads_after(&self, after_id: Option<NodeId>, limit: usize) -> Result<Vec<(NodeId, Vec<ChangeHash>)>, Error> {
+        let s = self.snapshot();
+        Ok(s.docs.range(after(after_id)).take(limit).map(|(id, doc)| (*id, doc.heads())).collect())
+    }
+
+    fn lacking(&self, offered: &[(NodeId, Vec<ChangeHash>)]) -> Result<Vec<Option<Vec<ChangeHash>>>, Error> {
+        let s = self.snapshot();
+        Ok(offered
+            .iter()
+            .map(|(id, heads)| {
+                let doc = s.docs.get(id);
+                let all_applied = heads.iter().all(|h| doc.is_some_and(|d| d.has_change(h)));
+                (!all_applied).then(|| doc.map(|d| d.heads()).unwrap_or_default())
+            })
+            .collect())
+    }
+
+    fn changes_since(&self, doc: NodeId, have: &[ChangeHash]) -> Result<Vec<Change>, Error> {
+        Ok(self.snapshot().docs.get(&doc).map(|d| d.changes_since(have)).unwrap_or_default())
+    }
+}
+
+impl DeviceStore for MemoryStore {
+    fn cursors(&self) -> Result<Cursors, Error> {
+        Ok(self.snapshot().cursors.clone())
+    }
+
+    fn begin_sync(&self, hub: &str) -> Result<Cursors, Error> {
+        self.write(|s| {
+            let c = &mut s.cursors;
+            if c.hub.as_deref() != Some(hub) {
+                // One that never synced owes nothing; one that did holds
+                // history the new hub may lack.
+                let reconcile = c.hub.is_some() || c.reconcile;
+                *c = Cursors { hub: Some(hub.to_string()), reconcile, ..Cursors::default() };
+            }
+            Ok(c.clone())
+        })
+    }
+
+    fn restart_sync(&self, hub: &str) -> Result<Cursors, Error> {
+        self.write(|s| {
+            s.cursors = Cursors { hub: Some(hub.to_string()), reconcile: true, ..Cursors::default() };
+            Ok(s.cursors.clone())
+        })
+    }
+
+    fn set_reconcile(&self, owed: bool) -> Result<(), Error> {
+        self.write(|s| {
+            s.cursors.reconcile = owed;
+            Ok(())
+        })
+    }
+
+    fn apply_from_hub(&self, batch: Batch, upto: u64, known: Option<(u64, ChangeHash)>) -> Result<Applied, Error> {
+        self.write(|s| {
+            let applied = s.apply_batch(&self.origin, batch, false, None)?;
+            s.cursors.hub_cursor = s.cursors.hub_cursor.max(upto);
+            advance_known(&mut s.cursors, known);
+            Ok(applied)
+        })
+    }
+
+    fn merge_snapshots(
+        &self,
+        docs: Vec<(NodeId, Vec<u8>)>,
+        upto: Option<u64>,
+        known: Option<(u64, ChangeHash)>,
+    ) -> Result<(), Error> {
+        self.write(|s| {
+            for (id, bytes) in &docs {
+                s.merge_snapshot(&self.origin, *id, bytes)?;
+            }
+            if let Some(upto) = upto {
+                s.cursors.hub_cursor = s.cursors.hub_cursor.max(upto);
+                advance_known(&mut s.cursors, known);
+            }
+            Ok(())
+        })
+    }
+
+    fn acknowledge(&self, pushed: u64, known: Option<(u64, ChangeHash)>) -> Result<(), Error> {
+        self.write(|s| {
+            s.cursors.pushed = s.cursors.pushed.max(pushed);
+            advance_known(&mut s.cursors, known);
+            Ok(())
+        })
+    }
+}

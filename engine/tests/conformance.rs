@@ -1,0 +1,1061 @@
+//! The conformance suite of the storage seam: every clause of the contract
+//! in `engine/src/sync/storage.rs`, written once over a [`Fixture`] and run
+//! against each implementation — the redb [`Replica`] (in a file, so that
+//! durability on return is checked by reopening it) and [`MemoryStore`].
+//!
+//! Each test is a generic function; [`conformance!`] instantiates every one
+//! of them per implementation (`redb::<test>` and `memory::<test>`). A new
+//! backend passes when it gets a fixture and a line in that macro.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use automerge::{ActorId, Change, ChangeHash};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use heph_engine::store::{Applied, LoggedChange};
+use heph_engine::sync::frame::wire_size;
+use heph_engine::sync::memory::MemoryStore;
+use heph_engine::sync::storage::{Batch, DeviceStore, SyncStore};
+use heph_engine::{Edit, Error, Node, NodeDoc, NodeId, NodeKind, Replica};
+
+// ---------------------------------------------------------------------------
+// Fixtures: how to make, reopen and write locally to each implementation.
+// ---------------------------------------------------------------------------
+
+/// One implementation of the seam, as the suite needs it.
+trait Fixture {
+    type Store: DeviceStore;
+
+    /// A new, empty store.
+    fn open(&mut self) -> Self::Store;
+
+    /// The same store after the process that had it went away: what a
+    /// store keeps across that is what it made durable.
+    fn reopen(&mut self, store: Self::Store) -> Self::Store;
+
+    /// Applies `changes` to `doc` as made on this store (logged as local),
+    /// in one write; returns what was logged.
+    fn commit_local(store: &Self::Store, doc: NodeId, changes: Vec<Change>) -> Vec<LoggedChange>;
+}
+
+/// The redb replica, each store in its own file.
+struct Redb {
+    dir: tempfile::TempDir,
+    paths: HashMap<String, PathBuf>,
+}
+
+impl Redb {
+    fn new() -> Self {
+        let shm = std::path::Path::new("/dev/shm");
+        let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() };
+        Self { dir: dir.expect("a temporary directory"), paths: HashMap::new() }
+    }
+}
+
+impl Fixture for Redb {
+    type Store = Replica;
+
+    fn open(&mut self) -> Replica {
+        let path = self.dir.path().join(format!("store-{}.redb", self.paths.len()));
+        let replica = Replica::open(&path).expect("open a new store");
+        self.paths.insert(replica.store_id(), path);
+        replica
+    }
+
+    fn reopen(&mut self, store: Replica) -> Replica {
+        let path = self.paths[&store.store_id()].clone();
+        drop(store);
+        Replica::open(&path).expect("reopen the store")
+    }
+
+    fn commit_local(store: &Replica, doc: NodeId, changes: Vec<Change>) -> Vec<LoggedChange> {
+        store
+            .store()
+            .write(|w| {
+                let mut report = Applied::default();
+                w.apply_remote(doc, changes, true, &mut report)?;
+                Ok(report.logged)
+            })
+            .expect("a local commit")
+    }
+}
+
+/// The in-memory store: nothing to reopen (it holds nothing durable, and
+/// is the same store for as long as it lives).
+struct Memory;
+
+impl Fixture for Memory {
+    type Store = MemoryStore;
+
+    fn open(&mut self) -> MemoryStore {
+        MemoryStore::new()
+    }
+
+    fn reopen(&mut self, store: MemoryStore) -> MemoryStore {
+        store
+    }
+
+    fn commit_local(store: &MemoryStore, doc: NodeId, changes: Vec<Change>) -> Vec<LoggedChange> {
+        store.commit_local(doc, changes).expect("a local commit")
+    }
+}
+
+/// Instantiates every generic test for every implementation. A test
+/// marked `#[redb_fails = "why"]` is one the redb replica does not pass
+/// yet: it is ignored there (`cargo test -- --ignored` runs it).
+macro_rules! conformance {
+    ($($(#[redb_fails = $why:literal])? $test:ident),* $(,)?) => {
+        mod redb {
+            $(#[test]
+            $(#[ignore = $why])?
+            fn $test() {
+                super::$test(super::Redb::new());
+            })*
+        }
+        mod memory {
+            $(#[test]
+            fn $test() {
+                super::$test(super::Memory);
+            })*
+        }
+    };
+}
+
+conformance!(
+    an_empty_store,
+    seqs_start_at_one_and_have_no_gaps,
+    log_after_limit_budget_and_local_only,
+    reapplying_stores_and_logs_nothing,
+    #[redb_fails = "Writer::apply_remote counts a second copy in one batch as nothing"]
+    a_change_twice_in_one_batch_is_stored_once_and_counted_a_duplicate,
+    a_change_waits_for_its_dependencies,
+    #[redb_fails = "Writer::apply_remote logs in arrival order, waiting changes in hash order"]
+    waiting_changes_are_logged_in_causal_order,
+    #[redb_fails = "Writer::apply_remote logs in arrival order, waiting changes in hash order"]
+    one_batch_out_of_causal_order_is_logged_in_causal_order,
+    #[redb_fails = "Replica::apply_group commits the attempt in which a batch was refused"]
+    a_batch_with_an_invalid_change_leaves_no_trace,
+    #[redb_fails = "Replica::apply_group commits the attempt in which a batch was refused"]
+    a_refused_batch_leaves_no_trace_of_what_it_wrote_before_the_refusal,
+    #[redb_fails = "Replica::apply_group commits the attempt in which a batch was refused"]
+    the_waiting_quota_refuses_a_batch_and_nothing_else,
+    batches_are_applied_in_the_order_given,
+    docs_after_returns_whole_documents_within_the_budget,
+    heads_after_pages_in_id_order,
+    lacking_names_what_is_not_applied,
+    #[redb_fails = "Reader::has_applied looks in the changes table, which merged snapshots do not fill"]
+    lacking_sees_documents_merged_from_snapshots,
+    changes_since_gives_what_a_peer_lacks_in_causal_order,
+    begin_sync_with_a_new_hub_starts_afresh,
+    restart_sync_starts_afresh_and_owes_a_reconciliation,
+    set_reconcile_sets_and_clears,
+    apply_from_hub_moves_the_hub_cursor_forward_only,
+    a_refused_apply_from_hub_moves_nothing,
+    merge_snapshots_with_and_without_upto,
+    a_refused_merge_snapshots_merges_nothing,
+    acknowledge_never_moves_back,
+    known_moves_forward_only,
+    durable_on_return,
+);
+
+// ---------------------------------------------------------------------------
+// Making changes.
+// ---------------------------------------------------------------------------
+
+const ALL: usize = usize::MAX;
+
+fn t(seconds: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap() + Duration::seconds(seconds)
+}
+
+/// The history of one node as one device made it: `changes[0]` is the
+/// genesis, `changes[1]` the content, then one change per edit, each on
+/// top of the one before. Ids and actors derive from the name, so hashes
+/// are the same on every run.
+#[derive(Clone)]
+struct Hist {
+    id: NodeId,
+    doc: NodeDoc,
+    changes: Vec<Change>,
+}
+
+impl Hist {
+    fn new(name: &str, edits: usize) -> Self {
+        let id = NodeId::derived(&format!("conformance/{name}"));
+        let node = Node::new(id, NodeKind::Task, name.to_string(), t(0));
+        let (doc, changes) = NodeDoc::create(&node, &actor(name), "add").unwrap();
+        let mut h = Self { id, doc, changes };
+        for i in 0..edits {
+            h.edit(&format!("{name}-{i}"));
+        }
+        h
+    }
+
+    /// One more change on top: adds tag `tag`.
+    fn edit(&mut self, tag: &str) -> Change {
+        let at = t(i64::try_from(self.changes.len()).unwrap());
+        let change = self.doc.edit(&[Edit::AddTag(tag.to_string())], tag, at).unwrap().expect("a change");
+        self.changes.push(change.clone());
+        change
+    }
+
+    /// The same history, continued from here by another device.
+    fn fork(&self, name: &str) -> Self {
+        let mut other = self.clone();
+        other.doc.set_actor(&actor(name));
+        other
+    }
+
+    fn hash(&self, i: usize) -> ChangeHash {
+        self.changes[i].hash()
+    }
+
+    fn hashes(&self) -> Vec<ChangeHash> {
+        self.changes.iter().map(Change::hash).collect()
+    }
+
+    fn heads(&self) -> Vec<ChangeHash> {
+        self.doc.heads()
+    }
+
+    /// Changes `range` of this history as one batch.
+    fn batch(&self, range: impl std::slice::SliceIndex<[Change], Output = [Change]>) -> Batch {
+        self.changes[range].iter().map(|c| (self.id, c.clone())).collect()
+    }
+
+    /// Every change as one batch.
+    fn all(&self) -> Batch {
+        self.batch(..)
+    }
+}
+
+fn actor(name: &str) -> ActorId {
+    ActorId::from(NodeId::derived(&format!("conformance/actor/{name}")).as_bytes().as_slice())
+}
+
+/// A change that parses but cannot be applied to `h`'s document: made by
+/// the same actor at the same seq as `h.changes[at]`, with other content.
+fn clashing(h: &Hist, at: usize) -> Change {
+    let mut base = Hist { id: h.id, doc: NodeDoc::empty(&actor("nobody")), changes: Vec::new() };
+    base.doc.apply(h.changes[..at].to_vec()).unwrap();
+    let actor = h.changes[at].actor_id().clone();
+    base.doc.set_actor(&actor);
+    let change = base.edit("clash");
+    assert_eq!(change.actor_id(), h.changes[at].actor_id());
+    assert_eq!(change.seq(), h.changes[at].seq());
+    assert_ne!(change.hash(), h.hash(at));
+    change
+}
+
+fn one(store: &impl SyncStore, batch: Batch) -> Applied {
+    one_with(store, batch, None).expect("the batch is accepted")
+}
+
+fn one_with(store: &impl SyncStore, batch: Batch, max_pending: Option<u64>) -> Result<Applied, Error> {
+    let mut out = store.apply(vec![batch], max_pending).expect("the write");
+    assert_eq!(out.len(), 1, "one result per batch");
+    out.remove(0)
+}
+
+fn whole_log(store: &impl SyncStore) -> Vec<LoggedChange> {
+    store.log_after(0, ALL, ALL, false).unwrap()
+}
+
+fn seqs(logged: &[LoggedChange]) -> Vec<u64> {
+    logged.iter().map(|c| c.seq).collect()
+}
+
+fn hashes(logged: &[LoggedChange]) -> Vec<ChangeHash> {
+    logged.iter().map(|c| c.hash).collect()
+}
+
+/// The log is causal: every change comes after those of its dependencies
+/// that are logged.
+fn assert_causal(logged: &[LoggedChange]) {
+    let at: HashMap<ChangeHash, u64> = logged.iter().map(|c| (c.hash, c.seq)).collect();
+    for c in logged {
+        let change = Change::from_bytes(c.bytes.clone()).unwrap();
+        for dep in change.deps() {
+            if let Some(&dep_seq) = at.get(dep) {
+                assert!(dep_seq < c.seq, "seq {} is logged before its dependency at seq {dep_seq}", c.seq);
+            }
+        }
+    }
+}
+
+fn refused(result: &Result<Applied, Error>) -> bool {
+    matches!(result, Err(e) if e.refuses_batch())
+}
+
+/// Every document as a peer would load it.
+fn loaded_docs(store: &impl SyncStore) -> Vec<(NodeId, NodeDoc)> {
+    store
+        .docs_after(None, ALL)
+        .unwrap()
+        .into_iter()
+        .map(|(id, bytes)| (id, NodeDoc::load(&bytes, &actor("reader")).expect("a document that loads")))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// The log.
+// ---------------------------------------------------------------------------
+
+fn an_empty_store<F: Fixture>(mut f: F) {
+    let s = f.open();
+    assert!(!s.store_id().is_empty());
+    assert_eq!(s.store_id(), s.store_id(), "the id never changes");
+    assert_eq!(s.head().unwrap(), 0);
+    assert_eq!(s.log_hash(0).unwrap(), None);
+    assert_eq!(s.log_hash(1).unwrap(), None);
+    assert!(whole_log(&s).is_empty());
+    assert!(s.docs_after(None, ALL).unwrap().is_empty());
+    assert!(s.heads_after(None, ALL).unwrap().is_empty());
+    assert!(s.changes_since(NodeId::derived("nothing"), &[]).unwrap().is_empty());
+    assert_eq!(s.cursors().unwrap(), Default::default());
+    let other = f.open();
+    assert_ne!(s.store_id(), other.store_id(), "each store has its own id");
+}
+
+fn seqs_start_at_one_and_have_no_gaps<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let id = s.store_id();
+    let a = Hist::new("a", 2);
+    let b = Hist::new("b", 1);
+
+    let local = F::commit_local(&s, a.id, a.changes.clone());
+    assert_eq!(seqs(&local), [1, 2, 3, 4]);
+    assert_eq!(hashes(&local), a.hashes());
+    assert!(local.iter().all(|c| c.local && c.doc == a.id));
+
+    let applied = one(&s, b.all());
+    assert_eq!(applied.applied, 3);
+    assert_eq!(seqs(&applied.logged), [5, 6, 7]);
+    assert!(applied.logged.iter().all(|c| !c.local && c.doc == b.id));
+    assert_eq!(s.head().unwrap(), 7);
+
+    let log = whole_log(&s);
+    assert_eq!(seqs(&log), (1..=7).collect::<Vec<_>>());
+    let mut written = local.clone();
+    written.extend(applied.logged);
+    assert_eq!(log, written, "the log is what the writes reported");
+    for c in &log {
+        assert_eq!(s.log_hash(c.seq).unwrap(), Some(c.hash));
+        assert_eq!(c.hash, Change::from_bytes(c.bytes.clone()).unwrap().hash(), "the bytes are the change's");
+    }
+    assert_eq!(s.log_hash(0).unwrap(), None);
+    assert_eq!(s.log_hash(8).unwrap(), None);
+    assert_eq!(s.store_id(), id);
+}
+
+fn log_after_limit_budget_and_local_only<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let a = Hist::new("a", 2);
+    let b = Hist::new("b", 1);
+    // Local 1, 2; received 3, 4, 5; local 6, 7.
+    F::commit_local(&s, a.id, a.changes[..2].to_vec());
+    one(&s, b.all());
+    F::commit_local(&s, a.id, a.changes[2..].to_vec());
+    let log = whole_log(&s);
+    assert_eq!(log.iter().map(|c| c.local).collect::<Vec<_>>(), [true, true, false, false, false, true, true]);
+
+    assert_eq!(seqs(&s.log_after(0, 3, ALL, false).unwrap()), [1, 2, 3]);
+    assert_eq!(seqs(&s.log_after(2, 2, ALL, false).unwrap()), [3, 4]);
+    assert_eq!(seqs(&s.log_after(5, ALL, ALL, false).unwrap()), [6, 7]);
+    assert!(s.log_after(7, ALL, ALL, false).unwrap().is_empty());
+    assert!(s.log_after(100, ALL, ALL, false).unwrap().is_empty());
+    assert!(s.log_after(0, 0, ALL, false).unwrap().is_empty());
+
+    // Local only: received entries are skipped and do not count.
+    assert_eq!(seqs(&s.log_after(0, ALL, ALL, true).unwrap()), [1, 2, 6, 7]);
+    assert_eq!(seqs(&s.log_after(0, 3, ALL, true).unwrap()), [1, 2, 6]);
+    assert_eq!(seqs(&s.log_after(2, ALL, ALL, true).unwrap()), [6, 7]);
+    assert!(s.log_after(0, ALL, ALL, true).unwrap().iter().all(|c| c.local));
+
+    // The budget: the first entry always, then no more than `budget` bytes
+    // on the wire counting it.
+    let size = |c: &LoggedChange| wire_size(c.bytes.len());
+    assert_eq!(seqs(&s.log_after(0, ALL, 0, false).unwrap()), [1]);
+    let three: usize = log[..3].iter().map(size).sum();
+    assert_eq!(seqs(&s.log_after(0, ALL, three, false).unwrap()), [1, 2, 3]);
+    assert_eq!(seqs(&s.log_after(0, ALL, three - 1, false).unwrap()), [1, 2]);
+    assert_eq!(seqs(&s.log_after(0, 2, three, false).unwrap()), [1, 2], "the limit still holds");
+    // Skipped entries cost nothing.
+    let local_three = size(&log[0]) + size(&log[1]) + size(&log[5]);
+    assert_eq!(seqs(&s.log_after(0, ALL, local_three, true).unwrap()), [1, 2, 6]);
+    assert_eq!(seqs(&s.log_after(0, ALL, local_three - 1, true).unwrap()), [1, 2]);
+}
+
+// ---------------------------------------------------------------------------
+// Idempotence and waiting.
+// ---------------------------------------------------------------------------
+
+fn reapplying_stores_and_logs_nothing<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let a = Hist::new("a", 2);
+    let b = Hist::new("b", 1);
+    let c = Hist::new("c", 3);
+
+    assert_eq!(one(&s, a.all()).applied, 4);
+    let again = one(&s, a.all());
+    assert_eq!((again.applied, again.duplicates, again.waiting), (0, 4, 0));
+    assert!(again.logged.is_empty() && again.waiting_hashes.is_empty());
+    assert_eq!(s.head().unwrap(), 4);
+
+    // Across the batches of one write.
+    let out = s.apply(vec![b.all(), b.all(), a.batch(1..3)], None).unwrap();
+    let out: Vec<Applied> = out.into_iter().map(Result::unwrap).collect();
+    assert_eq!((out[0].applied, out[0].duplicates), (3, 0));
+    assert_eq!((out[1].applied, out[1].duplicates), (0, 3));
+    assert_eq!((out[2].applied, out[2].duplicates), (0, 2));
+    assert!(out[1].logged.is_empty() && out[2].logged.is_empty());
+    assert_eq!(s.head().unwrap(), 7);
+
+    // Changes made here, received back.
+    F::commit_local(&s, c.id, c.changes.clone());
+    let back = one(&s, c.all());
+    assert_eq!((back.applied, back.duplicates), (0, 5));
+    assert!(F::commit_local(&s, c.id, c.changes.clone()).is_empty());
+
+    // A waiting change, received again: still stored once, still waiting.
+    let d = Hist::new("d", 2);
+    let first = one(&s, d.batch(3..));
+    assert_eq!((first.applied, first.waiting), (0, 1));
+    let second = one(&s, d.batch(3..));
+    assert_eq!((second.applied, second.duplicates), (0, 1));
+    assert_eq!(second.waiting_hashes, [d.hash(3)]);
+    assert!(second.logged.is_empty());
+
+    let head = s.head().unwrap();
+    assert_eq!(head, 12);
+    let log = whole_log(&s);
+    let mut unique = hashes(&log);
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), log.len(), "no change is logged twice");
+}
+
+fn a_change_twice_in_one_batch_is_stored_once_and_counted_a_duplicate<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let a = Hist::new("a", 1);
+    let mut batch = a.all();
+    batch.insert(1, batch[0].clone());
+    let applied = one(&s, batch);
+    assert_eq!(hashes(&applied.logged), a.hashes(), "each change is logged once");
+    assert_eq!(s.head().unwrap(), 3);
+    assert_eq!((applied.applied, applied.duplicates), (3, 1), "the second copy is a duplicate");
+}
+
+fn a_change_waits_for_its_dependencies<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let a = Hist::new("a", 2); // genesis, content, e0, e1
+
+    let e1 = one(&s, a.batch(3..));
+    assert_eq!((e1.applied, e1.duplicates, e1.waiting), (0, 0, 1));
+    assert_eq!(e1.waiting_hashes, [a.hash(3)]);
+    assert!(e1.logged.is_empty());
+    assert_eq!(s.head().unwrap(), 0, "a waiting change is not logged");
+    assert!(s.heads_after(None, ALL).unwrap().is_empty(), "nothing of the document is applied");
+    assert_eq!(s.lacking(&[(a.id, vec![a.hash(3)])]).unwrap(), [Some(vec![])]);
+
+    let e0 = one(&s, a.batch(2..3));
+    assert_eq!((e0.applied, e0.waiting), (0, 2));
+    assert_eq!(e0.waiting_hashes, [a.hash(2)], "the incoming changes that wait");
+    assert_eq!(s.head().unwrap(), 0);
+
+    // The last missing dependencies arrive: everything is logged, in causal
+    // order, in this write.
+    let rest = one(&s, a.batch(..2));
+    assert_eq!((rest.applied, rest.waiting, rest.duplicates), (4, 0, 0));
+    assert!(rest.waiting_hashes.is_empty());
+    let mut logged = hashes(&rest.logged);
+    logged.sort();
+    let mut expected = a.hashes();
+    expected.sort();
+    assert_eq!(logged, expected);
+    assert_eq!(seqs(&rest.logged), [1, 2, 3, 4]);
+    assert_eq!(whole_log(&s), rest.logged);
+    assert_eq!(s.heads_after(None, ALL).unwrap(), [(a.id, a.heads())]);
+    assert_eq!(s.lacking(&[(a.id, a.heads())]).unwrap(), [None]);
+
+    // Logged once: they are duplicates now.
+    let again = one(&s, a.all());
+    assert_eq!((again.applied, again.duplicates), (0, 4));
+}
+
+fn waiting_changes_are_logged_in_causal_order<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let a = Hist::new("a", 6);
+    // The edits arrive newest first, each alone; then the start.
+    for i in (2..8).rev() {
+        let applied = one(&s, a.batch(i..=i));
+        assert_eq!(applied.applied, 0);
+        assert_eq!(applied.waiting_hashes, [a.hash(i)]);
+    }
+    assert_eq!(s.head().unwrap(), 0);
+    let applied = one(&s, a.batch(..2));
+    assert_eq!(applied.applied, 8);
+    assert_causal(&applied.logged);
+    assert_eq!(hashes(&whole_log(&s)), a.hashes(), "one chain: causal order is the only order");
+}
+
+fn one_batch_out_of_causal_order_is_logged_in_causal_order<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let a = Hist::new("a", 3);
+    let mut batch = a.all();
+    batch.reverse();
+    let applied = one(&s, batch);
+    assert_eq!((applied.applied, applied.waiting), (5, 0));
+    assert_causal(&whole_log(&s));
+    assert_eq!(hashes(&whole_log(&s)), a.hashes());
+}
+
+// ---------------------------------------------------------------------------
+// Atomicity and order.
+// ---------------------------------------------------------------------------
+
+fn a_batch_with_an_invalid_change_leaves_no_trace<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let good = Hist::new("good", 1);
+    let bad = Hist::new("bad", 2);
+    let later = Hist::new("later", 1);
+    let mut refused_batch = bad.all();
+    refused_batch.push((bad.id, clashing(&bad, 3)));
+
+    let out = s.apply(vec![good.all(), refused_batch, later.all()], None).unwrap();
+    assert_eq!(out.len(), 3);
+    assert!(refused(&out[1]), "the batch with the invalid change is refused: {:?}", out[1]);
+    let first = out[0].as_ref().unwrap();
+    let third = out[2].as_ref().unwrap();
+    assert_eq!(seqs(&first.logged), [1, 2, 3]);
+    assert_eq!(seqs(&third.logged), [4, 5, 6], "the batches around it commit, gapless");
+    assert_eq!(s.head().unwrap(), 6);
+    assert_eq!(hashes(&whole_log(&s)), [good.hashes(), later.hashes()].concat());
+
+    // No trace: not a document, not stored (so new when it comes again).
+    let ids: Vec<NodeId> = s.heads_after(None, ALL).unwrap().into_iter().map(|(id, _)| id).collect();
+    assert!(!ids.contains(&bad.id));
+    assert!(s.changes_since(bad.id, &[]).unwrap().is_empty());
+    let valid = one(&s, bad.all());
+    assert_eq!((valid.applied, valid.duplicates), (4, 0));
+    assert_eq!(seqs(&valid.logged), [7, 8, 9, 10]);
+
+    // Alone, against a stored document: refused, and nothing moves.
+    let result = one_with(&s, vec![(later.id, later.changes[2].clone()), (bad.id, clashing(&bad, 2))], None);
+    assert!(refused(&result), "{result:?}");
+    assert_eq!(s.head().unwrap(), 10);
+    assert_eq!(s.heads_after(None, ALL).unwrap().len(), 3);
+}
+
+fn a_refused_batch_leaves_no_trace_of_what_it_wrote_before_the_refusal<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let fine = Hist::new("fine", 1);
+    let waits = Hist::new("waits", 2);
+    // The refusal (the quota) comes after the batch's first document went in.
+    let batch = [fine.all(), waits.batch(3..)].concat();
+    let result = one_with(&s, batch, Some(0));
+    assert!(matches!(result, Err(Error::PendingQuota { limit: 0 })), "{result:?}");
+    assert_eq!(s.head().unwrap(), 0, "nothing of the refused batch is logged");
+    assert!(s.heads_after(None, ALL).unwrap().is_empty(), "nothing of it is a document");
+    let again = one(&s, [fine.all(), waits.batch(3..)].concat());
+    assert_eq!((again.applied, again.duplicates, again.waiting), (3, 0, 1), "nothing of it was stored");
+}
+
+fn the_waiting_quota_refuses_a_batch_and_nothing_else<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let a = Hist::new("a", 2);
+    let b = Hist::new("b", 1);
+    let c = Hist::new("c", 2);
+
+    // A batch that would leave a change waiting, with room for none.
+    let waits: Batch = [b.all(), a.batch(3..)].concat();
+    let out = s.apply(vec![c.batch(..2), waits.clone(), c.batch(2..)], Some(0)).unwrap();
+    assert!(matches!(out[1], Err(Error::PendingQuota { limit: 0 })), "{:?}", out[1]);
+    assert_eq!(out[0].as_ref().unwrap().applied, 2);
+    assert_eq!(out[2].as_ref().unwrap().applied, 2);
+    assert_eq!(seqs(&whole_log(&s)), [1, 2, 3, 4]);
+    assert_eq!(hashes(&whole_log(&s)), c.hashes());
+
+    // Nothing of it was stored: with room, it is all new.
+    let room = one_with(&s, waits, Some(1)).unwrap();
+    assert_eq!((room.applied, room.duplicates, room.waiting), (3, 0, 1));
+    assert_eq!(room.waiting_hashes, [a.hash(3)]);
+
+    // One waits already: another that would wait is refused, a batch that
+    // leaves none waiting is not.
+    let d = Hist::new("d", 1);
+    assert!(matches!(one_with(&s, d.batch(2..), Some(1)), Err(Error::PendingQuota { .. })));
+    let fills = one_with(&s, a.batch(..3), Some(1)).unwrap();
+    assert_eq!((fills.applied, fills.waiting), (4, 0));
+    assert_eq!(s.head().unwrap(), 11);
+}
+
+fn batches_are_applied_in_the_order_given<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let a = Hist::new("a", 2);
+    let b = Hist::new("b", 0);
+    // Each batch depends on the one before: applied in order, none waits.
+    let out = s.apply(vec![a.batch(..2), a.batch(2..3), b.all(), a.batch(3..)], None).unwrap();
+    let out: Vec<Applied> = out.into_iter().map(Result::unwrap).collect();
+    assert!(out.iter().all(|o| o.waiting == 0));
+    assert_eq!(seqs(&out[0].logged), [1, 2]);
+    assert_eq!(seqs(&out[1].logged), [3]);
+    assert_eq!(seqs(&out[2].logged), [4, 5]);
+    assert_eq!(seqs(&out[3].logged), [6]);
+    assert_eq!(hashes(&out[3].logged), [a.hash(3)]);
+    assert_eq!(s.head().unwrap(), 6);
+}
+
+// ---------------------------------------------------------------------------
+// Documents.
+// ---------------------------------------------------------------------------
+
+fn docs_after_returns_whole_documents_within_the_budget<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let hists: Vec<Hist> = (0..4).map(|i| Hist::new(&format!("doc{i}"), i)).collect();
+    for h in &hists {
+        one(&s, h.all());
+    }
+    // A concurrent edit, and a change that waits (in no document yet).
+    let mut fork = hists[2].fork("fork");
+    let concurrent = fork.edit("concurrent");
+    let mut mine = hists[2].clone();
+    let ours = mine.edit("ours");
+    one(&s, vec![(hists[2].id, concurrent.clone()), (hists[2].id, ours)]);
+    let waiting = Hist::new("waiting", 2);
+    one(&s, waiting.batch(3..));
+
+    let mut ids: Vec<NodeId> = hists.iter().map(|h| h.id).collect();
+    ids.sort();
+    let docs = loaded_docs(&s);
+    assert_eq!(docs.iter().map(|(id, _)| *id).collect::<Vec<_>>(), ids, "every document, in id order");
+    let log = whole_log(&s);
+    for (id, doc) in &docs {
+        for c in log.iter().filter(|c| c.doc == *id) {
+            assert!(doc.has_change(&c.hash), "the document holds every change logged for it");
+        }
+        assert!(doc.materialise_as(*id).is_ok());
+    }
+    let two = docs.iter().find(|(id, _)| *id == hists[2].id).unwrap();
+    assert!(two.1.has_change(&concurrent.hash()));
+    assert_eq!(two.1.heads().len(), 2);
+
+    // The budget: the first document always, then at most `budget` bytes.
+    let raw = s.docs_after(None, ALL).unwrap();
+    let size = |d: &(NodeId, Vec<u8>)| wire_size(d.1.len());
+    assert_eq!(s.docs_after(None, 0).unwrap().len(), 1);
+    let two_size = size(&raw[0]) + size(&raw[1]);
+    assert_eq!(s.docs_after(None, two_size).unwrap(), raw[..2]);
+    assert_eq!(s.docs_after(None, two_size - 1).unwrap(), raw[..1]);
+
+    // Paging from an id.
+    assert_eq!(s.docs_after(Some(raw[1].0), ALL).unwrap(), raw[2..]);
+    assert!(s.docs_after(Some(raw[3].0), ALL).unwrap().is_empty());
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.docs_after(after, 0).unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.0);
+        paged.extend(page);
+    }
+    assert_eq!(paged, raw);
+}
+
+fn heads_after_pages_in_id_order<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let hists: Vec<Hist> = (0..5).map(|i| Hist::new(&format!("doc{i}"), i % 3)).collect();
+    for h in &hists {
+        one(&s, h.all());
+    }
+    let mut expected: Vec<(NodeId, Vec<ChangeHash>)> = hists.iter().map(|h| (h.id, h.heads())).collect();
+    expected.sort();
+    assert_eq!(s.heads_after(None, ALL).unwrap(), expected);
+    assert_eq!(s.heads_after(None, 2).unwrap(), expected[..2]);
+    assert_eq!(s.heads_after(Some(expected[1].0), 2).unwrap(), expected[2..4]);
+    assert_eq!(s.heads_after(Some(expected[4].0), 2).unwrap(), []);
+    assert!(s.heads_after(None, 0).unwrap().is_empty());
+}
+
+fn lacking_names_what_is_not_applied<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let a = Hist::new("a", 2);
+    let b = Hist::new("b", 3);
+    let unknown = Hist::new("unknown", 0);
+    one(&s, a.all());
+    one(&s, b.batch(..3));
+    one(&s, b.batch(4..)); // waits for b.changes[3]
+    let mut fork = a.fork("fork");
+    let theirs = fork.edit("theirs");
+
+    let offered = vec![
+        (a.id, a.heads()),
+        (a.id, vec![a.hash(1)]),
+        (a.id, vec![]),
+        (a.id, vec![a.hash(3), theirs.hash()]),
+        (unknown.id, unknown.heads()),
+        (b.id, vec![b.hash(4)]),
+        (b.id, vec![b.hash(2)]),
+    ];
+    let lacking = s.lacking(&offered).unwrap();
+    assert_eq!(
+        lacking,
+        [
+            None,
+            None,
+            None,
+            Some(a.heads()),
+            Some(vec![]),
+            Some(vec![b.hash(2)]), // a waiting change is not applied
+            None,
+        ]
+    );
+}
+
+fn lacking_sees_documents_merged_from_snapshots<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let a = Hist::new("a", 2);
+    s.merge_snapshots(vec![(a.id, a.doc.save())], None, None).unwrap();
+    assert_eq!(s.heads_after(None, ALL).unwrap(), [(a.id, a.heads())]);
+    assert_eq!(
+        s.changes_since(a.id, &[]).unwrap().iter().map(Change::hash).collect::<Vec<_>>(),
+        a.hashes(),
+        "the merged document holds every change"
+    );
+    assert_eq!(s.lacking(&[(a.id, a.heads())]).unwrap(), [None], "the heads of a merged document are applied");
+}
+
+fn changes_since_gives_what_a_peer_lacks_in_causal_order<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let a = Hist::new("a", 3);
+    one(&s, a.all());
+    let since = |have: &[ChangeHash]| -> Vec<ChangeHash> {
+        s.changes_since(a.id, have).unwrap().iter().map(Change::hash).collect()
+    };
+    assert_eq!(since(&[]), a.hashes());
+    assert!(since(&a.heads()).is_empty());
+    assert_eq!(since(&[a.hash(2)]), a.hashes()[3..]);
+    let stranger = Hist::new("stranger", 0);
+    assert_eq!(since(&[stranger.hash(0)]), a.hashes(), "hashes it does not know are ignored");
+    assert!(s.changes_since(stranger.id, &[]).unwrap().is_empty(), "a document not stored: nothing");
+
+    // Two branches: a peer with one lacks the other.
+    let mut fork = a.fork("fork");
+    let theirs = fork.edit("theirs");
+    let mut mine = a.clone();
+    let ours = mine.edit("ours");
+    one(&s, vec![(a.id, theirs.clone()), (a.id, ours.clone())]);
+    assert_eq!(since(&[theirs.hash()]), [ours.hash()]);
+    assert_eq!(since(&[ours.hash()]), [theirs.hash()]);
+    let from_start = since(&[]);
+    assert_eq!(from_start.len(), 7);
+    let all: Vec<Change> = s.changes_since(a.id, &[]).unwrap();
+    let mut peer = NodeDoc::empty(&actor("peer"));
+    assert!(peer.apply(all).unwrap().is_empty(), "in causal order, nothing waits");
+}
+
+// ---------------------------------------------------------------------------
+// Cursors.
+// ---------------------------------------------------------------------------
+
+fn h(n: u8) -> ChangeHash {
+    ChangeHash([n; 32])
+}
+
+fn begin_sync_with_a_new_hub_starts_afresh<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let a = Hist::new("a", 0);
+
+    // Never synced: nothing owed.
+    let c = s.begin_sync("hub-1").unwrap();
+    assert_eq!(c.hub.as_deref(), Some("hub-1"));
+    assert_eq!((c.hub_cursor, c.pushed, c.known, c.reconcile), (0, 0, None, false));
+    assert_eq!(s.cursors().unwrap(), c);
+
+    s.apply_from_hub(a.all(), 5, Some((5, h(5)))).unwrap();
+    s.acknowledge(3, None).unwrap();
+    // The same hub again: resumed as it stands.
+    let same = s.begin_sync("hub-1").unwrap();
+    assert_eq!((same.hub_cursor, same.pushed, same.known, same.reconcile), (5, 3, Some((5, h(5))), false));
+
+    // Another hub: both cursors afresh, and a reconciliation owed.
+    let other = s.begin_sync("hub-2").unwrap();
+    assert_eq!(other.hub.as_deref(), Some("hub-2"));
+    assert_eq!((other.hub_cursor, other.pushed, other.known, other.reconcile), (0, 0, None, true));
+    assert_eq!(s.cursors().unwrap(), other);
+    assert_eq!(s.head().unwrap(), 2, "the log stays");
+
+    // A store that never synced but owes a reconciliation keeps owing it.
+    let fresh = f.open();
+    fresh.set_reconcile(true).unwrap();
+    assert!(fresh.begin_sync("hub-1").unwrap().reconcile);
+    let fresh2 = f.open();
+    fresh2.set_reconcile(false).unwrap();
+    assert!(!fresh2.begin_sync("hub-1").unwrap().reconcile);
+}
+
+fn restart_sync_starts_afresh_and_owes_a_reconciliation<F: Fixture>(mut f: F) {
+    let s = f.open();
+    s.begin_sync("hub").unwrap();
+    s.apply_from_hub(Vec::new(), 9, Some((9, h(9)))).unwrap();
+    s.acknowledge(4, None).unwrap();
+    let c = s.restart_sync("hub").unwrap();
+    assert_eq!(c.hub.as_deref(), Some("hub"));
+    assert_eq!((c.hub_cursor, c.pushed, c.known, c.reconcile), (0, 0, None, true));
+    assert_eq!(s.cursors().unwrap(), c);
+    // With another hub too, and on a store that never synced.
+    let c = s.restart_sync("other").unwrap();
+    assert_eq!((c.hub.as_deref(), c.reconcile), (Some("other"), true));
+    let fresh = f.open();
+    assert!(fresh.restart_sync("hub").unwrap().reconcile);
+    assert!(fresh.begin_sync("hub").unwrap().reconcile, "the same hub: still owed");
+}
+
+fn set_reconcile_sets_and_clears<F: Fixture>(mut f: F) {
+    let s = f.open();
+    s.begin_sync("hub").unwrap();
+    s.apply_from_hub(Vec::new(), 3, None).unwrap();
+    s.set_reconcile(true).unwrap();
+    assert!(s.cursors().unwrap().reconcile);
+    s.set_reconcile(true).unwrap();
+    assert!(s.cursors().unwrap().reconcile);
+    s.set_reconcile(false).unwrap();
+    let c = s.cursors().unwrap();
+    assert!(!c.reconcile);
+    assert_eq!((c.hub.as_deref(), c.hub_cursor), (Some("hub"), 3), "nothing else moves");
+}
+
+fn apply_from_hub_moves_the_hub_cursor_forward_only<F: Fixture>(mut f: F) {
+    let s = f.open();
+    s.begin_sync("hub").unwrap();
+    let a = Hist::new("a", 2);
+    let applied = s.apply_from_hub(a.batch(..2), 5, Some((5, a.hash(1)))).unwrap();
+    assert_eq!(applied.applied, 2);
+    assert!(applied.logged.iter().all(|c| !c.local), "received, not made here");
+    assert_eq!(s.cursors().unwrap().hub_cursor, 5);
+
+    // An older upto (a frame replayed): the cursor stays.
+    let again = s.apply_from_hub(a.batch(..3), 3, Some((3, h(3)))).unwrap();
+    assert_eq!((again.applied, again.duplicates), (1, 2));
+    let c = s.cursors().unwrap();
+    assert_eq!((c.hub_cursor, c.known), (5, Some((5, a.hash(1)))));
+
+    // Waiting changes from the hub are stored, the cursor moves.
+    let b = Hist::new("b", 2);
+    let waits = s.apply_from_hub(b.batch(3..), 8, None).unwrap();
+    assert_eq!((waits.applied, waits.waiting), (0, 1));
+    assert_eq!(waits.waiting_hashes, [b.hash(3)]);
+    assert_eq!(s.cursors().unwrap().hub_cursor, 8);
+    assert_eq!(s.head().unwrap(), 3);
+    assert_eq!(s.cursors().unwrap().pushed, 0, "pushing is another cursor");
+}
+
+fn a_refused_apply_from_hub_moves_nothing<F: Fixture>(mut f: F) {
+    let s = f.open();
+    s.begin_sync("hub").unwrap();
+    let a = Hist::new("a", 2);
+    s.apply_from_hub(a.batch(..3), 3, Some((3, a.hash(2)))).unwrap();
+    let before = s.cursors().unwrap();
+    let b = Hist::new("b", 0);
+    let batch = [b.all(), vec![(a.id, clashing(&a, 2))]].concat();
+    let result = s.apply_from_hub(batch, 9, Some((9, h(9))));
+    assert!(matches!(&result, Err(e) if e.refuses_batch()), "{result:?}");
+    assert_eq!(s.cursors().unwrap(), before);
+    assert_eq!(s.head().unwrap(), 3);
+    assert_eq!(one(&s, b.all()).applied, 2, "nothing of it was stored");
+}
+
+fn merge_snapshots_with_and_without_upto<F: Fixture>(mut f: F) {
+    let s = f.open();
+    s.begin_sync("hub").unwrap();
+    let a = Hist::new("a", 1);
+    let b = Hist::new("b", 2);
+
+    // Not the last frame: documents merged, cursors as they were.
+    s.merge_snapshots(vec![(a.id, a.doc.save())], None, Some((7, h(7)))).unwrap();
+    let c = s.cursors().unwrap();
+    assert_eq!((c.hub_cursor, c.known), (0, None));
+    assert_eq!(s.heads_after(None, ALL).unwrap(), [(a.id, a.heads())]);
+    assert_eq!(s.head().unwrap(), 0, "merged documents are not logged change by change");
+
+    // The last frame: a document as runs of changes, and the cursor.
+    let run: Vec<u8> = b.changes.iter().flat_map(|c| c.raw_bytes().to_vec()).collect();
+    s.merge_snapshots(vec![(b.id, run)], Some(7), Some((7, h(7)))).unwrap();
+    let c = s.cursors().unwrap();
+    assert_eq!((c.hub_cursor, c.known), (7, Some((7, h(7)))));
+    let docs = loaded_docs(&s);
+    assert_eq!(docs.len(), 2);
+    for (id, doc) in docs {
+        let hist = if id == a.id { &a } else { &b };
+        assert_eq!(doc.heads(), hist.heads());
+    }
+
+    // Merging more of a document keeps what it held; the cursor never
+    // moves back.
+    let mut more = a.clone();
+    more.edit("more");
+    s.merge_snapshots(vec![(a.id, more.doc.save())], Some(4), Some((4, h(4)))).unwrap();
+    let c = s.cursors().unwrap();
+    assert_eq!((c.hub_cursor, c.known), (7, Some((7, h(7)))));
+    assert_eq!(s.changes_since(a.id, &[]).unwrap().len(), 4);
+
+    // Local changes on top of a merged document are logged and pushed.
+    let mut mine = more.fork("mine");
+    let edit = mine.edit("mine");
+    let logged = F::commit_local(&s, a.id, vec![edit.clone()]);
+    assert_eq!(hashes(&logged), [edit.hash()]);
+    assert_eq!(seqs(&s.log_after(0, ALL, ALL, true).unwrap()), [1]);
+}
+
+fn a_refused_merge_snapshots_merges_nothing<F: Fixture>(mut f: F) {
+    let s = f.open();
+    s.begin_sync("hub").unwrap();
+    let a = Hist::new("a", 1);
+    let b = Hist::new("b", 1);
+    let result = s.merge_snapshots(
+        vec![(a.id, a.doc.save()), (b.id, b"not an automerge document".to_vec())],
+        Some(5),
+        Some((5, h(5))),
+    );
+    assert!(matches!(&result, Err(e) if e.refuses_batch()), "{result:?}");
+    assert!(s.heads_after(None, ALL).unwrap().is_empty(), "the first document was not merged either");
+    let c = s.cursors().unwrap();
+    assert_eq!((c.hub_cursor, c.known), (0, None));
+}
+
+fn acknowledge_never_moves_back<F: Fixture>(mut f: F) {
+    let s = f.open();
+    s.begin_sync("hub").unwrap();
+    s.acknowledge(4, None).unwrap();
+    assert_eq!(s.cursors().unwrap().pushed, 4);
+    s.acknowledge(2, None).unwrap();
+    assert_eq!(s.cursors().unwrap().pushed, 4);
+    s.acknowledge(6, Some((10, h(10)))).unwrap();
+    let c = s.cursors().unwrap();
+    assert_eq!((c.pushed, c.known, c.hub_cursor), (6, Some((10, h(10))), 0), "an ack does not move the hub cursor");
+}
+
+fn known_moves_forward_only<F: Fixture>(mut f: F) {
+    let s = f.open();
+    s.begin_sync("hub").unwrap();
+    s.acknowledge(0, Some((10, h(10)))).unwrap();
+    // Older: ignored, wherever it comes from.
+    s.acknowledge(0, Some((9, h(9)))).unwrap();
+    s.apply_from_hub(Vec::new(), 9, Some((9, h(9)))).unwrap();
+    s.merge_snapshots(Vec::new(), Some(9), Some((9, h(9)))).unwrap();
+    assert_eq!(s.cursors().unwrap().known, Some((10, h(10))));
+    // `None` leaves it.
+    s.acknowledge(0, None).unwrap();
+    s.apply_from_hub(Vec::new(), 11, None).unwrap();
+    assert_eq!(s.cursors().unwrap().known, Some((10, h(10))));
+    // The same seq: the newest word on it wins.
+    s.acknowledge(0, Some((10, h(11)))).unwrap();
+    assert_eq!(s.cursors().unwrap().known, Some((10, h(11))));
+    // Newer, from each write that carries it.
+    s.apply_from_hub(Vec::new(), 12, Some((12, h(12)))).unwrap();
+    assert_eq!(s.cursors().unwrap().known, Some((12, h(12))));
+    s.merge_snapshots(Vec::new(), Some(13), Some((13, h(13)))).unwrap();
+    assert_eq!(s.cursors().unwrap().known, Some((13, h(13))));
+    s.acknowledge(0, Some((14, h(14)))).unwrap();
+    assert_eq!(s.cursors().unwrap().known, Some((14, h(14))));
+    assert_eq!(s.cursors().unwrap().hub_cursor, 13);
+}
+
+// ---------------------------------------------------------------------------
+// Durability on return.
+// ---------------------------------------------------------------------------
+
+fn durable_on_return<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let id = s.store_id();
+    let local = Hist::new("local", 2);
+    let pushed = Hist::new("pushed", 1);
+    let bad = Hist::new("bad", 1);
+    let pulled = Hist::new("pulled", 2);
+    let merged = Hist::new("merged", 1);
+    let waits = Hist::new("waits", 2);
+
+    s.begin_sync("hub").unwrap();
+    let mut reported = F::commit_local(&s, local.id, local.changes.clone());
+    let mut refused_batch = bad.all();
+    refused_batch.push((bad.id, clashing(&bad, 2)));
+    assert!(refused(&one_with(&s, refused_batch, None)));
+    let out = s.apply(vec![pushed.all(), waits.batch(3..)], None).unwrap();
+    reported.extend(out[0].as_ref().unwrap().logged.clone());
+    assert_eq!(out[1].as_ref().unwrap().waiting_hashes, [waits.hash(3)]);
+    reported.extend(s.apply_from_hub(pulled.all(), 9, Some((9, pulled.hash(3)))).unwrap().logged);
+    s.merge_snapshots(vec![(merged.id, merged.doc.save())], Some(12), Some((12, merged.hash(2)))).unwrap();
+    s.acknowledge(4, None).unwrap();
+    s.set_reconcile(true).unwrap();
+    assert!(s.merge_snapshots(vec![(bad.id, vec![1, 2, 3])], Some(20), None).is_err());
+
+    let head = s.head().unwrap();
+    let log = whole_log(&s);
+    let docs = s.docs_after(None, ALL).unwrap();
+    let heads = s.heads_after(None, ALL).unwrap();
+    let cursors = s.cursors().unwrap();
+    assert_eq!(log, reported);
+    assert_eq!(head, 11);
+
+    let s = f.reopen(s);
+    assert_eq!(s.store_id(), id);
+    assert_eq!(s.head().unwrap(), head);
+    assert_eq!(whole_log(&s), reported, "every change a write reported logged is there");
+    assert_eq!(s.heads_after(None, ALL).unwrap(), heads);
+    assert_eq!(s.docs_after(None, ALL).unwrap(), docs);
+    assert_eq!(s.cursors().unwrap(), cursors);
+    assert_eq!((cursors.hub_cursor, cursors.pushed, cursors.reconcile), (12, 4, true));
+    // The waiting change is still stored (a duplicate), and still waits.
+    let again = one(&s, waits.batch(3..));
+    assert_eq!((again.duplicates, again.waiting_hashes.clone()), (1, vec![waits.hash(3)]));
+    // What was refused was never stored.
+    assert_eq!(one(&s, bad.all()).applied, 3);
+    // And what waited is logged once its dependencies come.
+    let done = one(&s, waits.batch(..3));
+    assert_eq!(done.applied, 4);
+    assert_eq!(s.head().unwrap(), head + 7);
+}
+
+// ---------------------------------------------------------------------------
+// MemoryStore beyond the contract: what tests use it for.
+// ---------------------------------------------------------------------------
+
+/// A clone is a backup: the same id and log as they are now, independent
+/// from then on.
+#[test]
+fn memory_a_clone_is_a_backup() {
+    let hub = MemoryStore::new();
+    let a = Hist::new("a", 1);
+    let b = Hist::new("b", 1);
+    one(&hub, a.all());
+    let backup = hub.clone();
+    assert_eq!(backup.store_id(), hub.store_id());
+    assert_eq!(whole_log(&backup), whole_log(&hub));
+
+    one(&hub, b.all());
+    assert_eq!((hub.head().unwrap(), backup.head().unwrap()), (6, 3));
+    let restored = backup.clone();
+    let c = Hist::new("c", 0);
+    let other = one(&restored, c.batch(..1));
+    assert_eq!(seqs(&other.logged), [4], "the restored copy goes on from its own head");
+    assert_ne!(restored.log_hash(4).unwrap(), hub.log_hash(4).unwrap());
+    assert_eq!(backup.head().unwrap(), 3, "the backup itself stays as it was");
+}
+
+/// Every change held, whichever way it came.
+#[test]
+fn memory_change_hashes_lists_every_change_held() {
+    let s = MemoryStore::new();
+    let a = Hist::new("a", 1);
+    let b = Hist::new("b", 2);
+    let c = Hist::new("c", 0);
+    s.commit_local(a.id, a.changes.clone()).unwrap();
+    one(&s, b.batch(3..));
+    s.merge_snapshots(vec![(c.id, c.doc.save())], None, None).unwrap();
+    let mut expected: Vec<ChangeHash> = [a.hashes(), vec![b.hash(3)], c.hashes()].concat();
+    expected.sort();
+    assert_eq!(s.change_hashes().into_iter().collect::<Vec<_>>(), expected);
+    assert_eq!(s.waiting(), 1);
+    assert_eq!(s.ids().len(), 2);
+    assert!(s.doc(a.id).is_some_and(|d| d.heads() == a.heads()));
+}

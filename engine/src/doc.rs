@@ -910,3 +910,35 @@ mod copy {
 
 #[cfg(test)]
 mod tests;
+
+/// `changes` with each one after those of them it depends on; otherwise in
+/// the order given (a log stays causal within a document).
+pub(crate) fn causal_order(changes: Vec<Change>) -> Vec<Change> {
+    let at: std::collections::HashMap<ChangeHash, usize> =
+        changes.iter().enumerate().map(|(i, c)| (c.hash(), i)).collect();
+    let mut placed = vec![false; changes.len()];
+    let mut order = Vec::with_capacity(changes.len());
+    for start in 0..changes.len() {
+        let mut stack = vec![(start, false)];
+        while let Some((i, deps_done)) = stack.pop() {
+            if deps_done {
+                order.push(i);
+                continue;
+            }
+            if placed[i] {
+                continue;
+            }
+            placed[i] = true;
+            stack.push((i, true));
+            for dep in changes[i].deps().iter().rev() {
+                if let Some(&j) = at.get(dep)
+                    && !placed[j]
+                {
+                    stack.push((j, false));
+                }
+            }
+        }
+    }
+    let mut slots: Vec<Option<Change>> = changes.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}

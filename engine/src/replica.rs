@@ -774,7 +774,7 @@ fn check_size(changes: &[Change]) -> Result<(), Error> {
     Ok(())
 }
 
-fn advance_known(c: &mut Cursors, known: Option<(u64, ChangeHash)>) {
+pub(crate) fn advance_known(c: &mut Cursors, known: Option<(u64, ChangeHash)>) {
     if let Some((seq, hash)) = known
         && c.known.is_none_or(|(k, _)| seq >= k)
     {
@@ -818,7 +818,7 @@ fn prepare_parallel(nodes: &[&Node], origin: &ActorId) -> Result<Vec<Prepared>, 
     })
 }
 
-fn group(batch: Vec<(NodeId, Change)>) -> Vec<(NodeId, Vec<Change>)> {
+pub(crate) fn group(batch: Vec<(NodeId, Change)>) -> Vec<(NodeId, Vec<Change>)> {
     // Keep arrival order per document and documents in first-seen order, so
     // the log order follows the sender's order.
     let mut order: Vec<NodeId> = Vec::new();

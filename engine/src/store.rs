@@ -629,7 +629,9 @@ impl Reader {
     /// and not waiting for its dependencies.
     pub fn has_applied(&self, doc: NodeId, hash: &ChangeHash) -> Result<bool, Error> {
         if self.changes.get(hash.0)?.is_none() {
-            return Ok(false);
+            // Documents merged from snapshots hold changes the `changes`
+            // table never saw.
+            return Ok(self.doc(doc)?.is_some_and(|d| d.has_change(hash)));
         }
         for waiting in self.pending.get(doc.as_bytes())? {
             if waiting?.value() == hash.0 {
@@ -1046,8 +1048,9 @@ impl Writer<'_> {
     ) -> Result<(), Error> {
         let incoming_hashes: Vec<ChangeHash> = incoming.iter().map(Change::hash).collect();
         let mut fresh = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for change in incoming {
-            if self.has_change(&change.hash())? {
+            if !seen.insert(change.hash()) || self.has_change(&change.hash())? {
                 report.duplicates += 1;
             } else {
                 fresh.push(change);
@@ -1078,7 +1081,8 @@ impl Writer<'_> {
             Some(c) => std::mem::replace(&mut c.doc, NodeDoc::empty(&self.origin)),
             None => self.doc(id)?.unwrap_or_else(|| NodeDoc::empty(&self.origin)),
         };
-        let batch = fresh.clone();
+        // The log stays causal within a document, whatever the arrival order.
+        let batch = crate::doc::causal_order(fresh.clone());
         // On an error the cached document is dropped with this transaction.
         let waiting = doc.apply(fresh)?;
         let mut appended = Vec::new();

@@ -1,10 +1,12 @@
 //! The conformance suite of the storage seam: every clause of the contract
 //! in `engine/src/sync/storage.rs`, written once over a [`Fixture`] and run
 //! against each implementation — the redb [`Replica`] (in a file, so that
-//! durability on return is checked by reopening it) and [`MemoryStore`].
+//! durability on return is checked by reopening it), the same in hub mode,
+//! and [`MemoryStore`].
 //!
 //! Each test is a generic function; [`conformance!`] instantiates every one
-//! of them per implementation (`redb::<test>` and `memory::<test>`). A new
+//! of them per implementation (`redb::<test>`, `redb_hub::<test>` and
+//! `memory::<test>`). A new
 //! backend passes when it gets a fixture and a line in that macro.
 
 use std::collections::HashMap;
@@ -38,17 +40,28 @@ trait Fixture {
     fn commit_local(store: &Self::Store, doc: NodeId, changes: Vec<Change>) -> Vec<LoggedChange>;
 }
 
-/// The redb replica, each store in its own file.
+/// The redb replica, each store in its own file; with `hub`, in hub mode
+/// (documents appended to and cached between commits, indexes deferred),
+/// with a cache small enough that tests evict from it.
 struct Redb {
     dir: tempfile::TempDir,
     paths: HashMap<String, PathBuf>,
+    hub: bool,
 }
 
 impl Redb {
-    fn new() -> Self {
+    fn new(hub: bool) -> Self {
         let shm = std::path::Path::new("/dev/shm");
         let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() };
-        Self { dir: dir.expect("a temporary directory"), paths: HashMap::new() }
+        Self { dir: dir.expect("a temporary directory"), paths: HashMap::new(), hub }
+    }
+
+    fn opened(&self, path: &std::path::Path) -> Replica {
+        let mut replica = Replica::open(path).expect("open the store");
+        if self.hub {
+            replica.set_hub_mode(2);
+        }
+        replica
     }
 }
 
@@ -57,7 +70,7 @@ impl Fixture for Redb {
 
     fn open(&mut self) -> Replica {
         let path = self.dir.path().join(format!("store-{}.redb", self.paths.len()));
-        let replica = Replica::open(&path).expect("open a new store");
+        let replica = self.opened(&path);
         self.paths.insert(replica.store_id(), path);
         replica
     }
@@ -65,7 +78,7 @@ impl Fixture for Redb {
     fn reopen(&mut self, store: Replica) -> Replica {
         let path = self.paths[&store.store_id()].clone();
         drop(store);
-        Replica::open(&path).expect("reopen the store")
+        self.opened(&path)
     }
 
     fn commit_local(store: &Replica, doc: NodeId, changes: Vec<Change>) -> Vec<LoggedChange> {
@@ -100,16 +113,19 @@ impl Fixture for Memory {
     }
 }
 
-/// Instantiates every generic test for every implementation. A test
-/// marked `#[redb_fails = "why"]` is one the redb replica does not pass
-/// yet: it is ignored there (`cargo test -- --ignored` runs it).
+/// Instantiates every generic test for every implementation.
 macro_rules! conformance {
-    ($($(#[redb_fails = $why:literal])? $test:ident),* $(,)?) => {
+    ($($test:ident),* $(,)?) => {
         mod redb {
             $(#[test]
-            $(#[ignore = $why])?
             fn $test() {
-                super::$test(super::Redb::new());
+                super::$test(super::Redb::new(false));
+            })*
+        }
+        mod redb_hub {
+            $(#[test]
+            fn $test() {
+                super::$test(super::Redb::new(true));
             })*
         }
         mod memory {
@@ -126,24 +142,17 @@ conformance!(
     seqs_start_at_one_and_have_no_gaps,
     log_after_limit_budget_and_local_only,
     reapplying_stores_and_logs_nothing,
-    #[redb_fails = "Writer::apply_remote counts a second copy in one batch as nothing"]
     a_change_twice_in_one_batch_is_stored_once_and_counted_a_duplicate,
     a_change_waits_for_its_dependencies,
-    #[redb_fails = "Writer::apply_remote logs in arrival order, waiting changes in hash order"]
     waiting_changes_are_logged_in_causal_order,
-    #[redb_fails = "Writer::apply_remote logs in arrival order, waiting changes in hash order"]
     one_batch_out_of_causal_order_is_logged_in_causal_order,
-    #[redb_fails = "Replica::apply_group commits the attempt in which a batch was refused"]
     a_batch_with_an_invalid_change_leaves_no_trace,
-    #[redb_fails = "Replica::apply_group commits the attempt in which a batch was refused"]
     a_refused_batch_leaves_no_trace_of_what_it_wrote_before_the_refusal,
-    #[redb_fails = "Replica::apply_group commits the attempt in which a batch was refused"]
     the_waiting_quota_refuses_a_batch_and_nothing_else,
     batches_are_applied_in_the_order_given,
     docs_after_returns_whole_documents_within_the_budget,
     heads_after_pages_in_id_order,
     lacking_names_what_is_not_applied,
-    #[redb_fails = "Reader::has_applied looks in the changes table, which merged snapshots do not fill"]
     lacking_sees_documents_merged_from_snapshots,
     changes_since_gives_what_a_peer_lacks_in_causal_order,
     begin_sync_with_a_new_hub_starts_afresh,

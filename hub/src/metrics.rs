@@ -93,7 +93,7 @@ impl Metrics {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let head = store.head;
         let oldest = store.pending.oldest_ms.map_or(0, |at| now_ms.saturating_sub(at) / 1000);
-        let rows: [(&str, &str, &str, u64); 17] = [
+        let rows: [(&str, &str, &str, u64); 18] = [
             ("heph_hub_connections", "gauge", "Open /sync connections.", get(&self.connections)),
             ("heph_hub_connections_total", "counter", "Connections accepted.", get(&self.connections_total)),
             ("heph_hub_frames_received_total", "counter", "Frames received.", get(&self.frames_in)),
@@ -150,6 +150,12 @@ impl Metrics {
                 "gauge",
                 "Stored documents that do not read as heph nodes (kept and synced).",
                 store.unreadable,
+            ),
+            (
+                "heph_hub_stale_docs",
+                "gauge",
+                "Documents not yet read into the search indexes (done when the writer is idle).",
+                store.stale,
             ),
         ];
         for (name, kind, help, value) in rows {

@@ -102,6 +102,7 @@ impl Hub {
             head: self.replica.last_seq()?,
             pending: self.replica.pending_stats()?,
             unreadable: self.replica.unreadable_count()?,
+            stale: self.replica.stale_count()?,
         })
     }
 }
@@ -115,6 +116,8 @@ pub struct StoreStats {
     pub pending: heph_engine::store::PendingStats,
     /// Documents that do not read as nodes.
     pub unreadable: u64,
+    /// Documents whose search indexes (and unreadable mark) are behind.
+    pub stale: u64,
 }
 
 /// The router, for `serve` and for tests.

@@ -34,9 +34,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use automerge::{ActorId, Change, ChangeHash};
 
-use crate::doc::NodeDoc;
+use crate::doc::{NodeDoc, causal_order};
 use crate::error::Error;
 use crate::id::NodeId;
+use crate::replica::{advance_known, group};
 use crate::store::{Applied, Cursors, LoggedChange};
 use crate::sync::frame::wire_size;
 use crate::sync::storage::{Batch, DeviceStore, SyncStore};
@@ -290,62 +291,6 @@ impl Inner {
             self.docs.insert(id, Arc::new(doc));
         }
         Ok(())
-    }
-}
-
-/// `changes` with each one after those of them it depends on; otherwise in
-/// the order given.
-fn causal_order(changes: Vec<Change>) -> Vec<Change> {
-    let at: HashMap<ChangeHash, usize> = changes.iter().enumerate().map(|(i, c)| (c.hash(), i)).collect();
-    let mut placed = vec![false; changes.len()];
-    let mut order = Vec::with_capacity(changes.len());
-    for start in 0..changes.len() {
-        let mut stack = vec![(start, false)];
-        while let Some((i, deps_done)) = stack.pop() {
-            if deps_done {
-                order.push(i);
-                continue;
-            }
-            if placed[i] {
-                continue;
-            }
-            placed[i] = true;
-            stack.push((i, true));
-            for dep in changes[i].deps().iter().rev() {
-                if let Some(&j) = at.get(dep)
-                    && !placed[j]
-                {
-                    stack.push((j, false));
-                }
-            }
-        }
-    }
-    let mut slots: Vec<Option<Change>> = changes.into_iter().map(Some).collect();
-    order.into_iter().filter_map(|i| slots[i].take()).collect()
-}
-
-/// A batch by document: documents in first-seen order, changes in arrival
-/// order within each.
-fn group(batch: Batch) -> Vec<(NodeId, Vec<Change>)> {
-    let mut order: Vec<NodeId> = Vec::new();
-    let mut by_doc: HashMap<NodeId, Vec<Change>> = HashMap::new();
-    for (doc, change) in batch {
-        by_doc
-            .entry(doc)
-            .or_insert_with(|| {
-                order.push(doc);
-                Vec::new()
-            })
-            .push(change);
-    }
-    order.into_iter().map(|d| (d, by_doc.remove(&d).unwrap_or_default())).collect()
-}
-
-fn advance_known(c: &mut Cursors, known: Option<(u64, ChangeHash)>) {
-    if let Some((seq, hash)) = known
-        && c.known.is_none_or(|(k, _)| seq >= k)
-    {
-        c.known = Some((seq, hash));
     }
 }
 

@@ -687,9 +687,9 @@ impl Replica {
         Ok(self.store.read(|r| r.doc(id))?.map(|doc| doc.changes_since(have)).unwrap_or_default())
     }
 
-    /// The hash of the change at log seq `seq`.
-    pub fn log_hash(&self, seq: u64) -> Result<Option<ChangeHash>, Error> {
-        self.store.read(|r| r.log_hash(seq))
+    /// The log's position at seq `seq` (see [`crate::sync::storage::SyncStore::position`]).
+    pub fn position(&self, seq: u64) -> Result<Option<ChangeHash>, Error> {
+        self.store.read(|r| r.position(seq))
     }
 
     /// Stored documents that do not read as nodes, with the reason for each.

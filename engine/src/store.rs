@@ -8,8 +8,9 @@
 //! | `heads` | node id → its heads (32-byte hashes, concatenated) | reconciliation without loading documents |
 //! | `changes` | change hash → node id ‖ raw change | dedup, sync, history of the log |
 //! | `log` | local seq → node id ‖ change hash ‖ origin | the append-only local change log, in the order changes arrived; origin 1 = made here, 0 = received |
+//! | `positions` | local seq → SHA-256(position at seq − 1 ‖ change hash at seq) | a digest of the whole log up to each seq (position 0 is 32 zero bytes): two logs with the same position at a seq hold the same changes in the same order up to it |
 //! | `sync` | name → u64 | sync cursors: `hub_cursor` (last hub seq pulled), `pushed` (last local seq the hub acknowledged), `known_seq` (see `known_hash`), `reconcile` (1 while a reconciliation with the hub is owed) |
-//! | `sync_meta` | name → bytes | `hub_id`: the hub the cursors belong to; `known_hash`: the change stored at hub seq `known_seq` |
+//! | `sync_meta` | name → bytes | `hub_id`: the hub the cursors belong to; `known_hash`: the hub's log position at hub seq `known_seq` |
 //! | `pending` | node id ⇉ change hash | received changes whose dependencies have not arrived yet |
 //! | `pending_at` | change hash → ms | when each of those started waiting (sync health) |
 //! | `unreadable` | node id → reason | stored documents that do not read as nodes: kept, synced, counted and listed, never silently hidden |
@@ -23,7 +24,9 @@
 //! `unreadable`; opening a version-1 store read-write migrates it in one
 //! transaction (fills `heads`, and reads every document without an index
 //! row again, so that one an older heph could not read is counted now).
-//! Version 2 lacked `stale` (created on upgrade).
+//! Version 2 lacked `stale` and `positions` (the upgrade computes every
+//! position, and forgets the device's known hub position, which version 2
+//! kept as a change hash: the next frame from the hub tells it again).
 //! A read-only open of an older store fails with
 //! [`OpenError::NeedsUpgrade`]; open it read-write once.
 //!
@@ -82,6 +85,16 @@ const INDEX: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("index");
 const TEXT: TableDefinition<[u8; 16], &str> = TableDefinition::new("text");
 const BACKLINKS: MultimapTableDefinition<[u8; 16], [u8; 16]> = MultimapTableDefinition::new("backlinks");
 const STALE: TableDefinition<[u8; 16], ()> = TableDefinition::new("stale");
+const POSITIONS: TableDefinition<u64, [u8; 32]> = TableDefinition::new("positions");
+
+/// The log position after `prev` when `hash` is logged next.
+pub(crate) fn next_position(prev: &[u8; 32], hash: &ChangeHash) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(prev);
+    h.update(hash.0);
+    h.finalize().into()
+}
 
 /// A document kept loaded between a hub's commits.
 struct Cached {
@@ -131,6 +144,9 @@ pub struct LoggedChange {
     pub bytes: Vec<u8>,
     /// Made on this replica (`true`) or received from elsewhere.
     pub local: bool,
+    /// The log's position at `seq`: a digest of every change logged up to
+    /// it, in order (see the `positions` table).
+    pub position: ChangeHash,
 }
 
 /// Where a replica's sync with its hub stands.
@@ -337,6 +353,7 @@ impl Store {
             sync: txn.open_table(SYNC)?,
             sync_meta: txn.open_table(SYNC_META)?,
             stale: txn.open_table(STALE)?,
+            positions: txn.open_table(POSITIONS)?,
             origin: self.origin.clone(),
         };
         f(&reader)
@@ -359,6 +376,7 @@ impl Store {
             txn,
             origin: self.origin.clone(),
             next_seq: None,
+            last_position: [0; 32],
             now_ms,
             max_pending: None,
             cache: self.cache.as_ref(),
@@ -407,7 +425,9 @@ impl Store {
                     }
                 })*};
             }
-            tables!(META, DOCS, HEADS, CHANGES, LOG, SYNC, SYNC_META, PENDING_AT, UNREADABLE, INDEX, TEXT, STALE);
+            tables!(
+                META, DOCS, HEADS, CHANGES, LOG, POSITIONS, SYNC, SYNC_META, PENDING_AT, UNREADABLE, INDEX, TEXT, STALE
+            );
             multimaps!(PENDING, BACKLINKS);
             Ok(())
         })?;
@@ -430,6 +450,7 @@ pub struct Reader {
     sync: ReadOnlyTable<&'static str, u64>,
     sync_meta: ReadOnlyTable<&'static str, &'static [u8]>,
     stale: ReadOnlyTable<[u8; 16], ()>,
+    positions: ReadOnlyTable<u64, [u8; 32]>,
     origin: ActorId,
 }
 
@@ -568,12 +589,14 @@ impl Reader {
             if !out.is_empty() && size > budget {
                 break;
             }
+            let position = self.positions.get(seq.value())?.map_or([0; 32], |p| p.value());
             out.push(LoggedChange {
                 seq: seq.value(),
                 doc: NodeId::from_bytes(doc),
                 hash: ChangeHash(hash),
                 bytes: stored[16..].to_vec(),
                 local,
+                position: ChangeHash(position),
             });
         }
         Ok(out)
@@ -642,12 +665,8 @@ impl Reader {
     }
 
     /// The hash of the change at log seq `seq`, if there is one.
-    pub fn log_hash(&self, seq: u64) -> Result<Option<ChangeHash>, Error> {
-        Ok(self.log.get(seq)?.map(|entry| {
-            let mut hash = [0u8; 32];
-            hash.copy_from_slice(&entry.value()[16..48]);
-            ChangeHash(hash)
-        }))
+    pub fn position(&self, seq: u64) -> Result<Option<ChangeHash>, Error> {
+        Ok(self.positions.get(seq)?.map(|p| ChangeHash(p.value())))
     }
 
     /// The saved document of `id` as stored, unread.
@@ -736,6 +755,8 @@ pub struct Writer<'s> {
     txn: WriteTransaction,
     origin: ActorId,
     next_seq: Option<u64>,
+    /// The log's position before `next_seq`.
+    last_position: [u8; 32],
     now_ms: u64,
     max_pending: Option<u64>,
     /// Hub mode's document cache.
@@ -785,6 +806,7 @@ impl Writer<'_> {
         self.txn.open_table(TEXT)?;
         self.txn.open_multimap_table(BACKLINKS)?;
         self.txn.open_table(STALE)?;
+        self.txn.open_table(POSITIONS)?;
         Ok(())
     }
 
@@ -824,6 +846,30 @@ impl Writer<'_> {
             for hash in hashes {
                 at.insert(hash, now_ms)?;
             }
+        }
+        if from < 3 {
+            // Every log position, in one pass over the log.
+            let hashes: Vec<(u64, ChangeHash)> = {
+                let log = self.txn.open_table(LOG)?;
+                let mut out = Vec::new();
+                for row in log.iter()? {
+                    let (seq, entry) = row?;
+                    let mut hash = [0u8; 32];
+                    hash.copy_from_slice(&entry.value()[16..48]);
+                    out.push((seq.value(), ChangeHash(hash)));
+                }
+                out
+            };
+            let mut positions = self.txn.open_table(POSITIONS)?;
+            let mut position = [0u8; 32];
+            for (seq, hash) in hashes {
+                position = next_position(&position, &hash);
+                positions.insert(seq, position)?;
+            }
+            drop(positions);
+            // Version 2 kept the hub's change at `known_seq`, not its position.
+            self.txn.open_table(SYNC)?.remove("known_seq")?;
+            self.txn.open_table(SYNC_META)?.remove("known_hash")?;
         }
         self.txn.open_table(META)?.insert("schema", SCHEMA.to_le_bytes().as_slice())?;
         Ok(())
@@ -976,23 +1022,32 @@ impl Writer<'_> {
     }
 
     /// Appends a stored change to the log; returns its seq.
-    fn log_change(&mut self, doc: NodeId, change: &Change, local: bool) -> Result<u64, Error> {
+    fn log_change(&mut self, doc: NodeId, change: &Change, local: bool) -> Result<(u64, ChangeHash), Error> {
         let mut log = self.txn.open_table(LOG)?;
+        let mut positions = self.txn.open_table(POSITIONS)?;
         let seq = match self.next_seq {
             Some(s) => s,
-            None => log.last()?.map_or(0, |(k, _)| k.value()) + 1,
+            None => {
+                let last = log.last()?.map_or(0, |(k, _)| k.value());
+                self.last_position = positions.get(last)?.map_or([0; 32], |p| p.value());
+                last + 1
+            }
         };
+        let hash = change.hash();
         let mut entry = [0u8; 49];
         entry[..16].copy_from_slice(doc.as_bytes());
-        entry[16..48].copy_from_slice(&change.hash().0);
+        entry[16..48].copy_from_slice(&hash.0);
         entry[48] = u8::from(local);
         log.insert(seq, entry)?;
+        let position = next_position(&self.last_position, &hash);
+        positions.insert(seq, position)?;
+        self.last_position = position;
         self.next_seq = Some(seq + 1);
-        Ok(seq)
+        Ok((seq, ChangeHash(position)))
     }
 
     /// Stores and logs a change not seen before; `None` when it is known.
-    fn append_log(&mut self, doc: NodeId, change: &Change, local: bool) -> Result<Option<u64>, Error> {
+    fn append_log(&mut self, doc: NodeId, change: &Change, local: bool) -> Result<Option<(u64, ChangeHash)>, Error> {
         if !self.store_change(doc, change)? {
             return Ok(None);
         }
@@ -1111,7 +1166,7 @@ impl Writer<'_> {
             if hub_mode {
                 appended.extend_from_slice(change.raw_bytes());
             }
-            if let Some(seq) = seq {
+            if let Some((seq, position)) = seq {
                 report.applied += 1;
                 report.logged.push(LoggedChange {
                     seq,
@@ -1119,6 +1174,7 @@ impl Writer<'_> {
                     hash: change.hash(),
                     bytes: change.raw_bytes().to_vec(),
                     local,
+                    position,
                 });
             }
         }

@@ -315,8 +315,8 @@ fn an_empty_store<F: Fixture>(mut f: F) {
     assert!(!s.store_id().is_empty());
     assert_eq!(s.store_id(), s.store_id(), "the id never changes");
     assert_eq!(s.head().unwrap(), 0);
-    assert_eq!(s.log_hash(0).unwrap(), None);
-    assert_eq!(s.log_hash(1).unwrap(), None);
+    assert_eq!(s.position(0).unwrap(), None);
+    assert_eq!(s.position(1).unwrap(), None);
     assert!(whole_log(&s).is_empty());
     assert!(s.docs_after(None, ALL).unwrap().is_empty());
     assert!(s.heads_after(None, ALL).unwrap().is_empty());
@@ -348,12 +348,17 @@ fn seqs_start_at_one_and_have_no_gaps<F: Fixture>(mut f: F) {
     let mut written = local.clone();
     written.extend(applied.logged);
     assert_eq!(log, written, "the log is what the writes reported");
+    let mut position = [0u8; 32];
     for c in &log {
-        assert_eq!(s.log_hash(c.seq).unwrap(), Some(c.hash));
+        // Each position is the digest of the one before and the change.
+        use sha2::Digest as _;
+        position = sha2::Sha256::new().chain_update(position).chain_update(c.hash.0).finalize().into();
+        assert_eq!(s.position(c.seq).unwrap(), Some(ChangeHash(position)));
+        assert_eq!(c.position, ChangeHash(position), "a logged change carries its position");
         assert_eq!(c.hash, Change::from_bytes(c.bytes.clone()).unwrap().hash(), "the bytes are the change's");
     }
-    assert_eq!(s.log_hash(0).unwrap(), None);
-    assert_eq!(s.log_hash(8).unwrap(), None);
+    assert_eq!(s.position(0).unwrap(), None);
+    assert_eq!(s.position(8).unwrap(), None);
     assert_eq!(s.store_id(), id);
 }
 
@@ -1047,7 +1052,19 @@ fn memory_a_clone_is_a_backup() {
     let c = Hist::new("c", 0);
     let other = one(&restored, c.batch(..1));
     assert_eq!(seqs(&other.logged), [4], "the restored copy goes on from its own head");
-    assert_ne!(restored.log_hash(4).unwrap(), hub.log_hash(4).unwrap());
+    assert_ne!(restored.position(4).unwrap(), hub.position(4).unwrap());
+    // The same change at the same seq after another prefix is another
+    // position: a restored hub whose log was rebuilt in another order is
+    // told apart even where one change landed where it was before.
+    let (x, y) = (MemoryStore::new(), MemoryStore::new());
+    for batch in [a.batch(..1), b.batch(..1), a.batch(1..2)] {
+        one(&x, batch);
+    }
+    for batch in [b.batch(..1), a.batch(..1), a.batch(1..2)] {
+        one(&y, batch);
+    }
+    assert_eq!(whole_log(&x)[2].hash, whole_log(&y)[2].hash, "the same change at seq 3");
+    assert_ne!(x.position(3).unwrap(), y.position(3).unwrap(), "after different changes before it");
     assert_eq!(backup.head().unwrap(), 3, "the backup itself stays as it was");
 }
 

@@ -157,7 +157,13 @@ fn a_dropped_catch_up_resumes_from_the_cursor() {
     assert_eq!(hub.last_seq().unwrap(), 3000);
     let b = Replica::in_memory().unwrap();
     // Ask for the change stream rather than snapshots, so the catch-up takes several frames.
-    let hello = ClientFrame::Hello { version: 2, origin: "b".into(), cursor: 0, bootstrap: false, known: None };
+    let hello = ClientFrame::Hello {
+        version: heph_engine::sync::frame::PROTOCOL_VERSION,
+        origin: "b".into(),
+        cursor: 0,
+        bootstrap: false,
+        known: None,
+    };
     // Frames cut at 64 KiB: the catch-up takes many of them.
     let hub_side = HubSession::new().with_frame_budget(64 * 1024);
     let mut c = Conn { hub_side, device: SpokeSession::start(&b).unwrap().0 };
@@ -260,8 +266,13 @@ fn hub_reply(text: &str, hub: &Replica, session: &mut HubSession) -> (ErrorCode,
 #[test]
 fn bad_frames_get_an_error_and_a_close_and_store_nothing() {
     let hub = Replica::in_memory().unwrap();
-    let hello =
-        encode(&ClientFrame::Hello { version: 2, origin: "x".into(), cursor: 0, bootstrap: false, known: None });
+    let hello = encode(&ClientFrame::Hello {
+        version: heph_engine::sync::frame::PROTOCOL_VERSION,
+        origin: "x".into(),
+        cursor: 0,
+        bootstrap: false,
+        known: None,
+    });
     let cases: Vec<(Vec<String>, ErrorCode)> = vec![
         (vec!["not json".into()], ErrorCode::BadFrame),
         (vec!["{\"type\":\"warp\"}".into()], ErrorCode::BadFrame),

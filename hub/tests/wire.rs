@@ -36,7 +36,13 @@ async fn next(ws: &mut Ws) -> Option<HubFrame> {
 }
 
 fn hello(cursor: u64) -> ClientFrame {
-    ClientFrame::Hello { version: 2, origin: "test".into(), cursor, bootstrap: false, known: None }
+    ClientFrame::Hello {
+        version: heph_engine::sync::frame::PROTOCOL_VERSION,
+        origin: "test".into(),
+        cursor,
+        bootstrap: false,
+        known: None,
+    }
 }
 
 /// Reads welcome and the catch-up; returns the head and the last seq seen.
@@ -45,7 +51,7 @@ async fn catch_up(ws: &mut Ws) -> (u64, u64) {
     let mut last = 0;
     while last < head {
         match next(ws).await {
-            Some(HubFrame::Changes { changes }) => last = changes.last().and_then(|c| c.seq).unwrap(),
+            Some(HubFrame::Changes { changes, .. }) => last = changes.last().and_then(|c| c.seq).unwrap(),
             other => panic!("expected changes, got {other:?}"),
         }
     }
@@ -80,7 +86,7 @@ async fn a_browser_shaped_client_subscribes_and_receives_live_changes() {
     let mut seqs = Vec::new();
     while automerge::ReadDoc::get(&doc, automerge::ROOT, "title").unwrap().is_none() {
         match next(&mut ws).await {
-            Some(HubFrame::Changes { changes }) => {
+            Some(HubFrame::Changes { changes, .. }) => {
                 for c in &changes {
                     seqs.push(c.seq);
                     doc.apply_changes([automerge::Change::from_bytes(c.bytes.0.clone()).unwrap()]).unwrap();
@@ -174,7 +180,7 @@ async fn bad_frames_close_that_connection_only_and_store_nothing() {
     catch_up(&mut writer).await;
     send(&mut writer, &ClientFrame::Push { batch: 7, changes: change("after the bad ones") }).await;
     match next(&mut watcher).await {
-        Some(HubFrame::Changes { changes }) => assert_eq!(changes[0].seq, Some(1)),
+        Some(HubFrame::Changes { changes, .. }) => assert_eq!(changes[0].seq, Some(1)),
         other => panic!("the watcher should still receive live changes, got {other:?}"),
     }
     assert!(hub.metric("heph_hub_error_frames_total{code=\"bad_frame\"}") >= 2);
@@ -199,7 +205,7 @@ async fn a_dropped_catch_up_resumes_from_the_cursor() {
     send(&mut ws, &hello(0)).await;
     let Some(HubFrame::Welcome { head, .. }) = next(&mut ws).await else { panic!() };
     assert_eq!(head, 6000);
-    let Some(HubFrame::Changes { changes }) = next(&mut ws).await else { panic!() };
+    let Some(HubFrame::Changes { changes, .. }) = next(&mut ws).await else { panic!() };
     let cursor = changes.last().unwrap().seq.unwrap();
     assert!(cursor > 0 && cursor < 6000, "one frame of several: {cursor}");
     drop(ws); // the connection drops mid catch-up
@@ -209,7 +215,7 @@ async fn a_dropped_catch_up_resumes_from_the_cursor() {
     let Some(HubFrame::Welcome { .. }) = next(&mut ws).await else { panic!() };
     let mut seqs = Vec::new();
     while seqs.last() != Some(&6000) {
-        let Some(HubFrame::Changes { changes }) = next(&mut ws).await else { panic!() };
+        let Some(HubFrame::Changes { changes, .. }) = next(&mut ws).await else { panic!() };
         seqs.extend(changes.iter().map(|c| c.seq.unwrap()));
     }
     assert_eq!(seqs, (cursor + 1..=6000).collect::<Vec<_>>(), "exactly the rest, in order");
@@ -234,7 +240,7 @@ async fn a_subscriber_that_stops_reading_is_dropped_and_others_keep_up() {
         let mut seen = 0;
         while seen < 4000 {
             match next(&mut healthy).await {
-                Some(HubFrame::Changes { changes }) => seen += changes.len(),
+                Some(HubFrame::Changes { changes, .. }) => seen += changes.len(),
                 other => panic!("healthy subscriber got {other:?}"),
             }
         }

@@ -40,7 +40,13 @@ async fn next(ws: &mut Ws) -> Option<HubFrame> {
 }
 
 fn hello(cursor: u64) -> ClientFrame {
-    ClientFrame::Hello { version: 2, origin: "writer-test".into(), cursor, bootstrap: false, known: None }
+    ClientFrame::Hello {
+        version: heph_engine::sync::frame::PROTOCOL_VERSION,
+        origin: "writer-test".into(),
+        cursor,
+        bootstrap: false,
+        known: None,
+    }
 }
 
 /// Connects and says hello at `cursor`; returns the socket and the head.
@@ -89,7 +95,7 @@ async fn pusher(port: u16, pushes: u64) -> Seen {
         loop {
             match next(&mut ws).await {
                 None => break 'pushes,
-                Some(HubFrame::Changes { changes }) => seen.live.extend(changes.iter().filter_map(|c| c.seq)),
+                Some(HubFrame::Changes { changes, .. }) => seen.live.extend(changes.iter().filter_map(|c| c.seq)),
                 Some(HubFrame::Ack { batch: b, seqs, .. }) if b == batch => {
                     for ((_, c), seq) in changes.iter().zip(seqs) {
                         assert!(seq > 0, "a new change is acknowledged with its seq");
@@ -110,7 +116,7 @@ async fn whole_log(port: u16) -> Vec<(u64, ChangeHash)> {
     let mut log = Vec::new();
     while log.last().map_or(0, |(seq, _)| *seq) < head {
         match next(&mut ws).await {
-            Some(HubFrame::Changes { changes }) => {
+            Some(HubFrame::Changes { changes, .. }) => {
                 for c in changes {
                     let hash = Change::from_bytes(c.bytes.0).expect("a stored change parses").hash();
                     log.push((c.seq.expect("catch-up changes carry their seq"), hash));
@@ -144,7 +150,7 @@ async fn many_connections_share_group_commits_acks_follow_commits_and_broadcasts
         let mut seqs = Vec::new();
         while (seqs.len() as u64) < expected {
             match next(&mut watcher).await {
-                Some(HubFrame::Changes { changes }) => seqs.extend(changes.iter().filter_map(|c| c.seq)),
+                Some(HubFrame::Changes { changes, .. }) => seqs.extend(changes.iter().filter_map(|c| c.seq)),
                 other => panic!("the watcher expected live changes, got {other:?}"),
             }
         }

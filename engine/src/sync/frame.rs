@@ -13,8 +13,10 @@ use crate::id::NodeId;
 
 /// The protocol version this build speaks. Version 2 added reconciliation
 /// (`have`/`need`), the client's known position in `hello`, `diverged` in
-/// `welcome`, and `waiting` in `ack`.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// `welcome`, and `waiting` in `ack`. Version 3 made a known position the
+/// log's position digest (see [`crate::sync::storage::SyncStore::position`])
+/// instead of the hash of the change there, and `changes` frames carry it.
+pub const PROTOCOL_VERSION: u32 = 3;
 /// The largest frame accepted, in bytes of JSON text. Both sides cut the
 /// frames they build to [`FRAME_BUDGET`], so a frame that honours it always
 /// fits.
@@ -131,13 +133,14 @@ pub enum ClientFrame {
     },
 }
 
-/// A position in the hub's log: a seq and the hash of the change there.
+/// A position in the hub's log: a seq and the log's position digest there
+/// (it stands for every change up to that seq, in order).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Known {
     /// The hub seq.
     pub seq: u64,
-    /// The hash (hex) of the change the client stored at that seq.
+    /// The position (hex) the hub last told the client for that seq.
     pub hash: String,
 }
 
@@ -199,6 +202,10 @@ pub enum HubFrame {
     Changes {
         /// The changes, each with its seq.
         changes: Vec<WireChange>,
+        /// The hub's log position (hex) at the last change's seq: what the
+        /// client sends back as `known` in its next `hello`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        position: Option<String>,
     },
     /// Compacted documents for a bootstrapping client.
     Snapshot {
@@ -208,7 +215,7 @@ pub enum HubFrame {
         upto: u64,
         /// Whether more snapshot frames follow.
         more: bool,
-        /// With the last frame: the hash (hex) of the change at `upto`.
+        /// With the last frame: the hub's log position (hex) at `upto`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         hash: Option<String>,
     },

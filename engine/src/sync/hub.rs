@@ -79,7 +79,8 @@ impl Broadcast {
                 end += 1;
             }
             let part = &changes[start..end];
-            let frame = HubFrame::Changes { changes: part.iter().map(wire).collect() };
+            let position = Some(part[part.len() - 1].position.to_string());
+            let frame = HubFrame::Changes { changes: part.iter().map(wire).collect(), position };
             out.push(Self { first: part[0].seq, last: part[part.len() - 1].seq, text: encode(&frame).into() });
             start = end;
         }
@@ -411,7 +412,7 @@ impl HubSession {
         let seen = known.map_or(cursor, |(seq, _)| seq.max(cursor));
         let diverged = seen > head
             || match known {
-                Some((seq, hash)) => hub.log_hash(seq)? != Some(hash),
+                Some((seq, hash)) => hub.position(seq)? != Some(hash),
                 None => false,
             };
         let cursor = if diverged { 0 } else { cursor };
@@ -450,7 +451,7 @@ impl HubSession {
                 // Every page sent: the last frame moves the client's cursor.
                 self.snapshots = None;
                 self.cursor = upto;
-                let hash = hub.log_hash(upto)?.map(|h| h.to_string());
+                let hash = hub.position(upto)?.map(|h| h.to_string());
                 return Ok(Some(HubFrame::Snapshot { docs: Vec::new(), upto, more: false, hash }));
             };
             boot.after = Some(last);
@@ -473,7 +474,8 @@ impl HubSession {
             }
             Some(last) => {
                 self.cursor = last.seq;
-                Ok(Some(HubFrame::Changes { changes: changes.iter().map(wire).collect() }))
+                let position = Some(last.position.to_string());
+                Ok(Some(HubFrame::Changes { changes: changes.iter().map(wire).collect(), position }))
             }
         }
     }

@@ -75,6 +75,7 @@ struct Entry {
     doc: NodeId,
     hash: ChangeHash,
     local: bool,
+    position: ChangeHash,
 }
 
 impl Default for MemoryStore {
@@ -188,7 +189,9 @@ impl Inner {
 
     fn log_change(&mut self, doc: NodeId, change: &Change, local: bool, report: &mut Applied) {
         let hash = change.hash();
-        self.log.push(Entry { doc, hash, local });
+        let prev = self.log.last().map_or([0; 32], |e| e.position.0);
+        let position = ChangeHash(crate::store::next_position(&prev, &hash));
+        self.log.push(Entry { doc, hash, local, position });
         report.applied += 1;
         report.logged.push(LoggedChange {
             seq: self.log.len() as u64,
@@ -196,6 +199,7 @@ impl Inner {
             hash,
             bytes: change.raw_bytes().to_vec(),
             local,
+            position,
         });
     }
 
@@ -310,10 +314,10 @@ impl SyncStore for MemoryStore {
         Ok(self.snapshot().log.len() as u64)
     }
 
-    fn log_hash(&self, seq: u64) -> Result<Option<ChangeHash>, Error> {
+    fn position(&self, seq: u64) -> Result<Option<ChangeHash>, Error> {
         let s = self.snapshot();
         let at = usize::try_from(seq).ok().and_then(|seq| seq.checked_sub(1));
-        Ok(at.and_then(|i| s.log.get(i)).map(|e| e.hash))
+        Ok(at.and_then(|i| s.log.get(i)).map(|e| e.position))
     }
 
     fn log_after(&self, after: u64, limit: usize, budget: usize, local_only: bool) -> Result<Vec<LoggedChange>, Error> {
@@ -339,6 +343,7 @@ impl SyncStore for MemoryStore {
                 hash: entry.hash,
                 bytes: stored.bytes.to_vec(),
                 local: entry.local,
+                position: entry.position,
             });
         }
         Ok(out)

@@ -326,15 +326,15 @@ impl SpokeSession {
                 }
                 step.send.extend(self.next_frames(replica)?);
             }
-            (State::Open, HubFrame::Changes { changes }) => {
+            (State::Open, HubFrame::Changes { changes, position }) => {
                 let Some(last) = changes.iter().filter(|c| c.seq.is_some()).max_by_key(|c| c.seq) else {
                     return Err(SyncError::Protocol("changes without seqs".into()));
                 };
                 let upto = last.seq.unwrap_or_default();
                 let raw = changes.into_iter().map(|c| (c.doc, c.bytes.0)).collect();
                 let batch = parse_changes(raw)?;
-                // Frames are in seq order: the last change sits at `upto`.
-                let known = batch.last().map(|(_, c)| (upto, c.hash()));
+                // The hub's log position at `upto`, for the next hello.
+                let known = position.and_then(|p| p.parse::<ChangeHash>().ok()).map(|p| (upto, p));
                 let applied = replica.apply_from_hub(batch, upto, known)?;
                 self.cursor = self.cursor.max(upto);
                 step.received = applied.applied;
@@ -356,8 +356,9 @@ impl SpokeSession {
                     Some(InFlight::Local { batch: expected, upto, hashes })
                         if expected == batch && seqs.len() == hashes.len() =>
                     {
-                        let known = seqs.iter().zip(&hashes).filter(|(s, _)| **s > 0).max_by_key(|(s, _)| **s);
-                        replica.acknowledge(upto, known.map(|(s, h)| (*s, *h)))?;
+                        // The changes come back in the live stream, which
+                        // carries the log positions.
+                        replica.acknowledge(upto, None)?;
                         step.acknowledged = hashes.len();
                     }
                     Some(InFlight::Repair { batch: expected, n }) if expected == batch && seqs.len() == n => {

@@ -14,7 +14,8 @@
 //!
 //! - **The log.** Every change stored and ready is logged exactly once, at
 //!   the next seq: seqs start at 1, have no gaps, and never change or go
-//!   away. [`SyncStore::head`] is the last seq. The log order is causal
+//!   away. [`SyncStore::head`] is the last seq. Each entry carries the
+//!   log's [position](SyncStore::position) there. The log order is causal
 //!   within a document (a change is logged after everything it depends on).
 //! - **Idempotence.** Changes are identified by their hash. Applying a
 //!   change already stored (logged or waiting) stores nothing and logs
@@ -57,8 +58,12 @@ pub trait SyncStore: Send + Sync {
     /// The last seq of the log; 0 when it is empty.
     fn head(&self) -> Result<u64, Error>;
 
-    /// The hash of the change logged at `seq`, if any.
-    fn log_hash(&self, seq: u64) -> Result<Option<ChangeHash>, Error>;
+    /// The log's position at `seq`, if the log reaches it: SHA-256 of the
+    /// position at `seq − 1` (32 zero bytes at 0) and the hash of the change
+    /// at `seq`. Equal positions mean equal logs up to there; a client's
+    /// known position that this log does not hold means the log it saw is
+    /// not this one's past (a hub restored from an older copy).
+    fn position(&self, seq: u64) -> Result<Option<ChangeHash>, Error>;
 
     /// Log entries after `after`, oldest first: at most `limit`, and past the
     /// first at most `budget` bytes on the wire
@@ -138,8 +143,8 @@ impl SyncStore for Replica {
         self.last_seq()
     }
 
-    fn log_hash(&self, seq: u64) -> Result<Option<ChangeHash>, Error> {
-        Replica::log_hash(self, seq)
+    fn position(&self, seq: u64) -> Result<Option<ChangeHash>, Error> {
+        Replica::position(self, seq)
     }
 
     fn log_after(&self, after: u64, limit: usize, budget: usize, local_only: bool) -> Result<Vec<LoggedChange>, Error> {

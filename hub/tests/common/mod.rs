@@ -343,7 +343,7 @@ impl Device {
 }
 
 /// A plain blocking WebSocket client of the hub's `/sync`, speaking raw JSON
-/// frames (protocol version 2), as another client implementation would.
+/// frames (protocol version 3), as another client implementation would.
 pub mod raw {
     use std::net::TcpStream;
     use std::time::Duration;
@@ -355,7 +355,7 @@ pub mod raw {
     use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
 
     /// The protocol version these clients announce.
-    pub const VERSION: u32 = 2;
+    pub const VERSION: u32 = 3;
 
     pub struct RawClient {
         ws: WebSocket<MaybeTlsStream<TcpStream>>,

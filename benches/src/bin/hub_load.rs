@@ -415,8 +415,15 @@ fn rand_u64() -> u64 {
     u64::from_le_bytes(id.as_bytes()[..8].try_into().unwrap_or([7; 8]))
 }
 
-/// Timed changes, pre-encoded as pushes of `batch` changes each.
-fn timed_pushes(timed: &Timed, pushes: usize, batch: usize, first_batch_id: u64) -> Result<Vec<(Vec<u64>, String)>> {
+/// Timed tasks, pre-encoded as pushes of `batch` tasks each: each push's
+/// timed indexes, its number of changes (a task is its genesis and its content
+/// change) and its text.
+fn timed_pushes(
+    timed: &Timed,
+    pushes: usize,
+    batch: usize,
+    first_batch_id: u64,
+) -> Result<Vec<(Vec<u64>, usize, String)>> {
     let actor = ActorId::random();
     let now = Utc::now();
     let mut out = Vec::with_capacity(pushes);
@@ -426,7 +433,8 @@ fn timed_pushes(timed: &Timed, pushes: usize, batch: usize, first_batch_id: u64)
         for (i, id) in &ids {
             changes.extend(task_change(*id, *i as usize, &actor, now)?);
         }
-        out.push((ids.iter().map(|(i, _)| *i).collect(), push_text(first_batch_id + p as u64, changes)));
+        let n = changes.len();
+        out.push((ids.iter().map(|(i, _)| *i).collect(), n, push_text(first_batch_id + p as u64, changes)));
     }
     Ok(out)
 }
@@ -725,7 +733,8 @@ async fn preload(args: &Args, hub: &Hephd) -> Result<Value> {
     let t0 = Instant::now();
     let mut create = Duration::ZERO;
     let (mut next, mut acked, mut stored, mut echoes, mut batch_id) = (0usize, 0usize, 0usize, 0u64, 0u64);
-    let mut in_flight: VecDeque<(u64, usize)> = VecDeque::new();
+    // (batch, tasks, changes) of each push in flight.
+    let mut in_flight: VecDeque<(u64, usize, usize)> = VecDeque::new();
     let deadline = Instant::now() + Duration::from_secs(600);
     while acked < args.count {
         while in_flight.len() < args.preload_window.max(1) && next < args.count {
@@ -738,8 +747,9 @@ async fn preload(args: &Args, hub: &Hephd) -> Result<Value> {
             }
             create += c0.elapsed();
             batch_id += 1;
+            let n_changes = changes.len();
             ws.send(Message::Text(push_text(batch_id, changes).into())).await?;
-            in_flight.push_back((batch_id, end - next));
+            in_flight.push_back((batch_id, end - next, n_changes));
             next = end;
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -750,9 +760,11 @@ async fn preload(args: &Args, hub: &Hephd) -> Result<Value> {
         }
         match HubFrame::decode(&text)? {
             HubFrame::Ack { batch, seqs, .. } => {
-                let Some((want, n)) = in_flight.pop_front() else { bail!("ack {batch} with nothing in flight") };
-                if want != batch || seqs.len() != n {
-                    bail!("ack of batch {batch} with {} seqs; expected batch {want} with {n}", seqs.len());
+                let Some((want, n, n_changes)) = in_flight.pop_front() else {
+                    bail!("ack {batch} with nothing in flight")
+                };
+                if want != batch || seqs.len() != n_changes {
+                    bail!("ack of batch {batch} with {} seqs; expected batch {want} with {n_changes}", seqs.len());
                 }
                 acked += n;
                 stored += seqs.iter().filter(|s| **s != 0).count();
@@ -971,8 +983,8 @@ async fn latency(hub: &Hephd, timed: &Arc<Timed>, op: &str, subs: usize, rate: u
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let t0 = tokio::time::Instant::now();
     let hard_stop = t0 + Duration::from_secs(seconds + 5);
-    let mut written = 0usize;
-    for (indexes, text) in pushes {
+    let (mut written, mut written_changes) = (0usize, 0usize);
+    for (indexes, n_changes, text) in pushes {
         let due = t0 + interval * written as u32;
         if tokio::time::Instant::now() > hard_stop {
             break;
@@ -982,9 +994,10 @@ async fn latency(hub: &Hephd, timed: &Arc<Timed>, op: &str, subs: usize, rate: u
         ack_sent[written + 1].store(timed.now_ns().max(1), Ordering::Release);
         sink.send(Message::Text(text.into())).await?;
         written += 1;
+        written_changes += n_changes;
     }
     let write_s = t0.elapsed().as_secs_f64();
-    let complete = subs_set.drain(written as u64, Duration::from_secs(10)).await;
+    let complete = subs_set.drain(written_changes as u64, Duration::from_secs(10)).await;
     let cpu = cpu.json();
     let (acks, mut ack_lat, stream) =
         tokio::time::timeout(Duration::from_secs(70), reader).await.context("ack reader hung")??;
@@ -998,8 +1011,8 @@ async fn latency(hub: &Hephd, timed: &Arc<Timed>, op: &str, subs: usize, rate: u
     Ok(merge(
         merge(
             json!({
-                "op": op, "subscribers": subs, "rate": rate, "changes": written, "write_seconds": r3(write_s),
-                "expected": written * subs, "deliveries": delivered, "complete": complete,
+                "op": op, "subscribers": subs, "rate": rate, "tasks": written, "changes": written_changes,
+                "write_seconds": r3(write_s), "expected": written_changes * subs, "deliveries": delivered, "complete": complete,
                 "acks": acks, "ack": latency_json(&mut ack_lat),
                 "sub_errors": errors, "first_errors": first_errors,
             }),
@@ -1050,7 +1063,7 @@ async fn fanout(hub: &Hephd, timed: &Arc<Timed>, subs: &Subs, batch: usize, args
     let t0 = Instant::now();
     let stop_at = t0 + Duration::from_secs_f64(args.fan_seconds);
     let (mut pushed, mut changes, mut echoes) = (0usize, 0u64, 0u64);
-    for (indexes, text) in pushes {
+    for (indexes, n_changes, text) in pushes {
         if Instant::now() > stop_at {
             break;
         }
@@ -1067,7 +1080,7 @@ async fn fanout(hub: &Hephd, timed: &Arc<Timed>, subs: &Subs, batch: usize, args
             echoes += 1;
         }
         pushed += 1;
-        changes += indexes.len() as u64;
+        changes += n_changes as u64;
     }
     let write_s = t0.elapsed().as_secs_f64();
     let complete = subs.drain(changes, Duration::from_secs(60)).await;

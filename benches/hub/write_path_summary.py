@@ -33,7 +33,9 @@ def load(path):
             key = f"{v.get('run', 'main')}/{op}"
             rows.setdefault(key, v)
             if "error" in v:
-                errors.append(f"{key}: {v['error']}")
+                errors.append(f"FAILED {key}: {v['error']}")
+            if v.get("warning"):
+                errors.append(f"{key}: {v['warning']}")
     return rows, errors
 
 
@@ -98,7 +100,7 @@ def main():
         print("**QUICK run: smaller sizes; the targets are for the full run.**\n")
     for side, errs in (("before", berr), ("after", nerr)):
         for e in errs:
-            print(f"- {side} FAILED {e}")
+            print(f"- {side}: {e}")
     print()
 
     cols = ["metric", "before", "after", "gain (> 1: after better)", "target", "met"]
@@ -147,7 +149,7 @@ def main():
         metric("  live changes received/s (clients)", key, ("live_changes_recv_per_s",), "/s", True)
         metric("  hephd CPU s in the window", key, ("hub_cpu_s",), " s")
         metric("  hephd peak RSS", key, ("hub_hwm_kb",), " MB", False, scale=1 / 1024)
-        metric("  connection errors", key, ("errors",))
+        metric("  connections failed or dropped", key, ("errors",))
         metric("  dropped as too slow (hub's counter)", key, ("dropped_slow",))
     for nkey in sorted({k for k in list(b) + list(n) if k.startswith("pushlat/pushlat")}, key=lambda k: int(k.split("pushlat")[-1] or 0)):
         p = get(n, nkey, "pushers") or get(b, nkey, "pushers")

@@ -7,7 +7,9 @@
 //!
 //! Phases, in order (`--phases` picks a subset, but later ones need the
 //! preload): `preload`, `bootstrap`, `catchup`, `latency`, `latency_ref`,
-//! `idle`, `fanout`.
+//! `idle`, `fanout`. The write-path phases, run only when asked for and
+//! needing no preload: `acks`, `acks1000`, `pushlat`, and `storm` (last: it
+//! restarts hephd).
 //!
 //! Every loop is bounded in count and in time; only 127.0.0.1 is contacted.
 
@@ -29,7 +31,7 @@ use clap::Parser;
 use futures_util::{SinkExt as _, StreamExt as _};
 use heph_engine::sync::frame::{Bytes, ClientFrame, HubFrame, PROTOCOL_VERSION, WireChange, encode};
 use heph_engine::sync::spoke::SpokeSession;
-use heph_engine::{NodeDoc, NodeId, Replica};
+use heph_engine::{Edit, NodeDoc, NodeId, Replica};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -46,7 +48,8 @@ struct Args {
     /// The hephd binary [default: `hephd` beside this binary].
     #[arg(long)]
     hephd: Option<PathBuf>,
-    /// Phases to run, comma-separated (preload,bootstrap,catchup,latency,latency_ref,idle,fanout).
+    /// Phases to run, comma-separated (preload,bootstrap,catchup,latency,latency_ref,idle,fanout;
+    /// write path: acks,acks1000,pushlat,storm).
     #[arg(long, default_value = "preload,bootstrap,catchup,latency,latency_ref,idle,fanout")]
     phases: String,
     /// Task documents to preload.
@@ -91,16 +94,54 @@ struct Args {
     /// Pass --queue to hephd (its per-connection live queue, in batches).
     #[arg(long)]
     queue: Option<usize>,
+    /// Write path (`acks`): connections, each pushing one change at a time and waiting for its ack.
+    #[arg(long, default_value_t = 100)]
+    acks_conns: usize,
+    /// Write path (`acks1000`): connections of the large run.
+    #[arg(long, default_value_t = 1000)]
+    acks_big_conns: usize,
+    /// Write path (`acks`, `acks1000`): seconds of pushing.
+    #[arg(long, default_value_t = 10.0)]
+    acks_seconds: f64,
+    /// Write path: changes pre-generated per connection [default: 300,000 / connections, within 200..=100,000].
+    #[arg(long)]
+    acks_max: Option<usize>,
+    /// Write path: the phase fails when no ack arrives for this many seconds.
+    #[arg(long, default_value_t = 10.0)]
+    acks_stall: f64,
+    /// Push → ack latency (`pushlat`): concurrent pushers, one run per value (comma-separated).
+    #[arg(long, default_value = "1,100")]
+    pushlat_pushers: String,
+    /// Push → ack latency: seconds of pushing per run.
+    #[arg(long, default_value_t = 10.0)]
+    pushlat_seconds: f64,
+    /// Reconnect storm (`storm`): devices connecting at once after a restart of hephd.
+    #[arg(long, default_value_t = 1000)]
+    storm_devices: usize,
+    /// Reconnect storm: each device's cursor is this many changes behind the head.
+    #[arg(long, default_value_t = 100)]
+    storm_back: u64,
+    /// Reconnect storm: changes pushed first until the log holds at least this many.
+    #[arg(long, default_value_t = 5000)]
+    storm_min_head: u64,
+    /// Added as `"run"` to every JSON line (to tell several runs apart in one file).
+    #[arg(long)]
+    tag: Option<String>,
     /// Keep the temp dir (hub.db, hephd.log).
     #[arg(long)]
     keep: bool,
 }
+
+static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 // ------------------------------------------------------------------ output
 
 fn emit(mut v: Value) {
     if let Value::Object(m) = &mut v {
         m.insert("load1".into(), json!(load1()));
+        if let Some(tag) = TAG.get() {
+            m.insert("run".into(), json!(tag));
+        }
     }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{v}");
@@ -210,8 +251,9 @@ struct Hephd {
 }
 
 impl Hephd {
-    fn start(bin: &Path, dir: &Path, queue: Option<usize>) -> Result<Self> {
-        let log_path = dir.join("hephd.log");
+    /// Starts hephd on `dir/hub.db`, logging to `dir/<log>`.
+    fn start(bin: &Path, dir: &Path, log: &str, queue: Option<usize>) -> Result<Self> {
+        let log_path = dir.join(log);
         let log_file = fs::File::create(&log_path)?;
         let mut cmd = Command::new(bin);
         cmd.args(["--mode", "server", "--http-addr", "127.0.0.1:0", "--log", "info", "--log-json", "--db"])
@@ -373,8 +415,15 @@ fn rand_u64() -> u64 {
     u64::from_le_bytes(id.as_bytes()[..8].try_into().unwrap_or([7; 8]))
 }
 
-/// Timed changes, pre-encoded as pushes of `batch` changes each.
-fn timed_pushes(timed: &Timed, pushes: usize, batch: usize, first_batch_id: u64) -> Result<Vec<(Vec<u64>, String)>> {
+/// Timed tasks, pre-encoded as pushes of `batch` tasks each: each push's
+/// timed indexes, its number of changes (a task is its genesis and its content
+/// change) and its text.
+fn timed_pushes(
+    timed: &Timed,
+    pushes: usize,
+    batch: usize,
+    first_batch_id: u64,
+) -> Result<Vec<(Vec<u64>, usize, String)>> {
     let actor = ActorId::random();
     let now = Utc::now();
     let mut out = Vec::with_capacity(pushes);
@@ -384,7 +433,8 @@ fn timed_pushes(timed: &Timed, pushes: usize, batch: usize, first_batch_id: u64)
         for (i, id) in &ids {
             changes.extend(task_change(*id, *i as usize, &actor, now)?);
         }
-        out.push((ids.iter().map(|(i, _)| *i).collect(), push_text(first_batch_id + p as u64, changes)));
+        let n = changes.len();
+        out.push((ids.iter().map(|(i, _)| *i).collect(), n, push_text(first_batch_id + p as u64, changes)));
     }
     Ok(out)
 }
@@ -683,7 +733,8 @@ async fn preload(args: &Args, hub: &Hephd) -> Result<Value> {
     let t0 = Instant::now();
     let mut create = Duration::ZERO;
     let (mut next, mut acked, mut stored, mut echoes, mut batch_id) = (0usize, 0usize, 0usize, 0u64, 0u64);
-    let mut in_flight: VecDeque<(u64, usize)> = VecDeque::new();
+    // (batch, tasks, changes) of each push in flight.
+    let mut in_flight: VecDeque<(u64, usize, usize)> = VecDeque::new();
     let deadline = Instant::now() + Duration::from_secs(600);
     while acked < args.count {
         while in_flight.len() < args.preload_window.max(1) && next < args.count {
@@ -696,8 +747,9 @@ async fn preload(args: &Args, hub: &Hephd) -> Result<Value> {
             }
             create += c0.elapsed();
             batch_id += 1;
+            let n_changes = changes.len();
             ws.send(Message::Text(push_text(batch_id, changes).into())).await?;
-            in_flight.push_back((batch_id, end - next));
+            in_flight.push_back((batch_id, end - next, n_changes));
             next = end;
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -708,9 +760,11 @@ async fn preload(args: &Args, hub: &Hephd) -> Result<Value> {
         }
         match HubFrame::decode(&text)? {
             HubFrame::Ack { batch, seqs, .. } => {
-                let Some((want, n)) = in_flight.pop_front() else { bail!("ack {batch} with nothing in flight") };
-                if want != batch || seqs.len() != n {
-                    bail!("ack of batch {batch} with {} seqs; expected batch {want} with {n}", seqs.len());
+                let Some((want, n, n_changes)) = in_flight.pop_front() else {
+                    bail!("ack {batch} with nothing in flight")
+                };
+                if want != batch || seqs.len() != n_changes {
+                    bail!("ack of batch {batch} with {} seqs; expected batch {want} with {n_changes}", seqs.len());
                 }
                 acked += n;
                 stored += seqs.iter().filter(|s| **s != 0).count();
@@ -929,8 +983,8 @@ async fn latency(hub: &Hephd, timed: &Arc<Timed>, op: &str, subs: usize, rate: u
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let t0 = tokio::time::Instant::now();
     let hard_stop = t0 + Duration::from_secs(seconds + 5);
-    let mut written = 0usize;
-    for (indexes, text) in pushes {
+    let (mut written, mut written_changes) = (0usize, 0usize);
+    for (indexes, n_changes, text) in pushes {
         let due = t0 + interval * written as u32;
         if tokio::time::Instant::now() > hard_stop {
             break;
@@ -940,9 +994,10 @@ async fn latency(hub: &Hephd, timed: &Arc<Timed>, op: &str, subs: usize, rate: u
         ack_sent[written + 1].store(timed.now_ns().max(1), Ordering::Release);
         sink.send(Message::Text(text.into())).await?;
         written += 1;
+        written_changes += n_changes;
     }
     let write_s = t0.elapsed().as_secs_f64();
-    let complete = subs_set.drain(written as u64, Duration::from_secs(10)).await;
+    let complete = subs_set.drain(written_changes as u64, Duration::from_secs(10)).await;
     let cpu = cpu.json();
     let (acks, mut ack_lat, stream) =
         tokio::time::timeout(Duration::from_secs(70), reader).await.context("ack reader hung")??;
@@ -956,8 +1011,8 @@ async fn latency(hub: &Hephd, timed: &Arc<Timed>, op: &str, subs: usize, rate: u
     Ok(merge(
         merge(
             json!({
-                "op": op, "subscribers": subs, "rate": rate, "changes": written, "write_seconds": r3(write_s),
-                "expected": written * subs, "deliveries": delivered, "complete": complete,
+                "op": op, "subscribers": subs, "rate": rate, "tasks": written, "changes": written_changes,
+                "write_seconds": r3(write_s), "expected": written_changes * subs, "deliveries": delivered, "complete": complete,
                 "acks": acks, "ack": latency_json(&mut ack_lat),
                 "sub_errors": errors, "first_errors": first_errors,
             }),
@@ -1008,7 +1063,7 @@ async fn fanout(hub: &Hephd, timed: &Arc<Timed>, subs: &Subs, batch: usize, args
     let t0 = Instant::now();
     let stop_at = t0 + Duration::from_secs_f64(args.fan_seconds);
     let (mut pushed, mut changes, mut echoes) = (0usize, 0u64, 0u64);
-    for (indexes, text) in pushes {
+    for (indexes, n_changes, text) in pushes {
         if Instant::now() > stop_at {
             break;
         }
@@ -1025,7 +1080,7 @@ async fn fanout(hub: &Hephd, timed: &Arc<Timed>, subs: &Subs, batch: usize, args
             echoes += 1;
         }
         pushed += 1;
-        changes += indexes.len() as u64;
+        changes += n_changes as u64;
     }
     let write_s = t0.elapsed().as_secs_f64();
     let complete = subs.drain(changes, Duration::from_secs(60)).await;
@@ -1060,15 +1115,786 @@ async fn fanout(hub: &Hephd, timed: &Arc<Timed>, subs: &Subs, batch: usize, args
     ))
 }
 
+// ------------------------------------------------------------------ write path
+
+/// The longest chain of changes one document gets; a connection needing more
+/// changes gets more documents.
+const CHAIN_MAX: usize = 5000;
+
+/// Changes to push one at a time, in order, each with its document.
+type Chain = Vec<(NodeId, Vec<u8>)>;
+
+/// One task document's changes in order: its creation (as [`task_change`]),
+/// then edits of its title, each one change depending on the one before.
+fn doc_chain(i: usize, len: usize, now: DateTime<Utc>) -> Result<Chain> {
+    let id = NodeId::random();
+    let actor = ActorId::random();
+    let node = heph_benches::sample_task(id, i, now);
+    let (mut doc, created) = NodeDoc::create(&node, &actor, "add")?;
+    let mut out: Vec<(NodeId, Vec<u8>)> = created.iter().map(|c| (id, c.raw_bytes().to_vec())).collect();
+    let mut k = 0i64;
+    while out.len() < len {
+        k += 1;
+        let at = now + chrono::Duration::milliseconds(k);
+        let change = doc
+            .edit(&[Edit::Title(format!("task {i} rev {k}"))], "edit", at)?
+            .ok_or_else(|| anyhow!("an edit of the title made no change"))?;
+        out.push((id, change.raw_bytes().to_vec()));
+    }
+    out.truncate(len.max(1));
+    Ok(out)
+}
+
+/// `conns` chains of `per_conn` changes each (one document per `CHAIN_MAX`
+/// changes), generated on every core, with progress on stderr.
+fn chains(conns: usize, per_conn: usize) -> Result<Vec<Chain>> {
+    let t0 = Instant::now();
+    let now = Utc::now();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(conns.max(1));
+    let done = AtomicU64::new(0);
+    let total = (conns * per_conn) as u64;
+    let mut slots: Vec<Option<Result<Chain>>> = (0..conns).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let done = &done;
+        let mut handles = Vec::new();
+        for (t, chunk) in slots.chunks_mut(conns.div_ceil(threads).max(1)).enumerate() {
+            let first = t * conns.div_ceil(threads).max(1);
+            handles.push(scope.spawn(move || {
+                for (j, slot) in chunk.iter_mut().enumerate() {
+                    let conn = first + j;
+                    let mut chain = Vec::with_capacity(per_conn);
+                    let mut r = Ok(());
+                    while chain.len() < per_conn {
+                        let len = (per_conn - chain.len()).min(CHAIN_MAX);
+                        match doc_chain(conn * 1000 + chain.len() / CHAIN_MAX, len, now) {
+                            Ok(c) => chain.extend(c),
+                            Err(e) => {
+                                r = Err(e);
+                                break;
+                            }
+                        }
+                        done.fetch_add(len as u64, Ordering::Relaxed);
+                    }
+                    *slot = Some(r.map(|()| chain));
+                }
+            }));
+        }
+        let mut last = Instant::now();
+        while handles.iter().any(|h| !h.is_finished()) {
+            std::thread::sleep(Duration::from_millis(50));
+            if last.elapsed() >= Duration::from_secs(2) {
+                last = Instant::now();
+                let d = done.load(Ordering::Relaxed);
+                log(format!("  generated {d}/{total} changes, {:.1} s", t0.elapsed().as_secs_f64()));
+            }
+        }
+    });
+    let out = slots.into_iter().map(|s| s.unwrap_or_else(|| Err(anyhow!("a generator thread died")))).collect();
+    log(format!("  generated {total} changes in {:.1} s", t0.elapsed().as_secs_f64()));
+    out
+}
+
+static SEQ_FIELD: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"\"seq\":"));
+
+/// The number of changes in a `changes` frame and the highest seq among them
+/// (by text: its `"seq":N` fields).
+fn scan_seqs(bytes: &[u8]) -> (u64, u64) {
+    let (mut n, mut max) = (0u64, 0u64);
+    for pos in SEQ_FIELD.find_iter(bytes) {
+        n += 1;
+        let digits = bytes[pos + 6..].iter().take_while(|b| b.is_ascii_digit());
+        let seq = digits.fold(0u64, |acc, b| acc.saturating_mul(10).saturating_add(u64::from(b - b'0')));
+        max = max.max(seq);
+    }
+    (n, max)
+}
+
+/// Every sample of `/metrics`, by its name with labels.
+fn metrics_map(hub: &Hephd) -> Option<std::collections::BTreeMap<String, f64>> {
+    let text = hub.http_get("/metrics").ok()?;
+    Some(
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.trim().rsplit_once(' '))
+            .filter_map(|(k, v)| Some((k.trim().to_string(), v.parse::<f64>().ok()?)))
+            .collect(),
+    )
+}
+
+type Metrics = Option<std::collections::BTreeMap<String, f64>>;
+
+/// after − before of one sample; `None` when either side lacks it.
+fn metric_delta(before: &Metrics, after: &Metrics, key: &str) -> Option<f64> {
+    Some(after.as_ref()?.get(key)? - before.as_ref()?.get(key)?)
+}
+
+/// What the write path's metrics say between two readings: group commits,
+/// the group-size histogram, changes stored, live deliveries.
+fn write_metrics(before: &Metrics, after: &Metrics, seconds: f64) -> Value {
+    let commits = metric_delta(before, after, "heph_hub_commits_total");
+    let batches = metric_delta(before, after, "heph_hub_group_batches_sum");
+    let groups = metric_delta(before, after, "heph_hub_group_batches_count");
+    let deliveries = metric_delta(before, after, "heph_hub_live_deliveries_total");
+    let mut buckets = Vec::new();
+    if let Some(a) = after {
+        for (k, v) in a.iter().filter(|(k, _)| k.starts_with("heph_hub_group_batches_bucket{")) {
+            let le = k.split("le=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("?").to_string();
+            let b = before.as_ref().and_then(|b| b.get(k)).copied().unwrap_or(0.0);
+            buckets.push((le, v - b));
+        }
+    }
+    buckets.sort_by(|a, b| {
+        let f = |s: &str| if s == "+Inf" { f64::INFINITY } else { s.parse().unwrap_or(f64::NAN) };
+        f(&a.0).total_cmp(&f(&b.0))
+    });
+    let per_s = |x: Option<f64>| x.map(|x| r1(x / seconds.max(1e-9)));
+    json!({
+        "commits": commits, "commits_per_s": per_s(commits),
+        "group_batches": batches, "group_commits": groups,
+        "group_mean": match (batches, commits) { (Some(b), Some(c)) if c > 0.0 => json!(r3(b / c)), _ => Value::Null },
+        "group_buckets": if buckets.is_empty() { Value::Null } else { json!(buckets) },
+        "changes_stored": metric_delta(before, after, "heph_hub_changes_stored_total"),
+        "live_deliveries": deliveries, "live_deliveries_per_s": per_s(deliveries),
+        "frames_sent": metric_delta(before, after, "heph_hub_frames_sent_total"),
+        "dropped_slow": metric_delta(before, after, "heph_hub_dropped_slow_total"),
+    })
+}
+
+/// The number of connections hephd counts now (`/healthz`).
+fn hub_connections(hub: &Hephd) -> Option<u64> {
+    let body = hub.http_get("/healthz").ok()?;
+    serde_json::from_str::<Value>(&body).ok()?["connections"].as_u64()
+}
+
+/// Waits (bounded) until hephd counts at most `n` connections; returns its count.
+async fn connections_down_to(hub: &Hephd, n: u64, timeout: Duration) -> Option<u64> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let c = hub_connections(hub);
+        if c.is_none_or(|c| c <= n) || Instant::now() > deadline {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.chars().take(300).collect()
+}
+
+/// What one pushing connection saw.
+#[derive(Default)]
+struct PusherOut {
+    /// Push → ack, µs.
+    lat: Vec<u32>,
+    acked: u64,
+    /// Acks with a seq of 0 (stored before) or changes left waiting.
+    odd_acks: u64,
+    live_changes: u64,
+    live_frames: u64,
+    exhausted: bool,
+    end: Option<Instant>,
+    error: Option<String>,
+}
+
+/// One connection of the write-path phases: says hello at `head`, waits for
+/// `go`, then pushes its chain one change at a time, each after the ack of
+/// the one before, until `window` closes; reads everything the hub sends
+/// meanwhile (live `changes` frames are counted, not decoded).
+#[allow(clippy::too_many_arguments)]
+async fn pusher(
+    url: String,
+    head: u64,
+    chain: Chain,
+    gate: Arc<Semaphore>,
+    ready: mpsc::Sender<Result<()>>,
+    mut go: watch::Receiver<Option<Instant>>,
+    window: Arc<AtomicBool>,
+    mut abort: watch::Receiver<bool>,
+    acked_total: Arc<AtomicU64>,
+    finished: Arc<AtomicU64>,
+    mut release: watch::Receiver<bool>,
+) -> PusherOut {
+    let mut out = PusherOut::default();
+    let permit = gate.acquire_owned().await;
+    let mut ws = match open(&url, head, true).await {
+        Ok((ws, _)) => ws,
+        Err(e) => {
+            out.error = Some(format!("connect: {e:#}"));
+            let _ = ready.send(Err(e)).await;
+            return out;
+        }
+    };
+    drop(permit);
+    let _ = ready.send(Ok(())).await;
+    drop(ready);
+    // Waiting for the start, reading whatever comes (nothing should).
+    let started = loop {
+        tokio::select! {
+            r = go.wait_for(Option::is_some) => break r.is_ok(),
+            _ = abort.wait_for(|a| *a) => break false,
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let b = t.as_bytes();
+                    if b.starts_with(b"{\"type\":\"changes\"") {
+                        out.live_changes += scan_seqs(b).0;
+                        out.live_frames += 1;
+                    } else if b.starts_with(b"{\"type\":\"error\"") {
+                        out.error = Some(format!("before the start: {}", first_line(t.as_str())));
+                        break false;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => {
+                    out.error = Some(format!("before the start: connection ended ({other:?})"));
+                    break false;
+                }
+            }
+        }
+    };
+    if !started {
+        finished.fetch_add(1, Ordering::Relaxed);
+        close(ws).await;
+        return out;
+    }
+    let aborted = abort.wait_for(|a| *a);
+    tokio::pin!(aborted);
+    let mut chain = chain.into_iter();
+    let mut batch = 0u64;
+    'push: while window.load(Ordering::Relaxed) {
+        let Some(change) = chain.next() else {
+            out.exhausted = true;
+            break;
+        };
+        batch += 1;
+        let t = Instant::now();
+        if let Err(e) = ws.send(Message::Text(push_text(batch, vec![change]).into())).await {
+            out.error = Some(format!("send: {e}"));
+            break;
+        }
+        loop {
+            let msg = tokio::select! {
+                biased;
+                _ = &mut aborted => {
+                    out.error = Some(format!("aborted while waiting for the ack of push {batch}"));
+                    break 'push;
+                }
+                m = tokio::time::timeout(Duration::from_secs(60), ws.next()) => m,
+            };
+            let text = match msg {
+                Err(_) => {
+                    out.error = Some(format!("no ack of push {batch} within 60 s"));
+                    break 'push;
+                }
+                Ok(Some(Ok(Message::Text(t)))) => t,
+                Ok(Some(Ok(Message::Close(f)))) => {
+                    out.error = Some(format!("closed by the hub: {f:?}"));
+                    break 'push;
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(e))) => {
+                    out.error = Some(format!("read failed: {e}"));
+                    break 'push;
+                }
+                Ok(None) => {
+                    out.error = Some("connection ended".into());
+                    break 'push;
+                }
+            };
+            let b = text.as_bytes();
+            if b.starts_with(b"{\"type\":\"changes\"") {
+                out.live_changes += scan_seqs(b).0;
+                out.live_frames += 1;
+            } else if b.starts_with(b"{\"type\":\"ack\"") {
+                let us = t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                match HubFrame::decode(text.as_str()) {
+                    Ok(HubFrame::Ack { batch: got, seqs, waiting }) if got == batch => {
+                        if seqs.first().is_none_or(|s| *s == 0) || !waiting.is_empty() {
+                            out.odd_acks += 1;
+                        }
+                    }
+                    _ => {
+                        out.error =
+                            Some(format!("expected the ack of push {batch}, got {}", first_line(text.as_str())));
+                        break 'push;
+                    }
+                }
+                out.lat.push(us);
+                out.acked += 1;
+                acked_total.fetch_add(1, Ordering::Relaxed);
+                out.end = Some(Instant::now());
+                break;
+            } else if b.starts_with(b"{\"type\":\"error\"") {
+                out.error = Some(first_line(text.as_str()));
+                break 'push;
+            }
+        }
+    }
+    finished.fetch_add(1, Ordering::Relaxed);
+    // Done pushing: stay a live subscriber until every connection is done.
+    if out.error.is_none() {
+        loop {
+            tokio::select! {
+                biased;
+                _ = release.wait_for(|r| *r) => break,
+                _ = &mut aborted => break,
+                msg = ws.next() => match msg {
+                    Some(Ok(Message::Text(t))) => {
+                        let b = t.as_bytes();
+                        if b.starts_with(b"{\"type\":\"changes\"") {
+                            out.live_changes += scan_seqs(b).0;
+                            out.live_frames += 1;
+                        } else if b.starts_with(b"{\"type\":\"error\"") {
+                            out.error = Some(format!("after its last push: {}", first_line(t.as_str())));
+                            break;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    other => {
+                        out.error = Some(format!("after its last push: connection ended ({other:?})"));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    close(ws).await;
+    out
+}
+
+fn latency_us_json(samples: &mut [u32]) -> Value {
+    samples.sort_unstable();
+    let pick = |p: f64| {
+        if samples.is_empty() {
+            return Value::Null;
+        }
+        let rank = ((p / 100.0) * samples.len() as f64).ceil() as usize;
+        json!(samples[rank.clamp(1, samples.len()) - 1])
+    };
+    let mean = if samples.is_empty() {
+        Value::Null
+    } else {
+        json!(r1(samples.iter().map(|&s| f64::from(s)).sum::<f64>() / samples.len() as f64))
+    };
+    json!({"p50_us": pick(50.0), "p90_us": pick(90.0), "p99_us": pick(99.0), "max_us": samples.last(), "mean_us": mean})
+}
+
+/// Write-path phases `acks`, `acks1000`, `pushlat`: `conns` connections, each a
+/// live subscriber that pushes one change, waits for its ack, and repeats for
+/// `seconds`. Acks per second, push → ack latency, what the hub's write-path
+/// metrics say, and hephd's CPU and memory.
+async fn acks(hub: &Hephd, op: &str, conns: usize, seconds: f64, args: &Args) -> Result<Value> {
+    let per_conn = args.acks_max.unwrap_or_else(|| (300_000 / conns.max(1)).clamp(200, 100_000));
+    log(format!("{op}: generating {per_conn} changes for each of {conns} connections"));
+    let chains = tokio::task::spawn_blocking(move || chains(conns, per_conn)).await??;
+    let url = hub.url();
+    let head = head(hub).await?;
+    let conns_before = hub_connections(hub).unwrap_or(0);
+    let (go_tx, go_rx) = watch::channel(None::<Instant>);
+    let (abort_tx, abort_rx) = watch::channel(false);
+    let window = Arc::new(AtomicBool::new(true));
+    let acked_total = Arc::new(AtomicU64::new(0));
+    let finished = Arc::new(AtomicU64::new(0));
+    let (release_tx, release_rx) = watch::channel(false);
+    let gate = Arc::new(Semaphore::new(64));
+    let (ready_tx, mut ready_rx) = mpsc::channel::<Result<()>>(conns.max(1));
+    let t_connect = Instant::now();
+    let tasks: Vec<_> = chains
+        .into_iter()
+        .map(|chain| {
+            tokio::spawn(pusher(
+                url.clone(),
+                head,
+                chain,
+                gate.clone(),
+                ready_tx.clone(),
+                go_rx.clone(),
+                window.clone(),
+                abort_rx.clone(),
+                acked_total.clone(),
+                finished.clone(),
+                release_rx.clone(),
+            ))
+        })
+        .collect();
+    drop(ready_tx);
+    let mut error = None::<String>;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut ok = 0;
+    while ok < conns {
+        match tokio::time::timeout_at(deadline, ready_rx.recv()).await {
+            Ok(Some(Ok(()))) => ok += 1,
+            Ok(Some(Err(e))) => {
+                error = Some(format!("connection {ok} of {conns} failed to connect: {e:#}"));
+                break;
+            }
+            Ok(None) => {
+                error = Some("connections ended before connecting".into());
+                break;
+            }
+            Err(_) => {
+                error = Some(format!("only {ok} of {conns} connected within 120 s"));
+                break;
+            }
+        }
+    }
+    let connect_s = t_connect.elapsed().as_secs_f64();
+    log(format!("{op}: {ok} connections in {connect_s:.1} s; pushing for {seconds} s"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let m0 = metrics_map(hub);
+    let cpu = CpuMeter::start(hub);
+    let t0 = Instant::now();
+    if error.is_none() {
+        let _ = go_tx.send(Some(t0));
+        // Watch the acks: the window closes after `seconds`; no ack for
+        // `acks_stall` seconds while connections wait is a failure.
+        let stall = Duration::from_secs_f64(args.acks_stall);
+        let (mut last_n, mut last_t) = (0u64, Instant::now());
+        let mut closed = false;
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if finished.load(Ordering::Relaxed) >= conns as u64 {
+                break;
+            }
+            if !closed && t0.elapsed().as_secs_f64() >= seconds {
+                window.store(false, Ordering::Relaxed);
+                closed = true;
+            }
+            let n = acked_total.load(Ordering::Relaxed);
+            if n != last_n {
+                (last_n, last_t) = (n, Instant::now());
+            } else if last_t.elapsed() >= stall {
+                error = Some(format!(
+                    "acks stopped: none for {:.0} s after {n} acks, {:.1} s into the phase",
+                    stall.as_secs_f64(),
+                    t0.elapsed().as_secs_f64()
+                ));
+                break;
+            }
+        }
+    }
+    window.store(false, Ordering::Relaxed);
+    let cpu = cpu.json();
+    let m1 = metrics_map(hub);
+    let _ = release_tx.send(true);
+    if error.is_some() {
+        let _ = abort_tx.send(true);
+    }
+    let mut outs = Vec::with_capacity(conns);
+    for t in tasks {
+        let abort = t.abort_handle();
+        match tokio::time::timeout(Duration::from_secs(10), t).await {
+            Ok(Ok(o)) => outs.push(o),
+            Ok(Err(e)) => outs.push(PusherOut { error: Some(format!("task failed: {e}")), ..Default::default() }),
+            Err(_) => {
+                abort.abort();
+                outs.push(PusherOut { error: Some("task hung; aborted".into()), ..Default::default() });
+            }
+        }
+    }
+    let seconds_run = outs.iter().filter_map(|o| o.end).max().map_or(0.0, |e| (e - t0).as_secs_f64());
+    let conns_after = connections_down_to(hub, conns_before, Duration::from_secs(10)).await;
+    let acked: u64 = outs.iter().map(|o| o.acked).sum();
+    let live_changes: u64 = outs.iter().map(|o| o.live_changes).sum();
+    let live_frames: u64 = outs.iter().map(|o| o.live_frames).sum();
+    let mut lat: Vec<u32> = outs.iter_mut().flat_map(|o| std::mem::take(&mut o.lat)).collect();
+    let errs: Vec<&String> = outs.iter().filter_map(|o| o.error.as_ref()).collect();
+    // The hub dropping a connection as too slow (its live queue overflowed)
+    // is the hub's answer to load, reported beside the numbers; any other
+    // failure fails the phase. A dropped connection stops pushing.
+    let too_slow = |e: &str| e.contains("\"code\":\"too_slow\"");
+    let dropped = errs.iter().filter(|e| too_slow(e)).count();
+    let failed: Vec<&String> = errs.iter().copied().filter(|e| !too_slow(e)).collect();
+    if error.is_none() && !failed.is_empty() {
+        error = Some(format!("{} connections failed; first: {}", failed.len(), failed[0]));
+    }
+    let warning = (dropped > 0).then(|| {
+        format!("{dropped} of {conns} connections dropped by the hub as too slow (they stopped pushing then)")
+    });
+    let per_s = |x: u64| r1(x as f64 / seconds_run.max(1e-9));
+    let mut v = json!({
+        "op": op, "connections": conns, "pushers": conns, "seconds_asked": seconds, "seconds": r3(seconds_run),
+        "connect_s": r3(connect_s), "per_conn_max": per_conn, "head_before": head,
+        "acked": acked, "acks_per_s": per_s(acked),
+        "ack": latency_us_json(&mut lat),
+        "odd_acks": outs.iter().map(|o| o.odd_acks).sum::<u64>(),
+        "exhausted": outs.iter().filter(|o| o.exhausted).count(),
+        "live_changes_recv": live_changes, "live_changes_recv_per_s": per_s(live_changes),
+        "live_frames_recv": live_frames, "live_frames_recv_per_s": per_s(live_frames),
+        "hub_rss_kb": hub.rss_kb(), "hub_rss_mb": r1(hub.rss_kb() as f64 / 1024.0),
+        "hub_hwm_kb": status_kb(hub.pid, "VmHWM:"), "hub_hwm_mb": r1(status_kb(hub.pid, "VmHWM:") as f64 / 1024.0),
+        "hub_connections_before": conns_before, "hub_connections_after": conns_after,
+        "errors": errs.len(), "dropped_too_slow": dropped, "warning": warning,
+        "first_errors": errs.iter().take(3).collect::<Vec<_>>(),
+    });
+    v = merge(merge(v, write_metrics(&m0, &m1, seconds_run)), cpu);
+    if let (Some(e), Value::Object(m)) = (error, &mut v) {
+        m.insert("error".into(), json!(e));
+    }
+    Ok(v)
+}
+
+/// Pushes tasks (pushes of 250, one at a time) until the hub's log holds at least `min_head` changes.
+async fn fill_log(hub: &Hephd, min_head: u64) -> Result<u64> {
+    let mut h = head(hub).await?;
+    if h >= min_head {
+        return Ok(h);
+    }
+    log(format!("storm: filling the log from {h} to {min_head} changes"));
+    let (mut ws, _) = open(&hub.url(), h, false).await?;
+    let actor = ActorId::random();
+    let now = Utc::now();
+    let (mut batch, mut i) = (0u64, 0usize);
+    while h < min_head {
+        let mut changes = Vec::with_capacity(500);
+        for _ in 0..250 {
+            changes.extend(task_change(NodeId::random(), i, &actor, now)?);
+            i += 1;
+        }
+        batch += 1;
+        ws.send(Message::Text(push_text(batch, changes).into())).await?;
+        loop {
+            let text = next_text(&mut ws, Duration::from_secs(60)).await?;
+            if text.starts_with("{\"type\":\"ack\"") {
+                if let Ok(HubFrame::Ack { seqs, .. }) = HubFrame::decode(&text) {
+                    h = h.max(seqs.iter().copied().max().unwrap_or(0));
+                }
+                break;
+            }
+            if text.starts_with("{\"type\":\"error\"") {
+                bail!("hub error while filling the log: {text}");
+            }
+        }
+    }
+    close(ws).await;
+    head(hub).await
+}
+
+/// What one storm device saw.
+#[derive(Default)]
+struct DeviceOut {
+    /// From the start to the welcome.
+    welcome: Option<Duration>,
+    caught_up: Option<Duration>,
+    changes: u64,
+    frames: u64,
+    error: Option<String>,
+}
+
+/// One storm device: at `go`, connects, says hello at `cursor`, reads until
+/// a change with seq ≥ `head` arrived, reports, and stays connected until `stop`.
+async fn storm_device(
+    url: String,
+    cursor: u64,
+    head: u64,
+    mut go: watch::Receiver<Option<Instant>>,
+    done: mpsc::Sender<()>,
+    mut stop: watch::Receiver<bool>,
+) -> DeviceOut {
+    let mut out = DeviceOut::default();
+    let Ok(t0) = go.wait_for(Option::is_some).await.map(|t| t.unwrap_or_else(Instant::now)) else {
+        return out;
+    };
+    let result: Result<Ws> = async {
+        let (mut ws, welcome_head) = open(&url, cursor, true).await?;
+        out.welcome = Some(t0.elapsed());
+        if welcome_head < head {
+            bail!("welcome head {welcome_head} below the head {head}");
+        }
+        loop {
+            let text = next_text(&mut ws, Duration::from_secs(60)).await?;
+            let b = text.as_bytes();
+            if b.starts_with(b"{\"type\":\"changes\"") {
+                let (n, max) = scan_seqs(b);
+                out.changes += n;
+                out.frames += 1;
+                if max >= head {
+                    out.caught_up = Some(t0.elapsed());
+                    return Ok(ws);
+                }
+            } else if b.starts_with(b"{\"type\":\"error\"") {
+                bail!("hub error: {}", first_line(&text));
+            }
+        }
+    }
+    .await;
+    let _ = done.send(()).await;
+    match result {
+        Ok(mut ws) => {
+            // Stay connected (reading) until every device is done.
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => break,
+                    m = ws.next() => if !matches!(m, Some(Ok(_))) { out.error = Some("connection ended after catch-up".into()); break; },
+                }
+            }
+            close(ws).await;
+        }
+        Err(e) => out.error = Some(format!("{e:#}")),
+    }
+    out
+}
+
+/// Phase `storm`: the log filled to `storm_min_head`, hephd restarted on the
+/// same store, then `storm_devices` devices connect at once, each `storm_back`
+/// changes behind; time until all have caught up, and hephd's peak memory.
+async fn storm(hub: &mut Hephd, bin: &Path, dir: &Path, args: &Args) -> Result<Value> {
+    let before_restart = fill_log(hub, args.storm_min_head).await?;
+    emit(hephd_report(hub, dir));
+    log("storm: restarting hephd on the same store");
+    hub.stop();
+    *hub = Hephd::start(bin, dir, "hephd-storm.log", args.queue)?;
+    log(format!("storm: hephd pid {} on {}", hub.pid, hub.addr));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let head = head(hub).await?;
+    if head != before_restart {
+        log(format!("storm: head {head} after the restart, {before_restart} before"));
+    }
+    let rss_start = hub.rss_kb();
+    let cursor = head.saturating_sub(args.storm_back);
+    let n = args.storm_devices;
+    let url = hub.url();
+    let (go_tx, go_rx) = watch::channel(None::<Instant>);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(n.max(1));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| tokio::spawn(storm_device(url.clone(), cursor, head, go_rx.clone(), done_tx.clone(), stop_rx.clone())))
+        .collect();
+    drop(done_tx);
+    tokio::time::sleep(Duration::from_millis(200)).await; // every task waiting at the start line
+    let m0 = metrics_map(hub);
+    let cpu = CpuMeter::start(hub);
+    let t0 = Instant::now();
+    let _ = go_tx.send(Some(t0));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    let mut finished = 0;
+    let mut error = None;
+    while finished < n {
+        match tokio::time::timeout_at(deadline, done_rx.recv()).await {
+            Ok(Some(())) => finished += 1,
+            Ok(None) => break,
+            Err(_) => {
+                error = Some(format!("only {finished} of {n} devices finished within 180 s"));
+                break;
+            }
+        }
+    }
+    let all_s = t0.elapsed().as_secs_f64();
+    let hwm = status_kb(hub.pid, "VmHWM:");
+    let rss_all = hub.rss_kb();
+    let hub_conns = hub_connections(hub);
+    let cpu = cpu.json();
+    let m1 = metrics_map(hub);
+    let _ = stop_tx.send(true);
+    let mut outs = Vec::with_capacity(n);
+    for t in tasks {
+        let abort = t.abort_handle();
+        match tokio::time::timeout(Duration::from_secs(10), t).await {
+            Ok(Ok(o)) => outs.push(o),
+            Ok(Err(e)) => outs.push(DeviceOut { error: Some(format!("task failed: {e}")), ..Default::default() }),
+            Err(_) => {
+                abort.abort();
+                outs.push(DeviceOut { error: Some("task hung; aborted".into()), ..Default::default() });
+            }
+        }
+    }
+    let conns_after = connections_down_to(hub, 0, Duration::from_secs(10)).await;
+    let mut times: Vec<u32> =
+        outs.iter().filter_map(|o| o.caught_up).map(|d| d.as_micros().min(u128::from(u32::MAX)) as u32).collect();
+    let caught_up = times.len();
+    let mut welcomes: Vec<u32> =
+        outs.iter().filter_map(|o| o.welcome).map(|d| d.as_micros().min(u128::from(u32::MAX)) as u32).collect();
+    let errs: Vec<&String> = outs.iter().filter_map(|o| o.error.as_ref()).collect();
+    let failed = outs.iter().filter(|o| o.caught_up.is_none()).count();
+    if error.is_none() && failed > 0 {
+        error = Some(format!("{failed} of {n} devices did not catch up; first: {}", errs.first().map_or("?", |e| e)));
+    }
+    let mut v = json!({
+        "op": "storm", "devices": n, "head": head, "cursor": cursor, "head_before_restart": before_restart,
+        "caught_up": caught_up, "failed": failed, "all_caught_up_s": r3(all_s),
+        "device": latency_json(&mut times), "welcome": latency_json(&mut welcomes),
+        "changes_recv": outs.iter().map(|o| o.changes).sum::<u64>(),
+        "frames_recv": outs.iter().map(|o| o.frames).sum::<u64>(),
+        "hub_rss_start_kb": rss_start, "hub_rss_all_kb": rss_all, "hub_hwm_kb": hwm,
+        "hub_hwm_mb": r1(hwm as f64 / 1024.0), "hub_connections_all": hub_conns,
+        "hub_connections_after": conns_after,
+        "frames_sent": metric_delta(&m0, &m1, "heph_hub_frames_sent_total"),
+        "errors": errs.len(), "first_errors": errs.iter().take(3).collect::<Vec<_>>(),
+    });
+    v = merge(v, cpu);
+    if let (Some(e), Value::Object(m)) = (error, &mut v) {
+        m.insert("error".into(), json!(e));
+    }
+    Ok(v)
+}
+
+/// What hephd says about a run: memory, CPU, its log's warnings, errors and
+/// ends of connections, its counters.
+fn hephd_report(hub: &Hephd, dir: &Path) -> Value {
+    let log_text = fs::read_to_string(&hub.log_path).unwrap_or_default();
+    let mut ended: std::collections::BTreeMap<String, u64> = Default::default();
+    let (mut warns, mut errors) = (0, 0);
+    for line in log_text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+        match v["level"].as_str() {
+            Some("WARN") => warns += 1,
+            Some("ERROR") => errors += 1,
+            _ => {}
+        }
+        if let Some(why) = v["fields"]["why"].as_str() {
+            let key: String = why.chars().take(60).collect();
+            *ended.entry(key).or_default() += 1;
+        }
+    }
+    let metrics = [
+        "heph_hub_connections_total",
+        "heph_hub_frames_received_total",
+        "heph_hub_frames_sent_total",
+        "heph_hub_changes_stored_total",
+        "heph_hub_live_deliveries_total",
+        "heph_hub_dropped_slow_total",
+        "heph_hub_commits_total",
+    ]
+    .iter()
+    .map(|m| (m.to_string(), json!(hub.metric(m))))
+    .collect::<serde_json::Map<_, _>>();
+    json!({
+        "op": "hephd", "pid": hub.pid, "rss_end_kb": hub.rss_kb(), "rss_hwm_kb": status_kb(hub.pid, "VmHWM:"),
+        "cpu_s": r3(cpu_seconds(&format!("/proc/{}/stat", hub.pid))), "log_warn": warns, "log_error": errors,
+        "connections_ended": ended, "metrics": metrics,
+        "db_bytes": fs::metadata(dir.join("hub.db")).map_or(0, |m| m.len()),
+    })
+}
+
 // ------------------------------------------------------------------ main
+
+fn pushlat_pushers(args: &Args) -> Vec<usize> {
+    args.pushlat_pushers.split(',').filter_map(|b| b.trim().parse().ok()).filter(|n| *n > 0).collect()
+}
 
 fn main() -> Result<()> {
     let args = Args::parse();
     let phases: Vec<String> = args.phases.split(',').map(|s| s.trim().to_string()).collect();
     let want = |p: &str| phases.iter().any(|x| x == p);
+    if let Some(tag) = &args.tag {
+        let _ = TAG.set(tag.clone());
+    }
+    // Both ends of every connection are open files here; hephd inherits the limit.
+    let most_conns = [
+        (want("idle") || want("fanout")).then_some(args.conns),
+        want("acks").then_some(args.acks_conns),
+        want("acks1000").then_some(args.acks_big_conns),
+        want("storm").then_some(args.storm_devices),
+        want("pushlat").then(|| pushlat_pushers(&args).into_iter().max().unwrap_or(0)),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(0);
     let nofile = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
-    if (nofile as usize) < args.conns + 200 {
-        log(format!("warning: open-file limit is {nofile}, below {} connections", args.conns));
+    if (nofile as usize) < most_conns + 200 {
+        log(format!("warning: open-file limit is {nofile}, below {most_conns} connections"));
     }
     let hephd = match &args.hephd {
         Some(p) => p.clone(),
@@ -1087,7 +1913,7 @@ fn main() -> Result<()> {
         "hephd": hephd.display().to_string(), "nofile": nofile, "date": Utc::now().to_rfc3339(),
         "loadavg": fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
     }));
-    let mut hub = Hephd::start(&hephd, dir.path(), args.queue)?;
+    let mut hub = Hephd::start(&hephd, dir.path(), "hephd.log", args.queue)?;
     log(format!("hephd pid {} on {}, store {}", hub.pid, hub.addr, dir.path().display()));
     let rss_start = hub.rss_kb();
     // Ids for every timed change this run can send.
@@ -1099,7 +1925,13 @@ fn main() -> Result<()> {
     let outcome = runtime.block_on(async {
         let mut failures = Vec::new();
         let mut record = |name: &str, r: Result<Value>| match r {
-            Ok(v) => emit(v),
+            Ok(v) => {
+                if let Some(e) = v.get("error") {
+                    log(format!("{name} failed: {e}"));
+                    failures.push(name.to_string());
+                }
+                emit(v);
+            }
             Err(e) => {
                 log(format!("{name} failed: {e:#}"));
                 emit(json!({"op": name, "error": format!("{e:#}")}));
@@ -1156,41 +1988,32 @@ fn main() -> Result<()> {
         if let Some(s) = subs {
             s.stop().await;
         }
+        if want("acks") {
+            log(format!("acks: {} connections for {} s", args.acks_conns, args.acks_seconds));
+            record("acks", acks(&hub, "acks", args.acks_conns, args.acks_seconds, &args).await);
+        }
+        if want("acks1000") {
+            log(format!("acks1000: {} connections for {} s", args.acks_big_conns, args.acks_seconds));
+            record("acks1000", acks(&hub, "acks1000", args.acks_big_conns, args.acks_seconds, &args).await);
+        }
+        if want("pushlat") {
+            for n in pushlat_pushers(&args) {
+                log(format!("pushlat: {n} pushers for {} s", args.pushlat_seconds));
+                record("pushlat", acks(&hub, "pushlat", n, args.pushlat_seconds, &args).await);
+            }
+        }
+        if want("storm") {
+            log(format!("storm: {} devices, {} changes behind", args.storm_devices, args.storm_back));
+            let r = storm(&mut hub, &hephd, dir.path(), &args).await;
+            record("storm", r);
+        }
         failures
     });
-    // What hephd says about the run.
-    let log_text = fs::read_to_string(&hub.log_path).unwrap_or_default();
-    let mut ended: std::collections::BTreeMap<String, u64> = Default::default();
-    let (mut warns, mut errors) = (0, 0);
-    for line in log_text.lines() {
-        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
-        match v["level"].as_str() {
-            Some("WARN") => warns += 1,
-            Some("ERROR") => errors += 1,
-            _ => {}
-        }
-        if let Some(why) = v["fields"]["why"].as_str() {
-            let key: String = why.chars().take(60).collect();
-            *ended.entry(key).or_default() += 1;
-        }
+    let mut report = hephd_report(&hub, dir.path());
+    if hub.log_path.ends_with("hephd-storm.log") {
+        report["op"] = json!("hephd_storm");
     }
-    let metrics = [
-        "heph_hub_connections_total",
-        "heph_hub_frames_received_total",
-        "heph_hub_frames_sent_total",
-        "heph_hub_changes_stored_total",
-        "heph_hub_live_deliveries_total",
-        "heph_hub_dropped_slow_total",
-    ]
-    .iter()
-    .map(|m| (m.to_string(), json!(hub.metric(m))))
-    .collect::<serde_json::Map<_, _>>();
-    emit(json!({
-        "op": "hephd", "rss_end_kb": hub.rss_kb(), "rss_hwm_kb": status_kb(hub.pid, "VmHWM:"),
-        "cpu_s": r3(cpu_seconds(&format!("/proc/{}/stat", hub.pid))), "log_warn": warns, "log_error": errors,
-        "connections_ended": ended, "metrics": metrics,
-        "db_bytes": fs::metadata(dir.path().join("hub.db")).map_or(0, |m| m.len()),
-    }));
+    emit(report);
     hub.stop();
     if args.keep {
         let kept = dir.keep();

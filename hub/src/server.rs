@@ -192,6 +192,16 @@ async fn web_shell() -> Html<&'static str> {
     Html(SHELL)
 }
 
+/// Listens on `addr` with room for a reconnect storm: every device of an
+/// owner reconnecting at once after the hub restarts (the kernel caps the
+/// backlog at `net.core.somaxconn`).
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 /// Documents the writer keeps loaded between commits.
 const CACHED_DOCS: usize = 4096;
 
@@ -202,9 +212,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     let mut replica = Replica::open(&path).with_context(|| format!("opening the hub store {}", path.display()))?;
     replica.set_hub_mode(CACHED_DOCS);
     let hub = Hub::new(replica, &cfg)?;
-    let listener = tokio::net::TcpListener::bind(cfg.http_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.http_addr))?;
+    let listener = listen(cfg.http_addr).with_context(|| format!("cannot listen on {}", cfg.http_addr))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = %path.display(), hub = %hub.replica.origin().to_hex_string(), "hub listening");
     let shutdown = hub.shutdown.clone();

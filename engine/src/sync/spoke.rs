@@ -135,7 +135,16 @@ pub struct SpokeSession {
     in_flight: Option<InFlight>,
     next_batch: u64,
     reconcile: Option<Reconcile>,
+    /// The protocol version the hub chose.
+    version: u32,
 }
+
+/// The oldest hub protocol a device still syncs with. A version-2 hub names
+/// log positions by the change at a seq, not by a digest of the log: the
+/// device does not record those, so such a hub can only tell it apart by
+/// its cursor (a hub restored from an older copy is still caught when the
+/// cursor is past its head).
+const OLDEST_HUB_VERSION: u32 = 2;
 
 impl SpokeSession {
     /// Starts a session: the `hello` to send first.
@@ -156,6 +165,7 @@ impl SpokeSession {
             in_flight: None,
             next_batch: 1,
             reconcile: None,
+            version: PROTOCOL_VERSION,
         };
         Ok((session, hello))
     }
@@ -303,9 +313,13 @@ impl SpokeSession {
         match (&self.state, frame) {
             (_, HubFrame::Error { code, message, .. }) => return Err(SyncError::Hub { code, message }),
             (State::AwaitWelcome, HubFrame::Welcome { version, hub, head, diverged }) => {
-                if version != PROTOCOL_VERSION {
-                    return Err(SyncError::Protocol(format!("the hub chose protocol version {version}")));
+                if !(OLDEST_HUB_VERSION..=PROTOCOL_VERSION).contains(&version) {
+                    return Err(SyncError::Protocol(format!(
+                        "the hub chose protocol version {version}; this heph speaks {OLDEST_HUB_VERSION} to \
+                         {PROTOCOL_VERSION}"
+                    )));
                 }
+                self.version = version;
                 let known = self.hub.clone();
                 let mut cursors = replica.begin_sync(&hub)?;
                 if known.is_some() && known.as_deref() != Some(hub.as_str()) && self.cursor != 0 && !diverged {
@@ -334,7 +348,10 @@ impl SpokeSession {
                 let raw = changes.into_iter().map(|c| (c.doc, c.bytes.0)).collect();
                 let batch = parse_changes(raw)?;
                 // The hub's log position at `upto`, for the next hello.
-                let known = position.and_then(|p| p.parse::<ChangeHash>().ok()).map(|p| (upto, p));
+                let known = position
+                    .filter(|_| self.version >= 3)
+                    .and_then(|p| p.parse::<ChangeHash>().ok())
+                    .map(|p| (upto, p));
                 let applied = replica.apply_from_hub(batch, upto, known)?;
                 self.cursor = self.cursor.max(upto);
                 step.received = applied.applied;
@@ -345,7 +362,8 @@ impl SpokeSession {
                 // cut short starts over (merging is idempotent) rather than
                 // resuming after documents it never received.
                 let done = (!more).then_some(upto);
-                let known = hash.and_then(|h| h.parse::<ChangeHash>().ok()).map(|h| (upto, h));
+                let known =
+                    hash.filter(|_| self.version >= 3).and_then(|h| h.parse::<ChangeHash>().ok()).map(|h| (upto, h));
                 replica.merge_snapshots(docs.into_iter().map(|d| (d.doc, d.bytes.0)).collect(), done, known)?;
                 if let Some(upto) = done {
                     self.cursor = self.cursor.max(upto);

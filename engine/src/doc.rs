@@ -268,6 +268,11 @@ impl NodeDoc {
     /// the dependencies arrive.
     pub fn apply(&mut self, changes: Vec<Change>) -> Result<Vec<Change>, DocError> {
         self.doc.apply_changes(changes.iter().cloned())?;
+        // Nothing queued inside the document: nothing waits (looking each
+        // change up rebuilds it, which costs more than applying it).
+        if self.doc.get_missing_deps(&[]).is_empty() {
+            return Ok(Vec::new());
+        }
         let waiting: Vec<Change> = changes.into_iter().filter(|c| !self.has_change(&c.hash())).collect();
         Ok(waiting)
     }

@@ -17,6 +17,7 @@
 //! | `index` | node id → [`NodeSummary`] (postcard) | listing and filtering without loading documents |
 //! | `text` | node id → lower-cased searchable text | `heph search` |
 //! | `backlinks` | target id ⇉ source id | backlinks in `heph show` |
+//! | `tail` | node id ⇉ local seq | hub mode: changes logged for a document since its `docs` entry was saved (its whole form is that entry followed by these changes, in seq order) |
 //! | `stale` | node id → () | documents whose `index`, `text`, `backlinks` and `unreadable` rows are behind (hub mode, see below) |
 //!
 //! # Schema versions
@@ -34,9 +35,11 @@
 //! A hub's writes are received changes, many per commit, and nobody reads
 //! its indexes but the occasional RPC call. [`Store::set_hub_mode`] makes
 //! applying received changes cheaper:
-//! - a document's stored bytes are its saved form followed by the change
-//!   chunks received since (Automerge loads that whole); it is saved again
-//!   only when that tail grows past the saved part;
+//! - a received change is not written into its document's `docs` entry: the
+//!   entry stays as last saved and the change's seq goes to `tail`. Reading
+//!   a document takes the entry followed by those changes (Automerge loads
+//!   that whole). It is saved again once its tail holds [`TAIL_CHANGES`]
+//!   changes or more bytes than the saved entry;
 //! - documents stay loaded in memory between commits (a bounded cache, kept
 //!   equal to what is committed: an aborted transaction's documents are
 //!   dropped, and any other write to a document evicts it);
@@ -86,6 +89,33 @@ const TEXT: TableDefinition<[u8; 16], &str> = TableDefinition::new("text");
 const BACKLINKS: MultimapTableDefinition<[u8; 16], [u8; 16]> = MultimapTableDefinition::new("backlinks");
 const STALE: TableDefinition<[u8; 16], ()> = TableDefinition::new("stale");
 const POSITIONS: TableDefinition<u64, [u8; 32]> = TableDefinition::new("positions");
+const TAIL: MultimapTableDefinition<[u8; 16], u64> = MultimapTableDefinition::new("tail");
+
+/// Hub mode: the most changes a document's tail holds before it is saved
+/// again.
+pub const TAIL_CHANGES: usize = 64;
+
+/// A document's whole stored form: its `docs` entry, then the changes of
+/// its tail (hub mode) in seq order.
+fn stored_doc(
+    docs: &impl ReadableTable<[u8; 16], &'static [u8]>,
+    tail: &impl ReadableMultimapTable<[u8; 16], u64>,
+    log: &impl ReadableTable<u64, [u8; 49]>,
+    changes: &impl ReadableTable<[u8; 32], &'static [u8]>,
+    id: NodeId,
+) -> Result<Option<Vec<u8>>, Error> {
+    let Some(saved) = docs.get(id.as_bytes())? else { return Ok(None) };
+    let mut bytes = saved.value().to_vec();
+    for seq in tail.get(id.as_bytes())? {
+        let Some(entry) = log.get(seq?.value())? else { continue };
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&entry.value()[16..48]);
+        if let Some(stored) = changes.get(hash)? {
+            bytes.extend_from_slice(&stored.value()[16..]);
+        }
+    }
+    Ok(Some(bytes))
+}
 
 /// The log position after `prev` when `hash` is logged next.
 pub(crate) fn next_position(prev: &[u8; 32], hash: &ChangeHash) -> [u8; 32] {
@@ -101,8 +131,10 @@ struct Cached {
     doc: NodeDoc,
     /// Bytes of its stored value that are its saved form.
     saved: usize,
-    /// Bytes of change chunks stored after it.
+    /// Changes in its tail.
     tail: usize,
+    /// Their bytes.
+    tail_bytes: usize,
     used: u64,
 }
 
@@ -354,6 +386,7 @@ impl Store {
             sync_meta: txn.open_table(SYNC_META)?,
             stale: txn.open_table(STALE)?,
             positions: txn.open_table(POSITIONS)?,
+            tail: txn.open_multimap_table(TAIL)?,
             origin: self.origin.clone(),
         };
         f(&reader)
@@ -428,7 +461,7 @@ impl Store {
             tables!(
                 META, DOCS, HEADS, CHANGES, LOG, POSITIONS, SYNC, SYNC_META, PENDING_AT, UNREADABLE, INDEX, TEXT, STALE
             );
-            multimaps!(PENDING, BACKLINKS);
+            multimaps!(PENDING, BACKLINKS, TAIL);
             Ok(())
         })?;
         Ok(copy)
@@ -451,22 +484,12 @@ pub struct Reader {
     sync_meta: ReadOnlyTable<&'static str, &'static [u8]>,
     stale: ReadOnlyTable<[u8; 16], ()>,
     positions: ReadOnlyTable<u64, [u8; 32]>,
+    tail: ReadOnlyMultimapTable<[u8; 16], u64>,
     origin: ActorId,
 }
 
 fn decode_summary(bytes: &[u8]) -> Result<NodeSummary, Error> {
     postcard::from_bytes(bytes).map_err(|e| Error::Storage(format!("index row: {e}")))
-}
-
-fn load_doc(
-    docs: &impl ReadableTable<[u8; 16], &'static [u8]>,
-    id: NodeId,
-    actor: &ActorId,
-) -> Result<Option<NodeDoc>, Error> {
-    match docs.get(id.as_bytes())? {
-        Some(bytes) => Ok(Some(NodeDoc::load(bytes.value(), actor)?)),
-        None => Ok(None),
-    }
 }
 
 fn resolve(index: &impl ReadableTable<[u8; 16], &'static [u8]>, text: &str) -> Result<NodeId, Error> {
@@ -492,7 +515,10 @@ impl Reader {
 
     /// The document of `id`, if stored.
     pub fn doc(&self, id: NodeId) -> Result<Option<NodeDoc>, Error> {
-        load_doc(&self.docs, id, &self.origin)
+        match self.raw_doc(id)? {
+            Some(bytes) => Ok(Some(NodeDoc::load(&bytes, &self.origin)?)),
+            None => Ok(None),
+        }
     }
 
     /// The index row of `id`.
@@ -619,12 +645,13 @@ impl Reader {
         let mut out = Vec::new();
         let mut size = 0;
         for row in self.docs.range(after_key(after))? {
-            let (k, v) = row?;
-            size += wire_size(v.value().len());
+            let id = NodeId::from_bytes(row?.0.value());
+            let bytes = self.raw_doc(id)?.unwrap_or_default();
+            size += wire_size(bytes.len());
             if !out.is_empty() && size > budget {
                 break;
             }
-            out.push((NodeId::from_bytes(k.value()), v.value().to_vec()));
+            out.push((id, bytes));
         }
         Ok(out)
     }
@@ -669,9 +696,9 @@ impl Reader {
         Ok(self.positions.get(seq)?.map(|p| ChangeHash(p.value())))
     }
 
-    /// The saved document of `id` as stored, unread.
+    /// The saved document of `id` as stored (with its tail), unread.
     pub fn raw_doc(&self, id: NodeId) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.docs.get(id.as_bytes())?.map(|v| v.value().to_vec()))
+        stored_doc(&self.docs, &self.tail, &self.log, &self.changes, id)
     }
 
     /// Every stored document that does not read as a node, with the reason.
@@ -680,7 +707,7 @@ impl Reader {
         for row in self.unreadable.iter()? {
             let (k, reason) = row?;
             let id = NodeId::from_bytes(k.value());
-            let bytes = self.docs.get(k.value())?.map_or(0, |v| v.value().len());
+            let bytes = self.raw_doc(id)?.map_or(0, |v| v.len());
             out.push(Unreadable { id, reason: reason.value().to_string(), bytes });
         }
         Ok(out)
@@ -807,6 +834,7 @@ impl Writer<'_> {
         self.txn.open_multimap_table(BACKLINKS)?;
         self.txn.open_table(STALE)?;
         self.txn.open_table(POSITIONS)?;
+        self.txn.open_multimap_table(TAIL)?;
         Ok(())
     }
 
@@ -889,6 +917,7 @@ impl Writer<'_> {
             cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).docs.remove(&id);
         }
         self.txn.open_table(DOCS)?.insert(id.as_bytes(), saved)?;
+        self.txn.open_multimap_table(TAIL)?.remove_all(id.as_bytes())?;
         self.put_heads(id, heads)
     }
 
@@ -903,33 +932,40 @@ impl Writer<'_> {
         {
             return Ok(cached);
         }
-        let docs = self.txn.open_table(DOCS)?;
-        Ok(match docs.get(id.as_bytes())? {
-            Some(bytes) => {
-                let bytes = bytes.value();
-                Cached { doc: NodeDoc::load(bytes, &self.origin)?, saved: bytes.len(), tail: 0, used: 0 }
-            }
-            None => Cached { doc: NodeDoc::empty(&self.origin), saved: 0, tail: 0, used: 0 },
+        let saved = self.txn.open_table(DOCS)?.get(id.as_bytes())?.map_or(0, |v| v.value().len());
+        let tail = self.txn.open_multimap_table(TAIL)?.get(id.as_bytes())?.len();
+        Ok(match self.raw_doc(id)? {
+            Some(bytes) => Cached {
+                doc: NodeDoc::load(&bytes, &self.origin)?,
+                saved,
+                tail: usize::try_from(tail).unwrap_or(usize::MAX),
+                tail_bytes: bytes.len() - saved,
+                used: 0,
+            },
+            None => Cached { doc: NodeDoc::empty(&self.origin), saved: 0, tail: 0, tail_bytes: 0, used: 0 },
         })
     }
 
-    /// Hub mode: stores what `applied` (raw change chunks, just applied to
-    /// `cached`) added to the document: appended to its stored bytes, or
-    /// the document saved again once that tail outgrows the saved part.
+    /// Hub mode: stores what the changes `applied` (logged at `seqs`, just
+    /// applied to `cached`) added to the document: their seqs go to its
+    /// tail, or the document is saved again once the tail is long enough.
     /// Its index rows are marked stale.
-    fn put_cached(&mut self, id: NodeId, mut cached: Cached, applied: &[u8]) -> Result<(), Error> {
+    fn put_cached(&mut self, id: NodeId, mut cached: Cached, seqs: &[u64], applied: usize) -> Result<(), Error> {
         let heads = cached.doc.heads();
-        if cached.saved == 0 || cached.tail + applied.len() > cached.saved.max(16 << 10) {
+        cached.tail += seqs.len();
+        cached.tail_bytes += applied;
+        if cached.saved == 0 || cached.tail > TAIL_CHANGES || cached.tail_bytes > cached.saved {
             let saved = cached.doc.save();
             cached.saved = saved.len();
             cached.tail = 0;
+            cached.tail_bytes = 0;
             self.txn.open_table(DOCS)?.insert(id.as_bytes(), saved.as_slice())?;
-        } else if !applied.is_empty() {
-            let mut docs = self.txn.open_table(DOCS)?;
-            let mut value = docs.get(id.as_bytes())?.map(|v| v.value().to_vec()).unwrap_or_default();
-            value.extend_from_slice(applied);
-            docs.insert(id.as_bytes(), value.as_slice())?;
-            cached.tail += applied.len();
+            self.txn.open_multimap_table(TAIL)?.remove_all(id.as_bytes())?;
+        } else {
+            let mut tail = self.txn.open_multimap_table(TAIL)?;
+            for seq in seqs {
+                tail.insert(id.as_bytes(), seq)?;
+            }
         }
         self.put_heads(id, &heads)?;
         self.txn.open_table(STALE)?.insert(id.as_bytes(), ())?;
@@ -998,7 +1034,21 @@ impl Writer<'_> {
 
     /// The document of `id`, if stored.
     pub fn doc(&self, id: NodeId) -> Result<Option<NodeDoc>, Error> {
-        load_doc(&self.txn.open_table(DOCS)?, id, &self.origin)
+        match self.raw_doc(id)? {
+            Some(bytes) => Ok(Some(NodeDoc::load(&bytes, &self.origin)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The stored form of `id` (with its tail), as of this transaction.
+    fn raw_doc(&self, id: NodeId) -> Result<Option<Vec<u8>>, Error> {
+        stored_doc(
+            &self.txn.open_table(DOCS)?,
+            &self.txn.open_multimap_table(TAIL)?,
+            &self.txn.open_table(LOG)?,
+            &self.txn.open_table(CHANGES)?,
+            id,
+        )
     }
 
     /// Whether a change with this hash is stored.
@@ -1140,7 +1190,7 @@ impl Writer<'_> {
         let batch = crate::doc::causal_order(fresh.clone());
         // On an error the cached document is dropped with this transaction.
         let waiting = doc.apply(fresh)?;
-        let mut appended = Vec::new();
+        let mut appended = (Vec::new(), 0);
         let waiting_hashes: Vec<[u8; 32]> = waiting.iter().map(|c| c.hash().0).collect();
         if !pending_hashes.is_empty() {
             let mut pending = self.txn.open_multimap_table(PENDING)?;
@@ -1163,10 +1213,11 @@ impl Writer<'_> {
             } else {
                 self.append_log(id, &change, local)?
             };
-            if hub_mode {
-                appended.extend_from_slice(change.raw_bytes());
-            }
             if let Some((seq, position)) = seq {
+                if hub_mode {
+                    appended.0.push(seq);
+                    appended.1 += change.raw_bytes().len();
+                }
                 report.applied += 1;
                 report.logged.push(LoggedChange {
                     seq,
@@ -1200,7 +1251,7 @@ impl Writer<'_> {
         }
         if let Some(mut cached) = cached {
             cached.doc = doc;
-            return self.put_cached(id, cached, &appended);
+            return self.put_cached(id, cached, &appended.0, appended.1);
         }
         self.put_doc(id, &doc.save(), &doc.heads())?;
         if !self.refresh(id, &doc)? {

@@ -318,7 +318,7 @@ impl Net {
                         HubFrame::Welcome { hub, head, .. } => {
                             lines.push(format!("the hub ({}, head {head}) welcomes {name}", &hub[..8]));
                         }
-                        HubFrame::Ack { batch, seqs, waiting } => {
+                        HubFrame::Ack { batch, seqs, waiting, .. } => {
                             lines.push(format!("the hub acks {name}'s batch {batch}: {seqs:?}, waiting {waiting:?}"))
                         }
                         _ => {}

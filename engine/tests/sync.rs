@@ -344,6 +344,6 @@ fn a_device_rejects_a_hub_that_breaks_the_protocol() {
     assert!(matches!(s.receive("garbage", &a), Err(SyncError::Protocol(_))));
     let err = encode(&HubFrame::fatal(ErrorCode::Unauthorized, "no token"));
     assert!(matches!(s.receive(&err, &a), Err(SyncError::Hub { code: ErrorCode::Unauthorized, .. })));
-    let ack = encode(&HubFrame::Ack { batch: 9, seqs: vec![], waiting: vec![] });
+    let ack = encode(&HubFrame::Ack { batch: 9, seqs: vec![], waiting: vec![], position: None });
     assert!(matches!(s.receive(&ack, &a), Err(SyncError::Protocol(_))));
 }

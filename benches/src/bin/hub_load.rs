@@ -1258,6 +1258,8 @@ fn write_metrics(before: &Metrics, after: &Metrics, seconds: f64) -> Value {
         "live_deliveries": deliveries, "live_deliveries_per_s": per_s(deliveries),
         "frames_sent": metric_delta(before, after, "heph_hub_frames_sent_total"),
         "dropped_slow": metric_delta(before, after, "heph_hub_dropped_slow_total"),
+        // The writer's busy time (applying and committing groups) per second.
+        "writer_busy": metric_delta(before, after, "heph_hub_commit_seconds_total").map(|x| r3(x / seconds.max(1e-9))),
     })
 }
 
@@ -1409,7 +1411,7 @@ async fn pusher(
             } else if b.starts_with(b"{\"type\":\"ack\"") {
                 let us = t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
                 match HubFrame::decode(text.as_str()) {
-                    Ok(HubFrame::Ack { batch: got, seqs, waiting }) if got == batch => {
+                    Ok(HubFrame::Ack { batch: got, seqs, waiting, .. }) if got == batch => {
                         if seqs.first().is_none_or(|s| *s == 0) || !waiting.is_empty() {
                             out.odd_acks += 1;
                         }

@@ -231,6 +231,11 @@ pub enum HubFrame {
         /// (`have`) so that it sends them.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         waiting: Vec<u32>,
+        /// The hub's log position (hex) at the highest seq in `seqs`: the
+        /// client's known position from now on, so that a hub that later
+        /// lost these changes (restored from an older copy) is told apart.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        position: Option<String>,
     },
     /// Reconciliation: the documents of a `have` the hub lacks changes of,
     /// each with the hub's own heads (empty when it has none of it). The
@@ -325,7 +330,7 @@ mod tests {
         for f in frames {
             assert_eq!(ClientFrame::decode(&encode(&f)).unwrap(), f);
         }
-        let ack = HubFrame::Ack { batch: 3, seqs: vec![9, 0], waiting: vec![1] };
+        let ack = HubFrame::Ack { batch: 3, seqs: vec![9, 0], waiting: vec![1], position: None };
         assert_eq!(HubFrame::decode(&encode(&ack)).unwrap(), ack);
     }
 

@@ -540,8 +540,10 @@ fn ack(batch: u64, hashes: &[ChangeHash], outcome: Result<Applied, Error>) -> St
                 .filter(|(_, h)| applied.waiting_hashes.contains(h))
                 .filter_map(|(i, _)| u32::try_from(i).ok())
                 .collect();
+            let position =
+                applied.logged.iter().filter(|c| hashes.contains(&c.hash)).max_by_key(|c| c.seq).map(|c| c.position);
             Step {
-                replies: vec![HubFrame::Ack { batch, seqs, waiting }],
+                replies: vec![HubFrame::Ack { batch, seqs, waiting, position: position.map(|p| p.to_string()) }],
                 stored: applied.applied.min(n),
                 ..Step::default()
             }

@@ -369,14 +369,21 @@ impl SpokeSession {
                     self.cursor = self.cursor.max(upto);
                 }
             }
-            (State::Open, HubFrame::Ack { batch, seqs, waiting }) => {
+            (State::Open, HubFrame::Ack { batch, seqs, waiting, position }) => {
+                // The hub's position at the newest of these changes: a hub
+                // that loses them (restored from an older copy) no longer
+                // holds it, and the next hello finds out.
+                let known = seqs
+                    .iter()
+                    .max()
+                    .copied()
+                    .filter(|s| *s > 0)
+                    .zip(position.filter(|_| self.version >= 3).and_then(|p| p.parse::<ChangeHash>().ok()));
                 match self.in_flight.take() {
                     Some(InFlight::Local { batch: expected, upto, hashes })
                         if expected == batch && seqs.len() == hashes.len() =>
                     {
-                        // The changes come back in the live stream, which
-                        // carries the log positions.
-                        replica.acknowledge(upto, None)?;
+                        replica.acknowledge(upto, known)?;
                         step.acknowledged = hashes.len();
                     }
                     Some(InFlight::Repair { batch: expected, n }) if expected == batch && seqs.len() == n => {

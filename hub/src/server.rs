@@ -203,7 +203,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
 }
 
 /// Documents the writer keeps loaded between commits.
-const CACHED_DOCS: usize = 4096;
+const CACHED_DOCS: usize = 1024;
 
 /// Runs the hub until SIGTERM or Ctrl-C.
 pub async fn run(cfg: Config) -> Result<()> {

@@ -952,9 +952,12 @@ impl Writer<'_> {
     /// Its index rows are marked stale.
     fn put_cached(&mut self, id: NodeId, mut cached: Cached, seqs: &[u64], applied: usize) -> Result<(), Error> {
         let heads = cached.doc.heads();
+        // A new document is kept loaded only once it is written again:
+        // most are not soon (an import, a new device's first push).
+        let new = cached.saved == 0;
         cached.tail += seqs.len();
         cached.tail_bytes += applied;
-        if cached.saved == 0 || cached.tail > TAIL_CHANGES || cached.tail_bytes > cached.saved {
+        if new || cached.tail > TAIL_CHANGES || cached.tail_bytes > cached.saved {
             let saved = cached.doc.save();
             cached.saved = saved.len();
             cached.tail = 0;
@@ -969,7 +972,9 @@ impl Writer<'_> {
         }
         self.put_heads(id, &heads)?;
         self.txn.open_table(STALE)?.insert(id.as_bytes(), ())?;
-        self.touched.insert(id, cached);
+        if !new {
+            self.touched.insert(id, cached);
+        }
         Ok(())
     }
 

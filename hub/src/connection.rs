@@ -230,9 +230,9 @@ async fn serve(socket: WebSocket, hub: &Arc<Hub>) -> End {
                 }
             }
             received = live.recv() => match received {
-                Ok(batch) => match session.live(&batch) {
+                Ok(frame) => match session.live(&frame.batch) {
                     Live::Send => {
-                        if let Err(why) = conn.send_text(Utf8Bytes::from(&*batch.text), &hub.metrics).await {
+                        if let Err(why) = conn.send_text(frame.text.clone(), &hub.metrics).await {
                             return End::Failed(why);
                         }
                         Metrics::add(&hub.metrics.deliveries, 1);

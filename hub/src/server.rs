@@ -15,7 +15,6 @@ use axum::serve::ListenerExt;
 use heph_engine::Replica;
 use heph_engine::rpc::MAX_REQUEST_BYTES;
 use heph_engine::sync::frame::MAX_FRAME_BYTES;
-use heph_engine::sync::hub::Broadcast;
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -25,7 +24,7 @@ use crate::config::Config;
 use crate::connection;
 use crate::metrics::Metrics;
 use crate::rpc;
-use crate::writer::Writer;
+use crate::writer::{LiveFrame, Writer};
 
 /// What every connection and request shares.
 pub struct Hub {
@@ -36,7 +35,7 @@ pub struct Hub {
     /// The one writer: group commits, then broadcasts in seq order.
     pub writer: Writer,
     /// Live fan-out of committed changes, in seq order.
-    pub live: broadcast::Sender<Arc<Broadcast>>,
+    pub live: broadcast::Sender<Arc<LiveFrame>>,
     /// Connection limits and timers.
     pub limits: Limits,
     /// Free connection slots (`--max-connections`).

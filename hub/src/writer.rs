@@ -5,10 +5,11 @@
 //! everything waiting at that moment and commits it as one group: one
 //! transaction, one `fsync`, whatever the number of connections. Then, in
 //! this order:
-//! 1. it broadcasts what the group logged, in seq order (the live queue is
-//!    fed by this thread only, so broadcasts never overtake each other);
-//! 2. it answers each push, so its connection sends the `ack`: never before
-//!    the commit returned.
+//! 1. it answers each push, so its connection sends the `ack`: never before
+//!    the commit returned (and ahead of the fan-out's sends, which would
+//!    otherwise delay it);
+//! 2. it broadcasts what the group logged, in seq order (the live queue is
+//!    fed by this thread only, so broadcasts never overtake each other).
 //!
 //! Pushes are grouped as they arrive: while one group commits, the next
 //! one gathers, so a lone push commits at once and a crowd shares commits.
@@ -36,6 +37,7 @@ use heph_engine::{Applied, Error, LoggedChange, Replica};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::metrics::Metrics;
@@ -44,6 +46,16 @@ use crate::metrics::Metrics;
 pub const GROUP_CHANGES: usize = 16_384;
 /// The most change bytes one group commits.
 pub const GROUP_BYTES: usize = 32 << 20;
+
+/// A live broadcast as connections send it: the frame's text is shared, not
+/// copied per subscriber.
+#[derive(Debug)]
+pub struct LiveFrame {
+    /// Its seqs (what the session decides on).
+    pub batch: Broadcast,
+    /// Its text.
+    pub text: Utf8Bytes,
+}
 
 /// Stale documents indexed per transaction while nothing else waits.
 const REFRESH_BATCH: usize = 64;
@@ -67,7 +79,7 @@ impl Writer {
     /// Starts the writer thread for `replica`; what it logs goes to `live`.
     pub fn start(
         replica: Arc<Replica>,
-        live: broadcast::Sender<Arc<Broadcast>>,
+        live: broadcast::Sender<Arc<LiveFrame>>,
         metrics: Arc<Metrics>,
         max_pending: u64,
     ) -> std::io::Result<Self> {
@@ -126,7 +138,7 @@ impl Writer {
 /// The writer thread's state.
 struct Group {
     replica: Arc<Replica>,
-    live: broadcast::Sender<Arc<Broadcast>>,
+    live: broadcast::Sender<Arc<LiveFrame>>,
     metrics: Arc<Metrics>,
     max_pending: u64,
 }
@@ -193,11 +205,11 @@ impl Group {
                 let mut logged: Vec<LoggedChange> =
                     outcomes.iter().flatten().flat_map(|a| a.logged.iter().cloned()).collect();
                 logged.sort_by_key(|c| c.seq);
-                self.broadcast(&logged);
                 for (outcome, done) in outcomes.into_iter().zip(waiters) {
                     // A connection that went away no longer waits.
                     let _ = done.send(outcome);
                 }
+                self.broadcast(&logged);
             }
             Err(e) => {
                 tracing::error!(error = %e, pushes = n, "a group commit failed; nothing of it was stored");
@@ -220,9 +232,10 @@ impl Group {
     }
 
     fn broadcast(&self, logged: &[LoggedChange]) {
-        for b in Broadcast::of(logged) {
+        for batch in Broadcast::of(logged) {
+            let text = Utf8Bytes::from(&*batch.text);
             // No subscribers is not an error.
-            let _ = self.live.send(Arc::new(b));
+            let _ = self.live.send(Arc::new(LiveFrame { batch, text }));
         }
     }
 }

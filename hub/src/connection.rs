@@ -230,7 +230,7 @@ async fn serve(socket: WebSocket, hub: &Arc<Hub>) -> End {
                 }
             }
             received = live.recv() => match received {
-                Ok(frame) => match session.live(&frame.batch) {
+                Ok(frame) => match session.live_seqs(frame.first, frame.last) {
                     Live::Send => {
                         if let Err(why) = conn.send_text(frame.text.clone(), &hub.metrics).await {
                             return End::Failed(why);

@@ -51,8 +51,10 @@ pub const GROUP_BYTES: usize = 32 << 20;
 /// copied per subscriber.
 #[derive(Debug)]
 pub struct LiveFrame {
-    /// Its seqs (what the session decides on).
-    pub batch: Broadcast,
+    /// Its first seq.
+    pub first: u64,
+    /// Its last seq.
+    pub last: u64,
     /// Its text.
     pub text: Utf8Bytes,
 }
@@ -221,9 +223,15 @@ impl Group {
     }
 
     /// Refreshes the indexes of a few stale documents; whether any remain.
+    /// Once none do, the writer is idle: the memory its groups used goes
+    /// back to the system.
     fn refresh(&self) -> bool {
         match self.replica.refresh_stale(REFRESH_BATCH) {
-            Ok(n) => n == REFRESH_BATCH,
+            Ok(n) if n == REFRESH_BATCH => true,
+            Ok(_) => {
+                trim();
+                false
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "could not bring the search indexes up to date; retrying after the next write");
                 false
@@ -232,11 +240,23 @@ impl Group {
     }
 
     fn broadcast(&self, logged: &[LoggedChange]) {
-        for batch in Broadcast::of(logged) {
-            let text = Utf8Bytes::from(&*batch.text);
+        for b in Broadcast::of(logged) {
+            let frame = LiveFrame { first: b.first, last: b.last, text: Utf8Bytes::from(&*b.text) };
             // No subscribers is not an error.
-            let _ = self.live.send(Arc::new(LiveFrame { batch, text }));
+            let _ = self.live.send(Arc::new(frame));
         }
+    }
+}
+
+/// Returns the free memory of every malloc arena to the system. The writer
+/// thread has an arena of its own, which a burst of pushes grows and which
+/// glibc otherwise keeps.
+fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages; it takes no
+    // pointers and is safe to call at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -483,14 +483,20 @@ impl HubSession {
     /// Decides about a live broadcast; on [`Live::Send`] the cursor moves to
     /// its end, on [`Live::CatchUp`] the session goes back to catching up.
     pub fn live(&mut self, b: &Broadcast) -> Live {
+        self.live_seqs(b.first, b.last)
+    }
+
+    /// [`Self::live`] for a broadcast of seqs `first..=last` kept in
+    /// another form by the transport.
+    pub fn live_seqs(&mut self, first: u64, last: u64) -> Live {
         if self.state != State::Live {
             // Still catching up: the store will have it.
             return Live::Skip;
         }
-        if b.last <= self.cursor {
+        if last <= self.cursor {
             Live::Skip
-        } else if b.first == self.cursor + 1 {
-            self.cursor = b.last;
+        } else if first == self.cursor + 1 {
+            self.cursor = last;
             Live::Send
         } else {
             self.state = State::CatchingUp;

@@ -991,12 +991,20 @@ impl Writer<'_> {
         };
         for &id in &ids {
             self.txn.open_table(STALE)?.remove(id.as_bytes())?;
+            // Indexing does not make a document worth keeping loaded: one
+            // that was not is dropped again.
+            let was_loaded = self.touched.contains_key(&id)
+                || self.cache.is_some_and(|c| {
+                    c.lock().unwrap_or_else(std::sync::PoisonError::into_inner).docs.contains_key(&id)
+                });
             let cached = self.take_cached(id)?;
             if cached.doc.heads().is_empty() {
                 continue;
             }
             self.refresh(id, &cached.doc)?;
-            self.touched.insert(id, cached);
+            if was_loaded {
+                self.touched.insert(id, cached);
+            }
         }
         Ok(ids.len())
     }

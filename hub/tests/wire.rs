@@ -6,13 +6,12 @@ mod common;
 
 use std::time::Duration;
 
+use common::ws::{Ws, hello, next};
 use common::{Device, Hub, eventually};
 use futures_util::{SinkExt, StreamExt};
 use heph_engine::sync::frame::{Bytes, ClientFrame, ErrorCode, HubFrame, WireChange, encode};
 use heph_engine::{Node, NodeDoc, NodeId, NodeKind};
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(hub: &Hub) -> Ws {
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/sync", hub.port)).await.unwrap();
@@ -21,28 +20,6 @@ async fn connect(hub: &Hub) -> Ws {
 
 async fn send(ws: &mut Ws, frame: &ClientFrame) {
     ws.send(Message::Text(encode(frame).into())).await.unwrap();
-}
-
-/// The next hub frame (text), or None on close.
-async fn next(ws: &mut Ws) -> Option<HubFrame> {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(15), ws.next()).await.expect("a frame within 15 s")?;
-        match msg.ok()? {
-            Message::Text(t) => return Some(HubFrame::decode(t.as_str()).expect("hub frames decode")),
-            Message::Close(_) => return None,
-            _ => {}
-        }
-    }
-}
-
-fn hello(cursor: u64) -> ClientFrame {
-    ClientFrame::Hello {
-        version: heph_engine::sync::frame::PROTOCOL_VERSION,
-        origin: "test".into(),
-        cursor,
-        bootstrap: false,
-        known: None,
-    }
 }
 
 /// Reads welcome and the catch-up; returns the head and the last seq seen.

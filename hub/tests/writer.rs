@@ -10,13 +10,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use automerge::{Change, ChangeHash};
+use common::ws::{Ws, hello, next};
 use common::{Hub, free_port};
 use futures_util::{SinkExt, StreamExt};
 use heph_engine::sync::frame::{Bytes, ClientFrame, HubFrame, WireChange, encode};
 use heph_engine::{Node, NodeDoc, NodeId, NodeKind};
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(port: u16) -> Ws {
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/sync")).await.unwrap();
@@ -25,28 +24,6 @@ async fn connect(port: u16) -> Ws {
 
 async fn send(ws: &mut Ws, frame: &ClientFrame) -> bool {
     ws.send(Message::Text(encode(frame).into())).await.is_ok()
-}
-
-/// The next hub frame, or None once the connection is gone.
-async fn next(ws: &mut Ws) -> Option<HubFrame> {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next()).await.expect("a frame within 30 s")?;
-        match msg.ok()? {
-            Message::Text(t) => return Some(HubFrame::decode(t.as_str()).expect("hub frames decode")),
-            Message::Close(_) => return None,
-            _ => {}
-        }
-    }
-}
-
-fn hello(cursor: u64) -> ClientFrame {
-    ClientFrame::Hello {
-        version: heph_engine::sync::frame::PROTOCOL_VERSION,
-        origin: "writer-test".into(),
-        cursor,
-        bootstrap: false,
-        known: None,
-    }
 }
 
 /// Connects and says hello at `cursor`; returns the socket and the head.

@@ -444,3 +444,32 @@ pub mod raw {
         }
     }
 }
+
+/// Async WebSocket clients of `/sync` speaking the engine's frame types.
+pub mod ws {
+    use std::time::Duration;
+
+    use futures_util::StreamExt;
+    use heph_engine::sync::frame::{ClientFrame, HubFrame, PROTOCOL_VERSION};
+    use tokio_tungstenite::tungstenite::Message;
+
+    pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+    /// The next hub frame, or None once the connection is gone. Panics if
+    /// nothing arrives within 30 s.
+    pub async fn next(ws: &mut Ws) -> Option<HubFrame> {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(30), ws.next()).await.expect("a frame within 30 s")?;
+            match msg.ok()? {
+                Message::Text(t) => return Some(HubFrame::decode(t.as_str()).expect("hub frames decode")),
+                Message::Close(_) => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// A `hello` at `cursor`, without bootstrap or a known position.
+    pub fn hello(cursor: u64) -> ClientFrame {
+        ClientFrame::Hello { version: PROTOCOL_VERSION, origin: "test".into(), cursor, bootstrap: false, known: None }
+    }
+}

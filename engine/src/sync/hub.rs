@@ -31,7 +31,7 @@
 //!
 //! Storage is reached only through [`SyncStore`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use automerge::{Change, ChangeHash};
@@ -538,16 +538,19 @@ fn ack(batch: u64, hashes: &[ChangeHash], outcome: Result<Applied, Error>) -> St
     let n = hashes.len();
     match outcome {
         Ok(applied) => {
-            let seq_of: HashMap<ChangeHash, u64> = applied.logged.iter().map(|c| (c.hash, c.seq)).collect();
-            let seqs = hashes.iter().map(|h| seq_of.get(h).copied().unwrap_or(0)).collect();
+            // By hash, once: a push holds up to 4,096 changes.
+            let logged: HashMap<ChangeHash, (u64, ChangeHash)> =
+                applied.logged.iter().map(|c| (c.hash, (c.seq, c.position))).collect();
+            let waits: HashSet<&ChangeHash> = applied.waiting_hashes.iter().collect();
+            let seqs = hashes.iter().map(|h| logged.get(h).map_or(0, |(seq, _)| *seq)).collect();
             let waiting = hashes
                 .iter()
                 .enumerate()
-                .filter(|(_, h)| applied.waiting_hashes.contains(h))
+                .filter(|(_, h)| waits.contains(h))
                 .filter_map(|(i, _)| u32::try_from(i).ok())
                 .collect();
-            let position =
-                applied.logged.iter().filter(|c| hashes.contains(&c.hash)).max_by_key(|c| c.seq).map(|c| c.position);
+            // The position at the highest seq this push got.
+            let position = hashes.iter().filter_map(|h| logged.get(h)).max_by_key(|(seq, _)| *seq).map(|(_, p)| *p);
             Step {
                 replies: vec![HubFrame::Ack { batch, seqs, waiting, position: position.map(|p| p.to_string()) }],
                 stored: applied.applied.min(n),

@@ -1222,6 +1222,24 @@ fn metrics_map(hub: &Hephd) -> Option<std::collections::BTreeMap<String, f64>> {
     )
 }
 
+/// Each task's output, in order, waiting at most 10 s for each; a task that
+/// failed or hung (then aborted) gives `failed` of why.
+async fn join_all<T>(tasks: Vec<tokio::task::JoinHandle<T>>, failed: impl Fn(String) -> T) -> Vec<T> {
+    let mut outs = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        let abort = t.abort_handle();
+        match tokio::time::timeout(Duration::from_secs(10), t).await {
+            Ok(Ok(o)) => outs.push(o),
+            Ok(Err(e)) => outs.push(failed(format!("task failed: {e}"))),
+            Err(_) => {
+                abort.abort();
+                outs.push(failed("task hung; aborted".into()));
+            }
+        }
+    }
+    outs
+}
+
 type Metrics = Option<std::collections::BTreeMap<String, f64>>;
 
 /// after − before of one sample; `None` when either side lacks it.
@@ -1583,18 +1601,7 @@ async fn acks(hub: &Hephd, op: &str, conns: usize, seconds: f64, args: &Args) ->
     if error.is_some() {
         let _ = abort_tx.send(true);
     }
-    let mut outs = Vec::with_capacity(conns);
-    for t in tasks {
-        let abort = t.abort_handle();
-        match tokio::time::timeout(Duration::from_secs(10), t).await {
-            Ok(Ok(o)) => outs.push(o),
-            Ok(Err(e)) => outs.push(PusherOut { error: Some(format!("task failed: {e}")), ..Default::default() }),
-            Err(_) => {
-                abort.abort();
-                outs.push(PusherOut { error: Some("task hung; aborted".into()), ..Default::default() });
-            }
-        }
-    }
+    let mut outs = join_all(tasks, |error| PusherOut { error: Some(error), ..Default::default() }).await;
     let seconds_run = outs.iter().filter_map(|o| o.end).max().map_or(0.0, |e| (e - t0).as_secs_f64());
     let conns_after = connections_down_to(hub, conns_before, Duration::from_secs(10)).await;
     let acked: u64 = outs.iter().map(|o| o.acked).sum();
@@ -1789,18 +1796,7 @@ async fn storm(hub: &mut Hephd, bin: &Path, dir: &Path, args: &Args) -> Result<V
     let cpu = cpu.json();
     let m1 = metrics_map(hub);
     let _ = stop_tx.send(true);
-    let mut outs = Vec::with_capacity(n);
-    for t in tasks {
-        let abort = t.abort_handle();
-        match tokio::time::timeout(Duration::from_secs(10), t).await {
-            Ok(Ok(o)) => outs.push(o),
-            Ok(Err(e)) => outs.push(DeviceOut { error: Some(format!("task failed: {e}")), ..Default::default() }),
-            Err(_) => {
-                abort.abort();
-                outs.push(DeviceOut { error: Some("task hung; aborted".into()), ..Default::default() });
-            }
-        }
-    }
+    let outs = join_all(tasks, |error| DeviceOut { error: Some(error), ..Default::default() }).await;
     let conns_after = connections_down_to(hub, 0, Duration::from_secs(10)).await;
     let mut times: Vec<u32> =
         outs.iter().filter_map(|o| o.caught_up).map(|d| d.as_micros().min(u128::from(u32::MAX)) as u32).collect();

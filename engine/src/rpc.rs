@@ -164,6 +164,8 @@ pub mod code {
     pub const EXISTS: i64 = 8;
     /// Over a size limit.
     pub const TOO_LARGE: i64 = 9;
+    /// The credential is valid but may not do this (a read-only token that writes).
+    pub const FORBIDDEN: i64 = 10;
 }
 
 /// A JSON-RPC error object.

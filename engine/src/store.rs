@@ -90,6 +90,10 @@ const BACKLINKS: MultimapTableDefinition<[u8; 16], [u8; 16]> = MultimapTableDefi
 const STALE: TableDefinition<[u8; 16], ()> = TableDefinition::new("stale");
 const POSITIONS: TableDefinition<u64, [u8; 32]> = TableDefinition::new("positions");
 const TAIL: MultimapTableDefinition<[u8; 16], u64> = MultimapTableDefinition::new("tail");
+/// Small named records the processes around the store keep in it (a hub's
+/// owner, its automation tokens), so one file holds everything and a
+/// backup of it is whole. Created on first write.
+const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
 
 /// Hub mode: the most changes a document's tail holds before it is saved
 /// again.
@@ -427,6 +431,53 @@ impl Store {
 }
 
 impl Store {
+    /// The settings whose keys start with `prefix`, in key order.
+    pub fn settings(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let txn = self.begin_read()?;
+        let table = match txn.open_table(SETTINGS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for row in table.range(prefix..)? {
+            let (k, v) = row?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// One setting.
+    pub fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.settings(key)?.into_iter().find(|(k, _)| k == key).map(|(_, v)| v))
+    }
+}
+
+impl Writer<'_> {
+    /// One setting, as this transaction sees it.
+    pub fn setting(&mut self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.txn.open_table(SETTINGS)?.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Sets (`Some`) or removes (`None`) one setting.
+    pub fn set_setting(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), Error> {
+        let mut table = self.txn.open_table(SETTINGS)?;
+        match value {
+            Some(v) => {
+                table.insert(key, v)?;
+            }
+            None => {
+                table.remove(key)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store {
     /// A copy of the whole store in memory (same origin, log and tables), as
     /// a copy of the file would be: a restored backup, in tests.
     pub fn copy_in_memory(&self) -> Result<Self, Error> {
@@ -462,6 +513,17 @@ impl Store {
                 META, DOCS, HEADS, CHANGES, LOG, POSITIONS, SYNC, SYNC_META, PENDING_AT, UNREADABLE, INDEX, TEXT, STALE
             );
             multimaps!(PENDING, BACKLINKS, TAIL);
+            match from.open_table(SETTINGS) {
+                Ok(src) => {
+                    let mut dst = w.txn.open_table(SETTINGS)?;
+                    for row in src.iter()? {
+                        let (k, v) = row?;
+                        dst.insert(k.value(), v.value())?;
+                    }
+                }
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
             Ok(())
         })?;
         Ok(copy)

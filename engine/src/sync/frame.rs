@@ -172,6 +172,8 @@ pub enum ErrorCode {
     TooSlow,
     /// Missing or invalid credentials.
     Unauthorized,
+    /// Valid credentials that may not do this (a read-only token pushing).
+    Forbidden,
     /// The hub keeps too many changes waiting for their dependencies; it
     /// takes more once those arrive (another device, or this one after a
     /// reconciliation, sends them).

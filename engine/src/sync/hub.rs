@@ -161,8 +161,12 @@ pub enum Inbound {
         /// The documents and their heads.
         docs: Vec<(NodeId, Vec<ChangeHash>)>,
     },
-    /// `auth` (only valid where the transport handles it first).
-    Auth,
+    /// `auth`: a bearer token, for the transport to check (browsers cannot
+    /// set headers); a session given one itself refuses it.
+    Auth {
+        /// The token.
+        token: String,
+    },
 }
 
 impl Inbound {
@@ -345,7 +349,7 @@ impl HubSession {
                 }
                 Inbound::Have { docs: out }
             }
-            ClientFrame::Auth { .. } => Inbound::Auth,
+            ClientFrame::Auth { token } => Inbound::Auth { token },
         })
     }
 
@@ -373,7 +377,7 @@ impl HubSession {
                 Step { write: Some(Write { batch, changes }), ..Step::default() }
             }
             (State::CatchingUp | State::Live, Inbound::Have { docs }) => have(hub, &docs),
-            (_, Inbound::Auth) => {
+            (_, Inbound::Auth { .. }) => {
                 Step::fatal(ErrorCode::Protocol, "auth is only accepted as the first frame, when the hub requires it")
             }
             (State::AwaitHello, _) => Step::fatal(ErrorCode::Protocol, "the first frame must be hello"),

@@ -103,7 +103,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Import { file, format } => import(&ctx, file.as_deref(), format),
         Command::Sync { status } => sync(&ctx, status),
         Command::Unreadable => unreadable(&ctx),
-        Command::Completions { .. } => Ok(()),
+        Command::Completions { .. } | Command::Auth { .. } => Ok(()),
     }
 }
 
@@ -510,7 +510,7 @@ fn sync(ctx: &Ctx, status_only: bool) -> Result<()> {
         let state = if health.connected {
             "connected"
         } else if health.auth_failure {
-            "offline: the hub refused our credentials (log in again)"
+            "offline: the hub refused our credentials (run `heph auth login`, then `heph sync`)"
         } else {
             "offline"
         };

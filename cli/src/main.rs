@@ -1,6 +1,7 @@
 //! `heph`: the command line of heph, a local-first task and knowledge system.
 
 mod api;
+mod auth;
 mod commands;
 mod editor;
 mod output;
@@ -211,10 +212,48 @@ pub enum Command {
         #[arg(long)]
         status: bool,
     },
+    /// Sign this device in to an authenticated hub, or out: heph auth login --hub-url URL --issuer URL --client-id ID
+    Auth {
+        /// What to do.
+        #[command(subcommand)]
+        action: AuthAction,
+    },
     /// Print a shell completion script: heph completions bash > /etc/bash_completion.d/heph
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// Signing in to a hub.
+#[derive(Subcommand, Debug)]
+pub enum AuthAction {
+    /// Sign in with the device flow: shows an address and a code to approve in a browser, then waits.
+    Login {
+        /// The hub, e.g. https://heph.example.org (or ws://127.0.0.1:8787).
+        #[arg(long, env = "HEPH_HUB_URL", value_name = "URL")]
+        hub_url: String,
+        /// The hub's OpenID provider (its issuer URL; the hub's /config shows it).
+        #[arg(long, env = "HEPH_OIDC_ISSUER", value_name = "URL")]
+        issuer: String,
+        /// The OAuth client id for devices (a public client allowed the device flow).
+        #[arg(long, env = "HEPH_OIDC_CLIENT_ID", value_name = "ID")]
+        client_id: String,
+        /// A resource indicator to ask the token for (RFC 8707), if the provider wants one.
+        #[arg(long, value_name = "URI")]
+        resource: Option<String>,
+    },
+    /// Whether this device is signed in to the hub, and until when.
+    Status {
+        /// The hub.
+        #[arg(long, env = "HEPH_HUB_URL", value_name = "URL")]
+        hub_url: String,
+    },
+    /// Forget this device's token for the hub.
+    Logout {
+        /// The hub.
+        #[arg(long, env = "HEPH_HUB_URL", value_name = "URL")]
+        hub_url: String,
     },
 }
 
@@ -267,7 +306,11 @@ fn main() -> ExitCode {
         clap_complete::generate(shell, &mut Cli::command(), "heph", &mut std::io::stdout());
         return ExitCode::SUCCESS;
     }
-    match commands::run(cli) {
+    let outcome = match cli.command {
+        Command::Auth { action } => auth::run(action, cli.json),
+        _ => commands::run(cli),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // A closed pipe (heph ls | head) is not an error worth a message.

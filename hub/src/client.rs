@@ -26,9 +26,9 @@ pub async fn run(cfg: Config) -> Result<()> {
     let stop = CancellationToken::new();
     tokio::spawn(unix::on_signal(stop.clone()));
     unix::serve(socket, stop, move |body| {
-        let authority = authority.clone();
+        let (authority, base) = (authority.clone(), base.clone());
         async move {
-            match forward(&authority, body.clone()).await {
+            match forward(&authority, &base, body.clone()).await {
                 Ok(text) => text,
                 Err(e) => {
                     let id = serde_json::from_slice::<Value>(&body)
@@ -46,17 +46,32 @@ pub async fn run(cfg: Config) -> Result<()> {
     Ok(())
 }
 
-async fn forward(authority: &str, body: Vec<u8>) -> Result<String> {
+async fn forward(authority: &str, base: &str, body: Vec<u8>) -> Result<String> {
+    // Signed in (`heph auth login`): the token goes along, refreshed first if need be.
+    let bearer = match heph_hub::login::access_token(base).await {
+        Ok(access) => Some(access.token),
+        Err(heph_hub::login::TokenError::NotSignedIn(_)) => None,
+        Err(e) => anyhow::bail!("{e}"),
+    };
     let stream = tokio::net::TcpStream::connect(authority).await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
-    let request = hyper::Request::post("/rpc")
+    let mut request = hyper::Request::post("/rpc")
         .header(hyper::header::HOST, authority)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body)))?;
+        .header(hyper::header::CONTENT_TYPE, "application/json");
+    if let Some(token) = bearer {
+        request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let request = request.body(Full::new(Bytes::from(body)))?;
     let response = sender.send_request(request).await?;
     let status = response.status();
     let bytes = response.into_body().collect().await?.to_bytes();
+    if status == hyper::StatusCode::UNAUTHORIZED || status == hyper::StatusCode::FORBIDDEN {
+        anyhow::bail!(
+            "the hub refused our credentials (HTTP {status}: {}); run `heph auth login --hub-url {base}`",
+            String::from_utf8_lossy(&bytes).trim()
+        );
+    }
     anyhow::ensure!(status.is_success(), "the hub answered HTTP {status}");
     Ok(String::from_utf8_lossy(&bytes).trim_end().to_string())
 }

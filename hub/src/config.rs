@@ -22,8 +22,19 @@ const LONG_ABOUT: &str = "hephd is heph's daemon.
   hephd --mode server [--http-addr 127.0.0.1:8787] [--db PATH]
       The hub. Stores every change in a redb file and streams them to every
       connected device: GET /sync (WebSocket), POST /rpc (JSON-RPC 2.0),
-      GET /healthz, GET /metrics (Prometheus). Without authentication it
-      listens on loopback addresses only (--allow-open overrides).
+      GET /healthz, GET /config, GET /metrics (Prometheus).
+
+      Authentication: --oidc-issuer URL --oidc-audience AUD make every
+      route but /healthz, /config and the web app need a valid access token
+      from that OpenID provider (Authorization: Bearer, or for a browser an
+      `auth` frame first on /sync). The first identity to sign in owns the
+      hub (--owner-sub sets it up front); any other is refused. Automation
+      tokens (`hephd token create`) are accepted too. Without
+      authentication the hub listens on loopback addresses only
+      (--insecure-no-auth overrides) and answers only requests whose Host
+      is an IP address or localhost. Browsers may call it from the
+      origins listed with --cors-origin, and from its own; no other.
+      Every decision goes to an append-only audit log (--audit-log).
       Pushes from every connection are committed together by one writer
       (one fsync per group); connections are capped (--max-connections),
       must say hello in time (--hello-timeout), are pinged
@@ -42,10 +53,25 @@ const LONG_ABOUT: &str = "hephd is heph's daemon.
 Stop it with SIGTERM or Ctrl-C: connections are closed cleanly and every
 acknowledged write is already on disk.";
 
+/// One-off commands.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Automation tokens of the hub at --db (for scripts, CI, home automation).
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        action: crate::token::TokenCommand,
+    },
+}
+
 /// hephd: heph's hub and device daemon.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "hephd", version, about = "heph's hub and device sync daemon", long_about = LONG_ABOUT)]
 pub struct Config {
+    /// A one-off command instead of the daemon.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// What to run.
     #[arg(long, value_enum, env = "HEPH_MODE", default_value_t = Mode::Server)]
     pub mode: Mode,
@@ -55,7 +81,7 @@ pub struct Config {
     pub http_addr: SocketAddr,
 
     /// The store file [default: server: $XDG_DATA_HOME/heph/hub.db; local: $XDG_DATA_HOME/heph/heph.db].
-    #[arg(long, env = "HEPH_DB", value_name = "PATH")]
+    #[arg(long, env = "HEPH_DB", value_name = "PATH", global = true)]
     pub db: Option<PathBuf>,
 
     /// The hub to sync with (local, client): ws://host:port or http://host:port.
@@ -66,9 +92,41 @@ pub struct Config {
     #[arg(long, env = "HEPH_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
-    /// Serve without authentication on a non-loopback address.
-    #[arg(long, env = "HEPH_ALLOW_OPEN")]
-    pub allow_open: bool,
+    /// The OpenID provider whose access tokens the hub accepts (turns authentication on; needs --oidc-audience).
+    #[arg(long, env = "HEPH_OIDC_ISSUER", value_name = "URL", requires = "oidc_audience")]
+    pub oidc_issuer: Option<String>,
+
+    /// The audience (`aud`) access tokens must carry for this hub.
+    #[arg(long, env = "HEPH_OIDC_AUDIENCE", value_name = "AUD", requires = "oidc_issuer")]
+    pub oidc_audience: Option<String>,
+
+    /// The OAuth client id browsers and devices sign in with (served at /config).
+    #[arg(long, env = "HEPH_OIDC_CLIENT_ID", value_name = "ID")]
+    pub oidc_client_id: Option<String>,
+
+    /// Clock skew allowed when checking a token's exp and nbf, in seconds.
+    #[arg(long, env = "HEPH_OIDC_LEEWAY", default_value_t = 30, value_name = "SECONDS")]
+    pub oidc_leeway: u64,
+
+    /// The identity (`sub`) that owns this hub; without it, the first to sign in claims it.
+    #[arg(long, env = "HEPH_OWNER_SUB", value_name = "SUB")]
+    pub owner_sub: Option<String>,
+
+    /// A browser origin allowed to call the hub (repeatable), e.g. https://app.example.org; the hub's own needs none.
+    #[arg(long = "cors-origin", env = "HEPH_CORS_ORIGIN", value_delimiter = ',', value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+
+    /// Seconds a browser connection has to send its `auth` frame.
+    #[arg(long, env = "HEPH_AUTH_TIMEOUT", default_value_t = 5, value_name = "SECONDS")]
+    pub auth_timeout: u64,
+
+    /// The append-only audit log (JSON lines) [default: the store path + ".audit.jsonl"].
+    #[arg(long, env = "HEPH_AUDIT_LOG", value_name = "PATH", global = true)]
+    pub audit_log: Option<PathBuf>,
+
+    /// Serve without authentication on a non-loopback address (only behind something else that authenticates).
+    #[arg(long, env = "HEPH_INSECURE_NO_AUTH", alias = "allow-open")]
+    pub insecure_no_auth: bool,
 
     /// Per-connection queue: live batches a subscriber may fall behind before it is dropped (it resumes from its cursor).
     #[arg(long, env = "HEPH_QUEUE", default_value_t = 1024, value_name = "BATCHES")]
@@ -132,14 +190,43 @@ impl Config {
         }
     }
 
-    /// Refuses an unauthenticated hub on a non-loopback address unless forced.
+    /// Whether the hub requires credentials.
+    #[must_use]
+    pub fn auth_on(&self) -> bool {
+        self.oidc_issuer.is_some()
+    }
+
+    /// The audit log's path.
+    pub fn audit_path(&self) -> Result<PathBuf> {
+        if let Some(p) = &self.audit_log {
+            return Ok(p.clone());
+        }
+        let mut p = self.db_path()?.into_os_string();
+        p.push(".audit.jsonl");
+        Ok(p.into())
+    }
+
+    /// Refuses an unauthenticated hub on a non-loopback address unless
+    /// forced, and browser origins that are not origins.
     pub fn check_exposure(&self) -> Result<()> {
-        if !self.http_addr.ip().is_loopback() && !self.allow_open {
+        if !self.auth_on() && !self.http_addr.ip().is_loopback() && !self.insecure_no_auth {
             bail!(
-                "refusing to serve without authentication on {}: only loopback addresses are allowed \
-                 (use 127.0.0.1, or pass --allow-open if something in front of hephd authenticates)",
+                "refusing to serve without authentication on {}: only loopback addresses are allowed. \
+                 Turn authentication on with --oidc-issuer URL --oidc-audience AUD, listen on 127.0.0.1, \
+                 or pass --insecure-no-auth if something in front of hephd authenticates",
                 self.http_addr
             );
+        }
+        for origin in &self.cors_origins {
+            if origin == "*"
+                || !(origin.starts_with("http://") || origin.starts_with("https://"))
+                || origin.ends_with('/')
+            {
+                bail!(
+                    "--cors-origin {origin:?} is not an origin: give a scheme and host, and a port if not the default, \
+                     e.g. https://app.example.org (wildcards are not accepted)"
+                );
+            }
         }
         Ok(())
     }
@@ -182,8 +269,32 @@ mod tests {
     fn open_mode_is_loopback_only() {
         let mut cfg = Config::parse_from(["hephd", "--http-addr", "0.0.0.0:8787"]);
         assert!(cfg.check_exposure().is_err());
-        cfg.allow_open = true;
+        cfg.insecure_no_auth = true;
         assert!(cfg.check_exposure().is_ok());
         assert!(Config::parse_from(["hephd", "--http-addr", "[::1]:1"]).check_exposure().is_ok());
+        // The old spelling still works.
+        assert!(Config::parse_from(["hephd", "--http-addr", "0.0.0.0:1", "--allow-open"]).check_exposure().is_ok());
+        // With authentication any address may be served.
+        let authed =
+            ["hephd", "--http-addr", "0.0.0.0:1", "--oidc-issuer", "https://id.example", "--oidc-audience", "heph"];
+        assert!(Config::parse_from(authed).check_exposure().is_ok());
+        // Both or neither.
+        assert!(Config::try_parse_from(["hephd", "--oidc-issuer", "https://id.example"]).is_err());
+    }
+
+    #[test]
+    fn cors_origins_are_origins() {
+        for bad in ["*", "app.example.org", "https://app.example.org/"] {
+            assert!(Config::parse_from(["hephd", "--cors-origin", bad]).check_exposure().is_err(), "{bad}");
+        }
+        let cfg = Config::parse_from([
+            "hephd",
+            "--cors-origin",
+            "https://a.example",
+            "--cors-origin",
+            "http://b.example:8080",
+        ]);
+        assert!(cfg.check_exposure().is_ok());
+        assert_eq!(cfg.cors_origins.len(), 2);
     }
 }

@@ -27,6 +27,7 @@ use heph_engine::sync::hub::{HubSession, Inbound, Live};
 use tokio::sync::broadcast::error::RecvError;
 use tracing::Instrument;
 
+use crate::auth::{self, Denied, Identity, Via, Who};
 use crate::metrics::Metrics;
 use crate::server::Hub;
 
@@ -46,12 +47,20 @@ enum End {
 
 /// Serves one connection until it ends; `slot` is its place under
 /// `--max-connections`, freed when it ends.
-pub async fn run(socket: WebSocket, hub: Arc<Hub>, peer: SocketAddr, slot: OwnedSemaphorePermit) {
+/// `identity` is the caller when it authenticated on the upgrade (or the
+/// hub is open); `None` means its first frame must be `auth`.
+pub async fn run(
+    socket: WebSocket,
+    hub: Arc<Hub>,
+    peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
+    identity: Option<Identity>,
+) {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("conn", id, %peer, device = tracing::field::Empty);
     Metrics::add(&hub.metrics.connections, 1);
     Metrics::add(&hub.metrics.connections_total, 1);
-    let end = serve(socket, &hub).instrument(span.clone()).await;
+    let end = serve(socket, &hub, peer, identity).instrument(span.clone()).await;
     hub.metrics.connections.fetch_sub(1, Ordering::Relaxed);
     drop(slot);
     let _enter = span.enter();
@@ -121,11 +130,73 @@ impl Bucket {
     }
 }
 
-async fn serve(socket: WebSocket, hub: &Arc<Hub>) -> End {
+/// A refused credential ends the connection with 4401 or 4403, and only a
+/// close frame: nothing else is sent before authentication.
+async fn refuse(conn: Conn, denied: &Denied) -> End {
+    let code = if denied.forbidden() { auth::CLOSE_FORBIDDEN } else { auth::CLOSE_UNAUTHORIZED };
+    let reason = denied.to_string();
+    // A close reason is at most 123 bytes.
+    let mut cut = reason.len().min(120);
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    conn.close(code, &reason[..cut]).await;
+    End::Failed(format!("refused: {}", denied.reason()))
+}
+
+/// Waits for a browser's `auth` frame (the first frame, within
+/// `--auth-timeout`) and checks it.
+async fn authenticate(conn: &mut Conn, hub: &Hub, peer: SocketAddr) -> Result<Identity, Denied> {
+    let first = tokio::time::timeout(hub.auth.auth_timeout, async {
+        loop {
+            match conn.socket.recv().await {
+                Some(Ok(Message::Text(text))) => return Some(text),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                _ => return None,
+            }
+        }
+    })
+    .await;
+    let text = match first {
+        Err(_) => {
+            hub.auth.denied(&Denied::Late, Via::SyncFrame, peer, None);
+            return Err(Denied::Late);
+        }
+        Ok(None) => return Err(Denied::Missing),
+        Ok(Some(text)) => text,
+    };
+    Metrics::add(&hub.metrics.frames_in, 1);
+    match HubSession::new().decode(text.as_str()) {
+        Ok(Inbound::Auth { token }) => hub.verify(&token, Via::SyncFrame, peer).await,
+        _ => {
+            hub.auth.denied(&Denied::Missing, Via::SyncFrame, peer, None);
+            Err(Denied::Missing)
+        }
+    }
+}
+
+/// When `identity` stops being valid, on the runtime's clock.
+fn expiry(identity: &Identity) -> Option<Instant> {
+    let at = identity.expires?;
+    let left = at.saturating_sub(chrono::Utc::now().timestamp()).max(0);
+    Some(Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0)))
+}
+
+async fn serve(socket: WebSocket, hub: &Arc<Hub>, peer: SocketAddr, identity: Option<Identity>) -> End {
+    let mut conn = Conn { socket };
+    let mut identity = match identity {
+        Some(identity) => identity,
+        None => match authenticate(&mut conn, hub, peer).await {
+            Ok(identity) => identity,
+            Err(denied) => return refuse(conn, &denied).await,
+        },
+    };
+    let mut expires = expiry(&identity);
+    let mut revocations = hub.auth.revocations.subscribe();
+    let holds_token = matches!(identity.who, Who::Token { .. });
     // Subscribe before reading the store, so nothing committed in between is missed.
     let mut live = hub.live.subscribe();
     let mut session = HubSession::new();
-    let mut conn = Conn { socket };
     let mut catching_up = false;
     let limits = hub.limits;
     let mut greeted = false;
@@ -140,6 +211,16 @@ async fn serve(socket: WebSocket, hub: &Arc<Hub>) -> End {
             () = hub.shutdown.cancelled() => {
                 conn.close(1001, "hub shutting down").await;
                 return End::Shutdown;
+            }
+            () = tokio::time::sleep_until(expires.unwrap_or(hello_deadline)), if expires.is_some() => {
+                hub.auth.denied(&Denied::Expired, Via::SyncFrame, peer, Some(&identity.label()));
+                return refuse(conn, &Denied::Expired).await;
+            }
+            Ok(()) = revocations.changed(), if holds_token => {
+                if !hub.auth.still_valid(&identity) {
+                    hub.auth.denied(&Denied::Revoked, Via::SyncFrame, peer, Some(&identity.label()));
+                    return refuse(conn, &Denied::Revoked).await;
+                }
             }
             () = tokio::time::sleep_until(hello_deadline), if !greeted => {
                 Metrics::add(&hub.metrics.timed_out, 1);
@@ -181,6 +262,29 @@ async fn serve(socket: WebSocket, hub: &Arc<Hub>) -> End {
                 drop(text);
                 let mut step = match decoded {
                     Err(step) => step,
+                    Ok(Inbound::Auth { token }) => {
+                        // A fresh token before the old one expires.
+                        match hub.verify(&token, Via::SyncFrame, peer).await {
+                            Ok(fresh) if fresh.same_caller(&identity) => {
+                                expires = expiry(&fresh);
+                                identity = fresh;
+                                continue;
+                            }
+                            Ok(_) => return refuse(conn, &Denied::NotOwner).await,
+                            Err(denied) => return refuse(conn, &denied).await,
+                        }
+                    }
+                    Ok(Inbound::Push { .. }) if !identity.can_write() => {
+                        let frame = HubFrame::Error {
+                            code: ErrorCode::Forbidden,
+                            message: format!("{} may only read: pushes are refused", identity.label()),
+                            close: false,
+                        };
+                        if let Err(why) = conn.send(&frame, &hub.metrics).await {
+                            return End::Failed(why);
+                        }
+                        continue;
+                    }
                     Ok(inbound) => {
                         if let Inbound::Push { changes, .. } = &inbound {
                             let wait = bucket.take(changes.len());

@@ -17,9 +17,11 @@ use heph_engine::rpc::{self, Response as RpcResponse, RpcError};
 use heph_engine::sync::SyncHealth;
 use heph_engine::sync::frame::{ErrorCode, encode};
 use heph_engine::sync::spoke::{SpokeSession, SyncError};
+use heph_hub::login;
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
@@ -160,6 +162,15 @@ async fn sync_loop(daemon: Arc<Daemon>, url: String, stop: CancellationToken) {
                     h.last_error = Some(text);
                     h.auth_failure = auth;
                 });
+                if auth {
+                    // Retrying cannot help until someone signs in again:
+                    // wait for new credentials (or `heph sync`).
+                    if !wait_for_new_credentials(&daemon, &stop).await {
+                        return;
+                    }
+                    failures = 0;
+                    continue;
+                }
             }
         }
         failures = failures.saturating_add(1);
@@ -170,6 +181,50 @@ async fn sync_loop(daemon: Arc<Daemon>, url: String, stop: CancellationToken) {
             () = stop.cancelled() => return,
         }
     }
+}
+
+/// After the hub refused our credentials: waits until the stored token
+/// changes (`heph auth login`), or `heph sync` asks to try anyway. False on
+/// shutdown.
+async fn wait_for_new_credentials(daemon: &Daemon, stop: &CancellationToken) -> bool {
+    let current = || login::load(&daemon.hub_url).ok().flatten().map(|(set, _)| set.access_token);
+    let before = current();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(CREDENTIALS_POLL) => {
+                if current() != before {
+                    tracing::info!("new credentials: connecting again");
+                    return true;
+                }
+            }
+            () = daemon.wake.notified() => return true,
+            () = stop.cancelled() => return false,
+        }
+    }
+}
+
+/// How often a daemon refused by the hub looks for new credentials.
+const CREDENTIALS_POLL: Duration = Duration::from_secs(2);
+
+/// The bearer to connect with: the stored token (refreshed first if it is
+/// about to expire), none if this device never signed in to the hub.
+async fn credentials(hub: &str) -> Result<Option<login::Access>, Failure> {
+    match login::access_token(hub).await {
+        Ok(token) => {
+            // A token never crosses the network in the clear.
+            login::check_transport(hub).map_err(|e| Failure::Other(format!("{e:#}")))?;
+            Ok(Some(token))
+        }
+        Err(login::TokenError::NotSignedIn(_)) => Ok(None),
+        Err(e) if e.needs_login() => Err(Failure::Auth(e.to_string())),
+        Err(e) => Err(Failure::Other(e.to_string())),
+    }
+}
+
+/// When to send a fresh token on a live connection (at least a second on).
+fn renew_at(at: Option<i64>) -> Option<tokio::time::Instant> {
+    let left = u64::try_from(at? - Utc::now().timestamp()).unwrap_or(0).max(1);
+    Some(tokio::time::Instant::now() + Duration::from_secs(left))
 }
 
 /// Exponential backoff with full jitter in [d/2, d].
@@ -197,9 +252,20 @@ impl From<SyncError> for Failure {
 }
 
 async fn session(daemon: &Arc<Daemon>, url: &str, stop: &CancellationToken, failures: &mut u32) -> Result<(), Failure> {
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await.map_err(|e| match &e {
-        tokio_tungstenite::tungstenite::Error::Http(r) if r.status().as_u16() == 401 => {
-            Failure::Auth("HTTP 401".into())
+    let token = credentials(&daemon.hub_url).await?;
+    let mut request = url.into_client_request().map_err(|e| Failure::Other(format!("bad hub URL {url}: {e}")))?;
+    if let Some(access) = &token {
+        let value = format!("Bearer {}", access.token)
+            .parse()
+            .map_err(|_| Failure::Other("the stored token is not ASCII".into()))?;
+        request.headers_mut().insert("authorization", value);
+    }
+    let mut renew = renew_at(token.as_ref().and_then(|t| t.renew_at));
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await.map_err(|e| match &e {
+        tokio_tungstenite::tungstenite::Error::Http(r) if matches!(r.status().as_u16(), 401 | 403) => {
+            let body = r.body().as_ref().map(|b| String::from_utf8_lossy(b).trim().to_string()).unwrap_or_default();
+            let hint = if token.is_none() { "; this device is not signed in: run `heph auth login`" } else { "" };
+            Failure::Auth(format!("HTTP {}: {body}{hint}", r.status().as_u16()))
         }
         _ => Failure::Other(format!("cannot connect: {e}")),
     })?;
@@ -238,8 +304,8 @@ async fn session(daemon: &Arc<Daemon>, url: &str, stop: &CancellationToken, fail
                     Some(Ok(Message::Close(frame))) => {
                         let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));
                         let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-                        if code == 4401 {
-                            return Err(Failure::Auth(reason));
+                        if code == 4401 || code == 4403 {
+                            return Err(Failure::Auth(format!("{code} {reason}")));
                         }
                         return Err(Failure::Other(format!("the hub closed the connection ({code} {reason})")));
                     }
@@ -258,6 +324,19 @@ async fn session(daemon: &Arc<Daemon>, url: &str, stop: &CancellationToken, fail
             }
             _ = ping.tick() => {
                 send(&out, Message::Ping(Vec::new().into())).await?;
+                Vec::new()
+            }
+            () = tokio::time::sleep_until(renew.unwrap_or_else(tokio::time::Instant::now)), if renew.is_some() => {
+                // The token runs out soon: a fresh one keeps the connection.
+                match credentials(&daemon.hub_url).await? {
+                    Some(access) => {
+                        let frame = heph_engine::sync::frame::ClientFrame::Auth { token: access.token };
+                        send(&out, Message::Text(encode(&frame).into())).await?;
+                        renew = renew_at(access.renew_at);
+                        tracing::debug!("sent a fresh token");
+                    }
+                    None => renew = None,
+                }
                 Vec::new()
             }
         };

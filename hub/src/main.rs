@@ -8,6 +8,7 @@
 //! - `--mode client`: no replica; proxies the JSON-RPC API from a unix socket
 //!   to the hub's `/rpc`.
 
+mod auth;
 mod client;
 mod config;
 mod connection;
@@ -15,6 +16,7 @@ mod local;
 mod metrics;
 mod rpc;
 mod server;
+mod token;
 mod unix;
 mod writer;
 
@@ -22,7 +24,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use config::{Config, Mode};
+use config::{Command, Config, Mode};
 
 fn init_tracing(cfg: &Config) {
     let filter =
@@ -52,6 +54,9 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
+        if let Some(Command::Token { action }) = cfg.command.clone() {
+            return token::run(&cfg, action).await;
+        }
         match cfg.mode {
             Mode::Server => server::run(cfg).await,
             Mode::Local => local::run(cfg).await,

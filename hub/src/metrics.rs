@@ -32,7 +32,7 @@ pub struct Metrics {
     /// RPC calls that failed.
     pub rpc_errors: AtomicU64,
     /// Error frames sent, by code (index = `code_index`).
-    pub errors: [AtomicU64; 9],
+    pub errors: [AtomicU64; CODES.len()],
     /// Group commits by the writer.
     pub commits: AtomicU64,
     /// Pushes committed in those groups (the histogram's sum).
@@ -47,12 +47,18 @@ pub struct Metrics {
     pub timed_out: AtomicU64,
     /// Pushes delayed by the per-connection rate limit.
     pub throttled: AtomicU64,
+    /// Credentials accepted.
+    pub auth_ok: AtomicU64,
+    /// Credentials refused, by reason (`crate::auth::Denied::reason`).
+    pub auth_denied: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// Fetches of the issuer's JWKS.
+    pub jwks_fetches: AtomicU64,
 }
 
 /// Upper bounds of the group size histogram's buckets.
 pub const GROUP_BUCKETS: [u64; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
-const CODES: [(ErrorCode, &str); 9] = [
+const CODES: [(ErrorCode, &str); 10] = [
     (ErrorCode::BadFrame, "bad_frame"),
     (ErrorCode::TooLarge, "too_large"),
     (ErrorCode::UnsupportedVersion, "unsupported_version"),
@@ -60,6 +66,7 @@ const CODES: [(ErrorCode, &str); 9] = [
     (ErrorCode::InvalidChange, "invalid_change"),
     (ErrorCode::TooSlow, "too_slow"),
     (ErrorCode::Unauthorized, "unauthorized"),
+    (ErrorCode::Forbidden, "forbidden"),
     (ErrorCode::QuotaExceeded, "quota_exceeded"),
     (ErrorCode::Internal, "internal"),
 ];
@@ -80,6 +87,11 @@ impl Metrics {
         let bucket = GROUP_BUCKETS.iter().position(|&le| n <= le).unwrap_or(GROUP_BUCKETS.len());
         Self::add(&self.group_sizes[bucket], 1);
         Self::add(&self.commit_us, u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// Counts a refused credential.
+    pub fn denied(&self, reason: &'static str) {
+        *self.auth_denied.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(reason).or_default() += 1;
     }
 
     /// Adds `n` to a counter.
@@ -180,6 +192,17 @@ impl Metrics {
         for (i, (_, label)) in CODES.iter().enumerate() {
             let _ = writeln!(out, "heph_hub_error_frames_total{{code=\"{label}\"}} {}", get(&self.errors[i]));
         }
+        let _ = writeln!(out, "# HELP heph_hub_auth_accepted_total Credentials accepted.");
+        let _ = writeln!(out, "# TYPE heph_hub_auth_accepted_total counter");
+        let _ = writeln!(out, "heph_hub_auth_accepted_total {}", get(&self.auth_ok));
+        let _ = writeln!(out, "# HELP heph_hub_auth_failures_total Credentials refused, by reason.");
+        let _ = writeln!(out, "# TYPE heph_hub_auth_failures_total counter");
+        for (reason, n) in self.auth_denied.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+            let _ = writeln!(out, "heph_hub_auth_failures_total{{reason=\"{reason}\"}} {n}");
+        }
+        let _ = writeln!(out, "# HELP heph_hub_jwks_fetches_total Fetches of the issuer's signing keys.");
+        let _ = writeln!(out, "# TYPE heph_hub_jwks_fetches_total counter");
+        let _ = writeln!(out, "heph_hub_jwks_fetches_total {}", get(&self.jwks_fetches));
         out
     }
 }

@@ -3,18 +3,20 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use heph_engine::rpc::{self, Response as RpcResponse};
 
+use crate::auth::Identity;
 use crate::metrics::Metrics;
 use crate::server::Hub;
 
 /// Handles one JSON-RPC request body.
-pub async fn http(State(hub): State<Arc<Hub>>, body: Bytes) -> Response {
+pub async fn http(State(hub): State<Arc<Hub>>, Extension(identity): Extension<Identity>, body: Bytes) -> Response {
     Metrics::add(&hub.metrics.rpc_calls, 1);
-    let response = call(&hub, body).await;
+    let response = call(&hub, &identity, body).await;
     if response.error.is_some() {
         Metrics::add(&hub.metrics.rpc_errors, 1);
     }
@@ -23,12 +25,16 @@ pub async fn http(State(hub): State<Arc<Hub>>, body: Bytes) -> Response {
 
 /// Runs one request body against the hub's replica: reads beside the
 /// writer, writes on the writer's thread (then broadcast like pushes).
-pub async fn call(hub: &Hub, body: Bytes) -> RpcResponse {
+pub async fn call(hub: &Hub, identity: &Identity, body: Bytes) -> RpcResponse {
     let envelope = match rpc::parse(&body) {
         Ok(e) => e,
         Err(response) => return response,
     };
     let id = envelope.id;
+    if rpc::writes(&envelope.request) && !identity.can_write() {
+        let message = format!("{} may only read: this method writes", identity.label());
+        return RpcResponse::of(id, Err(rpc::RpcError::new(rpc::code::FORBIDDEN, message)));
+    }
     if !rpc::writes(&envelope.request) {
         // Pushes leave the search indexes behind: reads see every change
         // the hub acknowledged.

@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::serve::ListenerExt;
@@ -18,8 +19,9 @@ use heph_engine::sync::frame::MAX_FRAME_BYTES;
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::cors::CorsLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::auth::{self, Auth, Denied, Identity, Via};
 use crate::config::Config;
 use crate::connection;
 use crate::metrics::Metrics;
@@ -46,6 +48,8 @@ pub struct Hub {
     pub shutdown: CancellationToken,
     /// Tracks connection tasks so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// Who may connect.
+    pub auth: Auth,
 }
 
 /// Per-connection limits.
@@ -80,6 +84,8 @@ impl Hub {
         let replica = Arc::new(replica);
         let (live, _) = broadcast::channel(cfg.queue.max(1));
         let metrics = Arc::new(Metrics::default());
+        let audit = auth::Audit::open(&cfg.audit_path()?)?;
+        let auth = Auth::new(cfg, replica.store(), audit, metrics.clone())?;
         let writer = Writer::start(replica.clone(), live.clone(), metrics.clone(), cfg.max_pending)
             .context("starting the writer thread")?;
         let limits = Limits::of(cfg);
@@ -92,7 +98,25 @@ impl Hub {
             metrics,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            auth,
         }))
+    }
+
+    /// Checks a bearer credential; an unclaimed hub is claimed by the first
+    /// identity that presents a valid token.
+    pub async fn verify(&self, bearer: &str, via: Via, peer: SocketAddr) -> Result<Identity, Denied> {
+        self.auth
+            .verify(bearer, via, peer, |sub| async move {
+                let claimed = self
+                    .writer
+                    .call(move |replica| (replica.store().write(|w| auth::settings::claim(w, &sub)), Vec::new()))
+                    .await;
+                match claimed {
+                    Ok(Ok(owner)) => Ok(owner),
+                    Ok(Err(e)) | Err(e) => Err(format!("cannot store the hub's owner: {e}")),
+                }
+            })
+            .await
     }
 
     /// What the store says of itself for `/metrics` and `/healthz`.
@@ -121,22 +145,97 @@ pub struct StoreStats {
 
 /// The router, for `serve` and for tests.
 pub fn router(hub: Arc<Hub>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/sync", any(sync))
         .route("/rpc", post(rpc::http))
         .route("/healthz", get(healthz))
+        .route("/config", get(config))
         .route("/metrics", get(metrics))
         .fallback(get(web_shell))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .layer(CorsLayer::permissive())
-        .with_state(hub)
+        .layer(axum::middleware::from_fn_with_state(hub.clone(), guard));
+    // No wildcard, ever: only the origins listed (the hub's own app is
+    // same-origin and needs no CORS).
+    let origins: Vec<HeaderValue> = hub.auth.cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
+    let router = if origins.is_empty() {
+        router
+    } else {
+        router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+                .max_age(Duration::from_secs(3600)),
+        )
+    };
+    router.with_state(hub)
+}
+
+/// What every request passes first: the `Host` check of an open hub, the
+/// `Origin` check, and the bearer of `/rpc` and `/metrics`.
+async fn guard(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_string();
+    let headers = request.headers();
+    if !hub.auth.required() && !auth::host_is_safe(headers.get(header::HOST).and_then(|h| h.to_str().ok())) {
+        hub.auth.denied(&Denied::Host, Via::Http, peer, None);
+        return refuse(&Denied::Host);
+    }
+    let api = matches!(path.as_str(), "/sync" | "/rpc" | "/metrics");
+    if api && !hub.auth.origin_allowed(headers) {
+        let via = if path == "/sync" { Via::SyncHeader } else { Via::Http };
+        hub.auth.denied(&Denied::Origin, via, peer, None);
+        return refuse(&Denied::Origin);
+    }
+    if path == "/rpc" || path == "/metrics" {
+        let identity = if hub.auth.required() {
+            let Some(bearer) = auth::bearer(headers).map(str::to_string) else {
+                hub.auth.denied(&Denied::Missing, Via::Http, peer, None);
+                return refuse(&Denied::Missing);
+            };
+            match hub.verify(&bearer, Via::Http, peer).await {
+                Ok(identity) => identity,
+                Err(denied) => return refuse(&denied),
+            }
+        } else {
+            Identity::open()
+        };
+        request.extensions_mut().insert(identity);
+    }
+    next.run(request).await
+}
+
+/// A refusal: 401 with `WWW-Authenticate`, or 403.
+pub fn refuse(denied: &Denied) -> Response {
+    if denied.forbidden() {
+        (StatusCode::FORBIDDEN, format!("{denied}\n")).into_response()
+    } else {
+        (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], format!("{denied}\n")).into_response()
+    }
 }
 
 async fn sync(
     State(hub): State<Arc<Hub>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    // A native client authenticates on the upgrade; a browser, which cannot
+    // set headers, with its first frame.
+    let identity = if !hub.auth.required() {
+        Some(Identity::open())
+    } else if let Some(bearer) = auth::bearer(&headers).map(str::to_string) {
+        match hub.verify(&bearer, Via::SyncHeader, peer).await {
+            Ok(identity) => Some(identity),
+            Err(denied) => return refuse(&denied),
+        }
+    } else {
+        None
+    };
     let Ok(slot) = hub.slots.clone().try_acquire_owned() else {
         Metrics::add(&hub.metrics.refused, 1);
         tracing::warn!(%peer, max = hub.limits.max_connections, "connection refused: at --max-connections");
@@ -156,7 +255,7 @@ async fn sync(
     ws.max_message_size(2 * MAX_FRAME_BYTES)
         .max_frame_size(2 * MAX_FRAME_BYTES)
         .read_buffer_size(4 * 1024)
-        .on_upgrade(move |socket| tracker.track_future(connection::run(socket, hub, peer, slot)))
+        .on_upgrade(move |socket| tracker.track_future(connection::run(socket, hub, peer, slot, identity)))
 }
 
 async fn healthz(State(hub): State<Arc<Hub>>) -> Response {
@@ -173,6 +272,17 @@ async fn healthz(State(hub): State<Arc<Hub>>) -> Response {
         .into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store error: {e}")).into_response(),
     }
+}
+
+/// What a browser needs to sign in: public, like `/healthz`.
+async fn config(State(hub): State<Arc<Hub>>) -> Response {
+    axum::Json(serde_json::json!({
+        "auth": hub.auth.required(),
+        "issuer": hub.auth.issuer(),
+        "client_id": hub.auth.client_id,
+        "audience": hub.auth.audience(),
+    }))
+    .into_response()
 }
 
 async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
@@ -211,6 +321,16 @@ pub async fn run(cfg: Config) -> Result<()> {
     let mut replica = Replica::open(&path).with_context(|| format!("opening the hub store {}", path.display()))?;
     replica.set_hub_mode(CACHED_DOCS);
     let hub = Hub::new(replica, &cfg)?;
+    if hub.auth.required() {
+        hub.auth.warm_up().await;
+    } else if !cfg.http_addr.ip().is_loopback() {
+        tracing::warn!(
+            addr = %cfg.http_addr,
+            "SERVING WITHOUT AUTHENTICATION ON A NON-LOOPBACK ADDRESS (--insecure-no-auth): anyone who can reach \
+             this address can read and change everything in this hub. Use it only behind a proxy that authenticates."
+        );
+    }
+    crate::token::serve_admin(hub.clone(), &path).await?;
     let listener = listen(cfg.http_addr).with_context(|| format!("cannot listen on {}", cfg.http_addr))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = %path.display(), hub = %hub.replica.origin().to_hex_string(), "hub listening");

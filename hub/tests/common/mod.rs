@@ -171,11 +171,18 @@ pub struct Device {
     pub db: PathBuf,
     pub daemon: Proc,
     pub name: String,
+    /// Extra environment for its daemon and its `heph` commands.
+    pub env: Vec<(String, String)>,
 }
 
 impl Device {
     pub fn new(dir: &Path, name: &str) -> Self {
-        Self { db: dir.join(format!("{name}.db")), daemon: Proc { child: None, name: name.into() }, name: name.into() }
+        Self {
+            db: dir.join(format!("{name}.db")),
+            daemon: Proc { child: None, name: name.into() },
+            name: name.into(),
+            env: Vec::new(),
+        }
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -191,6 +198,7 @@ impl Device {
             .args(["--mode", "local", "--hub-url", hub_url, "--db"])
             .arg(&self.db)
             .env("HEPH_LOG", "info,hephd=debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -207,7 +215,13 @@ impl Device {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(heph()).env("HEPH_DB", &self.db).env("TZ", "UTC").args(args).output().unwrap()
+        Command::new(heph())
+            .env("HEPH_DB", &self.db)
+            .env("TZ", "UTC")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     pub fn ok(&self, args: &[&str]) -> String {

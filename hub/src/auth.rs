@@ -60,6 +60,9 @@ pub const ALLOWED: [Algorithm; 9] = [
 /// The least time between two fetches of the JWKS for unknown `kid`s.
 pub const JWKS_REFETCH: Duration = Duration::from_secs(10);
 
+/// The longest credential the hub reads (access tokens are a few KiB).
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
 /// The prefix of automation tokens (and how the hub tells them from JWTs).
 pub const TOKEN_PREFIX: &str = "heph_at_";
 
@@ -663,6 +666,9 @@ impl Auth {
         let bearer = bearer.trim();
         if bearer.is_empty() {
             return Err(Denied::Missing);
+        }
+        if bearer.len() > MAX_TOKEN_BYTES {
+            return Err(Denied::Malformed(format!("{} bytes; at most {MAX_TOKEN_BYTES}", bearer.len())));
         }
         if bearer.starts_with(TOKEN_PREFIX) {
             return self.check_token(bearer);

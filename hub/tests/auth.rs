@@ -358,6 +358,7 @@ fn the_attack_table() {
     let rows: Vec<(&str, Option<String>, u16, u16)> = vec![
         ("no token", None, 401, 4401),
         ("garbage", Some("garbage".into()), 401, 4401),
+        ("a 100 KiB token", Some("e".repeat(100 * 1024)), 401, 4401),
         ("expired", Some(with(&|c| c["exp"] = json!(now - 120))), 401, 4401),
         ("not yet valid", Some(with(&|c| c["nbf"] = json!(now + 3600))), 401, 4401),
         ("wrong issuer", Some(with(&|c| c["iss"] = json!("http://127.0.0.1:1"))), 401, 4401),

@@ -251,6 +251,14 @@ pub struct TokenRecord {
     pub expires: Option<i64>,
 }
 
+impl TokenRecord {
+    /// Its hash as bytes; `None` if the stored hex is damaged.
+    #[must_use]
+    pub fn digest(&self) -> Option<[u8; 32]> {
+        <[u8; 32]>::try_from(hex::decode(&self.hash).ok()?).ok()
+    }
+}
+
 /// The SHA-256 of a token.
 #[must_use]
 pub fn token_hash(token: &str) -> [u8; 32] {
@@ -580,10 +588,7 @@ impl Auth {
             (given, stored) => stored.or_else(|| given.clone()),
         };
         let tokens = settings::tokens(store).context("reading the automation tokens")?;
-        let tokens = tokens
-            .into_iter()
-            .filter_map(|t| Some((<[u8; 32]>::try_from(hex::decode(&t.hash).ok()?).ok()?, t)))
-            .collect();
+        let tokens = tokens.into_iter().filter_map(|t| Some((t.digest()?, t))).collect();
         Ok(Self {
             oidc,
             owner: RwLock::new(owner),
@@ -719,7 +724,7 @@ impl Auth {
 
     /// A token was created (and stored): it works at once.
     pub fn token_added(&self, record: &TokenRecord, via: &str) {
-        if let Ok(Ok(hash)) = hex::decode(&record.hash).map(<[u8; 32]>::try_from) {
+        if let Some(hash) = record.digest() {
             self.tokens.write().unwrap_or_else(PoisonError::into_inner).insert(hash, record.clone());
         }
         self.audit.record(

@@ -177,9 +177,7 @@ impl Config {
         if let Some(p) = &self.socket {
             return Ok(p.clone());
         }
-        let mut p = self.db_path()?.into_os_string();
-        p.push(".sock");
-        Ok(p.into())
+        Ok(beside(&self.db_path()?, ".sock"))
     }
 
     /// The hub URL, required in local and client modes.
@@ -201,9 +199,7 @@ impl Config {
         if let Some(p) = &self.audit_log {
             return Ok(p.clone());
         }
-        let mut p = self.db_path()?.into_os_string();
-        p.push(".audit.jsonl");
-        Ok(p.into())
+        Ok(beside(&self.db_path()?, ".audit.jsonl"))
     }
 
     /// Refuses an unauthenticated hub on a non-loopback address unless
@@ -230,6 +226,15 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A file beside the store: its path with `suffix` appended (`hub.db` →
+/// `hub.db.sock`).
+#[must_use]
+pub fn beside(db: &std::path::Path, suffix: &str) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(suffix);
+    p.into()
 }
 
 /// Turns a hub URL into its WebSocket sync endpoint and its HTTP base.

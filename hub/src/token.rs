@@ -76,9 +76,7 @@ pub enum AdminRequest {
 /// The admin socket's path for a store.
 #[must_use]
 pub fn admin_socket(db: &Path) -> std::path::PathBuf {
-    let mut p = db.as_os_str().to_owned();
-    p.push(".admin.sock");
-    p.into()
+    crate::config::beside(db, ".admin.sock")
 }
 
 /// Parses `30d`, `12h`, `90m`, `45s` into seconds.

@@ -22,7 +22,9 @@ const LONG_ABOUT: &str = "hephd is heph's daemon.
   hephd --mode server [--http-addr 127.0.0.1:8787] [--db PATH]
       The hub. Stores every change in a redb file and streams them to every
       connected device: GET /sync (WebSocket), POST /rpc (JSON-RPC 2.0),
-      GET /healthz, GET /config, GET /metrics (Prometheus).
+      GET /healthz, GET /config, GET /metrics (Prometheus), and the
+      browser app at / (built into hephd from web/ when Node.js 20+ and npm
+      are installed at build time; --web-root serves another build).
 
       Authentication: --oidc-issuer URL --oidc-audience AUD make every
       route but /healthz, /config and the web app need a valid access token
@@ -151,6 +153,14 @@ pub struct Config {
     /// Changes per second one connection may push (a burst of twice that is allowed); faster pushes are delayed, not refused.
     #[arg(long, env = "HEPH_PUSH_RATE", default_value_t = 5_000, value_name = "CHANGES")]
     pub push_rate: u32,
+
+    /// Serve the browser app from DIR instead of the copy built into hephd (server mode).
+    ///
+    /// DIR is a build of web/ (`node web/tools/build.mjs --out DIR`): index.html, sw.js and hashed
+    /// files under assets/. Files are read on every request, so a rebuilt app shows on the next
+    /// reload; while DIR has no index.html (a build under way), / answers 503 with a page that says so.
+    #[arg(long, env = "HEPH_WEB_ROOT", value_name = "DIR")]
+    pub web_root: Option<PathBuf>,
 
     /// Log filter (tracing's EnvFilter syntax), e.g. info or heph_hub=debug.
     #[arg(long, env = "HEPH_LOG", default_value = "info")]

@@ -1,7 +1,8 @@
 //! `hephd`: heph's daemon.
 //!
 //! - `--mode server`: the hub. Persists every change of its owner in a redb
-//!   store and serves `/sync` (WebSocket), `/rpc`, `/healthz`, `/metrics`.
+//!   store and serves `/sync` (WebSocket), `/rpc`, `/healthz`, `/metrics`,
+//!   and the browser app at `/`.
 //! - `--mode local`: a device's daemon. Owns the device's replica, serves the
 //!   JSON-RPC API on a unix socket (which `heph` uses while it runs), and
 //!   syncs with the hub in the background.
@@ -18,6 +19,7 @@ mod rpc;
 mod server;
 mod token;
 mod unix;
+mod web;
 mod writer;
 
 use std::process::ExitCode;

@@ -10,7 +10,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::serve::ListenerExt;
 use heph_engine::Replica;
@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::connection;
 use crate::metrics::Metrics;
 use crate::rpc;
+use crate::web::{self, WebApp};
 use crate::writer::{LiveFrame, Writer};
 
 /// What every connection and request shares.
@@ -50,6 +51,8 @@ pub struct Hub {
     pub tasks: TaskTracker,
     /// Who may connect.
     pub auth: Auth,
+    /// The browser app, for every path no other route takes.
+    pub web: WebApp,
 }
 
 /// Per-connection limits.
@@ -84,6 +87,7 @@ impl Hub {
         let replica = Arc::new(replica);
         let (live, _) = broadcast::channel(cfg.queue.max(1));
         let metrics = Arc::new(Metrics::default());
+        let web = WebApp::new(cfg.web_root.as_deref(), cfg.oidc_issuer.as_deref())?;
         let audit = auth::Audit::open(&cfg.audit_path()?)?;
         let auth = Auth::new(cfg, replica.store(), audit, metrics.clone())?;
         let writer = Writer::start(replica.clone(), live.clone(), metrics.clone(), cfg.max_pending)
@@ -99,6 +103,7 @@ impl Hub {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             auth,
+            web,
         }))
     }
 
@@ -151,7 +156,8 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/healthz", get(healthz))
         .route("/config", get(config))
         .route("/metrics", get(metrics))
-        .fallback(get(web_shell))
+        // The browser app and its assets: public, like /healthz and /config.
+        .fallback(get(web::serve))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::from_fn_with_state(hub.clone(), guard));
     // No wildcard, ever: only the origins listed (the hub's own app is
@@ -172,7 +178,9 @@ pub fn router(hub: Arc<Hub>) -> Router {
 }
 
 /// What every request passes first: the `Host` check of an open hub, the
-/// `Origin` check, and the bearer of `/rpc` and `/metrics`.
+/// `Origin` check of `/sync`, `/rpc` and `/metrics`, and the bearer of
+/// `/rpc` and `/metrics` (`/sync` checks its own, from a header or its first
+/// frame). Every other path (`/healthz`, `/config`, the web app) needs none.
 async fn guard(
     State(hub): State<Arc<Hub>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -291,16 +299,6 @@ async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], hub.metrics.render(&stats, now_ms)).into_response()
 }
 
-const SHELL: &str = "<!doctype html>
-<html lang=\"en\"><head><meta charset=\"utf-8\"><title>heph</title></head>
-<body><h1>heph hub</h1><p>This hub syncs heph replicas over <code>/sync</code>.
-Health: <a href=\"/healthz\">/healthz</a>.</p></body></html>
-";
-
-async fn web_shell() -> Html<&'static str> {
-    Html(SHELL)
-}
-
 /// Listens on `addr` with room for a reconnect storm: every device of an
 /// owner reconnecting at once after the hub restarts (the kernel caps the
 /// backlog at `net.core.somaxconn`).
@@ -334,6 +332,11 @@ pub async fn run(cfg: Config) -> Result<()> {
     let listener = listen(cfg.http_addr).with_context(|| format!("cannot listen on {}", cfg.http_addr))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = %path.display(), hub = %hub.replica.origin().to_hex_string(), "hub listening");
+    if hub.web.available() {
+        tracing::info!(web = %hub.web.describe(), "serving the web app at /");
+    } else {
+        tracing::warn!("the web app is {}", hub.web.describe());
+    }
     let shutdown = hub.shutdown.clone();
     let app = router(hub.clone()).into_make_service_with_connect_info::<SocketAddr>();
     // Frames are small and latency matters: no Nagle delay.

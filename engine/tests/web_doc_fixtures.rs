@@ -51,8 +51,6 @@
 //! values of the wrong type read into `extra`, and concurrent scalars of
 //! every Automerge type render as the engine shows them.
 
-use std::path::PathBuf;
-
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, Automerge, Change, ObjType, ROOT, ScalarValue};
 use base64::Engine as _;
@@ -65,26 +63,12 @@ use serde_json::{Value as Json, json};
 // Writing and checking the files.
 // ---------------------------------------------------------------------------
 
-fn fixture_path(name: &str) -> PathBuf {
-    let engine = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    engine.parent().unwrap_or(&engine).join("web/test/fixtures").join(name)
-}
+#[path = "support/web_fixture.rs"]
+mod web_fixture;
 
 /// Compares `fresh` with the checked-in file, or rewrites it when blessing.
 fn check(name: &str, fresh: &Json) {
-    let path = fixture_path(name);
-    let text = serde_json::to_string_pretty(fresh).expect("fixtures serialise") + "\n";
-    if std::env::var("HEPH_BLESS").is_ok_and(|v| v == "1") {
-        std::fs::create_dir_all(path.parent().expect("a parent directory")).expect("create the fixtures directory");
-        std::fs::write(&path, text).expect("write the fixture");
-        return;
-    }
-    let current = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        current == text,
-        "{} is stale: run `HEPH_BLESS=1 cargo test -p heph-engine --test web_doc_fixtures` and commit",
-        path.display()
-    );
+    web_fixture::check(name, fresh, "web_doc_fixtures");
 }
 
 fn b64(change: &Change) -> Json {

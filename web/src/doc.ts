@@ -636,6 +636,26 @@ export function edit(doc: NodeDoc, edits: Edit[], message: string, now: Date): E
   });
 }
 
+/**
+ * Like {@link edit}, but made as seen at `heads` (an earlier state of this
+ * document): a body typed against the text shown at `heads` becomes a diff
+ * from that text, so characters that arrived from elsewhere meanwhile are
+ * kept, not deleted as "not in the textarea".
+ */
+export function editAt(doc: NodeDoc, at: string[], edits: Edit[], message: string, now: Date): Edited {
+  const current = A.getHeads(doc);
+  if (edits.length === 0) return { doc, change: null };
+  if (at.length === current.length && at.every((h) => current.includes(h))) return edit(doc, edits, message, now);
+  const ms = now.getTime();
+  const { newDoc, newHeads } = A.changeAt(doc, at, { message, time: ms }, () => {
+    const h = A.getBackend(doc);
+    for (const e of edits) applyEdit(h, e, ms);
+    putTime(h, "modified", ms);
+  });
+  if (!newHeads) return { doc, change: null };
+  return { doc: newDoc, change: A.getLastLocalChange(newDoc) ?? null };
+}
+
 // ---------------------------------------------------------------------------
 // Resolving conflicts
 // ---------------------------------------------------------------------------
@@ -1130,8 +1150,11 @@ function sortedAnnotations(list: { entry: number; description: string }[]): { en
  * `id` field names another node.
  */
 export function materialise(doc: NodeDoc, nodeId: NodeId): NodeJson {
+  return materialiseIn(A.getBackend(doc), nodeId);
+}
+
+function materialiseIn(h: Backend, nodeId: NodeId): NodeJson {
   const id = idOf(nodeId);
-  const h = A.getBackend(doc);
   const r = new Reader(h);
   const idValue = shown(h, ROOT, "id");
   if (idValue) {
@@ -1202,8 +1225,45 @@ function lookupText<T>(h: Backend, v: Val, names: Record<string, T>): T | undefi
  * shown one first.
  */
 export function conflicts(doc: NodeDoc, nodeId: NodeId): Conflict[] {
+  return conflictsIn(A.getBackend(doc), nodeId);
+}
+
+/** What a saved document holds, read without making a JS document of it. */
+export interface SavedRead {
+  node: NodeJson | null;
+  heads: string[];
+  /** Fields with concurrent values. */
+  conflicts: string[];
+  /** Why the node could not be read, when it could not. */
+  error?: string;
+}
+
+let scratch: Backend | undefined;
+
+/**
+ * Reads a saved document (a bootstrap snapshot) straight from Automerge's
+ * backend: the same reader as {@link materialise} and {@link conflicts},
+ * without building the JS object tree `A.load` makes, which a bootstrap of
+ * thousands of documents cannot afford.
+ */
+export function readSaved(bytes: Uint8Array, nodeId: NodeId): SavedRead {
+  scratch ??= A.getBackend(A.init<unknown>());
+  const h = scratch.fork() as Backend;
+  try {
+    h.loadIncremental(bytes);
+    const heads = h.getHeads();
+    try {
+      return { node: materialiseIn(h, nodeId), heads, conflicts: conflictsIn(h, nodeId).map((c) => c.field) };
+    } catch (e) {
+      return { node: null, heads, conflicts: [], error: e instanceof Error ? e.message : String(e) };
+    }
+  } finally {
+    h.free();
+  }
+}
+
+function conflictsIn(h: Backend, nodeId: NodeId): Conflict[] {
   const id = idOf(nodeId);
-  const h = A.getBackend(doc);
   const out: Conflict[] = [];
   for (const field of CONFLICT_FIELDS) {
     const all = allAt(h, field);

@@ -19,7 +19,11 @@ await rm(dist, { recursive: true, force: true });
 await mkdir(join(dist, "assets"), { recursive: true });
 
 const app = await build({
-  entryPoints: { app: join(root, "src/main.ts"), style: join(root, "src/style.css") },
+  entryPoints: {
+    app: join(root, "src/main.ts"),
+    reader: join(root, "src/reader.worker.ts"),
+    style: join(root, "src/style.css"),
+  },
   bundle: true,
   format: "esm",
   target: "es2022",
@@ -29,6 +33,7 @@ const app = await build({
   entryNames: "[name]-[hash]",
   assetNames: "[name]-[hash]",
   loader: { ".wasm": "file" },
+  publicPath: "/assets",
   metafile: true,
   logLevel: "warning",
 });
@@ -41,10 +46,12 @@ const find = (prefix, ext) => {
 };
 const js = find("app", ".js");
 const css = find("style", ".css");
+const reader = find("reader", ".js");
 
 const html = (await readFile(join(root, "src/index.html"), "utf8"))
   .replace("%APP_JS%", `/${js}`)
-  .replace("%APP_CSS%", `/${css}`);
+  .replace("%APP_CSS%", `/${css}`)
+  .replace("%READER_JS%", `/${reader}`);
 await writeFile(join(dist, "index.html"), html);
 const icon = await readFile(join(root, "src/icon.svg"));
 await writeFile(join(dist, "icon.svg"), icon);

@@ -19,6 +19,9 @@
 //   heph-ci    secret "ci-secret"; client credentials (sub = heph-ci)
 //   stranger   secret "stranger-secret"; client credentials (another identity)
 //   short      secret "short-secret"; client credentials, tokens live SHORT_TTL s
+//   heph-web   public; authorization code with PKCE and refresh token, for
+//              the browser app; its redirect URIs come from WEB_REDIRECT_URIS
+//              (comma-separated; the client exists only when it is set)
 //
 // With devInteractions, the user's side of a device login is plain HTML
 // forms: POST /device (user code) -> confirm -> login with any name.
@@ -52,6 +55,18 @@ const clients = [
     response_types: [],
     redirect_uris: [],
   })),
+  ...(process.env.WEB_REDIRECT_URIS
+    ? [
+        {
+          client_id: 'heph-web',
+          application_type: 'web',
+          token_endpoint_auth_method: 'none',
+          grant_types: ['authorization_code', 'refresh_token'],
+          response_types: ['code'],
+          redirect_uris: process.env.WEB_REDIRECT_URIS.split(','),
+        },
+      ]
+    : []),
 ];
 
 // The server starts first so the issuer can carry the real port.

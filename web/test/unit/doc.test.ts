@@ -192,3 +192,17 @@ function concat(parts: Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+test("a body typed against an older text keeps what arrived meanwhile (editAt)", async () => {
+  const { A } = await import("../../src/automerge.ts");
+  const Doc = await import("../../src/doc.ts");
+  const id = Doc.randomId();
+  const base = Doc.create({ id, kind: "task", title: "t", body: "one\n", tags: [], links: [], created: "2026-11-26T10:00:00Z", modified: "2026-11-26T10:00:00Z", deleted: false, status: "pending" }, [], "aa".repeat(16), "add t");
+  const shown = A.getHeads(base.doc);
+  // Another device appends a line; it arrives before our typing is saved.
+  const theirs = Doc.edit(Doc.setActor(A.clone(base.doc), "bb".repeat(16)), [{ edit: "body", value: "one\ntheirs\n" }], "edit", new Date());
+  const merged = Doc.applyChanges(base.doc, [theirs.change!]);
+  // We typed "mine" at the start of the text we saw.
+  const ours = Doc.editAt(merged, shown, [{ edit: "body", value: "mine one\n" }], "edit body", new Date());
+  assert.equal(Doc.materialise(ours.doc, id).body, "mine one\ntheirs\n");
+});

@@ -1,0 +1,35 @@
+// What the views list: tasks as `heph ls` lists them (query.ts: the
+// engine's filter, urgency and order), and a search over every node.
+import type { NodeJson } from "./model.ts";
+import { Filter, list } from "./query.ts";
+
+/** The tasks `heph ls WORDS` would list, in its order. Throws on a bad filter word. */
+export function listTasks(nodes: Map<string, NodeJson>, words: string, now: Date, offsetMinutes: number): NodeJson[] {
+  const filter = Filter.parse(words.split(/\s+/).filter(Boolean), now, offsetMinutes);
+  return list(nodes.values(), filter, now).map((l) => l.node);
+}
+
+/** Nodes matching every word of `q` in the title, body, tags or project, best first. */
+export function searchNodes(nodes: Map<string, NodeJson>, q: string): NodeJson[] {
+  const words = q.toLowerCase().split(/\s+/).filter(Boolean);
+  if (words.length === 0) return [];
+  const hits: { n: NodeJson; score: number }[] = [];
+  for (const n of nodes.values()) {
+    if (n.deleted) continue;
+    const title = n.title.toLowerCase();
+    const rest = `${n.body}\n${n.tags.join(" ")}\n${n.project ?? ""}`.toLowerCase();
+    let score = 0;
+    let all = true;
+    for (const w of words) {
+      if (title.includes(w)) score += 3;
+      else if (rest.includes(w)) score += 1;
+      else {
+        all = false;
+        break;
+      }
+    }
+    if (all) hits.push({ n, score });
+  }
+  return hits.sort((a, b) => b.score - a.score || b.n.modified.localeCompare(a.n.modified)).map((x) => x.n);
+}
+

@@ -1,0 +1,131 @@
+// The browser app end to end: a real hub with OIDC, the real provider, a
+// device with the `heph` CLI, and headless Chromium (Debian's package).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { browser, device, eventually, freePort, hub, login, open, provider, scratch, shotPath, sleep } from "./harness.mjs";
+
+let dir, port, idp, h, laptop, chrome, desk, page;
+
+const ids = (list) => list.map((n) => n.title);
+const deviceTitles = () => ids(laptop.json("ls", "status:any"));
+
+before(async () => {
+  dir = scratch("app");
+  port = await freePort();
+  idp = await provider([`http://127.0.0.1:${port}/`]);
+  h = await hub(dir, port, { issuer: idp.issuer });
+  chrome = await browser();
+  desk = await chrome.newContext({ viewport: { width: 1280, height: 860 } });
+});
+
+after(async () => {
+  await chrome?.close();
+  await laptop?.stop();
+  await h?.stop();
+  idp?.stop();
+});
+
+test("signs in with Authorization Code + PKCE and syncs", async () => {
+  page = await open(desk, h.url);
+  // Auth is on: the page says so and keeps working locally.
+  await page.waitForSelector('#sync-status [data-state="auth"]');
+  await login(page);
+  await page.waitForSelector('#sync-status [data-state="online"]');
+  // The owner is now claimed; a device joins with an automation token.
+  laptop = await device(dir, "laptop", h.url, { token: h.token("laptop"), issuer: idp.issuer });
+});
+
+test("quick add uses the CLI's syntax and reaches the device", async () => {
+  await page.fill("#quick-add", "Call Ana due:fri +work pri:H");
+  await page.press("#quick-add", "Enter");
+  const row = page.locator("#task-list li.row", { hasText: "Call Ana" });
+  await row.waitFor();
+  assert.match(await row.innerText(), /\+work/);
+  assert.match(await row.innerText(), /pri:H/);
+  const task = await eventually("the device to receive the quick add", () => laptop.json("ls", "+work").find((n) => n.title === "Call Ana"));
+  assert.equal(task.priority, "H");
+  assert.deepEqual(task.tags, ["work"]);
+  assert.ok(task.due, "due was set");
+});
+
+test("a CLI edit appears live in the open page", async () => {
+  laptop.heph("add", "Buy", "milk", "+errand");
+  await page.locator("#task-list li.row", { hasText: "Buy milk" }).waitFor({ timeout: 10000 });
+  const id = laptop.json("ls", "+errand")[0].id;
+  laptop.heph("modify", id.slice(0, 8), "Buy", "oat", "milk");
+  await page.locator("#task-list li.row", { hasText: "Buy oat milk" }).waitFor({ timeout: 10000 });
+});
+
+test("edits made offline are kept and sent on reconnect", async () => {
+  await desk.setOffline(true);
+  await page.waitForSelector('#sync-status [data-state="offline"]');
+  // Done in one tap: the row leaves the pending list at once.
+  await page.locator("#task-list li.row", { hasText: "Buy oat milk" }).locator("input.done").click();
+  await page.locator("#task-list li.row", { hasText: "Buy oat milk" }).waitFor({ state: "detached" });
+  await page.fill("#quick-add", "Written offline +plane");
+  await page.press("#quick-add", "Enter");
+  await page.waitForSelector('#sync-status [data-state="unsent"]');
+  // Nothing reached the hub meanwhile.
+  await sleep(500);
+  assert.ok(!deviceTitles().includes("Written offline"));
+  await desk.setOffline(false);
+  await eventually("the offline edits on the device", () => {
+    const all = laptop.json("ls", "status:any");
+    const milk = all.find((n) => n.title === "Buy oat milk");
+    return all.some((n) => n.title === "Written offline") && milk?.status === "done";
+  });
+  await page.waitForSelector('#sync-status [data-state="online"]');
+  await eventually("no unsent edits", async () => (await page.locator('#sync-status [data-state="unsent"]').count()) === 0);
+});
+
+test("two browsers edit one task's body at once and converge", async () => {
+  const other = await chrome.newContext({ viewport: { width: 390, height: 844 } });
+  const page2 = await open(other, h.url);
+  await login(page2);
+  const task = laptop.json("ls", "+work").find((n) => n.title === "Call Ana");
+  await Promise.all([page, page2].map((p) => p.goto(`${h.url}/#/node/${task.id}`)));
+  await Promise.all([page, page2].map((p) => p.waitForSelector("#f-body")));
+  // Both type before either hears from the other.
+  await Promise.all([
+    page.locator("#f-body").pressSequentially("Agenda from the desk.", { delay: 5 }),
+    page2.locator("#f-body").pressSequentially("Number from the phone.", { delay: 5 }),
+  ]);
+  await Promise.all([page, page2].map((p) => p.locator("#f-title").focus()));
+  const both = (text) => text.includes("Agenda from the desk.") && text.includes("Number from the phone.");
+  await eventually("both pages to show both edits", async () => {
+    const [a, b] = await Promise.all([page, page2].map((p) => p.locator("#f-body").inputValue()));
+    return a === b && both(a);
+  });
+  await eventually("the device to hold both edits", () => both(laptop.json("show", task.id).body));
+  await page2.screenshot({ path: shotPath("phone-detail") });
+  await page2.goto(`${h.url}/#/tasks`);
+  await page2.locator("#task-list li.row").first().waitFor();
+  await page2.screenshot({ path: shotPath("phone-tasks") });
+  await other.close();
+});
+
+test("a reload opens from IndexedDB while the hub is down", async () => {
+  await page.goto(`${h.url}/#/tasks`);
+  await page.locator("#task-list li.row", { hasText: "Call Ana" }).waitFor();
+  await page.screenshot({ path: shotPath("desktop-tasks") });
+  await h.stop();
+  await page.reload();
+  await page.waitForFunction(() => window.heph?.ready === true);
+  await page.locator("#task-list li.row", { hasText: "Written offline" }).waitFor();
+  await page.waitForSelector('#sync-status [data-state="offline"]');
+  // Still usable: an edit is kept for later.
+  await page.fill("#quick-add", "Added while the hub was down");
+  await page.press("#quick-add", "Enter");
+  await page.waitForSelector('#sync-status [data-state="unsent"]');
+  await h.start();
+  await eventually("the edit made while the hub was down reaches the device", () => deviceTitles().includes("Added while the hub was down"), 30000);
+});
+
+test("screenshots of the main views", async () => {
+  for (const [name, hash] of [["desktop-notes", "#/notes"], ["desktop-journal", "#/journal"], ["desktop-search", "#/search?q=milk"]]) {
+    await page.goto(`${h.url}/${hash}`);
+    await page.waitForSelector("main section");
+    await sleep(200);
+    await page.screenshot({ path: shotPath(name) });
+  }
+});

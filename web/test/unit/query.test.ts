@@ -1,0 +1,63 @@
+import "./setup.ts";
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { words } from "../../src/grammar.ts";
+import type { NodeJson } from "../../src/model.ts";
+import { Filter, FilterError, list, openTasks, sortForListing, summaryOf } from "../../src/query.ts";
+import { parseInstant } from "../../src/when.ts";
+
+// The fixture comes from the engine (engine/tests/web_grammar_fixtures.rs,
+// whose header documents its shape); regenerate it there, never by hand.
+
+interface ListingCase {
+  filter: string;
+  limit?: number;
+  rows?: { id: string; urgency: number }[];
+  error?: string;
+}
+
+const fixture = JSON.parse(readFileSync(new URL("../fixtures/listing.json", import.meta.url), "utf8")) as {
+  now: string;
+  nodes: NodeJson[];
+  cases: ListingCase[];
+};
+
+const now = new Date(parseInstant(fixture.now));
+/** The fixture's `now` is at +01:00. */
+const OFFSET = 60;
+
+test("listings agree with the engine: rows, order and urgency", () => {
+  assert.ok(fixture.cases.length >= 20, "the fixture covers the filters");
+  for (const c of fixture.cases) {
+    const parse = () => Filter.parse(words(c.filter), now, OFFSET);
+    if (c.error !== undefined) {
+      const engines = (e: unknown): boolean => e instanceof FilterError && e.message === c.error;
+      assert.throws(parse, engines, `${c.filter}: expected ${c.error}`);
+      continue;
+    }
+    const rows = list(fixture.nodes, parse(), now, c.limit).map(({ row, urgency }) => ({ id: row.id, urgency }));
+    // Strict equality: urgency must be the same double, sign of zero included.
+    assert.deepEqual(rows, c.rows, `${JSON.stringify(c.filter)}${c.limit === undefined ? "" : ` limit ${c.limit}`}`);
+  }
+});
+
+test("listed rows carry their nodes", () => {
+  const listed = list(fixture.nodes, new Filter(), now);
+  assert.ok(listed.length > 0);
+  for (const { row, node } of listed) assert.equal(node.id, row.id);
+});
+
+test("a limit keeps the head of the full order", () => {
+  const rows = fixture.nodes.map(summaryOf);
+  const open = openTasks(rows);
+  const full = sortForListing(rows, open, now.getTime());
+  for (const n of [0, 1, 7, rows.length, rows.length + 3]) {
+    assert.deepEqual(sortForListing(rows, open, now.getTime(), n), full.slice(0, n));
+  }
+});
+
+test("everything keeps every live node of every kind", () => {
+  const live = fixture.nodes.filter((n) => !n.deleted).length;
+  assert.equal(list(fixture.nodes, Filter.everything(), now).length, live);
+});

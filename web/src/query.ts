@@ -44,7 +44,23 @@ export interface Summary {
 const instantOrNull = (t: string | undefined): number | null => (t === undefined ? null : parseInstant(t));
 
 /** The index row of `node` (engine `NodeSummary::of`). */
+/**
+ * Summaries of nodes already seen: a node object is never changed in place
+ * (an edit makes a new one), so a listing of thousands re-reads only what
+ * changed since the last.
+ */
+const summaries = new WeakMap<NodeJson, Summary>();
+
 export function summaryOf(node: NodeJson): Summary {
+  let s = summaries.get(node);
+  if (!s) {
+    s = readSummary(node);
+    summaries.set(node, s);
+  }
+  return s;
+}
+
+function readSummary(node: NodeJson): Summary {
   return {
     id: node.id,
     kind: node.kind,

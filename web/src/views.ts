@@ -111,9 +111,39 @@ export function tasksView(ctx: Ctx, query: URLSearchParams): View {
     list.children[selected]?.scrollIntoView({ block: "nearest" });
   }
 
+  // Redraws are coalesced: at most one per animation frame, and while
+  // thousands of nodes arrive (a bootstrap) at most one per 300 ms.
+  let lastDraw = 0;
+  let scheduled = false;
+  function redraw(): void {
+    if (scheduled) return;
+    scheduled = true;
+    const wait = Math.max(0, lastDraw + 300 - performance.now());
+    const run = () =>
+      requestAnimationFrame(() => {
+        scheduled = false;
+        lastDraw = performance.now();
+        draw();
+      });
+    if (wait > 0 && busy) setTimeout(run, wait);
+    else run();
+  }
+  /** Many changes in a short time: throttle. */
+  let busy = false;
+  let recent = 0;
+  const pace = setInterval(() => {
+    busy = recent > 200;
+    recent = 0;
+  }, 500);
+
   return {
     el,
-    update: () => draw(),
+    update: (ids) => {
+      recent += ids.size;
+      if (ids.size > 200) busy = true;
+      redraw();
+    },
+    destroy: () => clearInterval(pace),
     key(e) {
       if (e.key === "j" || e.key === "ArrowDown") return move(1), true;
       if (e.key === "k" || e.key === "ArrowUp") return move(-1), true;

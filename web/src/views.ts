@@ -398,12 +398,21 @@ export function nodeView(ctx: Ctx, id: string): View {
         if (!typing) showBody();
         return;
       }
-      if ((active instanceof HTMLInputElement || active instanceof HTMLSelectElement) && el.contains(active)) {
-        // Keep the field being typed in; the body still shows what arrived.
-        if (!typing) showBody();
+      if (typing) return;
+      if ((active instanceof HTMLInputElement || active instanceof HTMLSelectElement) && el.contains(active) && active.id) {
+        // Redraw (new values, conflict markers) but keep the field being
+        // typed in as it is, focused, with its caret.
+        const { id: focused, value } = active;
+        const caret: [number | null, number | null] | null = active instanceof HTMLInputElement ? [active.selectionStart, active.selectionEnd] : null;
+        draw();
+        const again = document.getElementById(focused);
+        if (again instanceof HTMLInputElement || again instanceof HTMLSelectElement) {
+          again.value = value;
+          again.focus();
+          if (caret && again instanceof HTMLInputElement && again.type === "text") again.setSelectionRange(caret[0], caret[1]);
+        }
         return;
       }
-      if (typing) return;
       draw();
     },
     key(e) {

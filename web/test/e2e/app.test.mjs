@@ -104,6 +104,34 @@ test("two browsers edit one task's body at once and converge", async () => {
   await other.close();
 });
 
+test("a conflict shows on its field and is resolved there", async () => {
+  laptop.heph("add", "Conflict", "me");
+  const id = (await eventually("the task on the device", () => laptop.json("ls").find((n) => n.title === "Conflict me"))).id;
+  await page.goto(`${h.url}/#/node/${id}`);
+  await page.waitForSelector("#f-title");
+  await eventually("the page to have the task", async () => (await page.locator("#f-title").inputValue()) === "Conflict me");
+  // The page and the laptop rename it without hearing from each other.
+  await desk.setOffline(true);
+  await page.waitForSelector('#sync-status [data-state="offline"]');
+  await page.fill("#f-title", "Title from the page");
+  await page.press("#f-title", "Tab");
+  await page.waitForSelector('#sync-status [data-state="unsent"]');
+  laptop.heph("modify", id.slice(0, 8), "Title", "from", "the", "laptop");
+  await desk.setOffline(false);
+  const conflict = page.locator('[data-conflict="title"]');
+  await conflict.waitFor({ timeout: 15000 });
+  await page.waitForSelector('#sync-status [data-state="conflicts"]');
+  assert.match(await conflict.innerText(), /Title from the page/);
+  assert.match(await conflict.innerText(), /Title from the laptop/);
+  await page.screenshot({ path: shotPath("desktop-conflict") });
+  await conflict.getByRole("button", { name: "Title from the laptop" }).click();
+  await conflict.waitFor({ state: "detached" });
+  await eventually("the device to see the conflict resolved", () => {
+    const task = laptop.json("show", id);
+    return task.title === "Title from the laptop" && laptop.json("conflicts").length === 0;
+  });
+});
+
 test("a reload opens from IndexedDB while the hub is down", async () => {
   await page.goto(`${h.url}/#/tasks`);
   await page.locator("#task-list li.row", { hasText: "Call Ana" }).waitFor();

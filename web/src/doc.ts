@@ -13,6 +13,7 @@
 // proxies turn strings into text, cannot reach every concurrent object at a
 // key, and hide which scalar type a value has.
 import { A } from "./automerge.ts";
+import { MAX_YEAR, MIN_YEAR, MS_PER_DAY, daysFromCivil, formatDay as dayText } from "./calendar.ts";
 import type { Annotation, Conflict, Edit, Kind, NodeId, NodeJson, Priority, Status } from "./model.ts";
 
 /** An Automerge document holding one node. */
@@ -186,32 +187,8 @@ function genesisActor(id: NodeId): string {
 // Times and days, as chrono reads and writes them
 // ---------------------------------------------------------------------------
 
-const MS_PER_DAY = 86_400_000;
 
-/** Days since 1970-01-01 of a proleptic Gregorian date (any year). */
-function daysFromCivil(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-  return era * 146097 + doe - 719468;
-}
 
-function civilFromDays(days: number): [number, number, number] {
-  const z = days + 719468;
-  const era = Math.floor(z / 146097);
-  const doe = z - era * 146097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const month = mp < 10 ? mp + 3 : mp - 9;
-  return [yoe + era * 400 + (month <= 2 ? 1 : 0), month, day];
-}
-
-const MIN_YEAR = -262143;
-const MAX_YEAR = 262142;
 /** chrono's range: a timestamp outside it is not a time (`from_ms` is `None`). */
 const MIN_MS = daysFromCivil(MIN_YEAR, 1, 1) * MS_PER_DAY;
 const MAX_MS = (daysFromCivil(MAX_YEAR, 12, 31) + 1) * MS_PER_DAY - 1;
@@ -226,16 +203,6 @@ function daysInMonth(year: number, month: number): number {
 
 const pad = (n: number, width = 2): string => String(n).padStart(width, "0");
 
-/** A year as chrono writes it: four digits, or signed outside 0..=9999. */
-function yearText(year: number): string {
-  if (year >= 0 && year <= 9999) return pad(year, 4);
-  return (year < 0 ? "-" : "+") + pad(Math.abs(year), 4);
-}
-
-function dayText(days: number): string {
-  const [y, m, d] = civilFromDays(days);
-  return `${yearText(y)}-${pad(m)}-${pad(d)}`;
-}
 
 /**
  * RFC 3339 in UTC as chrono writes it: seconds, plus milliseconds when there

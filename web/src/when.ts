@@ -13,6 +13,8 @@
 // (`2026-1-5`, whitespace before numbers) and which failures count as "not a
 // real calendar date" rather than "cannot read".
 
+import { MAX_YEAR, MIN_YEAR, MS_PER_DAY, civilFromDays, daysFromCivil, formatDay } from "./calendar.ts";
+
 const HINT = "try 2026-12-24, tomorrow, friday, eom, 3d";
 
 /** Why a date could not be read (the engine's `WhenError` variants). */
@@ -144,14 +146,6 @@ export function parseInstant(text: string): number {
   return day * MS_PER_DAY + secs * 1000 + ms - offset * MS_PER_MINUTE;
 }
 
-/** A calendar day as chrono writes it: 4-digit years, a sign outside 0..=9999. */
-export function formatDay(day: number): string {
-  const { year, month, date } = civilFromDays(day);
-  const digits = String(Math.abs(year)).padStart(4, "0");
-  const y = year >= 0 && year <= 9999 ? digits : `${year < 0 ? "-" : "+"}${digits}`;
-  return `${y}-${pad2(month)}-${pad2(date)}`;
-}
-
 function pad2(n: number): string {
   return String(n).padStart(2, "0");
 }
@@ -209,36 +203,7 @@ export function debugQuote(s: string): string {
 // ---------------------------------------------------------------------------
 
 const MS_PER_MINUTE = 60_000;
-const MS_PER_DAY = 86_400_000;
-const MIN_YEAR = -262_143;
-const MAX_YEAR = 262_142;
 
-/** Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
-function daysFromCivil(year: number, month: number, date: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const doy = Math.floor((153 * ((month + 9) % 12) + 2) / 5) + date - 1;
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-  return era * 146_097 + doe - 719_468;
-}
-
-interface Civil {
-  year: number;
-  month: number;
-  date: number;
-}
-
-function civilFromDays(days: number): Civil {
-  const z = days + 719_468;
-  const era = Math.floor(z / 146_097);
-  const doe = z - era * 146_097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const month = mp < 10 ? mp + 3 : mp - 9;
-  return { year: yoe + era * 400 + (month <= 2 ? 1 : 0), month, date: doy - Math.floor((153 * mp + 2) / 5) + 1 };
-}
 
 const MIN_DAY = daysFromCivil(MIN_YEAR, 1, 1);
 const MAX_DAY = daysFromCivil(MAX_YEAR, 12, 31);

@@ -1,5 +1,5 @@
 //! The browser app end to end, in headless Chromium (Debian's `chromium`,
-//! driven by npm `playwright-core`): `web/test/e2e/*.test.mjs` against this
+//! driven by npm `playwright-core`): `web/test/e2e/app.test.mjs` against this
 //! build's `hephd` and `heph`, the real OpenID provider and real device
 //! daemons. Screenshots of the main views land in `web/test-output/`.
 
@@ -22,7 +22,7 @@ fn browser_app_end_to_end() {
         "the npm packages are missing: run `npm ci` in web/ and in hub/tests/oidc/ (.ci/test does this)"
     );
     let status = Command::new("node")
-        .args(["--test", "--test-concurrency=1", "--test-reporter=spec", "test/e2e/"])
+        .args(["--test", "--test-concurrency=1", "--test-reporter=spec", "test/e2e/app.test.mjs"])
         .current_dir(&web)
         .env("HEPHD", common::hephd())
         .env("HEPH", common::heph())

@@ -2,6 +2,8 @@
 // device with the `heph` CLI, and headless Chromium (Debian's package).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { browser, device, eventually, freePort, hub, login, open, provider, scratch, shotPath, sleep } from "./harness.mjs";
 
 let dir, port, idp, h, laptop, chrome, desk, page;
@@ -147,6 +149,29 @@ test("a reload opens from IndexedDB while the hub is down", async () => {
   await page.waitForSelector('#sync-status [data-state="unsent"]');
   await h.start();
   await eventually("the edit made while the hub was down reaches the device", () => deviceTitles().includes("Added while the hub was down"), 30000);
+});
+
+test("a hub replaced by an empty one gets back what only the page held", async () => {
+  // The laptop is away; the page makes a task only it and the hub hold.
+  await laptop.stop();
+  await page.goto(`${h.url}/#/tasks`);
+  await page.fill("#quick-add", "Only in the page +rescue");
+  await page.press("#quick-add", "Enter");
+  await eventually("no unsent edits", async () => (await page.locator('#sync-status [data-state="unsent"]').count()) === 0);
+  // The hub is lost and replaced by an empty one (a new log, a new id).
+  await h.stop();
+  for (const f of readdirSync(dir)) if (f.startsWith("hub.db")) rmSync(join(dir, f), { force: true });
+  await h.start();
+  // The page reconciles with the new hub on its own; the laptop, back with
+  // a token of the new hub, learns the task from it.
+  laptop = await device(dir, "laptop", h.url, { token: h.token("laptop-again"), issuer: idp.issuer });
+  await eventually("the laptop to get the page's task through the new hub", () => deviceTitles().includes("Only in the page"), 30000);
+  // And nothing the page held is missing from the new hub.
+  await eventually("every task of the page on the laptop", async () => {
+    const theirs = new Set(deviceTitles());
+    const ours = await page.evaluate(() => [...window.heph.replica.nodes.values()].filter((n) => n.kind === "task" && !n.deleted).map((n) => n.title));
+    return ours.every((t) => theirs.has(t));
+  }, 30000);
 });
 
 test("screenshots of the main views", async () => {

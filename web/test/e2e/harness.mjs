@@ -204,7 +204,7 @@ export async function login(page, user = "owner") {
     if (await confirm.count()) await confirm.click();
     await page.waitForLoadState();
   }
-  await page.waitForFunction(() => window.heph?.ready === true && window.heph.status()?.phase === "online", null, { timeout: 20000 });
+  await page.waitForFunction(() => window.heph?.ready === true && window.heph.status()?.phase === "online", null, { timeout: 60000 });
 }
 
 export function shotPath(name) {

@@ -248,6 +248,7 @@ export class Replica {
     return this.serial(async () => {
       const read = new Map((decoded ? await decoded : []).map((r) => [r.id, r]));
       const records: DocRecord[] = [];
+      const fresh: DocRecord[] = [];
       for (const d of docs) {
         if (this.records.has(d.doc)) {
           // Held here already (made offline, or an earlier bootstrap): merge.
@@ -266,14 +267,15 @@ export class Replica {
           const r = Doc.readSaved(bytes, d.doc);
           record = { id: d.doc, bytes, heads: r.heads, node: r.node, conflicts: r.conflicts };
         }
-        records.push(record);
+        fresh.push(record);
       }
       const meta: Meta = { lastSync: Date.now() };
       if (upto !== null) meta.cursor = upto;
       if (upto !== null && known) meta.known = known;
-      await this.store.write({ docs: records, meta, relaxed: upto === null });
+      await this.store.write({ docs: records, chunk: fresh, meta, relaxed: upto === null });
       Object.assign(this.meta, meta);
       for (const r of records) this.index(r);
+      for (const r of fresh) this.index(r);
       this.emit(docs.map((d) => d.doc));
     });
   }

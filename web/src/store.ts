@@ -48,7 +48,7 @@ export interface Meta {
 }
 
 const NAME = "heph";
-const VERSION = 2;
+const VERSION = 3;
 
 /**
  * A DocRecord as stored: the node as JSON text and the heads joined, since
@@ -65,6 +65,55 @@ interface Stored {
 
 function toStored(r: DocRecord): Stored {
   return { id: r.id, bytes: r.bytes, heads: r.heads.join(","), node: r.node ? JSON.stringify(r.node) : null, conflicts: r.conflicts };
+}
+
+/**
+ * Documents of one bootstrap frame, stored as one record: IndexedDB's cost
+ * is mostly per record, and a first load stores thousands of documents.
+ * A document's own record in `docs` (written when it changes later) wins
+ * over its entry here.
+ */
+interface Chunk {
+  n?: number;
+  ids: string[];
+  /** Every document's bytes, end to end; `ends[i]` is where document i ends. */
+  bytes: Uint8Array;
+  ends: number[];
+  heads: string[];
+  /** The nodes, one JSON array. */
+  nodes: string;
+  conflicts: string[][];
+}
+
+function toChunk(records: DocRecord[]): Chunk {
+  const size = records.reduce((n, r) => n + r.bytes.length, 0);
+  const bytes = new Uint8Array(size);
+  const ends: number[] = [];
+  let at = 0;
+  for (const r of records) {
+    bytes.set(r.bytes, at);
+    at += r.bytes.length;
+    ends.push(at);
+  }
+  return {
+    ids: records.map((r) => r.id),
+    bytes,
+    ends,
+    heads: records.map((r) => r.heads.join(",")),
+    nodes: JSON.stringify(records.map((r) => r.node)),
+    conflicts: records.map((r) => r.conflicts),
+  };
+}
+
+function fromChunk(c: Chunk): DocRecord[] {
+  const nodes = JSON.parse(c.nodes) as (NodeJson | null)[];
+  return c.ids.map((id, i) => ({
+    id,
+    bytes: c.bytes.slice(i === 0 ? 0 : c.ends[i - 1], c.ends[i]),
+    heads: c.heads[i] ? c.heads[i]!.split(",") : [],
+    node: nodes[i] ?? null,
+    conflicts: c.conflicts[i] ?? [],
+  }));
 }
 
 function fromStored(s: Stored): DocRecord {
@@ -110,6 +159,7 @@ export class Store {
       if (!db.objectStoreNames.contains("docs")) db.createObjectStore("docs", { keyPath: "id" });
       if (!db.objectStoreNames.contains("pending")) db.createObjectStore("pending", { keyPath: "seq", autoIncrement: true });
       if (!db.objectStoreNames.contains("meta")) db.createObjectStore("meta");
+      if (!db.objectStoreNames.contains("chunks")) db.createObjectStore("chunks", { keyPath: "n", autoIncrement: true });
     };
     const db = await request(req);
     // Another tab upgrading the schema: let it, this tab reloads.
@@ -128,10 +178,17 @@ export class Store {
 
   /** Every document record (node and heads; bytes too — IndexedDB has no projection). */
   async allDocs(): Promise<DocRecord[]> {
-    const tx = this.db.transaction("docs", "readonly");
-    const all = await request(tx.objectStore("docs").getAll() as IDBRequest<Stored[]>);
-    return all.map(fromStored);
+    const tx = this.db.transaction(["chunks", "docs"], "readonly");
+    const [chunks, own] = await Promise.all([
+      request(tx.objectStore("chunks").getAll() as IDBRequest<Chunk[]>),
+      request(tx.objectStore("docs").getAll() as IDBRequest<Stored[]>),
+    ]);
+    const byId = new Map<string, DocRecord>();
+    for (const c of chunks) for (const r of fromChunk(c)) byId.set(r.id, r);
+    for (const s of own) byId.set(s.id, fromStored(s));
+    return [...byId.values()];
   }
+
 
   async doc(id: string): Promise<DocRecord | undefined> {
     const tx = this.db.transaction("docs", "readonly");
@@ -155,6 +212,8 @@ export class Store {
    */
   async write(w: {
     docs?: DocRecord[];
+    /** Documents new to this replica, stored as one record (a bootstrap frame). */
+    chunk?: DocRecord[];
     queue?: PendingChange[];
     ackedUpto?: number;
     meta?: Meta;
@@ -164,10 +223,11 @@ export class Store {
      */
     relaxed?: boolean;
   }): Promise<void> {
-    const tx = this.db.transaction(["docs", "pending", "meta"], "readwrite", { durability: w.relaxed ? "relaxed" : "strict" });
+    const tx = this.db.transaction(["docs", "chunks", "pending", "meta"], "readwrite", { durability: w.relaxed ? "relaxed" : "strict" });
     const finished = done(tx);
     const docs = tx.objectStore("docs");
     for (const d of w.docs ?? []) docs.put(toStored(d));
+    if (w.chunk && w.chunk.length > 0) tx.objectStore("chunks").add(toChunk(w.chunk));
     const pending = tx.objectStore("pending");
     for (const p of w.queue ?? []) pending.add({ doc: p.doc, bytes: p.bytes });
     if (w.ackedUpto !== undefined) pending.delete(IDBKeyRange.upperBound(w.ackedUpto));
@@ -181,9 +241,10 @@ export class Store {
 
   /** Forgets everything (sign-out with "forget this browser"). */
   async clear(): Promise<void> {
-    const tx = this.db.transaction(["docs", "pending", "meta"], "readwrite");
+    const stores = ["docs", "chunks", "pending", "meta"];
+    const tx = this.db.transaction(stores, "readwrite");
     const finished = done(tx);
-    for (const s of ["docs", "pending", "meta"]) tx.objectStore(s).clear();
+    for (const s of stores) tx.objectStore(s).clear();
     await finished;
   }
 

@@ -99,6 +99,12 @@ test("two browsers edit one task's body at once and converge", async () => {
     return a === b && both(a);
   });
   await eventually("the device to hold both edits", () => both(laptop.json("show", task.id).body));
+  // The phone got this task in its bootstrap and then edited it: a reload
+  // shows the edited document, not the one the bootstrap stored.
+  await page2.reload();
+  await page2.waitForFunction(() => window.heph?.ready === true);
+  await page2.waitForSelector("#f-body");
+  assert.ok(both(await page2.locator("#f-body").inputValue()), "the reloaded phone shows the merged body");
   await page2.screenshot({ path: shotPath("phone-detail") });
   await page2.goto(`${h.url}/#/tasks`);
   await page2.locator("#task-list li.row").first().waitFor();

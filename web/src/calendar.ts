@@ -43,3 +43,19 @@ export function formatDay(day: number): string {
   const y = year >= 0 && year <= 9999 ? digits : `${year < 0 ? "-" : "+"}${digits}`;
   return `${y}-${String(month).padStart(2, "0")}-${String(date).padStart(2, "0")}`;
 }
+
+const pad = (n: number, width = 2): string => String(n).padStart(width, "0");
+
+/**
+ * RFC 3339 in UTC as chrono writes it: seconds, plus milliseconds when there
+ * are any (`SecondsFormat::AutoSi` at millisecond precision). serde writes
+ * `Z` (`zulu`); `to_rfc3339` writes `+00:00`.
+ */
+export function formatTime(ms: number, zulu: boolean): string {
+  const days = Math.floor(ms / MS_PER_DAY);
+  const rest = ms - days * MS_PER_DAY;
+  const milli = rest % 1000;
+  const secs = (rest - milli) / 1000;
+  const clock = `${pad(Math.floor(secs / 3600))}:${pad(Math.floor(secs / 60) % 60)}:${pad(secs % 60)}`;
+  return `${formatDay(days)}T${clock}${milli ? `.${pad(milli, 3)}` : ""}${zulu ? "Z" : "+00:00"}`;
+}

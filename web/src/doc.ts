@@ -13,7 +13,7 @@
 // proxies turn strings into text, cannot reach every concurrent object at a
 // key, and hide which scalar type a value has.
 import { A } from "./automerge.ts";
-import { MAX_YEAR, MIN_YEAR, MS_PER_DAY, daysFromCivil, formatDay as dayText } from "./calendar.ts";
+import { MAX_YEAR, MIN_YEAR, MS_PER_DAY, daysFromCivil, formatDay as dayText, formatTime as timeText } from "./calendar.ts";
 import type { Annotation, Conflict, Edit, Kind, NodeId, NodeJson, Priority, Status } from "./model.ts";
 
 /** An Automerge document holding one node. */
@@ -199,23 +199,6 @@ function isTime(ms: number): boolean {
 
 function daysInMonth(year: number, month: number): number {
   return daysFromCivil(month === 12 ? year + 1 : year, month === 12 ? 1 : month + 1, 1) - daysFromCivil(year, month, 1);
-}
-
-const pad = (n: number, width = 2): string => String(n).padStart(width, "0");
-
-
-/**
- * RFC 3339 in UTC as chrono writes it: seconds, plus milliseconds when there
- * are any (`SecondsFormat::AutoSi` at millisecond precision). serde writes
- * `Z` (`zulu`); `to_rfc3339`, used for conflicts and unread values, `+00:00`.
- */
-function timeText(ms: number, zulu: boolean): string {
-  const days = Math.floor(ms / MS_PER_DAY);
-  const rest = ms - days * MS_PER_DAY;
-  const milli = rest % 1000;
-  const secs = (rest - milli) / 1000;
-  const clock = `${pad(Math.floor(secs / 3600))}:${pad(Math.floor(secs / 60) % 60)}:${pad(secs % 60)}`;
-  return `${dayText(days)}T${clock}${milli ? `.${pad(milli, 3)}` : ""}${zulu ? "Z" : "+00:00"}`;
 }
 
 const RFC3339 =

@@ -13,7 +13,7 @@
 // (`2026-1-5`, whitespace before numbers) and which failures count as "not a
 // real calendar date" rather than "cannot read".
 
-import { MAX_YEAR, MIN_YEAR, MS_PER_DAY, civilFromDays, daysFromCivil, formatDay } from "./calendar.ts";
+import { MAX_YEAR, MIN_YEAR, MS_PER_DAY, civilFromDays, daysFromCivil, formatDay, formatTime } from "./calendar.ts";
 
 const HINT = "try 2026-12-24, tomorrow, friday, eom, 3d";
 
@@ -118,13 +118,7 @@ export function display(t: Date, offsetMinutes: number): string {
 
 /** `t` the way the engine serialises a UTC time: `2026-11-27T00:00:00Z`, with `.123` only when needed. */
 export function formatInstant(t: Date): string {
-  const ms = t.getTime();
-  const day = Math.floor(ms / MS_PER_DAY);
-  const inDay = ms - day * MS_PER_DAY;
-  const secs = Math.floor(inDay / 1000);
-  const frac = inDay % 1000;
-  const time = `${pad2(Math.floor(secs / 3600))}:${pad2(Math.floor(secs / 60) % 60)}:${pad2(secs % 60)}`;
-  return `${formatDay(day)}T${time}${frac === 0 ? "" : `.${String(frac).padStart(3, "0")}`}Z`;
+  return formatTime(t.getTime(), true);
 }
 
 const INSTANT = /^([+-]?\d{4,})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$/;

@@ -303,7 +303,7 @@ export class SyncClient {
         this.send(ws, { type: "have", docs });
       }
       if (!this.inFlight && r.queue.length > 0) {
-        const changes = take(r.queue);
+        const changes = r.queue.splice(0, fitting(r.queue, (c) => c.bytes.length));
         const batch = this.nextBatch++;
         this.inFlight = { batch, kind: "repair", n: changes.length };
         this.send(ws, { type: "push", batch, changes });
@@ -318,33 +318,28 @@ export class SyncClient {
     if (this.inFlight) return;
     const pending = await this.replica.pending(MAX_PUSH_CHANGES);
     if (pending.length === 0 || this.ws !== ws || this.inFlight) return;
-    const changes: WireChange[] = [];
-    let size = 0;
-    let upto = 0;
-    for (const p of pending) {
-      const wire = { doc: p.doc, bytes: toBase64(p.bytes) };
-      const add = wire.bytes.length + 64;
-      if (changes.length > 0 && size + add > BATCH_BYTES) break;
-      size += add;
-      changes.push(wire);
-      upto = p.seq ?? upto;
-    }
+    const sent = pending.slice(0, fitting(pending, (p) => Math.ceil(p.bytes.length / 3) * 4));
+    const changes: WireChange[] = sent.map((p) => ({ doc: p.doc, bytes: toBase64(p.bytes) }));
+    const upto = sent.at(-1)?.seq ?? 0;
     const batch = this.nextBatch++;
     this.inFlight = { batch, kind: "local", upto, n: changes.length };
     this.send(ws, { type: "push", batch, changes });
   }
 }
 
-/** The first changes of `queue` that fit one push. */
-function take(queue: WireChange[]): WireChange[] {
-  const out: WireChange[] = [];
+/**
+ * How many of the first `items` one push carries: always one, then as many
+ * as fit in BATCH_BYTES and MAX_PUSH_CHANGES. `base64` is an item's size on
+ * the wire.
+ */
+function fitting<T>(items: readonly T[], base64: (item: T) => number): number {
   let size = 0;
-  while (queue.length > 0 && out.length < MAX_PUSH_CHANGES) {
-    const next = queue[0]!;
-    const add = next.bytes.length + 64;
-    if (out.length > 0 && size + add > BATCH_BYTES) break;
+  let n = 0;
+  for (const item of items) {
+    const add = base64(item) + 64;
+    if (n > 0 && (size + add > BATCH_BYTES || n >= MAX_PUSH_CHANGES)) break;
     size += add;
-    out.push(queue.shift()!);
+    n++;
   }
-  return out;
+  return n;
 }

@@ -3,8 +3,7 @@
 // the page's thread. The page runs two, so a first load of thousands of
 // documents uses both cores while the main thread stores and draws.
 import { initAutomerge } from "./automerge.ts";
-import { readSaved } from "./doc.ts";
-import { fromBase64 } from "./bytes.ts";
+import { readRecord } from "./readers.ts";
 import type { DocRecord } from "./store.ts";
 
 export interface ReadRequest {
@@ -27,11 +26,7 @@ scope.onmessage = async (ev: MessageEvent<{ wasm: ArrayBuffer } | ReadRequest>) 
     return;
   }
   await ready;
-  const records: DocRecord[] = data.docs.map((d) => {
-    const bytes = fromBase64(d.bytes);
-    const read = readSaved(bytes, d.doc);
-    return { id: d.doc, bytes, heads: read.heads, node: read.node, conflicts: read.conflicts };
-  });
+  const records: DocRecord[] = data.docs.map(readRecord);
   const answer: ReadAnswer = { job: data.job, records };
   scope.postMessage(answer, records.map((r) => r.bytes.buffer));
 };

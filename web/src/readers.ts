@@ -1,7 +1,16 @@
 // A small pool of snapshot readers (reader.worker.ts), one per core up to
 // two; without workers (or if they fail to start) the page reads itself.
 import type { ReadAnswer, ReadRequest } from "./reader.worker.ts";
+import { fromBase64 } from "./bytes.ts";
+import { readSaved } from "./doc.ts";
 import type { DocRecord } from "./store.ts";
+
+/** The record of a saved document as a snapshot frame carries it (base64). */
+export function readRecord(doc: { doc: string; bytes: string }): DocRecord {
+  const bytes = fromBase64(doc.bytes);
+  const read = readSaved(bytes, doc.doc);
+  return { id: doc.doc, bytes, heads: read.heads, node: read.node, conflicts: read.conflicts };
+}
 
 type Pending = { resolve: (r: DocRecord[]) => void; reject: (e: unknown) => void };
 

@@ -11,7 +11,7 @@ import type { Conflict, Edit, Kind, NodeJson } from "./model.ts";
 import type { DocRecord, Known, Meta, PendingChange } from "./store.ts";
 import { Store } from "./store.ts";
 import { fromBase64 } from "./bytes.ts";
-import type { Readers } from "./readers.ts";
+import { readRecord, type Readers } from "./readers.ts";
 
 type Listener = (ids: Set<string>) => void;
 
@@ -259,15 +259,9 @@ export class Replica {
           records.push(this.recordOf(d.doc, merged));
           continue;
         }
-        let record = read.get(d.doc);
-        if (!record) {
-          // Not kept loaded: a bootstrap of thousands of documents would
-          // fill memory; the saved bytes are the hub's, stored as they came.
-          const bytes = fromBase64(d.bytes);
-          const r = Doc.readSaved(bytes, d.doc);
-          record = { id: d.doc, bytes, heads: r.heads, node: r.node, conflicts: r.conflicts };
-        }
-        fresh.push(record);
+        // Not kept loaded: a bootstrap of thousands of documents would fill
+        // memory; the saved bytes are the hub's, stored as they came.
+        fresh.push(read.get(d.doc) ?? readRecord(d));
       }
       const meta: Meta = { lastSync: Date.now() };
       if (upto !== null) meta.cursor = upto;

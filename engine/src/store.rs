@@ -396,6 +396,17 @@ impl Store {
         f(&reader)
     }
 
+    /// Whether a write transaction can start now: begins one and discards it
+    /// (no commit, no flush). A health check, not a guarantee about the next
+    /// commit.
+    pub fn check_writable(&self) -> Result<(), Error> {
+        let Db::Write(db) = &self.db else {
+            return Err(Error::ReadOnly);
+        };
+        db.begin_write()?.abort()?;
+        Ok(())
+    }
+
     /// Runs `f` in one write transaction, committed durably if `f` returns `Ok`
     /// and discarded otherwise.
     pub fn write<T>(&self, f: impl FnOnce(&mut Writer) -> Result<T, Error>) -> Result<T, Error> {

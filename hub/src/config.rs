@@ -22,9 +22,12 @@ const LONG_ABOUT: &str = "hephd is heph's daemon.
   hephd --mode server [--http-addr 127.0.0.1:8787] [--db PATH]
       The hub. Stores every change in a redb file and streams them to every
       connected device: GET /sync (WebSocket), POST /rpc (JSON-RPC 2.0),
-      GET /healthz, GET /config, GET /metrics (Prometheus), and the
-      browser app at / (built into hephd from web/ when Node.js 20+ and npm
-      are installed at build time; --web-root serves another build).
+      GET /healthz (store writable, version, uptime), GET /config,
+      GET /metrics (Prometheus: connections, frames, fan-out queues, commit
+      latency, pending changes, auth failures by reason), and the browser
+      app at / (built into hephd from web/ when Node.js 20+ and npm are
+      installed at build time; --web-root serves another build).
+      --log-format json writes one JSON object per log line.
 
       Authentication: --oidc-issuer URL --oidc-audience AUD make every
       route but /healthz, /config and the web app need a valid access token
@@ -166,9 +169,23 @@ pub struct Config {
     #[arg(long, env = "HEPH_LOG", default_value = "info")]
     pub log: String,
 
-    /// Log as JSON lines.
-    #[arg(long, env = "HEPH_LOG_JSON")]
+    /// How log lines are written to standard error: text for people, or one JSON object per line
+    /// (timestamp, level, target, fields, span) for a log collector.
+    #[arg(long, env = "HEPH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+
+    /// The same as --log-format json (the older spelling).
+    #[arg(long, env = "HEPH_LOG_JSON", hide = true)]
     pub log_json: bool,
+}
+
+/// How log lines are written.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Config {
@@ -196,6 +213,12 @@ impl Config {
             Some(u) if !u.is_empty() => Ok(u),
             _ => bail!("--hub-url (or HEPH_HUB_URL) is required in {:?} mode, e.g. ws://127.0.0.1:8787", self.mode),
         }
+    }
+
+    /// Whether logs are JSON lines.
+    #[must_use]
+    pub fn log_as_json(&self) -> bool {
+        self.log_json || self.log_format == LogFormat::Json
     }
 
     /// Whether the hub requires credentials.
@@ -295,6 +318,14 @@ mod tests {
         assert!(Config::parse_from(authed).check_exposure().is_ok());
         // Both or neither.
         assert!(Config::try_parse_from(["hephd", "--oidc-issuer", "https://id.example"]).is_err());
+    }
+
+    #[test]
+    fn log_format() {
+        assert!(!Config::parse_from(["hephd"]).log_as_json());
+        assert!(Config::parse_from(["hephd", "--log-format", "json"]).log_as_json());
+        assert!(Config::parse_from(["hephd", "--log-json"]).log_as_json());
+        assert!(Config::try_parse_from(["hephd", "--log-format", "xml"]).is_err());
     }
 
     #[test]

@@ -33,7 +33,7 @@ fn init_tracing(cfg: &Config) {
         tracing_subscriber::EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(std::io::stderr);
-    if cfg.log_json {
+    if cfg.log_as_json() {
         builder.json().init();
     } else {
         builder.init();

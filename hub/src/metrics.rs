@@ -41,6 +41,10 @@ pub struct Metrics {
     pub group_sizes: [AtomicU64; GROUP_BUCKETS.len() + 1],
     /// Time spent committing groups, in microseconds.
     pub commit_us: AtomicU64,
+    /// Group commits by latency: at most [`COMMIT_BUCKETS_US`] µs each, then more.
+    pub commit_latency: [AtomicU64; COMMIT_BUCKETS_US.len() + 1],
+    /// Pushes and calls handed to the writer and not yet taken by it (gauge).
+    pub writer_queue: AtomicU64,
     /// Connections refused at the --max-connections cap.
     pub refused: AtomicU64,
     /// Connections closed for silence (no hello in time, missed pongs).
@@ -57,6 +61,22 @@ pub struct Metrics {
 
 /// Upper bounds of the group size histogram's buckets.
 pub const GROUP_BUCKETS: [u64; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+
+/// Upper bounds of the commit latency histogram's buckets, in microseconds
+/// (0.5 ms to 2.5 s: an fsync on a fast disk to a stalled one).
+pub const COMMIT_BUCKETS_US: [u64; 12] =
+    [500, 1_000, 2_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000];
+
+/// The live fan-out's figures at one moment, read from its channel.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FanOut {
+    /// Connections subscribed to live changes.
+    pub subscribers: u64,
+    /// Batches the slowest subscriber has not taken yet.
+    pub deepest: u64,
+    /// The queue's capacity (`--queue`): past it a subscriber is dropped.
+    pub capacity: u64,
+}
 
 const CODES: [(ErrorCode, &str); 10] = [
     (ErrorCode::BadFrame, "bad_frame"),
@@ -86,7 +106,10 @@ impl Metrics {
         Self::add(&self.group_pushes, n);
         let bucket = GROUP_BUCKETS.iter().position(|&le| n <= le).unwrap_or(GROUP_BUCKETS.len());
         Self::add(&self.group_sizes[bucket], 1);
-        Self::add(&self.commit_us, u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        Self::add(&self.commit_us, us);
+        let bucket = COMMIT_BUCKETS_US.iter().position(|&le| us <= le).unwrap_or(COMMIT_BUCKETS_US.len());
+        Self::add(&self.commit_latency[bucket], 1);
     }
 
     /// Counts a refused credential.
@@ -99,13 +122,15 @@ impl Metrics {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// The text exposition, with the store's figures and the clock passed in.
-    pub fn render(&self, store: &StoreStats, now_ms: u64) -> String {
+    /// The text exposition, with the store's and the fan-out's figures, the
+    /// process's age and the clock passed in.
+    pub fn render(&self, store: &StoreStats, fanout: FanOut, uptime: std::time::Duration, now_ms: u64) -> String {
         let mut out = String::new();
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let head = store.head;
         let oldest = store.pending.oldest_ms.map_or(0, |at| now_ms.saturating_sub(at) / 1000);
-        let rows: [(&str, &str, &str, u64); 18] = [
+        let rows: [(&str, &str, &str, u64); 23] = [
+            ("heph_hub_uptime_seconds", "gauge", "Seconds since hephd started.", uptime.as_secs()),
             ("heph_hub_connections", "gauge", "Open /sync connections.", get(&self.connections)),
             ("heph_hub_connections_total", "counter", "Connections accepted.", get(&self.connections_total)),
             ("heph_hub_frames_received_total", "counter", "Frames received.", get(&self.frames_in)),
@@ -124,6 +149,20 @@ impl Metrics {
                 get(&self.dropped_slow),
             ),
             ("heph_hub_commits_total", "counter", "Group commits by the writer.", get(&self.commits)),
+            ("heph_hub_writer_queue", "gauge", "Pushes and calls waiting for the writer.", get(&self.writer_queue)),
+            ("heph_hub_fanout_subscribers", "gauge", "Connections receiving live changes.", fanout.subscribers),
+            (
+                "heph_hub_fanout_queue_depth_max",
+                "gauge",
+                "Live batches the slowest subscriber has yet to take.",
+                fanout.deepest,
+            ),
+            (
+                "heph_hub_fanout_queue_capacity",
+                "gauge",
+                "Live batches a subscriber may fall behind before it is dropped (--queue).",
+                fanout.capacity,
+            ),
             (
                 "heph_hub_connections_refused_total",
                 "counter",
@@ -184,6 +223,18 @@ impl Metrics {
         let _ = writeln!(out, "heph_hub_group_batches_bucket{{le=\"+Inf\"}} {cumulative}");
         let _ = writeln!(out, "heph_hub_group_batches_sum {}", get(&self.group_pushes));
         let _ = writeln!(out, "heph_hub_group_batches_count {cumulative}");
+        let _ =
+            writeln!(out, "# HELP heph_hub_commit_latency_seconds How long each group commit took (fsync included).");
+        let _ = writeln!(out, "# TYPE heph_hub_commit_latency_seconds histogram");
+        let mut cumulative = 0;
+        for (i, le) in COMMIT_BUCKETS_US.iter().enumerate() {
+            cumulative += get(&self.commit_latency[i]);
+            let _ = writeln!(out, "heph_hub_commit_latency_seconds_bucket{{le=\"{}\"}} {cumulative}", *le as f64 / 1e6);
+        }
+        cumulative += get(&self.commit_latency[COMMIT_BUCKETS_US.len()]);
+        let _ = writeln!(out, "heph_hub_commit_latency_seconds_bucket{{le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(out, "heph_hub_commit_latency_seconds_sum {:.6}", get(&self.commit_us) as f64 / 1e6);
+        let _ = writeln!(out, "heph_hub_commit_latency_seconds_count {cumulative}");
         let _ = writeln!(out, "# HELP heph_hub_commit_seconds_total Time spent in group commits.");
         let _ = writeln!(out, "# TYPE heph_hub_commit_seconds_total counter");
         let _ = writeln!(out, "heph_hub_commit_seconds_total {:.6}", get(&self.commit_us) as f64 / 1e6);

@@ -53,6 +53,10 @@ pub struct Hub {
     pub auth: Auth,
     /// The browser app, for every path no other route takes.
     pub web: WebApp,
+    /// When this hub started (`/healthz` and `/metrics` report its age).
+    pub started: std::time::Instant,
+    /// The live queue's capacity (`--queue`).
+    pub queue: usize,
 }
 
 /// Per-connection limits.
@@ -104,6 +108,8 @@ impl Hub {
             tasks: TaskTracker::new(),
             auth,
             web,
+            started: std::time::Instant::now(),
+            queue: cfg.queue.max(1),
         }))
     }
 
@@ -266,20 +272,53 @@ async fn sync(
         .on_upgrade(move |socket| tracker.track_future(connection::run(socket, hub, peer, slot, identity)))
 }
 
+/// How long `/healthz` waits for the writer to show the store takes writes.
+const WRITABLE_WITHIN: Duration = Duration::from_secs(2);
+
+/// Whether the hub can take writes now: the writer thread answers within
+/// [`WRITABLE_WITHIN`] (between groups, so a busy writer is not a failure)
+/// and the store can start a write transaction.
+async fn writable(hub: &Hub) -> Result<(), String> {
+    let probe = hub.writer.call(|replica| (replica.store().check_writable(), Vec::new()));
+    match tokio::time::timeout(WRITABLE_WITHIN, probe).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e)) | Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("the writer did not answer within {} s", WRITABLE_WITHIN.as_secs())),
+    }
+}
+
+/// Health for load balancers and service managers: 200 when the store reads
+/// and takes writes, 503 with the reason otherwise. Public, like `/config`.
 async fn healthz(State(hub): State<Arc<Hub>>) -> Response {
     let stats = tokio::task::block_in_place(|| hub.store_stats());
+    let writable = writable(&hub).await;
+    let mut body = serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": hub.started.elapsed().as_secs(),
+        "hub": hub.replica.origin().to_hex_string(),
+        "writable": writable.is_ok(),
+        "connections": hub.metrics.connections.load(std::sync::atomic::Ordering::Relaxed),
+    });
+    let mut problems = Vec::new();
     match stats {
-        Ok(stats) => axum::Json(serde_json::json!({
-            "status": "ok",
-            "hub": hub.replica.origin().to_hex_string(),
-            "head": stats.head,
-            "pending_changes": stats.pending.count,
-            "unreadable": stats.unreadable,
-            "connections": hub.metrics.connections.load(std::sync::atomic::Ordering::Relaxed),
-        }))
-        .into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store error: {e}")).into_response(),
+        Ok(stats) => {
+            body["head"] = stats.head.into();
+            body["pending_changes"] = stats.pending.count.into();
+            body["unreadable"] = stats.unreadable.into();
+        }
+        Err(e) => problems.push(format!("the store cannot be read: {e}")),
     }
+    if let Err(e) = writable {
+        problems.push(format!("the store does not take writes: {e}"));
+    }
+    if problems.is_empty() {
+        return axum::Json(body).into_response();
+    }
+    tracing::error!(problems = ?problems, "health check failed");
+    body["status"] = "unavailable".into();
+    body["problems"] = problems.into();
+    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
 }
 
 /// What a browser needs to sign in: public, like `/healthz`.
@@ -296,7 +335,13 @@ async fn config(State(hub): State<Arc<Hub>>) -> Response {
 async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
     let stats = tokio::task::block_in_place(|| hub.store_stats()).unwrap_or_default();
     let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], hub.metrics.render(&stats, now_ms)).into_response()
+    let fanout = crate::metrics::FanOut {
+        subscribers: hub.live.receiver_count() as u64,
+        deepest: hub.live.len() as u64,
+        capacity: hub.queue as u64,
+    };
+    let text = hub.metrics.render(&stats, fanout, hub.started.elapsed(), now_ms);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// Listens on `addr` with room for a reconnect storm: every device of an

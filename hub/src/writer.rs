@@ -74,6 +74,7 @@ enum Job {
 /// The handle connections and requests use to reach the writer thread.
 pub struct Writer {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    metrics: Arc<Metrics>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -86,15 +87,20 @@ impl Writer {
         max_pending: u64,
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new().name("hephd-writer".into()).spawn(move || {
-            Group { replica, live, metrics, max_pending }.run(rx);
-        })?;
-        Ok(Self { jobs: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) })
+        let group = Group { replica, live, metrics: metrics.clone(), max_pending };
+        let thread = std::thread::Builder::new().name("hephd-writer".into()).spawn(move || group.run(rx))?;
+        Ok(Self { jobs: Mutex::new(Some(tx)), metrics, thread: Mutex::new(Some(thread)) })
     }
 
     fn send(&self, job: Job) -> bool {
         let jobs = self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        jobs.as_ref().is_some_and(|tx| tx.send(job).is_ok())
+        // Counted before it is sent, so the writer's decrement never comes first.
+        self.metrics.writer_queue.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sent = jobs.as_ref().is_some_and(|tx| tx.send(job).is_ok());
+        if !sent {
+            self.metrics.writer_queue.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        sent
     }
 
     /// Commits a push (with whatever else is waiting); resolves once it is
@@ -147,6 +153,7 @@ struct Group {
 
 impl Group {
     fn run(self, rx: mpsc::Receiver<Job>) {
+        let rx = Taken { rx, metrics: &self.metrics };
         let mut held: Option<Job> = None;
         // The store may hold documents whose indexes are behind (from
         // before a restart too): brought up to date once nothing has come
@@ -257,6 +264,34 @@ fn trim() {
     // pointers and is safe to call at any time.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// The job queue's receiving end, counting each job it hands out off
+/// [`Metrics::writer_queue`].
+struct Taken<'a> {
+    rx: mpsc::Receiver<Job>,
+    metrics: &'a Metrics,
+}
+
+impl Taken<'_> {
+    fn taken<E>(&self, job: Result<Job, E>) -> Result<Job, E> {
+        if job.is_ok() {
+            self.metrics.writer_queue.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        job
+    }
+
+    fn recv(&self) -> Result<Job, mpsc::RecvError> {
+        self.taken(self.rx.recv())
+    }
+
+    fn recv_timeout(&self, timeout: Duration) -> Result<Job, mpsc::RecvTimeoutError> {
+        self.taken(self.rx.recv_timeout(timeout))
+    }
+
+    fn try_recv(&self) -> Result<Job, mpsc::TryRecvError> {
+        self.taken(self.rx.try_recv())
     }
 }
 

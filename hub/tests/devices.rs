@@ -186,3 +186,65 @@ fn the_client_mode_proxies_the_api_to_the_hub() {
     let err = a.run(&["show", "ffffffffff"]);
     assert!(String::from_utf8_lossy(&err.stderr).contains("no node matches"));
 }
+
+/// The value of one series in a Prometheus text exposition (a name with
+/// its labels, exactly as written).
+fn series(body: &str, name: &str) -> f64 {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name).filter(|rest| rest.starts_with(' ')).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no series {name} in:\n{body}"))
+}
+
+#[test]
+fn health_metrics_and_json_logs_report_what_an_operator_watches() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start_with(dir.path(), common::free_port(), &["--log-format", "json"]);
+    let [a, b] = devices(dir.path(), &hub, ["a", "b"]);
+
+    // /healthz: the store takes writes; the version and age of the process.
+    let health = hub.health();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["writable"], true, "{health}");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    assert!(health["uptime_seconds"].is_u64(), "{health}");
+
+    // Traffic: A's pushes are committed and fanned out to B.
+    for i in 0..5 {
+        a.ok(&["add", "Metered", &i.to_string()]);
+    }
+    eventually(10, "B to receive A's tasks", || b.titles(&["Metered"]).len() == 5);
+    let (status, body) = http(hub.port, "GET", "/metrics", "").expect("hub answers");
+    assert_eq!(status, 200);
+    let commits = series(&body, "heph_hub_commits_total");
+    assert!(commits >= 5.0, "{commits} commits");
+    // Every commit is in the latency histogram, whose buckets only grow.
+    assert_eq!(series(&body, "heph_hub_commit_latency_seconds_count"), commits);
+    assert_eq!(series(&body, "heph_hub_commit_latency_seconds_bucket{le=\"+Inf\"}"), commits);
+    let buckets: Vec<f64> = body
+        .lines()
+        .filter(|l| l.starts_with("heph_hub_commit_latency_seconds_bucket"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(buckets.len() > 5 && buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    assert!(series(&body, "heph_hub_commit_latency_seconds_sum") > 0.0);
+    // Both devices subscribe to the live fan-out; nothing waits now.
+    assert_eq!(series(&body, "heph_hub_fanout_subscribers"), 2.0);
+    assert_eq!(series(&body, "heph_hub_fanout_queue_depth_max"), 0.0);
+    assert_eq!(series(&body, "heph_hub_fanout_queue_capacity"), 1024.0);
+    assert_eq!(series(&body, "heph_hub_writer_queue"), 0.0);
+    assert_eq!(series(&body, "heph_hub_connections"), 2.0);
+    assert!(series(&body, "heph_hub_frames_received_total") >= 5.0);
+    assert!(series(&body, "heph_hub_frames_sent_total") >= 10.0);
+    assert_eq!(series(&body, "heph_hub_pending_changes"), 0.0);
+    assert!(series(&body, "heph_hub_live_deliveries_total") >= 5.0);
+
+    // --log-format json: every line the hub logged is one JSON object.
+    let log = std::fs::read_to_string(hub.db.with_extension("log")).unwrap();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{line}");
+    }
+}

@@ -375,15 +375,16 @@ fn note_id(i: usize) -> String {
 }
 
 fn note_body(i: usize) -> String {
-    format!("Note {i}\n{}", prose(i as u64 + 1, 50 * 1024))
+    format!("Note {i}\n{}", prose(i as u64 + 1, 16 * 1024))
 }
 
-/// Someone moves 2,000 long notes (about 100 MB) into heph on their laptop.
+/// Someone moves 2,000 long notes (16 KB each, about 32 MB: four frames'
+/// worth at every step) into heph on their laptop.
 /// The laptop pushes them all; their phone, which was offline meanwhile,
 /// catches up; a new tablet is set up from scratch. Every note arrives
 /// whole, and nothing is left waiting anywhere.
 #[test]
-fn two_thousand_notes_of_fifty_kilobytes_push_catch_up_and_bootstrap() {
+fn two_thousand_notes_of_sixteen_kilobytes_push_catch_up_and_bootstrap() {
     const NOTES: usize = 2000;
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::start(dir.path());
@@ -449,7 +450,7 @@ fn two_thousand_notes_of_fifty_kilobytes_push_catch_up_and_bootstrap() {
             assert_eq!(shown["title"], format!("Imported note {i}"), "{}", d.name);
             assert!(shown["body"].as_str().unwrap() == note_body(i), "{}: note {i}'s body differs", d.name);
         }
-        // (`ls` rather than an export: exporting 100 MB is not what is tested here.)
+        // (`ls` rather than an export: exporting 32 MB is not what is tested here.)
         assert_eq!(d.titles(&["kind:note", "Before", "import"]), ["Before the import"], "{}", d.name);
         d.wait_settled(&hub, 300);
         assert!(d.status().get("oldest_pending").is_none_or(Value::is_null), "{}", d.name);

@@ -22,7 +22,13 @@ fn browser_app_end_to_end() {
         "the npm packages are missing: run `npm ci` in web/ and in hub/tests/oidc/ (.ci/test does this)"
     );
     let status = Command::new("node")
-        .args(["--test", "--test-concurrency=1", "--test-reporter=spec", "test/e2e/app.test.mjs"])
+        .args([
+            "--test",
+            "--test-concurrency=1",
+            "--test-timeout=300000",
+            "--test-reporter=spec",
+            "test/e2e/app.test.mjs",
+        ])
         .current_dir(&web)
         .env("HEPHD", common::hephd())
         .env("HEPH", common::heph())

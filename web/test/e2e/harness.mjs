@@ -67,6 +67,14 @@ function track(child) {
   return child;
 }
 
+/** Stops a child with SIGTERM and waits for it; at once if it already exited. */
+async function stopped(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await gone;
+}
+
 /** The OpenID provider, with the browser client allowed to return to `redirects`. */
 export async function provider(redirects, env = {}) {
   const child = track(
@@ -100,11 +108,7 @@ export async function hub(dir, port, { issuer, args = [] } = {}) {
   const h = { db, port, url: `http://127.0.0.1:${port}`, child: start() };
   const up = () => eventually("the hub's /healthz", async () => (await fetch(`${h.url}/healthz`)).ok);
   await up();
-  h.stop = async () => {
-    const gone = new Promise((r) => h.child.once("exit", r));
-    h.child.kill("SIGTERM");
-    await gone;
-  };
+  h.stop = () => stopped(h.child);
   h.start = async () => {
     h.child = start();
     await up();
@@ -147,11 +151,7 @@ export async function device(dir, name, hubUrl, { token, issuer } = {}) {
     child,
     heph: (...args) => execFileSync(HEPH, args, { env }).toString(),
     json: (...args) => JSON.parse(execFileSync(HEPH, ["--json", ...args], { env }).toString()),
-    stop: async () => {
-      const gone = new Promise((r) => child.once("exit", r));
-      child.kill("SIGTERM");
-      await gone;
-    },
+    stop: () => stopped(child),
   };
   await eventually(`${name}'s daemon`, () => {
     const st = d.json("sync", "--status");

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::api::Api;
 use crate::output::{ListItem, NodeRef, Shown};
-use crate::{Cli, Command, ConflictAction, Format, ImportFormat, editor, render, store};
+use crate::{Cli, Command, ConflictAction, Format, ImportFormat, editor, render};
 
 /// What every command needs.
 struct Ctx {
@@ -24,20 +24,12 @@ struct Ctx {
 impl Ctx {
     /// The daemon for this store if one runs, else the store itself.
     fn open(&self) -> Result<Api> {
-        let socket = store::socket(self.db.as_deref())?;
-        if let Some(api) = Api::daemon(&socket) {
-            return Ok(api);
-        }
-        Ok(Api::Local(store::open(self.db.as_deref())?))
+        Api::open(self.db.as_deref(), false)
     }
 
     /// Like [`Self::open`], for commands that only read.
     fn open_read(&self) -> Result<Api> {
-        let socket = store::socket(self.db.as_deref())?;
-        if let Some(api) = Api::daemon(&socket) {
-            return Ok(api);
-        }
-        Ok(Api::Local(store::open_read(self.db.as_deref())?))
+        Api::open(self.db.as_deref(), true)
     }
 }
 

@@ -222,6 +222,151 @@ fn launchd_plist_is_a_valid_property_list() {
     }
 }
 
+const HARDENING: &[&str] = &[
+    "User=heph",
+    "Group=heph",
+    "StateDirectory=heph",
+    "ProtectSystem=strict",
+    "ProtectHome=yes",
+    "PrivateTmp=yes",
+    "PrivateDevices=yes",
+    "NoNewPrivileges=yes",
+    "ProtectKernelTunables=yes",
+    "ProtectKernelModules=yes",
+    "ProtectKernelLogs=yes",
+    "ProtectControlGroups=yes",
+    "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+    "RestrictNamespaces=yes",
+    "LockPersonality=yes",
+    "MemoryDenyWriteExecute=yes",
+    "SystemCallFilter=@system-service",
+    "\nCapabilityBoundingSet=\n",
+    "ReadWritePaths=/var/lib/heph\n",
+    "WantedBy=multi-user.target",
+];
+
+fn hub_unit(extra: &[&str]) -> String {
+    let out = Command::new(hephd())
+        .args(["install-service", "--print"])
+        .args(extra)
+        .env_remove("HEPH_DB")
+        .env_remove("HEPH_SYSTEMD_DIR")
+        .output()
+        .unwrap();
+    ok(out, "hephd install-service --print")
+}
+
+#[test]
+fn hub_system_unit_is_hardened_and_carries_the_server_flags() {
+    let unit = hub_unit(&[
+        "--http-addr",
+        "0.0.0.0:8787",
+        "--oidc-issuer",
+        "https://id.example",
+        "--oidc-audience",
+        "heph",
+        "--oidc-client-id",
+        "web",
+        "--cors-origin",
+        "https://app.example",
+        "--web-root",
+        "/srv/heph-web",
+    ]);
+    for directive in HARDENING {
+        assert!(unit.contains(directive), "{directive:?} missing from\n{unit}");
+    }
+    let env = environment(&unit);
+    for (k, v) in [
+        ("HEPH_MODE", "server"),
+        ("HEPH_DB", "/var/lib/heph/hub.db"),
+        ("HEPH_HTTP_ADDR", "0.0.0.0:8787"),
+        ("HEPH_OIDC_ISSUER", "https://id.example"),
+        ("HEPH_OIDC_AUDIENCE", "heph"),
+        ("HEPH_OIDC_CLIENT_ID", "web"),
+        ("HEPH_CORS_ORIGIN", "https://app.example"),
+        ("HEPH_WEB_ROOT", "/srv/heph-web"),
+    ] {
+        assert_eq!(env_of(&env, k), Some(v), "{k} in\n{unit}");
+    }
+    let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap();
+    assert_eq!(Path::new(exec), std::fs::canonicalize(hephd()).unwrap());
+
+    // hephd's own checks apply before anything is written.
+    let out =
+        Command::new(hephd()).args(["install-service", "--print", "--http-addr", "0.0.0.0:8787"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without authentication"), "{out:?}");
+    // A store elsewhere is made writable instead.
+    let unit = hub_unit(&["--db", "/srv/heph/hub.db"]);
+    assert!(unit.contains("ReadWritePaths=/srv/heph\n"), "{unit}");
+}
+
+#[test]
+fn hub_install_writes_the_unit_and_keeps_its_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(hephd())
+            .args(["install-service", "--unit-dir", dir.path().to_str().unwrap()])
+            .args(args)
+            .env_remove("HEPH_DB")
+            .output()
+            .unwrap()
+    };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        let out = run(&["--no-start"]);
+        assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("needs root"), "{out:?}");
+        return;
+    }
+    if Path::new("/run/systemd/system").exists() {
+        // A live systemd would enable a unit outside its search path, for real.
+        eprintln!("systemd runs here: not installing a test unit system-wide (the --print test covers the content)");
+        return;
+    }
+    // An account that exists, so no account is created on this machine.
+    let first =
+        run(&["--user", "nobody", "--no-start", "--oidc-issuer", "https://id.example", "--oidc-audience", "heph"]);
+    let said = ok(first, "install-service");
+    assert!(said.contains("not enabled") || said.contains("Enabled"), "{said}");
+    let file = dir.path().join("hephd.service");
+    let env = environment(&std::fs::read_to_string(&file).unwrap());
+    assert_eq!(env_of(&env, "HEPH_OIDC_ISSUER"), Some("https://id.example"));
+    ok(run(&["--user", "nobody", "--no-start", "--http-addr", "127.0.0.1:9000"]), "install-service again");
+    let unit = std::fs::read_to_string(&file).unwrap();
+    let env = environment(&unit);
+    assert_eq!(env_of(&env, "HEPH_OIDC_ISSUER"), Some("https://id.example"), "kept:\n{unit}");
+    assert_eq!(env_of(&env, "HEPH_OIDC_AUDIENCE"), Some("heph"));
+    assert_eq!(env_of(&env, "HEPH_HTTP_ADDR"), Some("127.0.0.1:9000"));
+    assert!(unit.contains("User=nobody"));
+}
+
+#[test]
+fn systemd_analyze_verifies_the_units() {
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("no systemd-analyze here: skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    ok(
+        heph_in(dir.path())
+            .args(["--db", "heph.db", "daemon", "install", "--no-start", "--hub-url", "wss://hub.example"])
+            .output()
+            .unwrap(),
+        "install",
+    );
+    let hub = dir.path().join("hub").join("hephd.service");
+    std::fs::create_dir_all(hub.parent().unwrap()).unwrap();
+    std::fs::write(&hub, hub_unit(&["--oidc-issuer", "https://id.example", "--oidc-audience", "heph"])).unwrap();
+    for unit in [user_unit(dir.path()), hub] {
+        // Offline verification of the file itself (the user manager's own
+        // check needs a running user session).
+        let out = Command::new("systemd-analyze").arg("verify").arg(&unit).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let about: Vec<&str> = stderr.lines().filter(|l| l.contains("hephd.service")).collect();
+        assert!(out.status.success() && about.is_empty(), "systemd-analyze verify {}: {stderr}", unit.display());
+    }
+}
+
 #[test]
 fn the_unit_starts_under_systemd_run_user() {
     if let Err(why) = user_manager() {

@@ -9,22 +9,20 @@
 //! launchctl.
 
 mod manager;
+mod status;
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use chrono::Local;
 use clap::{Args, Subcommand, ValueEnum};
-use heph_engine::sync::SyncHealth;
 use heph_hub::service::{self, Settings};
 use serde::Serialize;
 
-use crate::api::Api;
 use crate::store;
 pub use manager::Manager;
-use manager::{Outcome, UnitState, check, write_file};
+use manager::{Outcome, check, write_file};
 
 /// Managing hephd as a service of this user.
 #[derive(Subcommand, Debug)]
@@ -119,7 +117,7 @@ pub fn run(action: DaemonAction, db: Option<&Path>, json: bool) -> Result<()> {
         DaemonAction::Start => control(json, "start"),
         DaemonAction::Stop => control(json, "stop"),
         DaemonAction::Restart => control(json, "restart"),
-        DaemonAction::Status => status(db, json),
+        DaemonAction::Status => status::run(db, json),
         DaemonAction::Uninstall { yes } => uninstall(yes, json),
     }
 }
@@ -293,115 +291,6 @@ fn control(json: bool, verb: &str) -> Result<()> {
     } else {
         println!("{past} {}.", manager.unit());
     }
-    Ok(())
-}
-
-#[derive(Serialize)]
-struct Status {
-    manager: Manager,
-    unit: &'static str,
-    file: PathBuf,
-    installed: bool,
-    settings: serde_json::Value,
-    /// The unit's state, when the manager could say.
-    state: Option<UnitState>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    manager_error: Option<String>,
-    /// The socket the daemon serves heph on.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    socket: Option<PathBuf>,
-    /// The daemon's sync health, when it answers.
-    daemon: Option<SyncHealth>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    daemon_error: Option<String>,
-}
-
-fn status(db: Option<&Path>, json: bool) -> Result<()> {
-    let manager = Manager::native();
-    let (file, settings) = installed(manager)?;
-    let installed = settings.is_some();
-    let settings = settings.unwrap_or_default();
-    let (state, manager_error) = if installed {
-        match manager.state() {
-            Ok(s) => (Some(s), None),
-            Err(why) => (None, Some(why)),
-        }
-    } else {
-        (None, None)
-    };
-    let server = settings.get("HEPH_MODE") == Some("server");
-    // The socket of the installed service's store, else of heph's.
-    let socket = if server {
-        None
-    } else if let Some(s) = settings.get("HEPH_SOCKET") {
-        Some(PathBuf::from(s))
-    } else if let Some(d) = settings.get("HEPH_DB") {
-        Some(store::socket(Some(Path::new(d)))?)
-    } else {
-        Some(store::socket(db)?)
-    };
-    let (daemon, daemon_error) = match socket.as_deref().map(|s| (s, Api::daemon(s))) {
-        None => (None, None),
-        Some((s, None)) => (None, Some(format!("no daemon answers on {}", s.display()))),
-        Some((_, Some(mut api))) => match api.sync_status() {
-            Ok(h) => (Some(h), None),
-            Err(e) => (None, Some(format!("{e:#}"))),
-        },
-    };
-    let report = Status {
-        manager,
-        unit: manager.unit(),
-        file,
-        installed,
-        settings: settings.to_json(),
-        state,
-        manager_error,
-        socket,
-        daemon,
-        daemon_error,
-    };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
-    }
-    let mut out = std::io::stdout().lock();
-    if report.installed {
-        writeln!(out, "Service:        {} ({})", report.unit, report.file.display())?;
-        let flags = settings.as_flags().iter().map(|w| service::sh_quote(w)).collect::<Vec<_>>().join(" ");
-        writeln!(out, "Runs:           hephd {flags}")?;
-    } else {
-        writeln!(
-            out,
-            "Service:        not installed ({} does not exist; heph daemon install --hub-url URL writes it)",
-            report.file.display()
-        )?;
-    }
-    match (&report.state, &report.manager_error) {
-        (Some(s), _) => {
-            let mut line = s.active.clone();
-            if let Some(sub) = &s.sub {
-                line.push_str(&format!(" ({sub})"));
-            }
-            if let Some(pid) = s.pid {
-                line.push_str(&format!(", pid {pid}"));
-            }
-            if let Some(enabled) = &s.enabled {
-                line.push_str(&format!(", {enabled}"));
-            }
-            writeln!(out, "Unit state:     {line}")?;
-        }
-        (None, Some(why)) => writeln!(out, "Unit state:     unknown: the service manager cannot be reached ({why})")?,
-        (None, None) => {}
-    }
-    if server {
-        let addr = settings.get("HEPH_HTTP_ADDR").unwrap_or("127.0.0.1:8787");
-        writeln!(out, "Hub health:     http://{addr}/healthz")?;
-    } else if let Some(health) = &report.daemon {
-        crate::commands::write_health(&mut out, health, Local::now().fixed_offset())?;
-    } else if let Some(why) = &report.daemon_error {
-        writeln!(out, "Daemon:         not answering: {why}")?;
-    }
-    out.flush()?;
     Ok(())
 }
 

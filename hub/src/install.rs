@@ -59,6 +59,12 @@ pub struct InstallService {
 
 /// Runs `hephd install-service`.
 pub fn run(cfg: &Config, args: &InstallService) -> Result<()> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if !args.print && unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "installing a system service needs root: run `sudo hephd install-service …`, or pass --print to see the unit"
+        );
+    }
     let file = args.unit_dir.join(UNIT_NAME);
     let mut settings = match std::fs::read_to_string(&file) {
         Ok(text) if !args.fresh => service::parse_unit(&text),
@@ -104,12 +110,6 @@ pub fn run(cfg: &Config, args: &InstallService) -> Result<()> {
              copy hephd to /usr/local/bin (install -m 0755 hephd /usr/local/bin/) and keep the store and web root \
              elsewhere, e.g. under {STATE_DIR}",
             p.display()
-        );
-    }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        bail!(
-            "installing a system service needs root: run `sudo hephd install-service …`, or pass --print to see the unit"
         );
     }
     ensure_user(&args.user)?;

@@ -318,6 +318,19 @@ fn hub_install_writes_the_unit_and_keeps_its_flags() {
         assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("needs root"), "{out:?}");
         return;
     }
+    // Root is needed; as an ordinary user (setpriv drops to nobody) it says so and writes nothing.
+    if let Ok(out) = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(hephd())
+        .args(["install-service", "--unit-dir", dir.path().to_str().unwrap(), "--no-start"])
+        .env_remove("HEPH_DB")
+        .output()
+    {
+        assert!(!out.status.success(), "installed as nobody: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("needs root") && stderr.contains("--print"), "{stderr}");
+        assert!(!dir.path().join("hephd.service").exists());
+    }
     if Path::new("/run/systemd/system").exists() {
         // A live systemd would enable a unit outside its search path, for real.
         eprintln!("systemd runs here: not installing a test unit system-wide (the --print test covers the content)");

@@ -52,7 +52,8 @@ pub fn user_unit(exec: &Path, settings: &Settings) -> Result<String, ServiceErro
 ///
 /// hephd needs no capability (it listens on an unprivileged port, behind a
 /// TLS proxy), executes no generated code (no JIT, no wasm), so
-/// `MemoryDenyWriteExecute` holds, and uses only `@system-service` calls.
+/// `MemoryDenyWriteExecute` holds, and uses only `@system-service` calls
+/// (`hub/tests/syscalls.rs` checks both on a hub under strace).
 pub fn system_unit(unit: &SystemUnit<'_>) -> Result<String, ServiceError> {
     unit.settings.check()?;
     let mut text = String::new();

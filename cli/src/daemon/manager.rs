@@ -12,7 +12,7 @@ use heph_hub::service::{self, LAUNCHD_LABEL, Settings, UNIT_NAME};
 use serde::Serialize;
 
 /// A service manager.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Manager {
     /// A systemd user unit (Linux): $XDG_CONFIG_HOME/systemd/user/hephd.service.
@@ -32,7 +32,7 @@ pub enum Outcome {
 }
 
 /// How the service stands, as the manager sees it.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct UnitState {
     /// active, inactive, failed, activating… (launchd: running, not running, not loaded).
     pub active: String,

@@ -23,6 +23,8 @@ use serde::Serialize;
 use crate::store;
 pub use manager::Manager;
 use manager::{Outcome, check, write_file};
+#[cfg(test)]
+pub use status::Status;
 
 /// Managing hephd as a service of this user.
 #[derive(Subcommand, Debug)]

@@ -15,22 +15,30 @@ use super::manager::{Manager, UnitState};
 use crate::api::Api;
 use crate::store;
 
-#[derive(Serialize)]
-struct Status {
+/// `heph daemon status --json`: the service and its daemon.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Status {
+    /// The service manager: systemd (a user unit) or launchd (an agent).
     manager: Manager,
+    /// The service's name for its manager.
     unit: &'static str,
+    /// The service file.
     file: PathBuf,
+    /// Whether the service file exists.
     installed: bool,
+    /// hephd's environment as the service file carries it (HEPH_* name to value).
     settings: serde_json::Value,
     /// The unit's state, when the manager could say.
     state: Option<UnitState>,
+    /// Why the manager could not say (e.g. no systemd user session).
     #[serde(skip_serializing_if = "Option::is_none")]
     manager_error: Option<String>,
-    /// The socket the daemon serves heph on.
+    /// The socket the daemon serves heph on (none for a hub).
     #[serde(skip_serializing_if = "Option::is_none")]
     socket: Option<PathBuf>,
     /// The daemon's sync health, when it answers.
     daemon: Option<SyncHealth>,
+    /// Why the daemon did not answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     daemon_error: Option<String>,
 }

@@ -69,7 +69,7 @@ fn user_unit_carries_every_flag_and_keeps_them_when_regenerated() {
     let out = heph_in(dir.path())
         .args(["--db", "store/heph.db", "daemon", "install", "--mode", "local", "--hub-url", "wss://hub.example"])
         .args(["--oidc-issuer", "https://id.example", "--oidc-audience", "heph", "--oidc-client-id", "cli"])
-        .args(["--http-addr", "127.0.0.1:9999", "--web-root", "web"])
+        .args(["--http-addr", "127.0.0.1:9999", "--web-root", "./web"])
         .args(["--cors-origin", "https://a.example", "--cors-origin", "https://b.example:8443"])
         .output()
         .unwrap();

@@ -177,12 +177,22 @@ pub fn sh_quote(word: &str) -> String {
 }
 
 /// `path` made absolute against the current directory (a service does not
-/// run where it was installed from). The file need not exist.
+/// run where it was installed from), without `.` and `..` components. The
+/// file need not exist.
 pub fn absolute(path: &Path) -> std::io::Result<PathBuf> {
-    if path.is_absolute() {
-        return Ok(path.to_path_buf());
+    use std::path::Component;
+    let joined = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) };
+    let mut clean = PathBuf::new();
+    for part in joined.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                clean.pop();
+            }
+            other => clean.push(other),
+        }
     }
-    Ok(std::env::current_dir()?.join(path))
+    Ok(clean)
 }
 
 /// The `hephd` binary a service should run: `given`, else the one beside
@@ -245,6 +255,13 @@ mod tests {
         assert_eq!(sh_quote("/usr/bin/hephd"), "/usr/bin/hephd");
         s.set("HEPH_DB", "/a b/c");
         assert!(s.command_line(Path::new("/x/hephd")).contains("HEPH_DB='/a b/c'"));
+    }
+
+    #[test]
+    fn absolute_paths_are_clean() {
+        assert_eq!(absolute(Path::new("/a/./b/../c.db")).unwrap(), Path::new("/a/c.db"));
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(absolute(Path::new("./s/heph.db")).unwrap(), here.join("s/heph.db"));
     }
 
     #[test]

@@ -5,20 +5,24 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, NaiveDate, Utc};
 use heph_engine::rpc::{Request, Response};
 use heph_engine::sync::SyncHealth;
-use heph_engine::{Conflict, Edit, Filter, HistoryEntry, ImportReport, Node, NodeId, NodeSummary, Replica};
+use heph_engine::{Conflict, Edit, Filter, HistoryEntry, ImportReport, Node, NodeId, NodeSummary, OpenError, Replica};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+use crate::store;
 
 /// How long a call to the daemon may take before `heph` gives up on it.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// The same for a whole-store export or import.
 const BULK_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// How long to wait for another process to finish with the store.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// A replica, local or behind a daemon.
 pub enum Api {
@@ -29,6 +33,35 @@ pub enum Api {
 }
 
 impl Api {
+    /// The daemon for the store at `db` if one runs, else the store itself
+    /// (read-only when `read_only` and the store allows it).
+    ///
+    /// While another process holds the store this keeps looking for the
+    /// daemon's socket as well as waiting for the store: the holder may be
+    /// a daemon that has just started (it listens before it takes the
+    /// store, but this command may have looked for its socket a moment
+    /// before), or another `heph` command that finishes soon.
+    pub fn open(db: Option<&Path>, read_only: bool) -> Result<Self> {
+        let socket = store::socket(db)?;
+        let path = store::path(db)?;
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            if let Some(api) = Self::daemon(&socket) {
+                return Ok(api);
+            }
+            let opened = if read_only { store::try_open_read(&path) } else { store::try_open(&path) };
+            match opened {
+                Ok(r) => return Ok(Self::Local(r)),
+                Err(OpenError::Locked { .. }) if started.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Connects to a daemon at `socket`, if one answers there.
     pub fn daemon(socket: &Path) -> Option<Self> {
         let stream = UnixStream::connect(socket).ok()?;

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::api::Api;
 use crate::output::{ListItem, NodeRef, Shown};
-use crate::{Cli, Command, ConflictAction, Format, ImportFormat, editor, render, store};
+use crate::{Cli, Command, ConflictAction, Format, ImportFormat, editor, render};
 
 /// What every command needs.
 struct Ctx {
@@ -24,20 +24,12 @@ struct Ctx {
 impl Ctx {
     /// The daemon for this store if one runs, else the store itself.
     fn open(&self) -> Result<Api> {
-        let socket = store::socket(self.db.as_deref())?;
-        if let Some(api) = Api::daemon(&socket) {
-            return Ok(api);
-        }
-        Ok(Api::Local(store::open(self.db.as_deref())?))
+        Api::open(self.db.as_deref(), false)
     }
 
     /// Like [`Self::open`], for commands that only read.
     fn open_read(&self) -> Result<Api> {
-        let socket = store::socket(self.db.as_deref())?;
-        if let Some(api) = Api::daemon(&socket) {
-            return Ok(api);
-        }
-        Ok(Api::Local(store::open_read(self.db.as_deref())?))
+        Api::open(self.db.as_deref(), true)
     }
 }
 
@@ -103,7 +95,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Import { file, format } => import(&ctx, file.as_deref(), format),
         Command::Sync { status } => sync(&ctx, status),
         Command::Unreadable => unreadable(&ctx),
-        Command::Completions { .. } | Command::Auth { .. } => Ok(()),
+        Command::Completions { .. } | Command::Auth { .. } | Command::Daemon { .. } => Ok(()),
     }
 }
 
@@ -502,9 +494,20 @@ fn sync(ctx: &Ctx, status_only: bool) -> Result<()> {
     if ctx.json {
         return print_json(&health);
     }
-    let when =
-        |t: Option<DateTime<Utc>>| t.map_or_else(|| "never".to_string(), |t| heph_engine::when::display(t, ctx.local));
     let mut out = stdout();
+    write_health(&mut out, &health, ctx.local)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Sync health as `heph sync --status` shows it.
+pub fn write_health(
+    out: &mut impl Write,
+    health: &heph_engine::sync::SyncHealth,
+    local: DateTime<FixedOffset>,
+) -> Result<()> {
+    let when =
+        |t: Option<DateTime<Utc>>| t.map_or_else(|| "never".to_string(), |t| heph_engine::when::display(t, local));
     if health.daemon {
         writeln!(out, "Hub:            {}", health.hub_url.as_deref().unwrap_or("?"))?;
         let state = if health.connected {
@@ -540,6 +543,5 @@ fn sync(ctx: &Ctx, status_only: bool) -> Result<()> {
     if health.unreadable > 0 {
         writeln!(out, "Unreadable:     {} documents (`heph unreadable` lists them)", health.unreadable)?;
     }
-    out.flush()?;
     Ok(())
 }

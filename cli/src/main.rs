@@ -3,6 +3,7 @@
 mod api;
 mod auth;
 mod commands;
+mod daemon;
 mod editor;
 mod output;
 mod render;
@@ -218,6 +219,12 @@ pub enum Command {
         #[command(subcommand)]
         action: AuthAction,
     },
+    /// Run hephd as a service of this user (systemd, launchd): install, start, stop, restart, status, uninstall.
+    Daemon {
+        /// What to do.
+        #[command(subcommand)]
+        action: daemon::DaemonAction,
+    },
     /// Print a shell completion script: heph completions bash > /etc/bash_completion.d/heph
     Completions {
         /// The shell.
@@ -308,6 +315,7 @@ fn main() -> ExitCode {
     }
     let outcome = match cli.command {
         Command::Auth { action } => auth::run(action, cli.json),
+        Command::Daemon { action } => daemon::run(action, cli.db.as_deref(), cli.json),
         _ => commands::run(cli),
     };
     match outcome {

@@ -149,6 +149,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("cli/conflicts.schema.json", schemars::schema_for!(Conflicts)),
         ("cli/import.schema.json", schemars::schema_for!(Imported)),
         ("cli/sync-status.schema.json", schemars::schema_for!(heph_engine::sync::SyncHealth)),
+        ("cli/daemon-status.schema.json", schemars::schema_for!(crate::daemon::Status)),
         ("wire/client-frame.schema.json", schemars::schema_for!(heph_engine::sync::frame::ClientFrame)),
         ("wire/hub-frame.schema.json", schemars::schema_for!(heph_engine::sync::frame::HubFrame)),
         ("rpc/request.schema.json", schemars::schema_for!(heph_engine::rpc::Envelope)),

@@ -55,6 +55,11 @@ const LONG_ABOUT: &str = "hephd is heph's daemon.
   hephd --mode client --hub-url http://127.0.0.1:8787 [--socket PATH]
       No local replica: `heph` commands go to the hub's /rpc.
 
+  sudo hephd install-service [--http-addr ADDR] [--oidc-issuer URL …]
+      Installs the hub as a systemd system service with its own account
+      and a hardened sandbox (--print shows the unit). A device's daemon
+      is installed by `heph daemon install`.
+
 Stop it with SIGTERM or Ctrl-C: connections are closed cleanly and every
 acknowledged write is already on disk.";
 
@@ -67,6 +72,18 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::token::TokenCommand,
     },
+    /// Install the hub as a system service: a hardened systemd unit run by its own account.
+    ///
+    /// sudo hephd install-service --http-addr 127.0.0.1:8787 --oidc-issuer URL --oidc-audience heph
+    ///
+    /// Writes /etc/systemd/system/hephd.service (--print shows it instead), creates the account
+    /// (--user, default heph), and enables and starts the unit. The store goes to
+    /// /var/lib/heph/hub.db unless --db says otherwise. The unit passes every setting as a
+    /// HEPH_* variable; installing again keeps those it carries unless given anew (an empty
+    /// value removes one, --fresh forgets them all). The sandbox leaves hephd the network and
+    /// its store only: no home directories, a read-only system, no privileges, so it listens on
+    /// a port above 1023, behind a TLS proxy such as Caddy.
+    InstallService(crate::install::InstallService),
 }
 
 /// hephd: heph's hub and device daemon.

@@ -67,9 +67,13 @@ pub async fn run(cfg: Config) -> Result<()> {
     let hub_url = cfg.hub_url()?.to_string();
     let (ws_url, _) = hub_endpoints(&hub_url)?;
     let path = cfg.db_path()?;
-    let replica = Replica::open(&path).with_context(|| format!("opening the replica {}", path.display()))?;
+    // The socket first, the store second: from the moment the store is
+    // ours, `heph` can no longer open it, so it must already find the
+    // socket. A command that connects before the store is open waits in
+    // the socket's backlog until the accept loop below starts.
     let socket_path = cfg.socket_path()?;
     let socket = unix::bind(&socket_path).await?;
+    let replica = open_replica(&path).await?;
     let (synced, _) = watch::channel(0);
     let daemon = Arc::new(Daemon {
         replica,
@@ -94,6 +98,35 @@ pub async fn run(cfg: Config) -> Result<()> {
     let _ = sync.await;
     tracing::info!("device daemon stopped");
     Ok(())
+}
+
+/// How long the daemon waits for a `heph` command that has the store open
+/// (one that started before the daemon's socket existed) to finish with it.
+const STORE_WAIT: Duration = Duration::from_secs(30);
+
+/// Opens the replica, waiting while another process (a `heph` command run
+/// by hand) holds it.
+async fn open_replica(path: &std::path::Path) -> Result<Replica> {
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(5);
+    let mut told = false;
+    loop {
+        let opened = {
+            let path = path.to_path_buf();
+            tokio::task::spawn_blocking(move || Replica::open(&path)).await.context("opening the replica")?
+        };
+        match opened {
+            Err(heph_engine::OpenError::Locked { .. }) if started.elapsed() < STORE_WAIT => {
+                if !told && started.elapsed() > Duration::from_secs(1) {
+                    tracing::info!(store = %path.display(), "waiting for another heph process to finish with the store");
+                    told = true;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            opened => return opened.with_context(|| format!("opening the replica {}", path.display())),
+        }
+    }
 }
 
 /// One request from `heph`.

@@ -13,6 +13,7 @@ mod auth;
 mod client;
 mod config;
 mod connection;
+mod install;
 mod local;
 mod metrics;
 mod rpc;
@@ -43,6 +44,15 @@ fn init_tracing(cfg: &Config) {
 fn main() -> ExitCode {
     let cfg = Config::parse();
     init_tracing(&cfg);
+    if let Some(Command::InstallService(args)) = &cfg.command {
+        return match install::run(&cfg, args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hephd: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Every connection is a file descriptor: allow as many as the system lets us.
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => tracing::debug!(limit = n, "open file limit"),

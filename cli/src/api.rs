@@ -260,6 +260,14 @@ impl Api {
         }
     }
 
+    /// Where the replica's content stands; cheap, for polling (`heph tui`).
+    pub fn version(&mut self) -> Result<heph_engine::Version> {
+        match self {
+            Self::Local(r) => Ok(r.version()?),
+            Self::Daemon(_) => self.call(&Request::Version),
+        }
+    }
+
     /// The daemon's sync health; without a daemon, what the store knows.
     pub fn sync_status(&mut self) -> Result<SyncHealth> {
         match self {

@@ -95,7 +95,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Import { file, format } => import(&ctx, file.as_deref(), format),
         Command::Sync { status } => sync(&ctx, status),
         Command::Unreadable => unreadable(&ctx),
-        Command::Completions { .. } | Command::Auth { .. } | Command::Daemon { .. } => Ok(()),
+        Command::Completions { .. } | Command::Auth { .. } | Command::Daemon { .. } | Command::Tui { .. } => Ok(()),
     }
 }
 

@@ -1,13 +1,12 @@
 //! `heph`: the command line of heph, a local-first task and knowledge system.
 
-mod api;
 mod auth;
 mod commands;
 mod daemon;
-mod editor;
 mod output;
 mod render;
-mod store;
+
+use heph_cli::{api, editor, store};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -225,6 +224,12 @@ pub enum Command {
         #[command(subcommand)]
         action: daemon::DaemonAction,
     },
+    /// A full-screen task list that follows changes live: heph tui +work (press ? for keys).
+    Tui {
+        /// Filter words, as for `heph ls`.
+        #[arg(allow_hyphen_values = true, value_name = "FILTER")]
+        filter: Vec<String>,
+    },
     /// Print a shell completion script: heph completions bash > /etc/bash_completion.d/heph
     Completions {
         /// The shell.
@@ -316,6 +321,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Auth { action } => auth::run(action, cli.json),
         Command::Daemon { action } => daemon::run(action, cli.db.as_deref(), cli.json),
+        Command::Tui { filter } => heph_cli::tui::run(cli.db.as_deref(), &filter),
         _ => commands::run(cli),
     };
     match outcome {

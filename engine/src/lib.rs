@@ -41,6 +41,6 @@ pub use id::{IdPrefix, MIN_PREFIX, NodeId};
 pub use node::{Annotation, Node, NodeKind, NodeSummary, Priority, Status};
 pub use parse::{ModError, Mods, parse_mods};
 pub use query::{Filter, FilterError, StatusFilter, urgency};
-pub use replica::{ImportReport, Replica};
+pub use replica::{ImportReport, Replica, Version};
 pub use store::{Applied, Cursors, LoggedChange, Store};
 pub use when::{WhenError, parse_day, parse_when};

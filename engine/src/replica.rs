@@ -33,6 +33,18 @@ pub struct ImportReport {
     pub unchanged: usize,
 }
 
+/// Where a replica's content stands, cheap to read: it changes whenever the
+/// content can have changed (a change logged, made here or received, or
+/// snapshots merged from the hub, which move the hub cursor). A viewer polls
+/// it and reads again only when it moves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct Version {
+    /// The highest seq of the local change log.
+    pub seq: u64,
+    /// The last hub seq stored here.
+    pub hub_cursor: u64,
+}
+
 impl Replica {
     /// Opens (or creates) the replica stored at `path`.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
@@ -428,6 +440,11 @@ impl Replica {
     /// The highest seq of the local change log.
     pub fn last_seq(&self) -> Result<u64, Error> {
         self.store.read(|r| r.last_seq())
+    }
+
+    /// Where the content stands (see [`Version`]): two small reads.
+    pub fn version(&self) -> Result<Version, Error> {
+        self.store.read(|r| Ok(Version { seq: r.last_seq()?, hub_cursor: r.cursors()?.hub_cursor }))
     }
 
     /// Up to `limit` log entries after `after`, oldest first.

@@ -134,6 +134,9 @@ pub enum Request {
     },
     /// Stored documents that do not read as nodes → `[Unreadable]`.
     Unreadable,
+    /// Where the content stands → `Version`; cheap, for clients that poll
+    /// for changes (`heph tui`).
+    Version,
 }
 
 /// Error codes: JSON-RPC's own, then heph's.
@@ -302,6 +305,7 @@ pub fn dispatch(replica: &Replica, request: Request) -> Result<Value, RpcError> 
             json(replica.import_records(records, |_, _| {})?)
         }
         Request::Unreadable => json(replica.unreadable()?),
+        Request::Version => json(replica.version()?),
     }
 }
 
@@ -340,5 +344,9 @@ mod tests {
         );
         assert_eq!(parse(br#"{"id":1,"method":"export"}"#).unwrap_err().error.unwrap().code, code::INVALID_REQUEST);
         assert!(parse(br#"{"jsonrpc":"2.0","id":1,"method":"conflicts"}"#).is_ok());
+        let env = parse(br#"{"jsonrpc":"2.0","id":1,"method":"version"}"#).unwrap();
+        let v: crate::Version = serde_json::from_value(dispatch(&r, env.request).unwrap()).unwrap();
+        assert_eq!(v.seq, r.last_seq().unwrap());
+        assert!(v.seq > 0, "the create above is logged");
     }
 }

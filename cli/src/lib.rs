@@ -1,0 +1,8 @@
+//! The parts of `heph` that other crates reach: the TUI (for its render
+//! benchmark), and what it shares with the command line (the daemon-or-store
+//! [`api`], finding the [`store`], and the [`editor`] flow).
+
+pub mod api;
+pub mod editor;
+pub mod store;
+pub mod tui;

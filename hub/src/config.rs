@@ -48,6 +48,8 @@ const LONG_ABOUT: &str = "hephd is heph's daemon.
       serves the heph API on a unix socket beside it (PATH.sock), and syncs
       in the background: local changes are pushed as they happen, changes
       from other devices arrive live. Reconnects with jittered backoff.
+      A wss:// or https:// hub's certificate is checked against Mozilla's
+      roots, and those in --ca-file PATH (a private CA such as Caddy's).
 
   hephd --mode client --hub-url http://127.0.0.1:8787 [--socket PATH]
       No local replica: `heph` commands go to the hub's /rpc.
@@ -125,6 +127,11 @@ pub struct Config {
     /// The append-only audit log (JSON lines) [default: the store path + ".audit.jsonl"].
     #[arg(long, env = "HEPH_AUDIT_LOG", value_name = "PATH", global = true)]
     pub audit_log: Option<PathBuf>,
+
+    /// Also trust the certificate authorities in this PEM file when reaching a wss:// hub or an
+    /// https:// identity provider (local, client), e.g. the root of Caddy's `tls internal`.
+    #[arg(long, env = "HEPH_CA_FILE", value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
 
     /// Serve without authentication on a non-loopback address (only behind something else that authenticates).
     #[arg(long, env = "HEPH_INSECURE_NO_AUTH", alias = "allow-open")]

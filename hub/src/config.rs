@@ -41,7 +41,8 @@ const LONG_ABOUT: &str = "hephd is heph's daemon.
       (one fsync per group); connections are capped (--max-connections),
       must say hello in time (--hello-timeout), are pinged
       (--ping-interval), and pushes are rate-limited per connection
-      (--push-rate).
+      (--push-rate). Behind a reverse proxy such as Caddy, --trusted-proxy
+      ADDR makes the audit log name clients by its X-Forwarded-For.
 
   hephd --mode local --hub-url ws://127.0.0.1:8787 [--db PATH]
       A device's daemon. Owns the replica (the same store `heph` uses),
@@ -127,6 +128,12 @@ pub struct Config {
     /// The append-only audit log (JSON lines) [default: the store path + ".audit.jsonl"].
     #[arg(long, env = "HEPH_AUDIT_LOG", value_name = "PATH", global = true)]
     pub audit_log: Option<PathBuf>,
+
+    /// A reverse proxy in front of the hub (repeatable; an IP address or a CIDR block, e.g. 127.0.0.1 or 10.0.0.0/8):
+    /// for requests from it, the audit log and the logs take the client's address from X-Forwarded-For
+    /// (the right-most address that is not itself a trusted proxy). From any other peer the header is ignored.
+    #[arg(long = "trusted-proxy", env = "HEPH_TRUSTED_PROXY", value_delimiter = ',', value_name = "ADDR")]
+    pub trusted_proxies: Vec<crate::forwarded::Cidr>,
 
     /// Also trust the certificate authorities in this PEM file when reaching a wss:// hub or an
     /// https:// identity provider (local, client), e.g. the root of Caddy's `tls internal`.

@@ -13,6 +13,7 @@ mod auth;
 mod client;
 mod config;
 mod connection;
+mod forwarded;
 mod local;
 mod metrics;
 mod rpc;

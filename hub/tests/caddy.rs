@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,8 +36,11 @@ fn caddy_or_skip() -> bool {
             std::env::var_os("HEPH_REQUIRE_CADDY").is_none(),
             "HEPH_REQUIRE_CADDY is set but `caddy` is not installed (apt-get install caddy)"
         );
-        eprintln!(
-            "SKIPPED: `caddy` is not installed (apt-get install caddy; HEPH_REQUIRE_CADDY=1 makes this a failure)"
+        // Straight to stderr, past the test harness's capture, so the skip shows.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED hub/tests/caddy.rs: `caddy` is not installed (apt-get install caddy; \
+             HEPH_REQUIRE_CADDY=1 makes this a failure)"
         );
     }
     found

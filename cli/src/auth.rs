@@ -17,10 +17,16 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Runs one `heph auth` command.
 pub fn run(action: AuthAction, json: bool) -> Result<()> {
     match action {
-        AuthAction::Login { hub_url, issuer, client_id, resource } => {
+        AuthAction::Login { hub_url, issuer, client_id, resource, ca_file } => {
             login::check_transport(&hub_url)?;
-            let set =
-                runtime()?.block_on(login::login(&hub_url, &issuer, &client_id, resource.as_deref(), |code| {
+            let trust = heph_hub::tls::Trust::load(ca_file.as_deref())?;
+            let set = runtime()?.block_on(login::login(
+                &hub_url,
+                &issuer,
+                &client_id,
+                resource.as_deref(),
+                &trust,
+                |code| {
                     if json {
                         let line = serde_json::json!({"verification_uri": code.verification_uri,
                         "verification_uri_complete": code.verification_uri_complete,
@@ -41,7 +47,8 @@ pub fn run(action: AuthAction, json: bool) -> Result<()> {
                         );
                     }
                     let _ = std::io::stdout().flush();
-                }))?;
+                },
+            ))?;
             let place = login::save(&set)?;
             if json {
                 println!("{}", serde_json::json!({"signed_in": true, "hub": set.hub, "stored_in": place.to_string()}));

@@ -254,6 +254,9 @@ pub enum AuthAction {
         /// A resource indicator to ask the token for (RFC 8707), if the provider wants one.
         #[arg(long, value_name = "URI")]
         resource: Option<String>,
+        /// Also trust the certificate authorities in this PEM file (a provider behind a private CA).
+        #[arg(long, env = "HEPH_CA_FILE", value_name = "PATH")]
+        ca_file: Option<std::path::PathBuf>,
     },
     /// Whether this device is signed in to the hub, and until when.
     Status {

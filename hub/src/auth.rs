@@ -25,7 +25,6 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -41,6 +40,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use crate::forwarded::Peer;
 use crate::metrics::Metrics;
 
 /// The signature algorithms accepted: asymmetric only (an HMAC "signed"
@@ -633,7 +633,7 @@ impl Auth {
     /// Checks a bearer credential (a JWT or an automation token) and
     /// records the decision. `claim` lets an unclaimed hub be claimed by
     /// this caller (through `claim`, which stores the owner).
-    pub async fn verify<F, Fut>(&self, bearer: &str, via: Via, peer: SocketAddr, claim: F) -> Result<Identity, Denied>
+    pub async fn verify<F, Fut>(&self, bearer: &str, via: Via, peer: Peer, claim: F) -> Result<Identity, Denied>
     where
         F: FnOnce(String) -> Fut,
         Fut: std::future::Future<Output = Result<String, String>>,
@@ -644,7 +644,10 @@ impl Auth {
                 Metrics::add(&self.metrics.auth_ok, 1);
                 self.audit.record(
                     "auth",
-                    json!({"outcome": "allowed", "who": identity.label(), "scope": identity.scope, "via": via.name(), "peer": peer.to_string()}),
+                    with_peer(
+                        json!({"outcome": "allowed", "who": identity.label(), "scope": identity.scope, "via": via.name()}),
+                        peer,
+                    ),
                 );
             }
             Err(denied) => self.denied(denied, via, peer, None),
@@ -654,12 +657,12 @@ impl Auth {
 
     /// Records a refusal that did not come from [`Self::verify`] (no
     /// credential, a late `auth` frame, a foreign origin).
-    pub fn denied(&self, denied: &Denied, via: Via, peer: SocketAddr, who: Option<&str>) {
+    pub fn denied(&self, denied: &Denied, via: Via, peer: Peer, who: Option<&str>) {
         self.metrics.denied(denied.reason());
         tracing::info!(reason = denied.reason(), via = via.name(), %peer, "credential refused");
         self.audit.record(
             "auth",
-            json!({"outcome": "denied", "reason": denied.reason(), "who": who, "via": via.name(), "peer": peer.to_string()}),
+            with_peer(json!({"outcome": "denied", "reason": denied.reason(), "who": who, "via": via.name()}), peer),
         );
     }
 
@@ -754,6 +757,19 @@ impl Auth {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
         matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
     }
+}
+
+/// An audit event with who it came from: `peer`, the client (from
+/// `X-Forwarded-For` when it came through a trusted proxy), and `proxy`,
+/// that proxy's address, when there was one.
+fn with_peer(mut event: Value, peer: Peer) -> Value {
+    if let Value::Object(fields) = &mut event {
+        fields.insert("peer".into(), peer.to_string().into());
+        if let Some(proxy) = peer.proxy() {
+            fields.insert("proxy".into(), proxy.to_string().into());
+        }
+    }
+    event
 }
 
 fn leeway_i64(leeway: u64) -> i64 {

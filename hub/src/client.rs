@@ -20,15 +20,16 @@ pub async fn run(cfg: Config) -> Result<()> {
         .strip_prefix("http://")
         .context("client mode reaches the hub over http:// (TLS is terminated in front of the hub)")?
         .to_string();
+    let trust = heph_hub::tls::Trust::load(cfg.ca_file.as_deref())?;
     let socket_path = cfg.socket_path()?;
     let socket = unix::bind(&socket_path).await?;
     tracing::info!(socket = %socket_path.display(), hub = %base, "client proxy running");
     let stop = CancellationToken::new();
     tokio::spawn(unix::on_signal(stop.clone()));
     unix::serve(socket, stop, move |body| {
-        let (authority, base) = (authority.clone(), base.clone());
+        let (authority, base, trust) = (authority.clone(), base.clone(), trust.clone());
         async move {
-            match forward(&authority, &base, body.clone()).await {
+            match forward(&authority, &base, &trust, body.clone()).await {
                 Ok(text) => text,
                 Err(e) => {
                     let id = serde_json::from_slice::<Value>(&body)
@@ -46,9 +47,9 @@ pub async fn run(cfg: Config) -> Result<()> {
     Ok(())
 }
 
-async fn forward(authority: &str, base: &str, body: Vec<u8>) -> Result<String> {
+async fn forward(authority: &str, base: &str, trust: &heph_hub::tls::Trust, body: Vec<u8>) -> Result<String> {
     // Signed in (`heph auth login`): the token goes along, refreshed first if need be.
-    let bearer = match heph_hub::login::access_token(base).await {
+    let bearer = match heph_hub::login::access_token(base, trust).await {
         Ok(access) => Some(access.token),
         Err(heph_hub::login::TokenError::NotSignedIn(_)) => None,
         Err(e) => anyhow::bail!("{e}"),

@@ -44,13 +44,16 @@ const LONG_ABOUT: &str = "hephd is heph's daemon.
       (one fsync per group); connections are capped (--max-connections),
       must say hello in time (--hello-timeout), are pinged
       (--ping-interval), and pushes are rate-limited per connection
-      (--push-rate).
+      (--push-rate). Behind a reverse proxy such as Caddy, --trusted-proxy
+      ADDR makes the audit log name clients by its X-Forwarded-For.
 
   hephd --mode local --hub-url ws://127.0.0.1:8787 [--db PATH]
       A device's daemon. Owns the replica (the same store `heph` uses),
       serves the heph API on a unix socket beside it (PATH.sock), and syncs
       in the background: local changes are pushed as they happen, changes
       from other devices arrive live. Reconnects with jittered backoff.
+      A wss:// or https:// hub's certificate is checked against Mozilla's
+      roots, and those in --ca-file PATH (a private CA such as Caddy's).
 
   hephd --mode client --hub-url http://127.0.0.1:8787 [--socket PATH]
       No local replica: `heph` commands go to the hub's /rpc.
@@ -145,6 +148,17 @@ pub struct Config {
     /// The append-only audit log (JSON lines) [default: the store path + ".audit.jsonl"].
     #[arg(long, env = "HEPH_AUDIT_LOG", value_name = "PATH", global = true)]
     pub audit_log: Option<PathBuf>,
+
+    /// A reverse proxy in front of the hub (repeatable; an IP address or a CIDR block, e.g. 127.0.0.1 or 10.0.0.0/8):
+    /// for requests from it, the audit log and the logs take the client's address from X-Forwarded-For
+    /// (the right-most address that is not itself a trusted proxy). From any other peer the header is ignored.
+    #[arg(long = "trusted-proxy", env = "HEPH_TRUSTED_PROXY", value_delimiter = ',', value_name = "ADDR")]
+    pub trusted_proxies: Vec<crate::forwarded::Cidr>,
+
+    /// Also trust the certificate authorities in this PEM file when reaching a wss:// hub or an
+    /// https:// identity provider (local, client), e.g. the root of Caddy's `tls internal`.
+    #[arg(long, env = "HEPH_CA_FILE", value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
 
     /// Serve without authentication on a non-loopback address (only behind something else that authenticates).
     #[arg(long, env = "HEPH_INSECURE_NO_AUTH", alias = "allow-open")]

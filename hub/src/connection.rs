@@ -13,7 +13,6 @@
 //! (`--push-rate` changes per second): a faster sender is slowed down, not
 //! refused.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -28,6 +27,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::Instrument;
 
 use crate::auth::{self, Denied, Identity, Via, Who};
+use crate::forwarded::Peer;
 use crate::metrics::Metrics;
 use crate::server::Hub;
 
@@ -49,13 +49,7 @@ enum End {
 /// `--max-connections`, freed when it ends.
 /// `identity` is the caller when it authenticated on the upgrade (or the
 /// hub is open); `None` means its first frame must be `auth`.
-pub async fn run(
-    socket: WebSocket,
-    hub: Arc<Hub>,
-    peer: SocketAddr,
-    slot: OwnedSemaphorePermit,
-    identity: Option<Identity>,
-) {
+pub async fn run(socket: WebSocket, hub: Arc<Hub>, peer: Peer, slot: OwnedSemaphorePermit, identity: Option<Identity>) {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("conn", id, %peer, device = tracing::field::Empty);
     Metrics::add(&hub.metrics.connections, 1);
@@ -146,7 +140,7 @@ async fn refuse(conn: Conn, denied: &Denied) -> End {
 
 /// Waits for a browser's `auth` frame (the first frame, within
 /// `--auth-timeout`) and checks it.
-async fn authenticate(conn: &mut Conn, hub: &Hub, peer: SocketAddr) -> Result<Identity, Denied> {
+async fn authenticate(conn: &mut Conn, hub: &Hub, peer: Peer) -> Result<Identity, Denied> {
     let first = tokio::time::timeout(hub.auth.auth_timeout, async {
         loop {
             match conn.socket.recv().await {
@@ -182,7 +176,7 @@ fn expiry(identity: &Identity) -> Option<Instant> {
     Some(Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0)))
 }
 
-async fn serve(socket: WebSocket, hub: &Arc<Hub>, peer: SocketAddr, identity: Option<Identity>) -> End {
+async fn serve(socket: WebSocket, hub: &Arc<Hub>, peer: Peer, identity: Option<Identity>) -> End {
     let mut conn = Conn { socket };
     let mut identity = match identity {
         Some(identity) => identity,

@@ -37,6 +37,10 @@ pub struct InstallService {
     /// A browser origin allowed to call the hub (repeatable); replaces the unit's list.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
+    /// The reverse proxy in front of the hub (repeatable; an IP address or CIDR block), whose
+    /// X-Forwarded-For names the client in the audit log; replaces the unit's list.
+    #[arg(long = "trusted-proxy", value_name = "ADDR")]
+    pub trusted_proxies: Vec<String>,
     /// The account the hub runs as; created (a system account) if missing.
     #[arg(long, default_value = "heph", value_name = "NAME")]
     pub user: String,
@@ -181,6 +185,10 @@ fn given(cfg: &Config, args: &InstallService) -> Result<Vec<(String, String)>> {
     if !args.cors_origins.is_empty() {
         let origins: Vec<&str> = args.cors_origins.iter().map(String::as_str).filter(|o| !o.is_empty()).collect();
         put("HEPH_CORS_ORIGIN", Some(origins.join(",")));
+    }
+    if !args.trusted_proxies.is_empty() {
+        let proxies: Vec<&str> = args.trusted_proxies.iter().map(String::as_str).filter(|p| !p.is_empty()).collect();
+        put("HEPH_TRUSTED_PROXY", Some(proxies.join(",")));
     }
     Ok(changes)
 }

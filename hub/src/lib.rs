@@ -1,6 +1,7 @@
 //! What `heph` and `hephd` share: signing in to an authenticated hub and
-//! keeping the token fresh ([`login`]), and the OS service files that run
-//! hephd ([`service`]).
+//! keeping the token fresh ([`login`]), the TLS it does that over ([`tls`]),
+//! and the OS service files that run hephd ([`service`]).
 
 pub mod login;
 pub mod service;
+pub mod tls;

@@ -18,6 +18,7 @@ use heph_engine::sync::SyncHealth;
 use heph_engine::sync::frame::{ErrorCode, encode};
 use heph_engine::sync::spoke::{SpokeSession, SyncError};
 use heph_hub::login;
+use heph_hub::tls::{self, Trust};
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
@@ -42,6 +43,8 @@ const PING_EVERY: Duration = Duration::from_secs(20);
 struct Daemon {
     replica: Replica,
     hub_url: String,
+    /// The authorities a `wss://` hub's (and the provider's) certificate is checked against.
+    trust: Trust,
     /// A local write committed: push it.
     local_change: Notify,
     /// `heph sync`: stop waiting and connect now.
@@ -66,6 +69,7 @@ impl Daemon {
 pub async fn run(cfg: Config) -> Result<()> {
     let hub_url = cfg.hub_url()?.to_string();
     let (ws_url, _) = hub_endpoints(&hub_url)?;
+    let trust = Trust::load(cfg.ca_file.as_deref())?;
     let path = cfg.db_path()?;
     // The socket first, the store second: from the moment the store is
     // ours, `heph` can no longer open it, so it must already find the
@@ -78,6 +82,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     let daemon = Arc::new(Daemon {
         replica,
         hub_url: hub_url.clone(),
+        trust,
         local_change: Notify::new(),
         wake: Notify::new(),
         synced,
@@ -241,8 +246,8 @@ const CREDENTIALS_POLL: Duration = Duration::from_secs(2);
 
 /// The bearer to connect with: the stored token (refreshed first if it is
 /// about to expire), none if this device never signed in to the hub.
-async fn credentials(hub: &str) -> Result<Option<login::Access>, Failure> {
-    match login::access_token(hub).await {
+async fn credentials(hub: &str, trust: &Trust) -> Result<Option<login::Access>, Failure> {
+    match login::access_token(hub, trust).await {
         Ok(token) => {
             // A token never crosses the network in the clear.
             login::check_transport(hub).map_err(|e| Failure::Other(format!("{e:#}")))?;
@@ -285,7 +290,7 @@ impl From<SyncError> for Failure {
 }
 
 async fn session(daemon: &Arc<Daemon>, url: &str, stop: &CancellationToken, failures: &mut u32) -> Result<(), Failure> {
-    let token = credentials(&daemon.hub_url).await?;
+    let token = credentials(&daemon.hub_url, &daemon.trust).await?;
     let mut request = url.into_client_request().map_err(|e| Failure::Other(format!("bad hub URL {url}: {e}")))?;
     if let Some(access) = &token {
         let value = format!("Bearer {}", access.token)
@@ -294,8 +299,10 @@ async fn session(daemon: &Arc<Daemon>, url: &str, stop: &CancellationToken, fail
         request.headers_mut().insert("authorization", value);
     }
     let mut renew = renew_at(token.as_ref().and_then(|t| t.renew_at));
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await.map_err(|e| match &e {
-        tokio_tungstenite::tungstenite::Error::Http(r) if matches!(r.status().as_u16(), 401 | 403) => {
+    let (ws, _) = tls::connect(request, &daemon.trust, None).await.map_err(|e| match &e {
+        tls::ConnectError::WebSocket(tokio_tungstenite::tungstenite::Error::Http(r))
+            if matches!(r.status().as_u16(), 401 | 403) =>
+        {
             let body = r.body().as_ref().map(|b| String::from_utf8_lossy(b).trim().to_string()).unwrap_or_default();
             let hint = if token.is_none() { "; this device is not signed in: run `heph auth login`" } else { "" };
             Failure::Auth(format!("HTTP {}: {body}{hint}", r.status().as_u16()))
@@ -361,7 +368,7 @@ async fn session(daemon: &Arc<Daemon>, url: &str, stop: &CancellationToken, fail
             }
             () = tokio::time::sleep_until(renew.unwrap_or_else(tokio::time::Instant::now)), if renew.is_some() => {
                 // The token runs out soon: a fresh one keeps the connection.
-                match credentials(&daemon.hub_url).await? {
+                match credentials(&daemon.hub_url, &daemon.trust).await? {
                     Some(access) => {
                         let frame = heph_engine::sync::frame::ClientFrame::Auth { token: access.token };
                         send(&out, Message::Text(encode(&frame).into())).await?;
@@ -388,7 +395,7 @@ async fn session(daemon: &Arc<Daemon>, url: &str, stop: &CancellationToken, fail
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws = tls::HubSocket;
 
 /// The task that writes a session's frames, in order; it ends with the
 /// reason when a write fails (or when the session drops its sender).

@@ -29,6 +29,8 @@ use openidconnect::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::tls::Trust;
+
 /// A token within this many seconds of its expiry is refreshed first.
 pub const REFRESH_MARGIN: i64 = 60;
 
@@ -271,12 +273,11 @@ type DeviceProviderMetadata = ProviderMetadata<
     CoreSubjectIdentifierType,
 >;
 
-fn http() -> Result<openidconnect::reqwest::Client> {
-    openidconnect::reqwest::ClientBuilder::new()
+fn http(trust: &Trust) -> Result<openidconnect::reqwest::Client> {
+    let builder = openidconnect::reqwest::ClientBuilder::new()
         .redirect(openidconnect::reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("building the HTTP client")
+        .timeout(Duration::from_secs(30));
+    trust.http_client(builder).build().context("building the HTTP client")
 }
 
 async fn discover(issuer: &str, http: &openidconnect::reqwest::Client) -> Result<DeviceProviderMetadata> {
@@ -301,14 +302,16 @@ pub struct DeviceCode {
 }
 
 /// Runs the device authorization grant; `show` tells the user what to do.
+/// The provider's certificate is checked against `trust`.
 pub async fn login(
     hub: &str,
     issuer: &str,
     client_id: &str,
     resource: Option<&str>,
+    trust: &Trust,
     show: impl FnOnce(&DeviceCode),
 ) -> Result<TokenSet> {
-    let http = http()?;
+    let http = http(trust)?;
     let metadata = discover(issuer, &http).await?;
     let device_url = metadata.additional_metadata().device_authorization_endpoint.clone();
     let client = CoreClient::from_provider_metadata(metadata, ClientId::new(client_id.to_string()), None)
@@ -363,12 +366,13 @@ pub enum RefreshError {
     Unreachable(String),
 }
 
-/// A new token set from the refresh token.
-pub async fn refresh(set: &TokenSet) -> Result<TokenSet, RefreshError> {
+/// A new token set from the refresh token (the provider's certificate
+/// checked against `trust`).
+pub async fn refresh(set: &TokenSet, trust: &Trust) -> Result<TokenSet, RefreshError> {
     let Some(refresh_token) = &set.refresh_token else {
         return Err(RefreshError::Rejected("no refresh token was given at login".into()));
     };
-    let http = http().map_err(|e| RefreshError::Unreachable(e.to_string()))?;
+    let http = http(trust).map_err(|e| RefreshError::Unreachable(e.to_string()))?;
     let metadata = discover(&set.issuer, &http).await.map_err(|e| RefreshError::Unreachable(format!("{e:#}")))?;
     let client = CoreClient::from_provider_metadata(metadata, ClientId::new(set.client_id.clone()), None);
     let refresh_token = RefreshToken::new(refresh_token.clone());
@@ -423,14 +427,15 @@ pub struct Access {
 }
 
 /// An access token for `hub` good for at least its margin
-/// ([`TokenSet::margin`]), refreshed and saved first if need be.
-pub async fn access_token(hub: &str) -> Result<Access, TokenError> {
+/// ([`TokenSet::margin`]), refreshed and saved first if need be (the
+/// provider's certificate checked against `trust`).
+pub async fn access_token(hub: &str, trust: &Trust) -> Result<Access, TokenError> {
     let (set, _) = load(hub).map_err(TokenError::Store)?.ok_or_else(|| TokenError::NotSignedIn(hub_key(hub)))?;
     let now = chrono::Utc::now().timestamp();
     let set = if set.fresh(now, set.margin()) {
         set
     } else {
-        let fresh = refresh(&set).await?;
+        let fresh = refresh(&set, trust).await?;
         save(&fresh).map_err(TokenError::Store)?;
         tracing::info!(hub = %fresh.hub, "refreshed the access token");
         fresh

@@ -13,6 +13,7 @@ mod auth;
 mod client;
 mod config;
 mod connection;
+mod forwarded;
 mod install;
 mod local;
 mod metrics;

@@ -57,6 +57,10 @@ pub struct Metrics {
     pub auth_denied: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Fetches of the issuer's JWKS.
     pub jwks_fetches: AtomicU64,
+    /// Requests whose client address came from a trusted proxy's `X-Forwarded-For`.
+    pub forwarded: AtomicU64,
+    /// Requests with an `X-Forwarded-For` from a peer that is not a trusted proxy (ignored).
+    pub forwarded_ignored: AtomicU64,
 }
 
 /// Upper bounds of the group size histogram's buckets.
@@ -115,6 +119,17 @@ impl Metrics {
     /// Counts a refused credential.
     pub fn denied(&self, reason: &'static str) {
         *self.auth_denied.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(reason).or_default() += 1;
+    }
+
+    /// Counts where a request's client address came from.
+    pub fn peer(&self, peer: crate::forwarded::Peer, headers: &axum::http::HeaderMap) {
+        match peer {
+            crate::forwarded::Peer::Forwarded { .. } => Self::add(&self.forwarded, 1),
+            crate::forwarded::Peer::Direct(_) if headers.contains_key(crate::forwarded::X_FORWARDED_FOR) => {
+                Self::add(&self.forwarded_ignored, 1);
+            }
+            crate::forwarded::Peer::Direct(_) => {}
+        }
     }
 
     /// Adds `n` to a counter.
@@ -254,6 +269,20 @@ impl Metrics {
         let _ = writeln!(out, "# HELP heph_hub_jwks_fetches_total Fetches of the issuer's signing keys.");
         let _ = writeln!(out, "# TYPE heph_hub_jwks_fetches_total counter");
         let _ = writeln!(out, "heph_hub_jwks_fetches_total {}", get(&self.jwks_fetches));
+        let _ = writeln!(
+            out,
+            "# HELP heph_hub_forwarded_requests_total Requests whose client address came from a trusted proxy's \
+             X-Forwarded-For (--trusted-proxy).\n# TYPE heph_hub_forwarded_requests_total counter\n\
+             heph_hub_forwarded_requests_total {}",
+            get(&self.forwarded)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP heph_hub_forwarded_ignored_total Requests with an X-Forwarded-For from a peer that is not a \
+             trusted proxy (the header was ignored).\n# TYPE heph_hub_forwarded_ignored_total counter\n\
+             heph_hub_forwarded_ignored_total {}",
+            get(&self.forwarded_ignored)
+        );
         out
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -24,6 +24,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::auth::{self, Auth, Denied, Identity, Via};
 use crate::config::Config;
 use crate::connection;
+use crate::forwarded::{Peer, Proxies};
 use crate::metrics::Metrics;
 use crate::rpc;
 use crate::web::{self, WebApp};
@@ -57,6 +58,8 @@ pub struct Hub {
     pub started: std::time::Instant,
     /// The live queue's capacity (`--queue`).
     pub queue: usize,
+    /// The proxies (`--trusted-proxy`) whose `X-Forwarded-For` names the client.
+    pub proxies: Proxies,
 }
 
 /// Per-connection limits.
@@ -110,12 +113,13 @@ impl Hub {
             web,
             started: std::time::Instant::now(),
             queue: cfg.queue.max(1),
+            proxies: Proxies::new(cfg.trusted_proxies.clone()),
         }))
     }
 
     /// Checks a bearer credential; an unclaimed hub is claimed by the first
     /// identity that presents a valid token.
-    pub async fn verify(&self, bearer: &str, via: Via, peer: SocketAddr) -> Result<Identity, Denied> {
+    pub async fn verify(&self, bearer: &str, via: Via, peer: Peer) -> Result<Identity, Denied> {
         self.auth
             .verify(bearer, via, peer, |sub| async move {
                 let claimed = self
@@ -183,16 +187,20 @@ pub fn router(hub: Arc<Hub>) -> Router {
     router.with_state(hub)
 }
 
-/// What every request passes first: the `Host` check of an open hub, the
+/// What every request passes first: who sent it (its [`Peer`], through a
+/// trusted proxy or not), the `Host` check of an open hub, the
 /// `Origin` check of `/sync`, `/rpc` and `/metrics`, and the bearer of
 /// `/rpc` and `/metrics` (`/sync` checks its own, from a header or its first
 /// frame). Every other path (`/healthz`, `/config`, the web app) needs none.
 async fn guard(
     State(hub): State<Arc<Hub>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(tcp): ConnectInfo<SocketAddr>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let peer = hub.proxies.peer(tcp, request.headers());
+    hub.metrics.peer(peer, request.headers());
+    request.extensions_mut().insert(peer);
     let path = request.uri().path().to_string();
     let headers = request.headers();
     if !hub.auth.required() && !auth::host_is_safe(headers.get(header::HOST).and_then(|h| h.to_str().ok())) {
@@ -234,7 +242,7 @@ pub fn refuse(denied: &Denied) -> Response {
 
 async fn sync(
     State(hub): State<Arc<Hub>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(peer): Extension<Peer>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {

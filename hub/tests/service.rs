@@ -69,7 +69,7 @@ fn user_unit_carries_every_flag_and_keeps_them_when_regenerated() {
     let out = heph_in(dir.path())
         .args(["--db", "store/heph.db", "daemon", "install", "--mode", "local", "--hub-url", "wss://hub.example"])
         .args(["--oidc-issuer", "https://id.example", "--oidc-audience", "heph", "--oidc-client-id", "cli"])
-        .args(["--http-addr", "127.0.0.1:9999", "--web-root", "./web"])
+        .args(["--http-addr", "127.0.0.1:9999", "--web-root", "./web", "--ca-file", "ca.pem"])
         .args(["--cors-origin", "https://a.example", "--cors-origin", "https://b.example:8443"])
         .output()
         .unwrap();
@@ -91,6 +91,7 @@ fn user_unit_carries_every_flag_and_keeps_them_when_regenerated() {
         ("HEPH_OIDC_CLIENT_ID", "cli".into()),
         ("HEPH_WEB_ROOT", format!("{root}/web")),
         ("HEPH_CORS_ORIGIN", "https://a.example,https://b.example:8443".into()),
+        ("HEPH_CA_FILE", format!("{root}/ca.pem")),
     ];
     for (k, v) in &expected {
         assert_eq!(env_of(&env, k), Some(v.as_str()), "{k} in\n{unit}");
@@ -271,6 +272,10 @@ fn hub_system_unit_is_hardened_and_carries_the_server_flags() {
         "https://app.example",
         "--web-root",
         "/srv/heph-web",
+        "--trusted-proxy",
+        "127.0.0.1",
+        "--trusted-proxy",
+        "10.0.0.0/8",
     ]);
     for directive in HARDENING {
         assert!(unit.contains(directive), "{directive:?} missing from\n{unit}");
@@ -285,6 +290,7 @@ fn hub_system_unit_is_hardened_and_carries_the_server_flags() {
         ("HEPH_OIDC_CLIENT_ID", "web"),
         ("HEPH_CORS_ORIGIN", "https://app.example"),
         ("HEPH_WEB_ROOT", "/srv/heph-web"),
+        ("HEPH_TRUSTED_PROXY", "127.0.0.1,10.0.0.0/8"),
     ] {
         assert_eq!(env_of(&env, k), Some(v), "{k} in\n{unit}");
     }

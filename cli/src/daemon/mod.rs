@@ -86,6 +86,9 @@ pub struct InstallArgs {
     /// A browser origin allowed to call the hub (repeatable; server mode); replaces the installed list.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
+    /// Also trust the certificate authorities in this PEM file when reaching a wss:// hub (local mode), e.g. a private CA's root.
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<String>,
     /// The hephd binary to run [default: the one beside heph, else the first on PATH].
     #[arg(long, value_name = "PATH")]
     pub hephd: Option<PathBuf>,
@@ -151,6 +154,7 @@ fn given(args: &InstallArgs, db: Option<&Path>) -> Result<Vec<(String, String)>>
     put("HEPH_OIDC_CLIENT_ID", args.oidc_client_id.clone());
     put("HEPH_WEB_ROOT", args.web_root.as_deref().map(Path::new).map(absolute_text).transpose()?);
     put("HEPH_DB", db.map(absolute_text).transpose()?);
+    put("HEPH_CA_FILE", args.ca_file.as_deref().map(Path::new).map(absolute_text).transpose()?);
     if !args.cors_origins.is_empty() {
         let origins: Vec<&str> = args.cors_origins.iter().map(String::as_str).filter(|o| !o.is_empty()).collect();
         put("HEPH_CORS_ORIGIN", Some(origins.join(",")));

@@ -58,6 +58,9 @@ pub const FLAGS: &[(&str, &str)] = &[
     ("--web-root", "HEPH_WEB_ROOT"),
     // Repeatable: hephd splits the variable at commas (an origin has none).
     ("--cors-origin", "HEPH_CORS_ORIGIN"),
+    // Repeatable, comma-separated too.
+    ("--trusted-proxy", "HEPH_TRUSTED_PROXY"),
+    ("--ca-file", "HEPH_CA_FILE"),
 ];
 
 impl Settings {

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod oidc;
+
 pub fn hephd() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_hephd"))
 }

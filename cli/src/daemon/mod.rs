@@ -39,7 +39,7 @@ pub enum DaemonAction {
     /// (--web-root "") removes one, --fresh forgets them all. Where the service manager cannot
     /// be reached (no systemd user session) the file is written anyway, and heph says how to
     /// start it.
-    Install(InstallArgs),
+    Install(Box<InstallArgs>),
     /// Start the service.
     Start,
     /// Stop the service (it starts again at the next login; `uninstall` removes it).

@@ -1,4 +1,6 @@
-//! What `heph` and `hephd` share about reaching a hub: signing in to an
-//! authenticated hub and keeping the token fresh ([`login`]).
+//! What `heph` and `hephd` share: signing in to an authenticated hub and
+//! keeping the token fresh ([`login`]), and the append-only audit log
+//! ([`audit`]).
 
+pub mod audit;
 pub mod login;

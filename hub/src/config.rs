@@ -67,7 +67,7 @@ pub enum Command {
     /// Build a new hub store (--db) from a device's store: every node with its whole history, the owner, a new hub id.
     ///
     /// The device's file is never written. While the device's daemon runs (it holds the file), the
-    /// snapshot is taken through its socket (FROM.sock, or --device-socket); otherwise the file is
+    /// snapshot is taken through its socket (DEVICE_DB.sock, or --device-socket); otherwise the file is
     /// read directly. An existing --db is refused. Devices that synced with another hub see a new
     /// hub id and reconcile: each offers what the hub lacks, nothing is duplicated. The audit log
     /// of the new hub records the seeding.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, NaiveDate, Utc};
+use heph_engine::backup::Census;
 use heph_engine::rpc::{Request, Response};
 use heph_engine::sync::SyncHealth;
 use heph_engine::{Conflict, Edit, Filter, HistoryEntry, ImportReport, Node, NodeId, NodeSummary, OpenError, Replica};
@@ -265,6 +266,45 @@ impl Api {
         match self {
             Self::Local(r) => Ok(r.version()?),
             Self::Daemon(_) => self.call(&Request::Version),
+        }
+    }
+
+    /// What the replica holds (counts, for a restore's summary).
+    pub fn census(&mut self) -> Result<Census> {
+        match self {
+            Self::Local(r) => Ok(r.census()?),
+            Self::Daemon(_) => self.call_raw(serde_json::json!({"method": "census"})),
+        }
+    }
+
+    /// Writes a consistent copy of the replica to `path` (absolute).
+    pub fn backup(&mut self, path: &Path, force: bool) -> Result<Census> {
+        self.allow(BULK_TIMEOUT);
+        match self {
+            Self::Local(r) => Ok(r.backup_to(path, Utc::now(), force)?),
+            Self::Daemon(_) => {
+                self.call_raw(serde_json::json!({"method": "backup", "params": {"path": path, "force": force}}))
+            }
+        }
+    }
+
+    /// Replaces the replica's contents with the backup's at `path` (absolute).
+    pub fn restore(&mut self, path: &Path) -> Result<Census> {
+        self.allow(BULK_TIMEOUT);
+        match self {
+            Self::Local(r) => {
+                let backup = heph_engine::backup::open_backup(path)?;
+                Ok(r.restore_from(&backup)?)
+            }
+            Self::Daemon(_) => self.call_raw(serde_json::json!({"method": "restore", "params": {"path": path}})),
+        }
+    }
+
+    /// Whether calls go to a daemon (for the audit log).
+    pub fn via(&self) -> &'static str {
+        match self {
+            Self::Local(_) => "store",
+            Self::Daemon(_) => "daemon",
         }
     }
 

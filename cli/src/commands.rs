@@ -11,12 +11,14 @@ use serde::Serialize;
 
 use crate::api::Api;
 use crate::output::{ListItem, NodeRef, Shown};
-use crate::{Cli, Command, ConflictAction, Format, ImportFormat, editor, render};
+use crate::{Cli, Command, ConflictAction, Format, ImportFormat, confirm, editor, render, store};
 
 /// What every command needs.
 struct Ctx {
     db: Option<PathBuf>,
     json: bool,
+    /// `--yes`: confirmations are answered yes.
+    yes: bool,
     now: DateTime<Utc>,
     local: DateTime<FixedOffset>,
 }
@@ -61,7 +63,7 @@ fn print_json<T: Serialize>(value: &T) -> Result<()> {
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let local = Local::now().fixed_offset();
-    let ctx = Ctx { db: cli.db, json: cli.json, now: local.to_utc(), local };
+    let ctx = Ctx { db: cli.db, json: cli.json, yes: cli.yes, now: local.to_utc(), local };
     match cli.command {
         Command::Add { words } => add(&ctx, &words),
         Command::Ls { filter, limit } => ls(&ctx, &filter, limit),
@@ -82,8 +84,10 @@ pub fn run(cli: Cli) -> Result<()> {
             let annotation = Annotation { entry: ctx.now, description: text.join(" ") };
             change(&ctx, &[id], &[Edit::Annotate(annotation)], "annotate", "Annotated")
         }
-        Command::Delete { ids } => change(&ctx, &ids, &[Edit::Deleted(true)], "delete", "Deleted"),
-        Command::Restore { ids } => change(&ctx, &ids, &[Edit::Deleted(false)], "restore", "Restored"),
+        Command::Delete { ids } => bulk(&ctx, &ids, true),
+        Command::Undelete { ids } => bulk(&ctx, &ids, false),
+        Command::Backup { file, force } => backup(&ctx, &file, force),
+        Command::Restore { file } => restore(&ctx, &file),
         Command::Note { words, body, edit: open_editor } => note(&ctx, &words, body.as_deref(), open_editor),
         Command::Journal { day, append, edit: open_editor } => journal(&ctx, day.as_deref(), append, open_editor),
         Command::Link { from, to } => link(&ctx, &from, &to, true),
@@ -238,6 +242,151 @@ fn change_with(ctx: &Ctx, mut r: Api, ids: &[String], edits: &[Edit], message: &
     Ok(())
 }
 
+/// More nodes than this in one delete are listed and need a yes (as
+/// Taskwarrior's `bulk` setting).
+const BULK: usize = 3;
+
+/// `heph delete` / `heph undelete`: a tombstone set or cleared on each node.
+/// Deleting more than [`BULK`] nodes lists them and asks first; either,
+/// in bulk, joins the audit log.
+fn bulk(ctx: &Ctx, prefixes: &[String], delete: bool) -> Result<()> {
+    let mut r = ctx.open()?;
+    let mut ids = Vec::with_capacity(prefixes.len());
+    for p in prefixes {
+        let id = r.resolve(p)?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let many = ids.len() > BULK;
+    if many && delete {
+        let listed = refs(&mut r, &ids)?;
+        let mut plan = format!("Delete {} nodes:\n", ids.len());
+        for n in &listed {
+            plan.push_str(&format!("  {}  {}\n", n.short, n.title.as_deref().unwrap_or("")));
+        }
+        // The store stays free while the user reads the list.
+        drop(r);
+        confirm::ask(ctx.yes, &plan, &format!("Delete these {} nodes?", ids.len()))?;
+        r = ctx.open()?;
+    }
+    let (edit, message, verb) = if delete {
+        (Edit::Deleted(true), "delete", "Deleted")
+    } else {
+        (Edit::Deleted(false), "undelete", "Undeleted")
+    };
+    for id in &ids {
+        let node = r.edit(*id, std::slice::from_ref(&edit), message, ctx.now)?;
+        report(ctx, &mut r, node, verb)?;
+    }
+    if many {
+        let hex: Vec<String> = ids.iter().map(NodeId::to_hex).collect();
+        audit(ctx, message, serde_json::json!({"count": ids.len(), "ids": hex, "via": r.via()}));
+    }
+    r.finish();
+    Ok(())
+}
+
+/// Appends an event with who did it to the audit log beside the store
+/// (the store path + `.audit.jsonl`). The operation has happened: a log
+/// that cannot be written is a warning, not a failure.
+fn audit(ctx: &Ctx, event: &str, mut fields: serde_json::Value) {
+    let outcome = store::path(ctx.db.as_deref()).and_then(|db| {
+        if let serde_json::Value::Object(map) = &mut fields {
+            map.insert("who".into(), heph_hub::audit::local_user().into());
+            map.insert("store".into(), db.display().to_string().into());
+        }
+        heph_hub::audit::append(&heph_hub::audit::beside(&db), event, fields)
+    });
+    if let Err(e) = outcome {
+        eprintln!("heph: warning: {e:#}");
+    }
+}
+
+/// `heph backup FILE`.
+fn backup(ctx: &Ctx, file: &Path, force: bool) -> Result<()> {
+    let path = std::path::absolute(file).with_context(|| format!("cannot resolve {}", file.display()))?;
+    let mut r = ctx.open_read()?;
+    let census = r.backup(&path, force)?;
+    if ctx.json {
+        return print_json(&serde_json::json!({"file": path, "census": census}));
+    }
+    println!(
+        "Backed up {} nodes ({} tasks, {} notes, {} journal days; {} changes) to {}.",
+        census.nodes,
+        census.tasks,
+        census.notes,
+        census.journals,
+        census.changes,
+        path.display()
+    );
+    Ok(())
+}
+
+/// `heph restore FILE`: shows the backup against the replica, asks, restores.
+fn restore(ctx: &Ctx, file: &Path) -> Result<()> {
+    let path = std::path::absolute(file).with_context(|| format!("cannot resolve {}", file.display()))?;
+    if !path.is_file() {
+        bail!("no backup file at {}; to undo a delete: heph undelete ID", file.display());
+    }
+    let then = heph_engine::backup::open_backup(&path)
+        .with_context(|| format!("{} is not a heph backup", file.display()))?
+        .census()?;
+    let now = ctx.open_read()?.census()?;
+    let taken = then.taken.map_or_else(
+        || "(not a backup: a store file)".to_string(),
+        |t| format!("taken {}", heph_engine::when::display(t, ctx.local)),
+    );
+    let mut plan = format!("Restore the replica from {} ({taken}):\n", path.display());
+    plan.push_str(&format!("  {:<16}{:>10}{:>10}\n", "", "now", "backup"));
+    for (what, a, b) in [
+        ("nodes", now.nodes, then.nodes),
+        ("tasks", now.tasks, then.tasks),
+        ("notes", now.notes, then.notes),
+        ("journal days", now.journals, then.journals),
+        ("deleted", now.deleted, then.deleted),
+        ("changes", now.changes, then.changes),
+    ] {
+        plan.push_str(&format!("  {what:<16}{a:>10}{b:>10}\n"));
+    }
+    if !now.synced {
+        plan.push_str("This replica never synced with a hub: whatever it holds that the backup lacks is lost.\n");
+    } else if now.unsent > 0 {
+        plan.push_str(&format!(
+            "{} local changes were never sent to the hub: they will be lost (sync first to keep them).\n",
+            now.unsent
+        ));
+    }
+    plan.push_str(
+        "Edits the hub already has come back from it on the next sync; what only the backup holds is offered to it.\n",
+    );
+    confirm::ask(ctx.yes, &plan, "Replace the replica's contents with the backup's?")?;
+    let mut r = ctx.open()?;
+    let after = r.restore(&path)?;
+    audit(
+        ctx,
+        "restore",
+        serde_json::json!({
+            "backup": path.display().to_string(),
+            "taken": then.taken,
+            "nodes_before": now.nodes,
+            "nodes_after": after.nodes,
+            "unsent_lost": now.unsent,
+            "via": r.via(),
+        }),
+    );
+    r.finish();
+    if ctx.json {
+        return print_json(&serde_json::json!({"file": path, "before": now, "after": after}));
+    }
+    println!(
+        "Restored {} nodes from {}. The replica reconciles with the hub on its next sync.",
+        after.nodes,
+        path.display()
+    );
+    Ok(())
+}
+
 fn set_status(ctx: &Ctx, ids: &[String], status: Status, message: &str, verb: &str) -> Result<()> {
     let mut r = ctx.open()?;
     let resolved = ids.iter().map(|p| r.resolve(p)).collect::<Result<Vec<_>, _>>()?;
@@ -369,11 +518,20 @@ fn history(ctx: &Ctx, id: &str) -> Result<()> {
 
 fn conflicts(ctx: &Ctx, action: Option<ConflictAction>) -> Result<()> {
     let mut r = if action.is_some() { ctx.open()? } else { ctx.open_read()? };
-    if let Some(ConflictAction::Resolve { id, field, choice }) = action {
-        let id = r.resolve(&id)?;
-        let index = choice.checked_sub(1).context("values are numbered from 1")?;
-        let node = r.resolve_conflict(id, &field, index, ctx.now)?;
-        return done(ctx, r, node, "Resolved");
+    match action {
+        Some(ConflictAction::Resolve { all: true, keep, .. }) => {
+            return resolve_all(ctx, r, keep.context("--all needs --keep N")?);
+        }
+        Some(ConflictAction::Resolve { id: Some(id), field: Some(field), choice: Some(choice), .. }) => {
+            let id = r.resolve(&id)?;
+            let index = choice.checked_sub(1).context("values are numbered from 1")?;
+            let node = r.resolve_conflict(id, &field, index, ctx.now)?;
+            return done(ctx, r, node, "Resolved");
+        }
+        Some(ConflictAction::Resolve { .. }) => {
+            bail!("give ID FIELD NUMBER (heph conflicts resolve 3fa2 title 2), or --all --keep N")
+        }
+        None => {}
     }
     let list = r.conflicts()?;
     if ctx.json {
@@ -387,6 +545,60 @@ fn conflicts(ctx: &Ctx, action: Option<ConflictAction>) -> Result<()> {
         id.to_hex()[..len].to_string()
     })?;
     out.flush()?;
+    Ok(())
+}
+
+/// `heph conflicts resolve --all --keep N`: lists every conflict with the
+/// value it keeps, asks, resolves each, and joins the audit log.
+fn resolve_all(ctx: &Ctx, mut r: Api, keep: usize) -> Result<()> {
+    let index = keep.checked_sub(1).context("values are numbered from 1")?;
+    let list = r.conflicts()?;
+    if list.is_empty() {
+        if ctx.json {
+            return print_json(&serde_json::json!({"resolved": [], "skipped": []}));
+        }
+        println!("No conflicts.");
+        return Ok(());
+    }
+    let ids: Vec<NodeId> = list.iter().map(|c| c.id).collect();
+    let lens = r.prefix_lens(&ids)?;
+    let (chosen, skipped): (Vec<_>, Vec<_>) = list.iter().zip(lens).partition(|(c, _)| c.values.len() > index);
+    let mut plan = format!("Resolve {} conflicts, keeping value {keep} of each:\n", chosen.len());
+    for (c, len) in &chosen {
+        let value: String = c.values[index].chars().take(60).collect();
+        plan.push_str(&format!("  {} {}: keep {value:?}\n", &c.id.to_hex()[..*len], c.field));
+    }
+    for (c, len) in &skipped {
+        plan.push_str(&format!(
+            "  {} {}: has {} values, no value {keep}; left as it is\n",
+            &c.id.to_hex()[..*len],
+            c.field,
+            c.values.len()
+        ));
+    }
+    if chosen.is_empty() {
+        bail!("no conflict has a value {keep}; `heph conflicts` lists them");
+    }
+    drop(r);
+    confirm::ask(ctx.yes, &plan, &format!("Resolve these {} conflicts?", chosen.len()))?;
+    let mut r = ctx.open()?;
+    let mut resolved = Vec::new();
+    for (c, _) in &chosen {
+        r.resolve_conflict(c.id, &c.field, index, ctx.now)?;
+        resolved.push(serde_json::json!({"id": c.id.to_hex(), "field": c.field}));
+    }
+    audit(
+        ctx,
+        "conflicts_resolved",
+        serde_json::json!({"keep": keep, "count": resolved.len(), "resolved": resolved, "via": r.via()}),
+    );
+    r.finish();
+    if ctx.json {
+        let skipped: Vec<_> =
+            skipped.iter().map(|(c, _)| serde_json::json!({"id": c.id.to_hex(), "field": c.field})).collect();
+        return print_json(&serde_json::json!({"resolved": resolved, "skipped": skipped}));
+    }
+    println!("Resolved {} conflicts.", resolved.len());
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 
 mod auth;
 mod commands;
+mod confirm;
 mod daemon;
 mod output;
 mod render;
@@ -48,6 +49,10 @@ pub struct Cli {
     /// Print machine-readable JSON (schemas in schemas/) instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// Answer yes to confirmations (restore, deleting more than 3 nodes, resolving conflicts in bulk); needed when standard input is not a terminal.
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -116,7 +121,7 @@ pub enum Command {
         #[arg(required = true, allow_hyphen_values = true)]
         text: Vec<String>,
     },
-    /// Delete nodes (a tombstone that syncs; `heph restore` undoes it).
+    /// Delete nodes (a tombstone that syncs; `heph undelete` undoes it). More than 3 at once are listed and need a yes.
     #[command(visible_alias = "rm")]
     Delete {
         /// Id prefixes.
@@ -124,10 +129,35 @@ pub enum Command {
         ids: Vec<String>,
     },
     /// Undo a delete.
-    Restore {
+    Undelete {
         /// Id prefixes.
         #[arg(required = true)]
         ids: Vec<String>,
+    },
+    /// Write a consistent copy of the whole replica to FILE (works while the daemon runs).
+    ///
+    /// The copy is a heph store file: every node with its whole history, and where sync with the
+    /// hub stood. While the device daemon runs it writes the copy (one read transaction, beside
+    /// its sync); otherwise heph reads the store itself. The file appears only once complete.
+    Backup {
+        /// The backup file to write.
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Replace the replica's contents with a backup's (`heph backup`), after showing what changes and asking.
+    ///
+    /// Shows when the backup was taken and what it holds against what the replica holds now, and
+    /// asks (--yes skips the question). Works while the daemon runs: it pauses sync, restores,
+    /// and syncs again. The restored replica reconciles with the hub: edits the hub already has
+    /// (those made here after the backup included) come back from it, and whatever only the
+    /// backup holds is offered to it. Local edits never sent to the hub are lost; the summary
+    /// counts them. The restored replica edits as a new device id. Written to the audit log
+    /// beside the store. (To undo a delete: heph undelete ID.)
+    Restore {
+        /// The backup file.
+        file: PathBuf,
     },
     /// Create a note: heph note "Espresso ratios" +coffee --body "1:2 in 30s"
     Note {
@@ -275,14 +305,23 @@ pub enum AuthAction {
 /// What to do with conflicts.
 #[derive(Subcommand, Debug)]
 pub enum ConflictAction {
-    /// Keep one value: heph conflicts resolve 3fa2 title 2
+    /// Keep one value: heph conflicts resolve 3fa2 title 2, or every conflict at once: heph conflicts resolve --all --keep 1
     Resolve {
         /// Id prefix.
-        id: String,
+        #[arg(required_unless_present = "all")]
+        id: Option<String>,
         /// The field, as listed.
-        field: String,
+        #[arg(required_unless_present = "all")]
+        field: Option<String>,
         /// The value to keep: its number as listed (1 is the one shown now).
-        choice: usize,
+        #[arg(required_unless_present = "all")]
+        choice: Option<usize>,
+        /// Resolve every listed conflict, keeping value --keep of each; lists them and asks first.
+        #[arg(long, requires = "keep", conflicts_with_all = ["id", "field", "choice"])]
+        all: bool,
+        /// With --all: the number of the value to keep in each conflict (1 is the one shown now).
+        #[arg(long, value_name = "N", requires = "all")]
+        keep: Option<usize>,
     },
 }
 
@@ -323,7 +362,7 @@ fn main() -> ExitCode {
     }
     let outcome = match cli.command {
         Command::Auth { action } => auth::run(action, cli.json),
-        Command::Daemon { action } => daemon::run(action, cli.db.as_deref(), cli.json),
+        Command::Daemon { action } => daemon::run(action, cli.db.as_deref(), cli.json, cli.yes),
         Command::Tui { filter } => heph_cli::tui::run(cli.db.as_deref(), &filter),
         _ => commands::run(cli),
     };

@@ -104,7 +104,7 @@ pub fn node(out: &mut impl Write, shown: &Shown, now: DateTime<FixedOffset>) -> 
         rows.push(("Status", s.to_string()));
     }
     if n.deleted {
-        rows.push(("Deleted", "yes (heph restore undoes it)".into()));
+        rows.push(("Deleted", "yes (heph undelete undoes it)".into()));
     }
     if let Some(p) = n.priority {
         rows.push(("Priority", p.to_string()));
@@ -184,7 +184,7 @@ pub fn conflicts(
             writeln!(out, "  {}. {v}{mark}", i + 1)?;
         }
     }
-    writeln!(out, "\nKeep one with: heph conflicts resolve ID FIELD NUMBER")
+    writeln!(out, "\nKeep one with: heph conflicts resolve ID FIELD NUMBER (or every one: --all --keep NUMBER)")
 }
 
 /// Writes a node's history.

@@ -69,7 +69,7 @@ fn show_done_start_stop_and_status_filters() {
 }
 
 #[test]
-fn modify_annotate_delete_and_restore() {
+fn modify_annotate_delete_and_undelete() {
     let h = Heph::new();
     let id = h.add(&["Buy", "milk", "+errand", "due:tomorrow"]);
     let m = h.json(&["modify", &id, "due:", "-errand", "+shop", "pri:M", "project:home", "Buy", "oat", "milk"]);
@@ -85,7 +85,9 @@ fn modify_annotate_delete_and_restore() {
     assert!(h.json(&["ls", "status:all"]).as_array().unwrap().is_empty());
     assert_eq!(titles(&h.json(&["ls", "+DELETED"])), ["Buy oat milk"]);
     assert_eq!(h.json(&["show", &id])["deleted"], true);
-    h.ok(&["restore", &id]);
+    // `restore` takes a backup file; an id gets the way to undo a delete.
+    assert!(h.fails(&["restore", &id]).contains("to undo a delete: heph undelete"));
+    h.ok(&["undelete", &id]);
     assert_eq!(titles(&h.json(&["ls"])), ["Buy oat milk"]);
 }
 

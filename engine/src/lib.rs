@@ -7,7 +7,8 @@
 //! - [`replica`]: the API every surface uses ([`Replica`]);
 //! - [`query`], [`parse`], [`when`]: Taskwarrior-style filters, modifications and dates;
 //! - [`taskwarrior`]: Taskwarrior's JSON;
-//! - [`limits`]: bounded decoding of untrusted Automerge bytes.
+//! - [`limits`]: bounded decoding of untrusted Automerge bytes;
+//! - [`backup`]: backups of a replica, restoring one, and seeding a hub from a device.
 //!
 //! # Durability
 //! A write returns only after its redb transaction has committed to disk
@@ -21,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod archive;
+pub mod backup;
 pub mod doc;
 pub mod error;
 pub mod id;

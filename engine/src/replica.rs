@@ -79,7 +79,7 @@ impl Replica {
 
     /// This replica's device id (the Automerge actor of its edits).
     #[must_use]
-    pub fn origin(&self) -> &ActorId {
+    pub fn origin(&self) -> ActorId {
         self.store.origin()
     }
 
@@ -103,7 +103,7 @@ impl Replica {
     /// is stored already; [`Error::ChangeTooLarge`] when the change could
     /// never sync.
     pub fn create(&self, draft: &Node, edits: &[Edit], message: &str) -> Result<Node, Error> {
-        let (doc, changes) = NodeDoc::create_with(draft, edits, self.origin(), message)?;
+        let (doc, changes) = NodeDoc::create_with(draft, edits, &self.origin(), message)?;
         check_size(&changes)?;
         self.store.write(|w| {
             if w.doc(draft.id)?.is_some() {
@@ -390,7 +390,7 @@ impl Replica {
     ///
     /// New documents are built on every core before the one write transaction.
     pub fn import(&self, nodes: &[Node], mut progress: impl FnMut(usize, usize)) -> Result<ImportReport, Error> {
-        let origin = self.origin().clone();
+        let origin = self.origin();
         let existing: HashSet<NodeId> = self.store.read(|r| {
             let mut found = HashSet::new();
             for n in nodes {

@@ -234,7 +234,9 @@ enum Db {
 /// An open store.
 pub struct Store {
     db: Db,
-    origin: ActorId,
+    /// Changes only when a backup is restored into the store (the restored
+    /// replica edits as a new actor, see [`Store::restore_from`]).
+    origin: std::sync::RwLock<ActorId>,
     quick_repair: bool,
     cache: Option<std::sync::Mutex<DocCache>>,
 }
@@ -290,7 +292,12 @@ impl Store {
     }
 
     fn init(db: Db, path: &Path) -> Result<Self, OpenError> {
-        let mut store = Self { db, origin: ActorId::from([0u8; 16].as_slice()), quick_repair: false, cache: None };
+        let mut store = Self {
+            db,
+            origin: std::sync::RwLock::new(ActorId::from([0u8; 16].as_slice())),
+            quick_repair: false,
+            cache: None,
+        };
         let existing = {
             let txn = store.begin_read().map_err(|e| unreadable(path, e))?;
             match txn.open_table(META) {
@@ -309,7 +316,7 @@ impl Store {
                 if found > SCHEMA {
                     return Err(OpenError::NewerVersion { path: path.to_path_buf(), found, supported: SCHEMA });
                 }
-                store.origin = ActorId::from(origin.as_slice());
+                store.origin = std::sync::RwLock::new(ActorId::from(origin.as_slice()));
                 if found < SCHEMA {
                     if matches!(store.db, Db::Read(_)) {
                         return Err(OpenError::NeedsUpgrade { path: path.to_path_buf(), found });
@@ -321,7 +328,7 @@ impl Store {
             Some(_) => Err(unreadable(path, "the file has no heph metadata")),
             None => {
                 let origin: [u8; 16] = rand::random();
-                store.origin = ActorId::from(origin.as_slice());
+                store.origin = std::sync::RwLock::new(ActorId::from(origin.as_slice()));
                 store.write(|w| {
                     let mut meta = w.txn.open_table(META)?;
                     meta.insert("schema", SCHEMA.to_le_bytes().as_slice())?;
@@ -368,8 +375,8 @@ impl Store {
 
     /// This replica's device id, used as the Automerge actor of local edits.
     #[must_use]
-    pub fn origin(&self) -> &ActorId {
-        &self.origin
+    pub fn origin(&self) -> ActorId {
+        self.origin.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Runs `f` on a consistent snapshot.
@@ -391,7 +398,7 @@ impl Store {
             stale: txn.open_table(STALE)?,
             positions: txn.open_table(POSITIONS)?,
             tail: txn.open_multimap_table(TAIL)?,
-            origin: self.origin.clone(),
+            origin: self.origin(),
         };
         f(&reader)
     }
@@ -422,7 +429,7 @@ impl Store {
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let mut writer = Writer {
             txn,
-            origin: self.origin.clone(),
+            origin: self.origin(),
             next_seq: None,
             last_position: [0; 32],
             now_ms,
@@ -495,50 +502,117 @@ impl Store {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| Error::Storage(e.to_string()))?;
-        let copy = Self { db: Db::Write(db), origin: self.origin.clone(), quick_repair: false, cache: None };
+        let copy =
+            Self { db: Db::Write(db), origin: std::sync::RwLock::new(self.origin()), quick_repair: false, cache: None };
         let from = self.begin_read()?;
-        copy.write(|w| {
-            macro_rules! tables {
-                ($($t:expr),*) => {$({
-                    let src = from.open_table($t)?;
-                    let mut dst = w.txn.open_table($t)?;
-                    for row in src.iter()? {
-                        let (k, v) = row?;
-                        dst.insert(k.value(), v.value())?;
-                    }
-                })*};
-            }
-            macro_rules! multimaps {
-                ($($t:expr),*) => {$({
-                    let src = from.open_multimap_table($t)?;
-                    let mut dst = w.txn.open_multimap_table($t)?;
-                    for row in src.iter()? {
-                        let (k, values) = row?;
-                        for v in values {
-                            dst.insert(k.value(), v?.value())?;
-                        }
-                    }
-                })*};
-            }
-            tables!(
-                META, DOCS, HEADS, CHANGES, LOG, POSITIONS, SYNC, SYNC_META, PENDING_AT, UNREADABLE, INDEX, TEXT, STALE
-            );
-            multimaps!(PENDING, BACKLINKS, TAIL);
-            match from.open_table(SETTINGS) {
-                Ok(src) => {
-                    let mut dst = w.txn.open_table(SETTINGS)?;
-                    for row in src.iter()? {
-                        let (k, v) = row?;
-                        dst.insert(k.value(), v.value())?;
-                    }
-                }
-                Err(redb::TableError::TableDoesNotExist(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-            Ok(())
-        })?;
+        copy.write(|w| copy_tables(&from, w))?;
         Ok(copy)
     }
+
+    /// Writes a consistent copy of the whole store (one read transaction)
+    /// to a new redb file at `path`, which must not exist, and marks it as
+    /// a backup taken at `taken_ms` (ms since the epoch). The copy is a
+    /// store like any other: it opens read-only, and [`Self::restore_from`]
+    /// takes it back.
+    pub fn backup_to(&self, path: &Path, taken_ms: i64) -> Result<(), Error> {
+        let from = self.begin_read()?;
+        let db = Database::builder().create(path).map_err(|e| Error::Storage(format!("{}: {e}", path.display())))?;
+        let copy =
+            Self { db: Db::Write(db), origin: std::sync::RwLock::new(self.origin()), quick_repair: false, cache: None };
+        copy.write(|w| {
+            copy_tables(&from, w)?;
+            w.txn.open_table(META)?.insert(BACKUP_TAKEN, taken_ms.to_le_bytes().as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// When this store was written as a backup ([`Self::backup_to`]), in ms
+    /// since the epoch; `None` for a live store.
+    pub fn backup_taken(&self) -> Result<Option<i64>, Error> {
+        let txn = self.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get(BACKUP_TAKEN)?.and_then(|v| <[u8; 8]>::try_from(v.value()).ok()).map(i64::from_le_bytes))
+    }
+
+    /// Replaces every table of this store with `backup`'s, in one durable
+    /// write, as a restored file would be, with three differences:
+    /// - the store takes a new origin (`origin`): edits made after the
+    ///   backup with the old one may be at the hub already, and Automerge
+    ///   refuses a second change with the same actor and sequence number;
+    /// - a reconciliation with the hub is owed, so that whatever only the
+    ///   backup holds is offered to it (the hub's log kept growing, so the
+    ///   backup's cursors still hold: what came after them, this device's
+    ///   own later edits included, comes back by catch-up);
+    /// - the backup mark is dropped.
+    pub fn restore_from(&self, backup: &Store, origin: [u8; 16]) -> Result<(), Error> {
+        let from = backup.begin_read()?;
+        self.write(|w| {
+            macro_rules! clear {
+                ($delete:ident: $($t:expr),*) => {$( w.txn.$delete($t)?; )*};
+            }
+            clear!(delete_table: META, DOCS, HEADS, CHANGES, LOG, POSITIONS, SYNC, SYNC_META, PENDING_AT);
+            clear!(delete_table: UNREADABLE, INDEX, TEXT, STALE, SETTINGS);
+            clear!(delete_multimap_table: PENDING, BACKLINKS, TAIL);
+            copy_tables(&from, w)?;
+            w.create_tables()?;
+            let mut meta = w.txn.open_table(META)?;
+            meta.remove(BACKUP_TAKEN)?;
+            meta.insert("origin", origin.as_slice())?;
+            meta.insert("schema", SCHEMA.to_le_bytes().as_slice())?;
+            drop(meta);
+            w.txn.open_table(SYNC)?.insert("reconcile", 1)?;
+            w.origin = ActorId::from(origin.as_slice());
+            Ok(())
+        })?;
+        *self.origin.write().unwrap_or_else(std::sync::PoisonError::into_inner) = ActorId::from(origin.as_slice());
+        if let Some(cache) = &self.cache {
+            cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).docs.clear();
+        }
+        Ok(())
+    }
+}
+
+/// The `meta` key of a backup's time ([`Store::backup_to`]).
+const BACKUP_TAKEN: &str = "backup_taken";
+
+/// Copies every table of `from` into `w` (whose tables are empty).
+fn copy_tables(from: &redb::ReadTransaction, w: &mut Writer) -> Result<(), Error> {
+    macro_rules! tables {
+        ($($t:expr),*) => {$({
+            let src = from.open_table($t)?;
+            let mut dst = w.txn.open_table($t)?;
+            for row in src.iter()? {
+                let (k, v) = row?;
+                dst.insert(k.value(), v.value())?;
+            }
+        })*};
+    }
+    macro_rules! multimaps {
+        ($($t:expr),*) => {$({
+            let src = from.open_multimap_table($t)?;
+            let mut dst = w.txn.open_multimap_table($t)?;
+            for row in src.iter()? {
+                let (k, values) = row?;
+                for v in values {
+                    dst.insert(k.value(), v?.value())?;
+                }
+            }
+        })*};
+    }
+    tables!(META, DOCS, HEADS, CHANGES, LOG, POSITIONS, SYNC, SYNC_META, PENDING_AT, UNREADABLE, INDEX, TEXT, STALE);
+    multimaps!(PENDING, BACKLINKS, TAIL);
+    match from.open_table(SETTINGS) {
+        Ok(src) => {
+            let mut dst = w.txn.open_table(SETTINGS)?;
+            for row in src.iter()? {
+                let (k, v) = row?;
+                dst.insert(k.value(), v.value())?;
+            }
+        }
+        Err(redb::TableError::TableDoesNotExist(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
 }
 
 /// Read access to a snapshot of the store.
@@ -762,6 +836,23 @@ impl Reader {
             }
         }
         Ok(true)
+    }
+
+    /// The raw changes of `id` that are stored but wait for their
+    /// dependencies.
+    pub fn waiting(&self, id: NodeId) -> Result<Vec<Vec<u8>>, Error> {
+        let mut out = Vec::new();
+        for hash in self.pending.get(id.as_bytes())? {
+            if let Some(stored) = self.changes.get(hash?.value())? {
+                out.push(stored.value()[16..].to_vec());
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many changes are stored (logged or waiting).
+    pub fn change_count(&self) -> Result<u64, Error> {
+        Ok(self.changes.len()?)
     }
 
     /// The hash of the change at log seq `seq`, if there is one.

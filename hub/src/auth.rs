@@ -23,9 +23,6 @@
 //!   the token's name), the outcome, the reason, the peer. Never a token.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
-use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -322,41 +319,7 @@ pub mod settings {
     }
 }
 
-/// The append-only audit log.
-pub struct Audit {
-    file: Option<Mutex<File>>,
-}
-
-impl Audit {
-    /// Opens (appends to) the log at `path`, created 0600.
-    pub fn open(path: &Path) -> Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let mut options = OpenOptions::new();
-        options.create(true).append(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(path).with_context(|| format!("opening the audit log {}", path.display()))?;
-        Ok(Self { file: Some(Mutex::new(file)) })
-    }
-
-    /// Appends one event (`event` names it; `fields` add to it).
-    pub fn record(&self, event: &str, fields: Value) {
-        let Some(file) = &self.file else { return };
-        let mut line =
-            json!({ "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "event": event });
-        if let (Some(line), Value::Object(fields)) = (line.as_object_mut(), fields) {
-            line.extend(fields);
-        }
-        let mut text = line.to_string();
-        text.push('\n');
-        let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Err(e) = file.write_all(text.as_bytes()) {
-            tracing::error!(error = %e, "cannot write the audit log");
-        }
-    }
-}
+pub use heph_hub::audit::Audit;
 
 /// The issuer's keys, and where they come from.
 struct Oidc {
@@ -732,7 +695,7 @@ impl Auth {
         }
         self.audit.record(
             "token_created",
-            json!({"name": record.name, "scope": record.scope, "expires": record.expires, "via": via}),
+            json!({"name": record.name, "scope": record.scope, "expires": record.expires, "via": via, "who": heph_hub::audit::local_user()}),
         );
     }
 
@@ -741,7 +704,7 @@ impl Auth {
     pub fn token_revoked(&self, name: &str, via: &str) {
         self.tokens.write().unwrap_or_else(PoisonError::into_inner).retain(|_, t| t.name != name);
         self.revocations.send_modify(|n| *n += 1);
-        self.audit.record("token_revoked", json!({"name": name, "via": via}));
+        self.audit.record("token_revoked", json!({"name": name, "via": via, "who": heph_hub::audit::local_user()}));
     }
 
     /// Whether a request's `Origin` (if any) may call the hub: its own

@@ -87,6 +87,24 @@ pub enum Command {
     /// its store only: no home directories, a read-only system, no privileges, so it listens on
     /// a port above 1023, behind a TLS proxy such as Caddy.
     InstallService(crate::install::InstallService),
+    /// Build a new hub store (--db) from a device's store: every node with its whole history, the owner, a new hub id.
+    ///
+    /// The device's file is never written. While the device's daemon runs (it holds the file), the
+    /// snapshot is taken through its socket (DEVICE_DB.sock, or --device-socket); otherwise the file is
+    /// read directly. An existing --db is refused. Devices that synced with another hub see a new
+    /// hub id and reconcile: each offers what the hub lacks, nothing is duplicated. The audit log
+    /// of the new hub records the seeding.
+    Seed {
+        /// The device's store (its heph.db).
+        #[arg(long, value_name = "DEVICE_DB")]
+        from: PathBuf,
+        /// The device daemon's socket [default: DEVICE_DB.sock].
+        #[arg(long, value_name = "PATH")]
+        device_socket: Option<PathBuf>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// hephd: heph's hub and device daemon.

@@ -1,7 +1,9 @@
 //! What `heph` and `hephd` share: signing in to an authenticated hub and
 //! keeping the token fresh ([`login`]), the TLS it does that over ([`tls`]),
-//! and the OS service files that run hephd ([`service`]).
+//! the append-only audit log ([`audit`]), and the OS service files that run
+//! hephd ([`service`]).
 
+pub mod audit;
 pub mod login;
 pub mod service;
 pub mod tls;

@@ -52,6 +52,12 @@ struct Daemon {
     /// Bumped each time the device is fully in sync.
     synced: watch::Sender<u64>,
     health: Mutex<SyncHealth>,
+    /// A restore is about to replace the replica: end the sync session.
+    end_session: Notify,
+    /// Held (read) by the sync session while it runs; a restore takes it
+    /// (write), so it never replaces the replica under a session whose
+    /// in-flight pushes and cursors belong to the replica as it was.
+    session_gate: tokio::sync::RwLock<()>,
 }
 
 impl Daemon {
@@ -87,6 +93,8 @@ pub async fn run(cfg: Config) -> Result<()> {
         wake: Notify::new(),
         synced,
         health: Mutex::new(SyncHealth { daemon: true, hub_url: Some(hub_url), offline: true, ..SyncHealth::default() }),
+        end_session: Notify::new(),
+        session_gate: tokio::sync::RwLock::new(()),
     });
     tracing::info!(store = %path.display(), socket = %socket_path.display(), hub = %ws_url, "device daemon running");
     let stop = CancellationToken::new();
@@ -142,6 +150,14 @@ async fn handle(daemon: &Arc<Daemon>, body: &[u8]) -> String {
     let response = match probe.get("method").and_then(Value::as_str) {
         Some("sync_status") => RpcResponse::of(id, json(daemon.health())),
         Some("sync_now") => RpcResponse::of(id, sync_now(daemon).await),
+        // Backups write files where the caller says: the device's own
+        // socket (0600) offers them, the hub's /rpc never does.
+        Some("census") => RpcResponse::of(
+            id,
+            tokio::task::block_in_place(|| daemon.replica.census()).map_err(RpcError::from).and_then(json),
+        ),
+        Some("backup") => RpcResponse::of(id, backup(daemon, probe.get("params")).await),
+        Some("restore") => RpcResponse::of(id, restore(daemon, probe.get("params")).await),
         _ => match rpc::parse(body) {
             Err(response) => response,
             Ok(envelope) => {
@@ -159,6 +175,58 @@ async fn handle(daemon: &Arc<Daemon>, body: &[u8]) -> String {
 
 fn json<T: serde::Serialize>(v: T) -> Result<Value, RpcError> {
     serde_json::to_value(v).map_err(|e| RpcError::new(rpc::code::INTERNAL, e.to_string()))
+}
+
+/// Parameters of `backup` and `restore`.
+#[derive(serde::Deserialize)]
+struct FileParams {
+    /// The backup file (absolute: the daemon's working folder is not the caller's).
+    path: std::path::PathBuf,
+    /// Replace an existing file (backup).
+    #[serde(default)]
+    force: bool,
+}
+
+fn file_params(params: Option<&Value>) -> Result<FileParams, RpcError> {
+    let params = params.cloned().unwrap_or(Value::Null);
+    let p: FileParams = serde_json::from_value(params)
+        .map_err(|e| RpcError::new(rpc::code::INVALID_PARAMS, format!("bad params: {e}")))?;
+    if !p.path.is_absolute() {
+        return Err(RpcError::new(rpc::code::INVALID_PARAMS, "the backup path must be absolute"));
+    }
+    Ok(p)
+}
+
+/// `heph backup FILE`: a consistent copy of the replica, taken in one read
+/// transaction beside the running sync.
+async fn backup(daemon: &Arc<Daemon>, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p = file_params(params)?;
+    let census = tokio::task::block_in_place(|| daemon.replica.backup_to(&p.path, Utc::now(), p.force));
+    match census {
+        Ok(c) => json(c),
+        Err(e @ heph_engine::backup::BackupError::Exists { .. }) => {
+            Err(RpcError::new(rpc::code::EXISTS, e.to_string()))
+        }
+        Err(e) => Err(RpcError::new(rpc::code::INTERNAL, e.to_string())),
+    }
+}
+
+/// `heph restore FILE`: ends the sync session, replaces the replica's
+/// contents with the backup's, and syncs again (the restored replica
+/// reconciles with the hub; see `heph_engine::backup`).
+async fn restore(daemon: &Arc<Daemon>, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p = file_params(params)?;
+    let backup = tokio::task::block_in_place(|| heph_engine::backup::open_backup(&p.path))
+        .map_err(|e| RpcError::new(rpc::code::NOT_FOUND, e.to_string()))?;
+    daemon.end_session.notify_one();
+    let census = {
+        let _gate = daemon.session_gate.write().await;
+        tokio::task::block_in_place(|| daemon.replica.restore_from(&backup))?
+    };
+    tracing::info!(backup = %p.path.display(), nodes = census.nodes, "restored a backup; syncing again");
+    daemon.wake.notify_one();
+    daemon.local_change.notify_one();
+    json(census)
 }
 
 /// `heph sync`: a full cycle now (connect if needed, pull, push, wait for acks).
@@ -187,8 +255,17 @@ async fn sync_loop(daemon: Arc<Daemon>, url: String, stop: CancellationToken) {
         cycle += 1;
         daemon.update(|h| h.last_attempt = Some(Utc::now()));
         let span = tracing::info_span!("sync", cycle, hub = %url);
-        let outcome = session(&daemon, &url, &stop, &mut failures).instrument(span).await;
+        let outcome = {
+            let _gate = daemon.session_gate.read().await;
+            session(&daemon, &url, &stop, &mut failures).instrument(span).await
+        };
         daemon.update(|h| h.connected = false);
+        if matches!(outcome, Err(Failure::Restored)) {
+            // Connect again at once, to the replica as restored.
+            tracing::info!("session ended for a restore");
+            failures = 0;
+            continue;
+        }
         match outcome {
             Ok(()) => return,
             Err(e) => {
@@ -278,6 +355,8 @@ enum Failure {
     Auth(String),
     #[error("{0}")]
     Other(String),
+    #[error("the replica is being restored from a backup")]
+    Restored,
 }
 
 impl From<SyncError> for Failure {
@@ -333,6 +412,11 @@ async fn session(daemon: &Arc<Daemon>, url: &str, stop: &CancellationToken, fail
                 drop(out);
                 let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
                 return Ok(());
+            }
+            () = daemon.end_session.notified() => {
+                let close = CloseFrame { code: CloseCode::Away, reason: "restoring a backup".into() };
+                let _ = out.send(Message::Close(Some(close))).await;
+                return Err(Failure::Restored);
             }
             ended = &mut writer => {
                 return Err(ended.unwrap_or_else(|e| Failure::Other(format!("the connection's writer failed: {e}"))));

@@ -18,6 +18,7 @@ mod install;
 mod local;
 mod metrics;
 mod rpc;
+mod seed;
 mod server;
 mod token;
 mod unix;
@@ -69,6 +70,9 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         if let Some(Command::Token { action }) = cfg.command.clone() {
             return token::run(&cfg, action).await;
+        }
+        if let Some(Command::Seed { from, device_socket, json }) = cfg.command.clone() {
+            return tokio::task::block_in_place(|| seed::run(&cfg, &from, device_socket.as_deref(), json));
         }
         match cfg.mode {
             Mode::Server => server::run(cfg).await,

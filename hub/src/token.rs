@@ -193,11 +193,18 @@ async fn admin(db: &Path, audit: &Path, request: &AdminRequest) -> Result<Value>
         )
     })?;
     let audit = auth::Audit::open(audit)?;
-    Ok(apply(&replica, request, &|event| match event {
+    Ok(apply(&replica, request, &|event| {
+        match event {
         Event::Added(r) => {
-            audit.record("token_created", json!({"name": r.name, "scope": r.scope, "expires": r.expires, "via": "cli"}))
+            audit.record(
+                "token_created",
+                json!({"name": r.name, "scope": r.scope, "expires": r.expires, "via": "cli", "who": heph_hub::audit::local_user()}),
+            )
         }
-        Event::Revoked(name) => audit.record("token_revoked", json!({"name": name, "via": "cli"})),
+        Event::Revoked(name) => {
+            audit.record("token_revoked", json!({"name": name, "via": "cli", "who": heph_hub::audit::local_user()}));
+        }
+    }
     }))
 }
 

@@ -440,9 +440,17 @@ fn uninstall_asks_first() {
     assert!(stderr.contains("--yes") && stderr.contains("not a terminal"), "{stderr}");
     assert!(stderr.contains(unit.to_str().unwrap()), "says what it would remove: {stderr}");
     assert!(unit.exists());
+    // The store the service ran on (its folder exists once the daemon has run).
+    std::fs::create_dir_all(dir.path().join("data/heph")).unwrap();
     let said = ok(heph_in(dir.path()).args(["daemon", "uninstall", "--yes"]).output().unwrap(), "uninstall --yes");
     assert!(said.contains("Removed"), "{said}");
     assert!(!unit.exists());
+    // The uninstall joins the audit log beside the store.
+    let audit = std::fs::read_to_string(dir.path().join("data/heph/heph.db.audit.jsonl")).expect("an audit log");
+    let line: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(line["event"], "service_uninstalled", "{line}");
+    assert!(line["who"].as_str().is_some_and(|w| !w.is_empty()), "{line}");
+    assert_eq!(line["file"], unit.to_str().unwrap(), "{line}");
     // Nothing left: says so, succeeds.
     ok(heph_in(dir.path()).args(["daemon", "uninstall", "--yes"]).output().unwrap(), "uninstall again");
 }

@@ -11,7 +11,6 @@
 mod manager;
 mod status;
 
-use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -51,12 +50,8 @@ pub enum DaemonAction {
     /// Stop and disable the service, and remove its file (the store is kept).
     ///
     /// Shows what it will do and asks first; --yes skips the question (and is needed when
-    /// standard input is not a terminal).
-    Uninstall {
-        /// Do it without asking.
-        #[arg(long, short = 'y')]
-        yes: bool,
-    },
+    /// standard input is not a terminal). The uninstall joins the store's audit log.
+    Uninstall,
 }
 
 /// The daemon's settings, and how to install.
@@ -115,15 +110,15 @@ pub enum ServiceMode {
     Server,
 }
 
-/// Runs one `heph daemon` command; `db` is heph's --db.
-pub fn run(action: DaemonAction, db: Option<&Path>, json: bool) -> Result<()> {
+/// Runs one `heph daemon` command; `db` is heph's --db, `yes` its --yes.
+pub fn run(action: DaemonAction, db: Option<&Path>, json: bool, yes: bool) -> Result<()> {
     match action {
         DaemonAction::Install(args) => install(&args, db, json),
         DaemonAction::Start => control(json, "start"),
         DaemonAction::Stop => control(json, "stop"),
         DaemonAction::Restart => control(json, "restart"),
         DaemonAction::Status => status::run(db, json),
-        DaemonAction::Uninstall { yes } => uninstall(yes, json),
+        DaemonAction::Uninstall => uninstall(yes, json),
     }
 }
 
@@ -317,22 +312,7 @@ fn uninstall(yes: bool, json: bool) -> Result<()> {
         manager.unit(),
         file.display()
     );
-    if !yes {
-        if !std::io::stdin().is_terminal() {
-            bail!(
-                "refusing to uninstall without confirmation: standard input is not a terminal. \
-                 {} Pass --yes to go ahead.",
-                plan.replace('\n', " ")
-            );
-        }
-        eprintln!("{plan}");
-        eprint!("Uninstall? [y/N] ");
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer).context("reading your answer")?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
-            bail!("not uninstalled: nothing was changed");
-        }
-    }
+    crate::confirm::ask(yes, &plan, "Uninstall?")?;
     // A manager that cannot be reached has nothing running to stop: the
     // file goes either way.
     let stopped = match manager.disable() {
@@ -342,6 +322,19 @@ fn uninstall(yes: bool, json: bool) -> Result<()> {
     };
     std::fs::remove_file(&file).with_context(|| format!("removing {}", file.display()))?;
     let _ = manager.forget();
+    // The audit log beside the store the service ran on.
+    if let Some(db) = settings.get("HEPH_DB").map(PathBuf::from).or_else(|| store::path(None).ok()) {
+        let fields = serde_json::json!({
+            "who": heph_hub::audit::local_user(),
+            "unit": manager.unit(),
+            "file": file,
+            "store": db,
+            "stop_error": stopped,
+        });
+        if let Err(e) = heph_hub::audit::append(&heph_hub::audit::beside(&db), "service_uninstalled", fields) {
+            eprintln!("heph: the service is removed, but the audit log could not be written: {e:#}");
+        }
+    }
     if json {
         println!("{}", serde_json::json!({ "removed": true, "file": file, "stop_error": stopped }));
     } else {

@@ -218,9 +218,20 @@ async fn restore(daemon: &Arc<Daemon>, params: Option<&Value>) -> Result<Value, 
     let p = file_params(params)?;
     let backup = tokio::task::block_in_place(|| heph_engine::backup::open_backup(&p.path))
         .map_err(|e| RpcError::new(rpc::code::NOT_FOUND, e.to_string()))?;
-    daemon.end_session.notify_one();
     let census = {
-        let _gate = daemon.session_gate.write().await;
+        // Queue for the gate first (the lock is fair: no new session starts
+        // ahead of a queued restore), then end the session that holds it.
+        // The sync loop may have started the next session between a notice
+        // and the queueing: the notice is repeated until the gate is ours.
+        let gate = daemon.session_gate.write();
+        tokio::pin!(gate);
+        let _gate = loop {
+            daemon.end_session.notify_one();
+            tokio::select! {
+                held = &mut gate => break held,
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        };
         tokio::task::block_in_place(|| daemon.replica.restore_from(&backup))?
     };
     tracing::info!(backup = %p.path.display(), nodes = census.nodes, "restored a backup; syncing again");

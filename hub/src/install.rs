@@ -19,28 +19,9 @@ const STATE_DIR: &str = "/var/lib/heph";
 /// `hephd install-service`'s flags (and the global --db).
 #[derive(clap::Args, Debug, Clone)]
 pub struct InstallService {
-    /// Address the hub listens on; behind a TLS proxy, a loopback one [default: 127.0.0.1:8787, or the unit's].
-    #[arg(long, value_name = "ADDR")]
-    pub http_addr: Option<String>,
-    /// The OpenID provider whose access tokens the hub accepts (with --oidc-audience).
-    #[arg(long, value_name = "URL")]
-    pub oidc_issuer: Option<String>,
-    /// The audience (`aud`) access tokens must carry.
-    #[arg(long, value_name = "AUD")]
-    pub oidc_audience: Option<String>,
-    /// The OAuth client id browsers and devices sign in with.
-    #[arg(long, value_name = "ID")]
-    pub oidc_client_id: Option<String>,
-    /// Serve the browser app from DIR (outside /home and /root: the service cannot see those).
-    #[arg(long, value_name = "DIR")]
-    pub web_root: Option<String>,
-    /// A browser origin allowed to call the hub (repeatable); replaces the unit's list.
-    #[arg(long = "cors-origin", value_name = "ORIGIN")]
-    pub cors_origins: Vec<String>,
-    /// The reverse proxy in front of the hub (repeatable; an IP address or CIDR block), whose
-    /// X-Forwarded-For names the client in the audit log; replaces the unit's list.
-    #[arg(long = "trusted-proxy", value_name = "ADDR")]
-    pub trusted_proxies: Vec<String>,
+    /// The hub's settings [--http-addr default: 127.0.0.1:8787, or the unit's].
+    #[command(flatten)]
+    pub hub: service::HubFlags,
     /// The account the hub runs as; created (a system account) if missing.
     #[arg(long, default_value = "heph", value_name = "NAME")]
     pub user: String,
@@ -162,13 +143,7 @@ pub fn run(cfg: &Config, args: &InstallService) -> Result<()> {
 
 /// The settings given on the command line (an empty value removes one).
 fn given(cfg: &Config, args: &InstallService) -> Result<Vec<(String, String)>> {
-    let path = |p: &Path| -> Result<String> {
-        if p.as_os_str().is_empty() {
-            return Ok(String::new());
-        }
-        let abs = service::absolute(p).context("cannot find the current directory; give an absolute path")?;
-        abs.to_str().map(str::to_string).with_context(|| format!("{} is not UTF-8; give another path", abs.display()))
-    };
+    let path = |p: &Path| service::absolute_text(p);
     let mut changes = Vec::new();
     let mut put = |k: &str, v: Option<String>| {
         if let Some(v) = v {
@@ -177,19 +152,7 @@ fn given(cfg: &Config, args: &InstallService) -> Result<Vec<(String, String)>> {
     };
     put("HEPH_DB", cfg.db.as_deref().map(path).transpose()?);
     put("HEPH_AUDIT_LOG", cfg.audit_log.as_deref().map(path).transpose()?);
-    put("HEPH_HTTP_ADDR", args.http_addr.clone());
-    put("HEPH_OIDC_ISSUER", args.oidc_issuer.clone());
-    put("HEPH_OIDC_AUDIENCE", args.oidc_audience.clone());
-    put("HEPH_OIDC_CLIENT_ID", args.oidc_client_id.clone());
-    put("HEPH_WEB_ROOT", args.web_root.as_deref().map(Path::new).map(path).transpose()?);
-    if !args.cors_origins.is_empty() {
-        let origins: Vec<&str> = args.cors_origins.iter().map(String::as_str).filter(|o| !o.is_empty()).collect();
-        put("HEPH_CORS_ORIGIN", Some(origins.join(",")));
-    }
-    if !args.trusted_proxies.is_empty() {
-        let proxies: Vec<&str> = args.trusted_proxies.iter().map(String::as_str).filter(|p| !p.is_empty()).collect();
-        put("HEPH_TRUSTED_PROXY", Some(proxies.join(",")));
-    }
+    changes.extend(args.hub.changes()?);
     Ok(changes)
 }
 

@@ -9,22 +9,6 @@ use std::process::Command;
 use common::{Device, Hub, converge, hephd};
 use serde_json::Value;
 
-/// `n` Taskwarrior tasks tagged `tag`, as `task export` prints them.
-fn tasks(n: usize, tag: &str) -> String {
-    let tasks: Vec<Value> = (0..n)
-        .map(|i| {
-            serde_json::json!({
-                "uuid": format!("{:08x}-{:04x}-4000-8000-{:012x}", i, tag.len(), i),
-                "description": format!("{tag} task {i}"),
-                "status": "pending",
-                "entry": "20261120T091500Z",
-                "tags": [tag],
-            })
-        })
-        .collect();
-    serde_json::to_string(&tasks).unwrap()
-}
-
 /// The audit log beside `store`, one JSON object per line.
 fn audit(store: &Path) -> Vec<Value> {
     let mut path = store.as_os_str().to_owned();
@@ -62,7 +46,7 @@ fn a_hub_seeded_from_a_running_device_serves_every_node_and_the_device_reconcile
     let mut a = Device::new(dir.path(), "a");
     a.start(&old_hub.url());
     let file = dir.path().join("tasks.json");
-    std::fs::write(&file, tasks(300, "seed")).unwrap();
+    std::fs::write(&file, common::taskwarrior_tasks(300, "seed")).unwrap();
     a.ok(&["import", file.to_str().unwrap()]);
     a.ok(&["note", "A note with history", "--body", "first"]);
     let note = a.json(&["ls", "kind:note"])[0]["short"].as_str().unwrap().to_string();

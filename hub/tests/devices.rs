@@ -57,21 +57,6 @@ fn a_task_added_on_one_device_appears_on_the_other_and_offline_edits_converge() 
     assert!(health["last_success"].is_string());
 }
 
-fn bulk(n: usize, tag: &str) -> String {
-    let tasks: Vec<Value> = (0..n)
-        .map(|i| {
-            serde_json::json!({
-                "uuid": format!("{:08x}-{:04x}-4000-8000-{:012x}", i, tag.len(), i),
-                "description": format!("{tag} task {i}"),
-                "status": "pending",
-                "entry": "20261120T091500Z",
-                "tags": [tag],
-            })
-        })
-        .collect();
-    serde_json::to_string(&tasks).unwrap()
-}
-
 #[test]
 fn killing_the_hub_mid_push_loses_nothing_it_acknowledged_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -80,7 +65,7 @@ fn killing_the_hub_mid_push_loses_nothing_it_acknowledged_and_duplicates_nothing
     // Offline, A makes 6000 changes (a genesis and a content change for each
     // of 3000 tasks); its daemon will push them in batches.
     let file = dir.path().join("bulk.json");
-    std::fs::write(&file, bulk(3000, "bulk")).unwrap();
+    std::fs::write(&file, common::taskwarrior_tasks(3000, "bulk")).unwrap();
     a.ok(&["import", file.to_str().unwrap()]);
     let total = 6000;
 

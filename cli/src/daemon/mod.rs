@@ -63,24 +63,9 @@ pub struct InstallArgs {
     /// The hub to sync with (local mode): wss://host, https://host, or ws:// and http:// on loopback.
     #[arg(long, value_name = "URL")]
     pub hub_url: Option<String>,
-    /// The address the hub listens on (server mode), e.g. 127.0.0.1:8787.
-    #[arg(long, value_name = "ADDR")]
-    pub http_addr: Option<String>,
-    /// The OpenID provider whose tokens the hub accepts (server mode; with --oidc-audience).
-    #[arg(long, value_name = "URL")]
-    pub oidc_issuer: Option<String>,
-    /// The audience tokens must carry (server mode; with --oidc-issuer).
-    #[arg(long, value_name = "AUD")]
-    pub oidc_audience: Option<String>,
-    /// The OAuth client id browsers and devices sign in with (server mode).
-    #[arg(long, value_name = "ID")]
-    pub oidc_client_id: Option<String>,
-    /// Serve the browser app from DIR instead of the copy built into hephd (server mode).
-    #[arg(long, value_name = "DIR")]
-    pub web_root: Option<String>,
-    /// A browser origin allowed to call the hub (repeatable; server mode); replaces the installed list.
-    #[arg(long = "cors-origin", value_name = "ORIGIN")]
-    pub cors_origins: Vec<String>,
+    /// The hub's settings (server mode).
+    #[command(flatten)]
+    pub hub: service::HubFlags,
     /// Also trust the certificate authorities in this PEM file when reaching a wss:// hub (local mode), e.g. a private CA's root.
     #[arg(long, value_name = "PATH")]
     pub ca_file: Option<String>,
@@ -143,27 +128,10 @@ fn given(args: &InstallArgs, db: Option<&Path>) -> Result<Vec<(String, String)>>
     };
     put("HEPH_MODE", args.mode.map(|m| if m == ServiceMode::Server { "server" } else { "local" }.into()));
     put("HEPH_HUB_URL", args.hub_url.clone());
-    put("HEPH_HTTP_ADDR", args.http_addr.clone());
-    put("HEPH_OIDC_ISSUER", args.oidc_issuer.clone());
-    put("HEPH_OIDC_AUDIENCE", args.oidc_audience.clone());
-    put("HEPH_OIDC_CLIENT_ID", args.oidc_client_id.clone());
-    put("HEPH_WEB_ROOT", args.web_root.as_deref().map(Path::new).map(absolute_text).transpose()?);
-    put("HEPH_DB", db.map(absolute_text).transpose()?);
-    put("HEPH_CA_FILE", args.ca_file.as_deref().map(Path::new).map(absolute_text).transpose()?);
-    if !args.cors_origins.is_empty() {
-        let origins: Vec<&str> = args.cors_origins.iter().map(String::as_str).filter(|o| !o.is_empty()).collect();
-        put("HEPH_CORS_ORIGIN", Some(origins.join(",")));
-    }
+    put("HEPH_DB", db.map(service::absolute_text).transpose()?);
+    put("HEPH_CA_FILE", args.ca_file.as_deref().map(Path::new).map(service::absolute_text).transpose()?);
+    changes.extend(args.hub.changes()?);
     Ok(changes)
-}
-
-/// A path as absolute text; an empty path stays empty (it clears a setting).
-fn absolute_text(path: &Path) -> Result<String> {
-    if path.as_os_str().is_empty() {
-        return Ok(String::new());
-    }
-    let path = service::absolute(path).context("cannot find the current directory; give an absolute path")?;
-    path.to_str().map(str::to_string).with_context(|| format!("{} is not UTF-8; give another path", path.display()))
 }
 
 /// Fills in what a service cannot do without, and refuses settings hephd
@@ -185,7 +153,7 @@ fn complete(settings: &mut Settings) -> Result<()> {
         } else {
             store::path(None)?
         };
-        settings.set("HEPH_DB", absolute_text(&db)?);
+        settings.set("HEPH_DB", service::absolute_text(&db)?);
     }
     match settings.get("HEPH_HUB_URL") {
         None if !server => bail!(

@@ -277,3 +277,67 @@ mod tests {
         assert!(matches!(s.check(), Err(ServiceError::BadName(_))));
     }
 }
+
+/// A path as a service file writes it: absolute, UTF-8 (an empty path stays
+/// empty: it removes the setting).
+pub fn absolute_text(path: &Path) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    if path.as_os_str().is_empty() {
+        return Ok(String::new());
+    }
+    let path = absolute(path).context("cannot find the current directory; give an absolute path")?;
+    path.to_str().map(str::to_string).with_context(|| format!("{} is not UTF-8; give another path", path.display()))
+}
+
+/// The hub's flags a service carries: `heph daemon install` (server mode)
+/// and `hephd install-service` take the same ones.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct HubFlags {
+    /// The address the hub listens on, e.g. 127.0.0.1:8787 (behind a TLS proxy, a loopback one).
+    #[arg(long, value_name = "ADDR")]
+    pub http_addr: Option<String>,
+    /// The OpenID provider whose access tokens the hub accepts (with --oidc-audience).
+    #[arg(long, value_name = "URL")]
+    pub oidc_issuer: Option<String>,
+    /// The audience (`aud`) access tokens must carry (with --oidc-issuer).
+    #[arg(long, value_name = "AUD")]
+    pub oidc_audience: Option<String>,
+    /// The OAuth client id browsers and devices sign in with.
+    #[arg(long, value_name = "ID")]
+    pub oidc_client_id: Option<String>,
+    /// Serve the browser app from DIR instead of the copy built into hephd (a system service cannot see /home or /root).
+    #[arg(long, value_name = "DIR")]
+    pub web_root: Option<String>,
+    /// A browser origin allowed to call the hub (repeatable); replaces the installed list.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// The reverse proxy in front of the hub (repeatable; an IP address or CIDR block), whose
+    /// X-Forwarded-For names the client in the audit log; replaces the installed list.
+    #[arg(long = "trusted-proxy", value_name = "ADDR")]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl HubFlags {
+    /// The settings given, as changes to the installed ones (an empty value
+    /// removes a setting; paths become absolute).
+    pub fn changes(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let mut changes = Vec::new();
+        let mut put = |key: &str, value: Option<String>| {
+            if let Some(v) = value {
+                changes.push((key.to_string(), v));
+            }
+        };
+        put("HEPH_HTTP_ADDR", self.http_addr.clone());
+        put("HEPH_OIDC_ISSUER", self.oidc_issuer.clone());
+        put("HEPH_OIDC_AUDIENCE", self.oidc_audience.clone());
+        put("HEPH_OIDC_CLIENT_ID", self.oidc_client_id.clone());
+        put("HEPH_WEB_ROOT", self.web_root.as_deref().map(Path::new).map(absolute_text).transpose()?);
+        // Repeatable flags: hephd splits these variables at commas.
+        for (key, list) in [("HEPH_CORS_ORIGIN", &self.cors_origins), ("HEPH_TRUSTED_PROXY", &self.trusted_proxies)] {
+            if !list.is_empty() {
+                put(key, Some(list.iter().map(String::as_str).filter(|v| !v.is_empty()).collect::<Vec<_>>().join(",")));
+            }
+        }
+        Ok(changes)
+    }
+}

@@ -489,3 +489,19 @@ pub mod ws {
         ClientFrame::Hello { version: PROTOCOL_VERSION, origin: "test".into(), cursor, bootstrap: false, known: None }
     }
 }
+
+/// `n` Taskwarrior tasks tagged `tag`, as `task export` prints them.
+pub fn taskwarrior_tasks(n: usize, tag: &str) -> String {
+    let tasks: Vec<Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "uuid": format!("{:08x}-{:04x}-4000-8000-{:012x}", i, tag.len(), i),
+                "description": format!("{tag} task {i}"),
+                "status": "pending",
+                "entry": "20261120T091500Z",
+                "tags": [tag],
+            })
+        })
+        .collect();
+    serde_json::to_string(&tasks).unwrap()
+}

@@ -4,21 +4,11 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proc, free_port, heph, hephd};
+use common::{Proc, free_port, heph, hephd, succeeded as ok};
 use serde_json::Value;
-
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
 
 /// `heph` the moment a device daemon starts, and a moment before: every
 /// command succeeds (none waits out the store lock and fails with "the

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proc, free_port, heph, hephd};
+use common::{Proc, free_port, heph, hephd, succeeded as ok};
 use serde_json::Value;
 
 /// `heph` with its service files under `dir` (XDG_CONFIG_HOME) and `dir` as
@@ -22,16 +22,6 @@ fn heph_in(dir: &Path) -> Command {
         .env_remove("HEPH_SOCKET")
         .stdin(Stdio::null());
     c
-}
-
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
 }
 
 fn user_unit(dir: &Path) -> PathBuf {

@@ -59,14 +59,7 @@ impl Session {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.heph(args);
-        assert!(
-            out.status.success(),
-            "heph {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        common::succeeded(self.heph(args), &format!("heph {args:?}"))
     }
 
     fn json(&self, args: &[&str]) -> Value {

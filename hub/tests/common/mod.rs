@@ -505,3 +505,15 @@ pub fn taskwarrior_tasks(n: usize, tag: &str) -> String {
         .collect();
     serde_json::to_string(&tasks).unwrap()
 }
+
+/// The standard output of a command that must have succeeded; on failure,
+/// panics with `what` and both of its outputs.
+pub fn succeeded(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}

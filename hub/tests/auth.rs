@@ -7,16 +7,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
-use common::oidc::{AUDIENCE, Provider, approve, raw_http};
+use common::oidc::{AUDIENCE, Provider, raw_http};
 use common::{Hub, free_port, hephd};
 use heph_engine::{Node, NodeId, NodeKind};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -526,34 +526,8 @@ fn device_code_login_then_sync_with_refreshed_tokens() {
     device.stop();
 
     // heph auth login: the device flow, approved in the "browser".
-    let mut login = Command::new(common::heph())
-        .args([
-            "auth",
-            "login",
-            "--json",
-            "--hub-url",
-            &hub.url(),
-            "--issuer",
-            &provider.issuer,
-            "--client-id",
-            "heph-cli",
-        ])
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut stdout = BufReader::new(login.stdout.take().unwrap());
-    stdout.read_line(&mut line).unwrap();
-    let prompt: Value = serde_json::from_str(&line).expect("the verification prompt");
+    let (prompt, done) = common::oidc::device_login(&env, &hub.url(), &provider);
     assert!(prompt["verification_uri"].as_str().unwrap().ends_with("/device"), "{prompt}");
-    approve(provider.port(), prompt["user_code"].as_str().unwrap(), "owner");
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
-    let status = login.wait().unwrap();
-    assert!(status.success(), "heph auth login failed: {line}");
-    let done: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(done["signed_in"], true);
 
     // Stored in a file only its owner can read, with a refresh token.

@@ -8,14 +8,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chrono::Utc;
-use common::oidc::{AUDIENCE, Provider, approve};
+use common::oidc::{AUDIENCE, Provider, device_login};
 use common::{Device, Hub, Proc, eventually, free_port};
 use futures_util::{SinkExt as _, StreamExt as _};
 use heph_engine::sync::frame::{ClientFrame, encode};
@@ -156,31 +156,7 @@ fn audit(hub: &Hub) -> Vec<Value> {
 /// `heph auth login` through the device flow, approved as `owner` in the
 /// provider's forms; returns the access token it stored.
 fn sign_in(device: &Device, hub_url: &str, provider: &Provider, config: &Path) -> String {
-    let mut login = Command::new(common::heph())
-        .args([
-            "auth",
-            "login",
-            "--json",
-            "--hub-url",
-            hub_url,
-            "--issuer",
-            &provider.issuer,
-            "--client-id",
-            "heph-cli",
-        ])
-        .envs(device.env.iter().map(|(k, v)| (k, v)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(login.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let prompt: Value = serde_json::from_str(&line).expect("the verification prompt");
-    approve(provider.port(), prompt["user_code"].as_str().unwrap(), "owner");
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
-    assert!(login.wait().unwrap().success(), "heph auth login failed: {line}");
+    device_login(&device.env, hub_url, provider);
     let stored: Value = serde_json::from_slice(&std::fs::read(config.join("heph/credentials.json")).unwrap()).unwrap();
     stored[hub_url]["access_token"].as_str().expect("a stored access token").to_string()
 }

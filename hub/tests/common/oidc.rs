@@ -176,3 +176,36 @@ pub fn raw_http(port: u16, request: &str) -> (u16, String) {
     let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (status, body)
 }
+
+/// `heph auth login` through the device flow, with `env` as the device's
+/// environment, approved as `owner` in the provider's forms. Returns the
+/// verification prompt and the final line `heph` printed (both JSON);
+/// panics unless the login succeeded.
+pub fn device_login(env: &[(String, String)], hub_url: &str, provider: &Provider) -> (Value, Value) {
+    let mut login = Command::new(super::heph())
+        .args([
+            "auth",
+            "login",
+            "--json",
+            "--hub-url",
+            hub_url,
+            "--issuer",
+            &provider.issuer,
+            "--client-id",
+            "heph-cli",
+        ])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(login.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let prompt: Value = serde_json::from_str(&line).expect("the verification prompt");
+    approve(provider.port(), prompt["user_code"].as_str().unwrap(), "owner");
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert!(login.wait().unwrap().success(), "heph auth login failed: {line}");
+    (prompt, serde_json::from_str(&line).expect("the login's outcome"))
+}

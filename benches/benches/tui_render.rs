@@ -33,7 +33,7 @@ fn app(tasks: usize) -> App {
             Row { short: summary.id.to_hex()[..6].to_string(), summary, urgency }
         })
         .collect();
-    let mut app = App::new("", now);
+    let mut app = App::new("", &now.into());
     app.apply(Data::Rows(rows));
     app
 }

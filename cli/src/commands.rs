@@ -4,9 +4,11 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use chrono::{DateTime, FixedOffset, Local, Utc};
+use chrono::{DateTime, Utc};
 use heph_engine::taskwarrior;
-use heph_engine::{Annotation, Edit, Filter, Node, NodeId, NodeKind, Status, StatusFilter, parse_day, parse_mods};
+use heph_engine::{
+    Annotation, Clock, Edit, Filter, Node, NodeId, NodeKind, Status, StatusFilter, parse_day, parse_mods,
+};
 use serde::Serialize;
 
 use crate::api::Api;
@@ -20,7 +22,8 @@ struct Ctx {
     /// `--yes`: confirmations are answered yes.
     yes: bool,
     now: DateTime<Utc>,
-    local: DateTime<FixedOffset>,
+    /// The user's clock: now, and the local zone (`TZ` honoured).
+    local: Clock,
 }
 
 impl Ctx {
@@ -62,8 +65,8 @@ fn print_json<T: Serialize>(value: &T) -> Result<()> {
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    let local = Local::now().fixed_offset();
-    let ctx = Ctx { db: cli.db, json: cli.json, yes: cli.yes, now: local.to_utc(), local };
+    let local = Clock::system();
+    let ctx = Ctx { db: cli.db, json: cli.json, yes: cli.yes, now: local.now, local };
     match cli.command {
         Command::Add { words } => add(&ctx, &words),
         Command::Ls { filter, limit } => ls(&ctx, &filter, limit),
@@ -138,7 +141,7 @@ fn shown(r: &mut Api, node: Node) -> Result<Shown> {
 fn show(ctx: &Ctx, r: &mut Api, id: NodeId) -> Result<()> {
     let node = r.get(id)?;
     let shown = shown(r, node)?;
-    emit(ctx, &shown, |out| Ok(render::node(out, &shown, ctx.local)?))
+    emit(ctx, &shown, |out| Ok(render::node(out, &shown, &ctx.local)?))
 }
 
 /// Reports a write, then ends the command (see [`Api::finish`]).
@@ -170,7 +173,7 @@ fn resolve_depends(r: &mut Api, depends: &[(bool, String)]) -> Result<Vec<Edit>>
 }
 
 fn add(ctx: &Ctx, words: &[String]) -> Result<()> {
-    let mods = parse_mods(words, ctx.local)?;
+    let mods = parse_mods(words, &ctx.local)?;
     let title = mods.title.clone().context("a task needs a title: heph add Buy milk due:tomorrow")?;
     let mut r = ctx.open()?;
     let mut edits = mods.edits;
@@ -181,7 +184,7 @@ fn add(ctx: &Ctx, words: &[String]) -> Result<()> {
 }
 
 fn ls(ctx: &Ctx, words: &[String], limit: Option<usize>) -> Result<()> {
-    let filter = Filter::parse(words, ctx.local)?;
+    let filter = Filter::parse(words, &ctx.local)?;
     let mut r = ctx.open_read()?;
     let rows = r.list(&filter, ctx.now, limit)?;
     print_rows(ctx, &mut r, rows)?;
@@ -224,7 +227,7 @@ fn print_rows(ctx: &Ctx, r: &mut Api, rows: Vec<(f64, heph_engine::NodeSummary)>
         .zip(lens)
         .map(|((urgency, row), len)| ListItem::of(row, row.id.to_hex()[..len].to_string(), *urgency, now_ms))
         .collect();
-    emit(ctx, &items, |out| Ok(render::table(out, &items, ctx.local)?))
+    emit(ctx, &items, |out| Ok(render::table(out, &items, &ctx.local)?))
 }
 
 /// Applies the same edits to several nodes, each as one change.
@@ -335,7 +338,7 @@ fn restore(ctx: &Ctx, file: &Path) -> Result<()> {
     let now = ctx.open_read()?.census()?;
     let taken = then.taken.map_or_else(
         || "(not a backup: a store file)".to_string(),
-        |t| format!("taken {}", heph_engine::when::display(t, ctx.local)),
+        |t| format!("taken {}", heph_engine::when::display(t, &ctx.local)),
     );
     let mut plan = format!("Restore the replica from {} ({taken}):\n", path.display());
     plan.push_str(&format!("  {:<16}{:>10}{:>10}\n", "", "now", "backup"));
@@ -399,7 +402,7 @@ fn set_status(ctx: &Ctx, ids: &[String], status: Status, message: &str, verb: &s
 }
 
 fn modify(ctx: &Ctx, id: &str, words: &[String]) -> Result<()> {
-    let mods = parse_mods(words, ctx.local)?;
+    let mods = parse_mods(words, &ctx.local)?;
     let mut r = ctx.open()?;
     let id = r.resolve(id)?;
     let mut edits = Vec::new();
@@ -415,7 +418,7 @@ fn modify(ctx: &Ctx, id: &str, words: &[String]) -> Result<()> {
 fn edit(ctx: &Ctx, id: NodeId) -> Result<()> {
     // The store is closed while the editor runs, so other heph commands work meanwhile.
     let node = ctx.open()?.get(id)?;
-    let before = editor::page(&node, ctx.local);
+    let before = editor::page(&node, &ctx.local);
     let text = editor::render(node.kind, &before);
     let file = editor::temp_file(&text, &id.to_hex()[..8])?;
     editor::run_editor(file.path())?;
@@ -437,7 +440,7 @@ fn edit(ctx: &Ctx, id: NodeId) -> Result<()> {
         Err(e) => return Err(keep(e)),
     };
     let mut r = ctx.open()?;
-    let edits = match editor::edits(&before, &after, ctx.local, |p| r.resolve(p)) {
+    let edits = match editor::edits(&before, &after, &ctx.local, |p| r.resolve(p)) {
         Ok(e) => e,
         Err(e) => return Err(keep(e)),
     };
@@ -472,7 +475,7 @@ fn note(ctx: &Ctx, words: &[String], body: Option<&str>, open_editor: bool) -> R
 }
 
 fn journal(ctx: &Ctx, day: Option<&str>, append: Option<String>, open_editor: bool) -> Result<()> {
-    let day = parse_day(day.unwrap_or("today"), ctx.local)?;
+    let day = parse_day(day.unwrap_or("today"), &ctx.local)?;
     let mut r = ctx.open()?;
     let mut node = r.journal(day)?;
     if let Some(text) = append {
@@ -513,7 +516,7 @@ fn history(ctx: &Ctx, id: &str) -> Result<()> {
     let mut r = ctx.open_read()?;
     let id = r.resolve(id)?;
     let entries = r.history(id)?;
-    emit(ctx, &entries, |out| Ok(render::history(out, &entries, ctx.local)?))
+    emit(ctx, &entries, |out| Ok(render::history(out, &entries, &ctx.local)?))
 }
 
 fn conflicts(ctx: &Ctx, action: Option<ConflictAction>) -> Result<()> {
@@ -707,17 +710,13 @@ fn sync(ctx: &Ctx, status_only: bool) -> Result<()> {
         return print_json(&health);
     }
     let mut out = stdout();
-    write_health(&mut out, &health, ctx.local)?;
+    write_health(&mut out, &health, &ctx.local)?;
     out.flush()?;
     Ok(())
 }
 
 /// Sync health as `heph sync --status` shows it.
-pub fn write_health(
-    out: &mut impl Write,
-    health: &heph_engine::sync::SyncHealth,
-    local: DateTime<FixedOffset>,
-) -> Result<()> {
+pub fn write_health(out: &mut impl Write, health: &heph_engine::sync::SyncHealth, local: &Clock) -> Result<()> {
     let when =
         |t: Option<DateTime<Utc>>| t.map_or_else(|| "never".to_string(), |t| heph_engine::when::display(t, local));
     if health.daemon {

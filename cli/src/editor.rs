@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
+use heph_engine::Clock;
 use heph_engine::when::display;
 use heph_engine::{Edit, Node, NodeId, NodeKind, Priority, Status, parse_when};
 
@@ -31,7 +32,7 @@ pub struct Page {
     body: String,
 }
 
-fn date(t: Option<DateTime<Utc>>, now: DateTime<FixedOffset>) -> String {
+fn date(t: Option<DateTime<Utc>>, now: &Clock) -> String {
     t.map(|t| display(t, now)).unwrap_or_default()
 }
 
@@ -40,7 +41,7 @@ fn short(ids: &BTreeSet<NodeId>) -> BTreeSet<String> {
 }
 
 /// The page of `node`.
-pub fn page(node: &Node, now: DateTime<FixedOffset>) -> Page {
+pub fn page(node: &Node, now: &Clock) -> Page {
     Page {
         title: node.title.clone(),
         status: node.status.map(|s| s.to_string()),
@@ -135,7 +136,7 @@ pub fn parse(text: &str, kind: NodeKind) -> Result<Page> {
     Ok(page)
 }
 
-fn when(key: &str, value: &str, now: DateTime<FixedOffset>) -> Result<Option<DateTime<Utc>>> {
+fn when(key: &str, value: &str, now: &Clock) -> Result<Option<DateTime<Utc>>> {
     if value.trim().is_empty() {
         return Ok(None);
     }
@@ -147,7 +148,7 @@ fn when(key: &str, value: &str, now: DateTime<FixedOffset>) -> Result<Option<Dat
 pub fn edits(
     before: &Page,
     after: &Page,
-    now: DateTime<FixedOffset>,
+    now: &Clock,
     mut resolve: impl FnMut(&str) -> Result<NodeId>,
 ) -> Result<Vec<Edit>> {
     let mut out = Vec::new();
@@ -239,22 +240,22 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn now() -> DateTime<FixedOffset> {
-        FixedOffset::east_opt(3600).unwrap().with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap()
+    fn now() -> Clock {
+        chrono::FixedOffset::east_opt(3600).unwrap().with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap().into()
     }
 
     #[test]
     fn page_round_trips_and_diffs_only_what_changed() {
-        let mut node = Node::new(NodeId::random(), NodeKind::Task, "Buy milk".into(), now().to_utc());
+        let mut node = Node::new(NodeId::random(), NodeKind::Task, "Buy milk".into(), now().now);
         node.tags.insert("errand".into());
-        node.due = Some(parse_when("tomorrow", now()).unwrap());
+        node.due = Some(parse_when("tomorrow", &now()).unwrap());
         node.body = "two litres\n".into();
-        let before = page(&node, now());
+        let before = page(&node, &now());
         let text = render(node.kind, &before);
         assert_eq!(parse(&text, node.kind).unwrap(), before);
         let edited = text.replace("tags: errand", "tags: errand shop").replace("two litres", "three litres");
         let after = parse(&edited, node.kind).unwrap();
-        let e = edits(&before, &after, now(), |_| bail!("no ids here")).unwrap();
+        let e = edits(&before, &after, &now(), |_| bail!("no ids here")).unwrap();
         assert_eq!(e, vec![Edit::AddTag("shop".into()), Edit::Body("three litres\n".into())]);
     }
 

@@ -2,26 +2,27 @@
 
 use std::io::Write;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
+use heph_engine::Clock;
 use heph_engine::when::{display, relative};
 use heph_engine::{Conflict, HistoryEntry, NodeKind};
 
 use crate::output::{ListItem, Shown};
 
-fn at(ms: DateTime<Utc>, now: DateTime<FixedOffset>) -> String {
+fn at(ms: DateTime<Utc>, now: &Clock) -> String {
     display(ms, now)
 }
 
-fn day(t: DateTime<Utc>, now: DateTime<FixedOffset>) -> String {
-    t.with_timezone(now.offset()).format("%Y-%m-%d").to_string()
+fn day(t: DateTime<Utc>, now: &Clock) -> String {
+    now.local(t).format("%Y-%m-%d").to_string()
 }
 
 /// Writes rows as an aligned table; columns with nothing in them are left out.
-pub fn table(out: &mut impl Write, items: &[ListItem], now: DateTime<FixedOffset>) -> std::io::Result<()> {
+pub fn table(out: &mut impl Write, items: &[ListItem], now: &Clock) -> std::io::Result<()> {
     if items.is_empty() {
         return writeln!(out, "No matches.");
     }
-    let now_utc = now.with_timezone(&Utc);
+    let now_utc = now.now;
     let tasks_only = items.iter().all(|i| i.kind == NodeKind::Task);
     let mut columns: Vec<(&str, Vec<String>)> = vec![("ID", items.iter().map(|i| i.short.clone()).collect())];
     if !tasks_only {
@@ -96,7 +97,7 @@ fn push_cell(line: &mut String, cell: &str, width: usize, last: bool) {
 }
 
 /// Writes one node in full.
-pub fn node(out: &mut impl Write, shown: &Shown, now: DateTime<FixedOffset>) -> std::io::Result<()> {
+pub fn node(out: &mut impl Write, shown: &Shown, now: &Clock) -> std::io::Result<()> {
     let n = &shown.node;
     let mut rows: Vec<(&str, String)> =
         vec![("ID", format!("{} ({})", shown.short, n.id)), ("Kind", n.kind.to_string()), ("Title", n.title.clone())];
@@ -188,7 +189,7 @@ pub fn conflicts(
 }
 
 /// Writes a node's history.
-pub fn history(out: &mut impl Write, entries: &[HistoryEntry], now: DateTime<FixedOffset>) -> std::io::Result<()> {
+pub fn history(out: &mut impl Write, entries: &[HistoryEntry], now: &Clock) -> std::io::Result<()> {
     for e in entries {
         let device = e.device.get(..8).unwrap_or(&e.device);
         writeln!(out, "{}  {}  {device}  {}", at(e.time, now), &e.hash[..8.min(e.hash.len())], e.message)?;
@@ -218,7 +219,7 @@ mod tests {
             conflicts: vec![],
         };
         let mut out = Vec::new();
-        super::node(&mut out, &shown, now).unwrap();
+        super::node(&mut out, &shown, &now.into()).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("Unread fields:\n  colour  \"blue\"\n  title   42\n"), "{text}");
     }

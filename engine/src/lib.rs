@@ -45,4 +45,4 @@ pub use parse::{ModError, Mods, parse_mods};
 pub use query::{Filter, FilterError, StatusFilter, urgency};
 pub use replica::{ImportReport, Replica, Version};
 pub use store::{Applied, Cursors, LoggedChange, Store};
-pub use when::{WhenError, parse_day, parse_when};
+pub use when::{Clock, WhenError, parse_day, parse_when};

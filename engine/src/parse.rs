@@ -5,11 +5,9 @@
 //! one), `+tag` adds and `-tag` removes a tag, and the remaining words form
 //! the title. After a lone `--`, every word is title text.
 
-use chrono::{DateTime, FixedOffset};
-
 use crate::doc::Edit;
 use crate::node::{Priority, Status};
-use crate::when::{WhenError, parse_when};
+use crate::when::{Clock, WhenError, parse_when};
 
 /// Why modification words could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,7 +37,7 @@ pub struct Mods {
     pub depends: Vec<(bool, String)>,
 }
 
-fn date(key: &str, value: &str, now: DateTime<FixedOffset>) -> Result<Option<chrono::DateTime<chrono::Utc>>, ModError> {
+fn date(key: &str, value: &str, now: &Clock) -> Result<Option<chrono::DateTime<chrono::Utc>>, ModError> {
     if value.is_empty() {
         return Ok(None);
     }
@@ -47,7 +45,7 @@ fn date(key: &str, value: &str, now: DateTime<FixedOffset>) -> Result<Option<chr
 }
 
 /// Parses modification words; `now` anchors relative dates.
-pub fn parse_mods<S: AsRef<str>>(words: &[S], now: DateTime<FixedOffset>) -> Result<Mods, ModError> {
+pub fn parse_mods<S: AsRef<str>>(words: &[S], now: &Clock) -> Result<Mods, ModError> {
     let mut mods = Mods::default();
     let mut title: Vec<&str> = Vec::new();
     let mut literal = false;
@@ -116,16 +114,16 @@ fn valid_tag(tag: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{FixedOffset, TimeZone};
 
-    fn now() -> DateTime<FixedOffset> {
-        FixedOffset::east_opt(0).unwrap().with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap()
+    fn now() -> Clock {
+        FixedOffset::east_opt(0).unwrap().with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap().into()
     }
 
     #[test]
     fn reads_the_taskwarrior_add_line() {
         let words = ["Buy", "milk", "due:tomorrow", "+errand", "pri:H", "project:home"];
-        let m = parse_mods(&words, now()).unwrap();
+        let m = parse_mods(&words, &now()).unwrap();
         assert_eq!(m.title.as_deref(), Some("Buy milk"));
         assert!(m.edits.contains(&Edit::AddTag("errand".into())));
         assert!(m.edits.contains(&Edit::Priority(Some(Priority::H))));
@@ -135,7 +133,7 @@ mod tests {
 
     #[test]
     fn empty_values_clear_and_unknown_keys_stay_in_the_title() {
-        let m = parse_mods(&["due:", "see", "http://x.org", "-old", "dep:abc,-def", "--", "+literal"], now()).unwrap();
+        let m = parse_mods(&["due:", "see", "http://x.org", "-old", "dep:abc,-def", "--", "+literal"], &now()).unwrap();
         assert_eq!(m.title.as_deref(), Some("see http://x.org +literal"));
         assert!(m.edits.contains(&Edit::Due(None)));
         assert!(m.edits.contains(&Edit::RemoveTag("old".into())));
@@ -144,9 +142,9 @@ mod tests {
 
     #[test]
     fn bad_values_are_errors() {
-        assert!(matches!(parse_mods(&["due:frob"], now()), Err(ModError::When { .. })));
-        assert!(matches!(parse_mods(&["pri:X"], now()), Err(ModError::BadValue(_))));
+        assert!(matches!(parse_mods(&["due:frob"], &now()), Err(ModError::When { .. })));
+        assert!(matches!(parse_mods(&["pri:X"], &now()), Err(ModError::BadValue(_))));
         // A negative number is a title word, not a tag removal.
-        assert_eq!(parse_mods(&["-5"], now()).unwrap().title.as_deref(), Some("-5"));
+        assert_eq!(parse_mods(&["-5"], &now()).unwrap().title.as_deref(), Some("-5"));
     }
 }

@@ -8,11 +8,11 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Duration, FixedOffset};
+use chrono::Duration;
 
 use crate::id::NodeId;
 use crate::node::{NodeKind, NodeSummary, Priority, Status};
-use crate::when::{WhenError, parse_when};
+use crate::when::{Clock, WhenError, parse_when};
 
 /// Which statuses a filter keeps.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
@@ -95,7 +95,7 @@ impl Filter {
     }
 
     /// Parses filter words; `now` anchors relative dates.
-    pub fn parse<S: AsRef<str>>(words: &[S], now: DateTime<FixedOffset>) -> Result<Self, FilterError> {
+    pub fn parse<S: AsRef<str>>(words: &[S], now: &Clock) -> Result<Self, FilterError> {
         let mut f = Self::default();
         let mut kind_given = false;
         let mut status_given = false;

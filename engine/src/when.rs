@@ -3,13 +3,15 @@
 //! This module owns heph's date vocabulary. [`parse_when`] turns `tomorrow`, `eom`, `friday`,
 //! `3d`, `today+1w`, `2026-11-30 14:00` and friends into an instant, [`parse_day`] does the
 //! same for calendar days, and [`relative`] / [`display`] render instants for listings. The
-//! words follow Taskwarrior where possible. Everything is pure: the caller passes `now` with
-//! the user's UTC offset, and every date without a time means 00:00 in that offset.
+//! words follow Taskwarrior where possible. Everything is pure: the caller passes a [`Clock`]
+//! (the instant and the user's time zone), and a date without a time means 00:00 on that day
+//! in that zone, with the offset in force on that day (daylight saving included), not today's.
+//! Stored times are UTC.
 
 use chrono::format::ParseErrorKind as Kind;
 use chrono::{
-    DateTime, Datelike, Days, FixedOffset, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, TimeZone, Utc,
-    Weekday,
+    DateTime, Datelike, Days, FixedOffset, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, TimeZone, Timelike,
+    Utc, Weekday,
 };
 
 const HINT: &str = "try 2026-12-24, tomorrow, friday, eom, 3d";
@@ -40,29 +42,138 @@ pub enum WhenError {
     },
 }
 
-/// Parse a user's date expression relative to `now` (the user's local time with its offset). Returns the instant in UTC.
-pub fn parse_when(input: &str, now: DateTime<FixedOffset>) -> Result<DateTime<Utc>, WhenError> {
+/// The user's clock: the instant it is, and the time zone whose rules turn a wall-clock time
+/// on a given date into an instant. Nothing in the engine reads the system clock or zone; the
+/// caller makes a `Clock` ([`Clock::system`] in the command line) and passes it down.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Clock {
+    /// The instant.
+    pub now: DateTime<Utc>,
+    /// The user's zone.
+    pub zone: jiff::tz::TimeZone,
+}
+
+impl Clock {
+    /// The system's clock and zone (`TZ` honoured, else the system's setting, else UTC).
+    #[must_use]
+    pub fn system() -> Self {
+        Self { now: Utc::now(), zone: jiff::tz::TimeZone::system() }
+    }
+
+    /// `now` in the zone named `zone` (an IANA name such as `Europe/Berlin`), if heph knows it.
+    pub fn in_zone(now: DateTime<Utc>, zone: &str) -> Result<Self, jiff::Error> {
+        Ok(Self { now, zone: jiff::tz::TimeZone::get(zone)? })
+    }
+
+    /// A zone that is always at `now`'s offset (no daylight saving): for fixed cases and tests.
+    #[must_use]
+    pub fn fixed(now: DateTime<FixedOffset>) -> Self {
+        let seconds = now.offset().local_minus_utc();
+        let offset = jiff::tz::Offset::from_seconds(seconds).unwrap_or(jiff::tz::Offset::UTC);
+        Self { now: now.to_utc(), zone: jiff::tz::TimeZone::fixed(offset) }
+    }
+
+    /// The same zone at another instant.
+    #[must_use]
+    pub fn at(&self, now: DateTime<Utc>) -> Self {
+        Self { now, zone: self.zone.clone() }
+    }
+
+    /// The UTC offset in force at `t`.
+    #[must_use]
+    pub fn offset_at(&self, t: DateTime<Utc>) -> FixedOffset {
+        // Beyond the tz database's years (±9999), the offset in force now.
+        let seconds = jiff::Timestamp::from_millisecond(t.timestamp_millis())
+            .or_else(|_| jiff::Timestamp::from_millisecond(self.now.timestamp_millis()))
+            .map_or(0, |ts| self.zone.to_offset(ts).seconds());
+        FixedOffset::east_opt(seconds).unwrap_or(FixedOffset::east_opt(0).expect("zero offset"))
+    }
+
+    /// `t` on the wall clock of this zone.
+    #[must_use]
+    pub fn local(&self, t: DateTime<Utc>) -> DateTime<FixedOffset> {
+        t.with_timezone(&self.offset_at(t))
+    }
+
+    /// Now, on the wall clock of this zone.
+    #[must_use]
+    pub fn local_now(&self) -> DateTime<FixedOffset> {
+        self.local(self.now)
+    }
+
+    /// The instant a wall-clock time names in this zone, with the rules in force on its date.
+    /// A time skipped by a daylight-saving jump (02:30 on a spring-forward night) moves forward
+    /// by the gap; a time that happens twice takes its first occurrence (RFC 5545's rule, and
+    /// Temporal's "compatible"). `None` when out of range.
+    #[must_use]
+    pub fn instant(&self, wall: NaiveDateTime) -> Option<DateTime<Utc>> {
+        // Beyond the tz database's years (±9999), today's offset is as good as any.
+        let far = || self.offset_at(self.now).from_local_datetime(&wall).single().map(|t| t.to_utc());
+        self.zoned(wall).or_else(far)
+    }
+
+    fn zoned(&self, wall: NaiveDateTime) -> Option<DateTime<Utc>> {
+        let civil = jiff::civil::DateTime::new(
+            i16::try_from(wall.year()).ok()?,
+            i8::try_from(wall.month()).ok()?,
+            i8::try_from(wall.day()).ok()?,
+            i8::try_from(wall.hour()).ok()?,
+            i8::try_from(wall.minute()).ok()?,
+            i8::try_from(wall.second()).ok()?,
+            0,
+        )
+        .ok()?;
+        let ts = self.zone.to_ambiguous_timestamp(civil).compatible().ok()?;
+        DateTime::from_timestamp_millis(ts.as_millisecond())
+    }
+
+    /// The local calendar day of `t`.
+    #[must_use]
+    pub fn day_of(&self, t: DateTime<Utc>) -> NaiveDate {
+        self.local(t).date_naive()
+    }
+
+    /// Local midnight starting `day` (the first instant of the day where midnight is skipped).
+    #[must_use]
+    pub fn start_of(&self, day: NaiveDate) -> Option<DateTime<Utc>> {
+        let civil = jiff::civil::Date::new(
+            i16::try_from(day.year()).ok()?,
+            i8::try_from(day.month()).ok()?,
+            i8::try_from(day.day()).ok()?,
+        )
+        .ok()?;
+        let zoned = civil.to_zoned_datetime(self.zone.clone()).ok()?;
+        let start = zoned.start_of_day().ok()?;
+        DateTime::from_timestamp_millis(start.timestamp().as_millisecond())
+    }
+}
+
+impl From<DateTime<FixedOffset>> for Clock {
+    fn from(now: DateTime<FixedOffset>) -> Self {
+        Self::fixed(now)
+    }
+}
+
+/// Parse a user's date expression on `clock`. Returns the instant in UTC.
+pub fn parse_when(input: &str, clock: &Clock) -> Result<DateTime<Utc>, WhenError> {
     let text = input.trim();
     if text.is_empty() {
         return Err(WhenError::Empty);
     }
     let input = text.to_string();
-    let local = match resolve(text, now.naive_local()) {
+    let local = match resolve(text, clock.local_now().naive_local()) {
         Ok(Stamp::Exact(t)) => return Ok(t),
         Ok(Stamp::Local(t)) => t,
         Err(Fail::NoMatch) => return Err(WhenError::Unrecognised { input }),
         Err(Fail::Invalid) => return Err(WhenError::InvalidDate { input }),
         Err(Fail::Overflow) => return Err(WhenError::OutOfRange { input }),
     };
-    match now.offset().from_local_datetime(&local).single() {
-        Some(t) => Ok(t.with_timezone(&Utc)),
-        None => Err(WhenError::OutOfRange { input }),
-    }
+    clock.instant(local).ok_or(WhenError::OutOfRange { input })
 }
 
 /// Parse a calendar day (for journals): same vocabulary, returns the local calendar date.
-pub fn parse_day(input: &str, now: DateTime<FixedOffset>) -> Result<NaiveDate, WhenError> {
-    parse_when(input, now).map(|t| t.with_timezone(now.offset()).date_naive())
+pub fn parse_day(input: &str, clock: &Clock) -> Result<NaiveDate, WhenError> {
+    parse_when(input, clock).map(|t| clock.day_of(t))
 }
 
 /// Short human form of `t` relative to `now`, Taskwarrior-style: e.g. "3d", "-2h", "5w", "4mo", "1y", "now" (negative = past). Used in listing columns.
@@ -86,9 +197,9 @@ pub fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
-/// Local calendar form of `t` in the offset of `now`: "2026-11-25" when midnight, else "2026-11-25 14:30".
-pub fn display(t: DateTime<Utc>, now: DateTime<FixedOffset>) -> String {
-    let local = t.with_timezone(now.offset());
+/// Local calendar form of `t` in the clock's zone: "2026-11-25" when midnight, else "2026-11-25 14:30".
+pub fn display(t: DateTime<Utc>, clock: &Clock) -> String {
+    let local = clock.local(t);
     let midnight = local.time() == NaiveTime::MIN;
     local.format(if midnight { "%F" } else { "%F %R" }).to_string()
 }
@@ -325,7 +436,7 @@ mod tests {
                 _ if expected.ends_with('Z') => at(expected),
                 _ => at(&format!("{expected}{}", now.offset())),
             };
-            let got = parse_when(input, now);
+            let got = parse_when(input, &now.into());
             assert_eq!(got, Ok(expected.with_timezone(&Utc)), "{input:?} at {now}");
         }
     }
@@ -361,7 +472,7 @@ mod tests {
             @ => 2027-01-31T08:00:00+01:00; 1mo => 2027-02-28T08:00:00; 30th => 2027-03-30",
         );
         let late = at("2026-11-25T23:30:00-05:00");
-        assert_eq!(parse_day("today", late), Ok(day("2026-11-25")));
+        assert_eq!(parse_day("today", &late.into()), Ok(day("2026-11-25")));
     }
 
     #[test]
@@ -394,15 +505,15 @@ mod tests {
         let cases = "tomorrow => 2026-11-26; fri => 2026-11-27; eod => 2026-11-25
             2026-11-30T23:30:00-05:00 => 2026-12-01; 2026-11-30T23:30:00Z => 2026-12-01";
         for (input, expected) in pairs(cases) {
-            assert_eq!(parse_day(input, at(NOW)), Ok(day(expected)), "{input}");
+            assert_eq!(parse_day(input, &at(NOW).into()), Ok(day(expected)), "{input}");
         }
-        let frob = parse_day("frob", at(NOW));
+        let frob = parse_day("frob", &at(NOW).into());
         assert!(matches!(frob, Err(WhenError::Unrecognised { .. })));
     }
 
     #[test]
     fn errors() {
-        let err = |s| parse_when(s, at(NOW)).unwrap_err();
+        let err = |s| parse_when(s, &at(NOW).into()).unwrap_err();
         assert_eq!(err(""), WhenError::Empty);
         assert_eq!(err("  \t"), WhenError::Empty);
         let msg = r#"cannot read "frob" as a date (try 2026-12-24, tomorrow, friday, eom, 3d)"#;
@@ -427,8 +538,70 @@ mod tests {
         }
         // Nothing the user types may panic.
         for odd in "🙂 é1st 1é - T +-3d 99999999999999999999s ｍon 3ｄ 3dé".split(' ') {
-            let _ = (parse_when(odd, at(NOW)), parse_day(odd, at(NOW)));
+            let _ = (parse_when(odd, &at(NOW).into()), parse_day(odd, &at(NOW).into()));
         }
+    }
+
+    /// `input => expected UTC instant` on a clock in `zone` at `now` (UTC).
+    fn check_zone(zone: &str, now: &str, cases: &str) {
+        let clock = Clock::in_zone(at(now).to_utc(), zone).unwrap();
+        for (input, expected) in pairs(cases) {
+            let got = parse_when(input, &clock);
+            assert_eq!(got, Ok(at(expected).to_utc()), "{input:?} in {zone} at {now}");
+        }
+    }
+
+    #[test]
+    fn dates_take_the_offset_in_force_on_their_own_day() {
+        // Berlin: +01:00 in winter, +02:00 from 2027-03-28 02:00 (to 03:00) until 2027-10-31.
+        let winter = "2026-11-25T10:30:00+01:00";
+        check_zone(
+            "Europe/Berlin",
+            winter,
+            "2027-07-01 => 2027-06-30T22:00:00Z; 2027-01-15 => 2027-01-14T23:00:00Z
+            2027-03-28 => 2027-03-27T23:00:00Z; 2027-03-29 => 2027-03-28T22:00:00Z
+            2027-03-28T01:59 => 2027-03-28T00:59:00Z; 2027-03-28T03:00 => 2027-03-28T01:00:00Z
+            2027-03-28T02:30 => 2027-03-28T01:30:00Z; 2026-10-25T02:30 => 2026-10-25T00:30:00Z
+            2026-10-25T03:30 => 2026-10-25T02:30:00Z; 2027-07-01T12:00:00Z => 2027-07-01T12:00:00Z",
+        );
+        // The day before spring-forward: relative words land in summer time past the jump.
+        check_zone(
+            "Europe/Berlin",
+            "2027-03-27T10:00:00+01:00",
+            "tomorrow => 2027-03-27T23:00:00Z; tomorrow+1d => 2027-03-28T22:00:00Z; eow => 2027-03-28T21:59:59Z
+            3d => 2027-03-30T08:00:00Z; mon => 2027-03-28T22:00:00Z; today => 2027-03-26T23:00:00Z",
+        );
+        // The day of fall-back: today began at +02:00, tomorrow begins at +01:00.
+        check_zone(
+            "Europe/Berlin",
+            "2026-10-25T12:00:00+01:00",
+            "today => 2026-10-24T22:00:00Z; tomorrow => 2026-10-25T23:00:00Z; eod => 2026-10-25T22:59:59Z",
+        );
+    }
+
+    #[test]
+    fn southern_zone_with_midnight_transitions() {
+        // São Paulo kept daylight saving until 2019, switching at midnight: 2018-11-04 had no
+        // 00:00 (it began at 01:00, -02:00), and 2019-02-16 had 23:00–24:00 twice.
+        check_zone(
+            "America/Sao_Paulo",
+            "2018-10-20T12:00:00-03:00",
+            "2018-11-03 => 2018-11-03T03:00:00Z; 2018-11-04 => 2018-11-04T03:00:00Z
+            2018-11-05 => 2018-11-05T02:00:00Z; 2019-02-16T23:30 => 2019-02-17T01:30:00Z
+            2019-02-17 => 2019-02-17T03:00:00Z; 2018-12-25T09:00 => 2018-12-25T11:00:00Z
+            2027-01-15 => 2027-01-15T03:00:00Z",
+        );
+        check_zone(
+            "America/Sao_Paulo",
+            "2018-11-03T12:00:00-03:00",
+            "tomorrow => 2018-11-04T03:00:00Z; eod => 2018-11-04T02:59:59Z; tomorrow+1d => 2018-11-05T02:00:00Z",
+        );
+        let clock = Clock::in_zone(at("2018-11-03T12:00:00-03:00").to_utc(), "America/Sao_Paulo").unwrap();
+        assert_eq!(parse_day("tomorrow", &clock), Ok(day("2018-11-04")));
+        assert_eq!(display(at("2018-11-04T03:00:00Z").to_utc(), &clock), "2018-11-04 01:00");
+        assert_eq!(display(at("2018-11-05T02:00:00Z").to_utc(), &clock), "2018-11-05");
+        assert_eq!(clock.start_of(day("2018-11-04")), Some(at("2018-11-04T03:00:00Z").to_utc()));
+        assert!(Clock::in_zone(clock.now, "Mars/Olympus_Mons").is_err());
     }
 
     #[test]
@@ -441,19 +614,19 @@ mod tests {
             assert_eq!(relative(t, base), expected, "{secs}s");
         }
         // Years are 365 days, as in Taskwarrior, so leap days add up over millennia.
-        let later = parse_when("later", at(NOW)).unwrap();
+        let later = parse_when("later", &at(NOW).into()).unwrap();
         assert_eq!(relative(later, base), "7978y");
     }
 
     #[test]
     fn display_forms() {
         let now = at(NOW);
-        let show = |s: &str| display(at(s).with_timezone(&Utc), now);
+        let show = |s: &str| display(at(s).with_timezone(&Utc), &now.into());
         assert_eq!(show("2026-11-30T00:00:00+01:00"), "2026-11-30");
         assert_eq!(show("2026-11-30T14:30:00+01:00"), "2026-11-30 14:30");
         assert_eq!(show("2026-11-30T00:00:00Z"), "2026-11-30 01:00");
         assert_eq!(show("2026-11-25T23:59:59+01:00"), "2026-11-25 23:59");
-        let tomorrow = parse_when("tomorrow", now).unwrap();
-        assert_eq!(display(tomorrow, now), "2026-11-26");
+        let tomorrow = parse_when("tomorrow", &now.into()).unwrap();
+        assert_eq!(display(tomorrow, &now.into()), "2026-11-26");
     }
 }

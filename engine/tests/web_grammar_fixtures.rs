@@ -323,7 +323,7 @@ const WHEN: &[(&str, &[&str])] = &[
 ];
 
 fn mods_case(now: &str, line: &str) -> Json {
-    match parse_mods(&words(line), instant(now)) {
+    match parse_mods(&words(line), &instant(now).into()) {
         Ok(m) => json!({
             "now": now,
             "line": line,
@@ -339,9 +339,9 @@ fn mods_case(now: &str, line: &str) -> Json {
 
 fn when_case(now: &str, input: &str) -> Json {
     let at = instant(now);
-    match parse_when(input, at) {
+    match parse_when(input, &at.into()) {
         Ok(t) => {
-            let day = parse_day(input, at).expect("a date that parses has a day");
+            let day = parse_day(input, &at.into()).expect("a date that parses has a day");
             json!({ "now": now, "input": input, "ok": to_json(&t), "day": day.to_string() })
         }
         Err(e) => json!({ "now": now, "input": input, "error": e.to_string() }),
@@ -368,7 +368,7 @@ fn relative_cases() -> Vec<Json> {
         let t = now + Duration::milliseconds(ms);
         cases.push(json!({ "t": to_json(&t), "now": to_json(&now), "text": relative(t, now) }));
     }
-    let later = parse_when("later", instant(FRIDAY)).expect("later");
+    let later = parse_when("later", &instant(FRIDAY).into()).expect("later");
     cases.push(json!({ "t": to_json(&later), "now": to_json(&now), "text": relative(later, now) }));
     cases
 }
@@ -388,7 +388,7 @@ fn display_cases() -> Vec<Json> {
     for now in [FRIDAY, MONTH_END, LEAP_EVENING] {
         for t in times {
             let t = instant(t).to_utc();
-            cases.push(json!({ "t": to_json(&t), "now": now, "text": display(t, instant(now)) }));
+            cases.push(json!({ "t": to_json(&t), "now": now, "text": display(t, &instant(now).into()) }));
         }
     }
     cases
@@ -631,7 +631,7 @@ fn listing_fixture() -> Json {
             if let Some(n) = limit {
                 case["limit"] = json!(n);
             }
-            match Filter::parse(&words(filter), now) {
+            match Filter::parse(&words(filter), &now.into()) {
                 Ok(parsed) => {
                     let rows = replica.list(&parsed, now.to_utc(), limit).expect("list");
                     case["rows"] = rows

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use chrono::Local;
 use heph_engine::sync::SyncHealth;
 use heph_hub::service;
 use serde::Serialize;
@@ -125,7 +124,7 @@ pub fn run(db: Option<&Path>, json: bool) -> Result<()> {
         let addr = settings.get("HEPH_HTTP_ADDR").unwrap_or("127.0.0.1:8787");
         writeln!(out, "Hub health:     http://{addr}/healthz")?;
     } else if let Some(health) = &report.daemon {
-        crate::commands::write_health(&mut out, health, Local::now().fixed_offset())?;
+        crate::commands::write_health(&mut out, health, &heph_engine::Clock::system())?;
     } else if let Some(why) = &report.daemon_error {
         writeln!(out, "Daemon:         not answering: {why}")?;
     }

@@ -7,7 +7,8 @@
 
 use std::cell::Cell;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
+use heph_engine::Clock;
 use heph_engine::sync::SyncHealth;
 use heph_engine::{Node, NodeId, NodeKind, NodeSummary};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -133,14 +134,14 @@ pub struct App {
     message: Option<(String, bool)>,
     select_next: Option<NodeId>,
     now: DateTime<Utc>,
-    local: DateTime<FixedOffset>,
+    local: Clock,
 }
 
 impl App {
     /// An empty TUI for the list selected by `filter` (the words as given),
     /// with the clock at `local`.
     #[must_use]
-    pub fn new(filter: &str, local: DateTime<FixedOffset>) -> Self {
+    pub fn new(filter: &str, local: &Clock) -> Self {
         Self {
             filter: filter.to_string(),
             rows: Vec::new(),
@@ -156,15 +157,15 @@ impl App {
             health: None,
             message: None,
             select_next: None,
-            now: local.to_utc(),
-            local,
+            now: local.now,
+            local: local.clone(),
         }
     }
 
     /// Moves the clock (the 2 s tick): ages in the status line follow it.
-    pub fn set_clock(&mut self, local: DateTime<FixedOffset>) {
-        self.local = local;
-        self.now = local.to_utc();
+    pub fn set_clock(&mut self, local: &Clock) {
+        self.local = local.clone();
+        self.now = local.now;
     }
 
     /// Takes in what the session loaded or did.
@@ -430,8 +431,8 @@ impl App {
 
     /// The clock, local time.
     #[must_use]
-    pub fn local(&self) -> DateTime<FixedOffset> {
-        self.local
+    pub fn local(&self) -> &Clock {
+        &self.local
     }
 
     /// The status line's badges, from the last sync health.

@@ -22,8 +22,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use chrono::{DateTime, FixedOffset, Local};
-use heph_engine::Filter;
+use heph_engine::{Clock, Filter};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{self, Event, KeyEvent, KeyEventKind};
@@ -50,7 +49,7 @@ pub struct Session {
 impl Session {
     /// A session on the store at `db` (through its daemon if one runs),
     /// listing what `words` select (as `heph ls`), and its first load.
-    pub fn open(db: Option<&Path>, words: &[String], local: DateTime<FixedOffset>) -> Result<Self> {
+    pub fn open(db: Option<&Path>, words: &[String], local: &Clock) -> Result<Self> {
         let filter = Filter::parse(words, local)?;
         let mut session = Self { app: App::new(&words.join(" "), local), source: Source::open(db)?, filter };
         session.reload();
@@ -59,7 +58,7 @@ impl Session {
 
     /// Reads the list (and the open node) again.
     pub fn reload(&mut self) {
-        match self.source.load(&self.filter, self.app.local().to_utc()) {
+        match self.source.load(&self.filter, self.app.local().now) {
             Ok((rows, health)) => {
                 self.app.apply(Data::Rows(rows));
                 self.app.apply(Data::Health(health));
@@ -91,7 +90,7 @@ impl Session {
 
     /// The tick: moves the clock, looks for a daemon that started since,
     /// and reads sync health again.
-    pub fn tick(&mut self, local: DateTime<FixedOffset>) {
+    pub fn tick(&mut self, local: &Clock) {
         self.app.set_clock(local);
         if self.source.reconnect() {
             self.reload();
@@ -106,7 +105,8 @@ impl Session {
     /// Handles one key; `run_editor` gets the terminal to the editor and
     /// back (see [`Source::edit`]). Returns `false` when the TUI should end.
     pub fn key(&mut self, key: KeyEvent, run_editor: impl FnOnce(&Path) -> Result<()>) -> bool {
-        let local = self.app.local();
+        let local = self.app.local().clone();
+        let local = &local;
         let outcome = match self.app.handle_key(key) {
             Action::None => return true,
             Action::Quit => return false,
@@ -116,7 +116,7 @@ impl Session {
                 self.reload();
                 self.app.apply(Data::Info(format!("Added '{}'", node.title)));
             }),
-            Action::Done(id) => self.source.done(id, local.to_utc()).map(|node| {
+            Action::Done(id) => self.source.done(id, local.now).map(|node| {
                 self.reload();
                 self.app.apply(Data::Info(format!("Done: '{}'", node.title)));
             }),
@@ -160,7 +160,7 @@ impl Drop for Restore {
 
 /// Runs `heph tui` until the user quits.
 pub fn run(db: Option<&Path>, words: &[String]) -> Result<()> {
-    let mut session = Session::open(db, words, Local::now().fixed_offset())?;
+    let mut session = Session::open(db, words, &Clock::system())?;
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore();
@@ -205,7 +205,7 @@ pub fn run(db: Option<&Path>, words: &[String]) -> Result<()> {
         }
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
-            session.tick(Local::now().fixed_offset());
+            session.tick(&Clock::system());
             dirty = true;
         }
     }

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
+use heph_engine::Clock;
 use heph_engine::sync::SyncHealth;
 use heph_engine::{Edit, Filter, Node, NodeId, NodeKind, Status, Version, parse_mods};
 
@@ -160,7 +161,7 @@ impl Source {
     }
 
     /// Adds a task from quick-add words, parsed as `heph add` parses them.
-    pub fn add(&mut self, text: &str, local: DateTime<FixedOffset>) -> Result<Node> {
+    pub fn add(&mut self, text: &str, local: &Clock) -> Result<Node> {
         let words: Vec<&str> = text.split_whitespace().collect();
         let mods = parse_mods(&words, local)?;
         let title = mods.title.clone().context("a task needs a title: Buy milk due:tomorrow")?;
@@ -170,7 +171,7 @@ impl Source {
                 let id = api.resolve(prefix).with_context(|| format!("depends:{prefix}"))?;
                 edits.push(if *add { Edit::Depend(id) } else { Edit::Undepend(id) });
             }
-            let draft = Node::new(NodeId::random(), NodeKind::Task, title, local.to_utc());
+            let draft = Node::new(NodeId::random(), NodeKind::Task, title, local.now);
             api.create(&draft, &edits, &format!("add {text}"))
         })
     }
@@ -187,7 +188,7 @@ impl Source {
     pub fn edit(
         &mut self,
         id: NodeId,
-        local: DateTime<FixedOffset>,
+        local: &Clock,
         run_editor: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<Option<Node>> {
         // Nothing is held open while the editor runs.
@@ -203,7 +204,7 @@ impl Source {
         let outcome = editor::parse(&edited, node.kind).and_then(|after| {
             self.call(true, |api| {
                 let edits = editor::edits(&before, &after, local, |p| api.resolve(p))?;
-                api.edit(id, &edits, "edit", local.to_utc())
+                api.edit(id, &edits, "edit", local.now)
             })
         });
         match outcome {

@@ -80,7 +80,7 @@ fn press(session: &mut Session, keys: &str) {
 
 fn session(path: &Path, filter: &[&str]) -> Session {
     let words: Vec<String> = filter.iter().map(ToString::to_string).collect();
-    Session::open(Some(path), &words, now()).unwrap()
+    Session::open(Some(path), &words, &now().into()).unwrap()
 }
 
 #[test]
@@ -271,7 +271,7 @@ fn help_lists_the_keys_and_any_key_closes_it() {
 }
 
 fn app_with(health: SyncHealth) -> App {
-    let mut app = App::new("", now());
+    let mut app = App::new("", &now().into());
     let summary =
         heph_engine::NodeSummary::of(&Node::new(NodeId::random(), NodeKind::Task, "T".into(), now().to_utc()), vec![]);
     app.apply(Data::Rows(vec![Row { short: summary.id.to_hex()[..6].to_string(), summary, urgency: 1.0 }]));
@@ -298,7 +298,7 @@ fn the_status_line_shows_each_sync_state() {
     assert!(synced.contains("⟳ 12s") && !synced.contains('⚠'), "{synced}");
 
     let mut app = app_with(daemon_health());
-    app.set_clock(now() + Duration::minutes(5));
+    app.set_clock(&(now() + Duration::minutes(5)).into());
     assert!(status(&app).contains("⟳ 5m"), "the age moves on with the clock: {}", status(&app));
 
     let offline = status(&app_with(SyncHealth { connected: false, offline: true, ..daemon_health() }));
@@ -387,7 +387,7 @@ fn through_a_daemon_changes_show_live_and_the_status_line_follows_its_health() {
     press(&mut s, "aFrom the TUI +tui\n");
     assert!(replica.export().unwrap().iter().any(|n| n.title == "From the TUI" && n.tags.contains("tui")));
     // The tick reads the health again.
-    s.tick(now());
+    s.tick(&now().into());
     assert!(status(&s.app).contains("⚠ offline"));
 }
 
@@ -423,7 +423,7 @@ fn e_edits_the_selected_task_through_the_editor_page() {
 
 #[test]
 fn a_long_list_scrolls_to_keep_the_selection_on_screen() {
-    let mut app = App::new("", now());
+    let mut app = App::new("", &now().into());
     let rows = (0..500)
         .map(|i| {
             let node = Node::new(NodeId::random(), NodeKind::Task, format!("Task number {i}"), now().to_utc());

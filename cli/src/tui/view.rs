@@ -4,7 +4,8 @@
 //! Only the rows on screen are laid out: a frame costs the same for 100 tasks
 //! as for 10,000 (see `benches/benches/tui_render.rs`).
 
-use chrono::{DateTime, FixedOffset, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
+use heph_engine::Clock;
 use heph_engine::when::display;
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
@@ -63,11 +64,8 @@ fn header(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn day(ms: i64, local: DateTime<FixedOffset>) -> String {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .map(|t| t.with_timezone(local.offset()).format("%Y-%m-%d").to_string())
-        .unwrap_or_default()
+fn day(ms: i64, local: &Clock) -> String {
+    Utc.timestamp_millis_opt(ms).single().map(|t| local.local(t).format("%Y-%m-%d").to_string()).unwrap_or_default()
 }
 
 fn list(frame: &mut Frame, area: Rect, app: &App) {
@@ -79,7 +77,7 @@ fn list(frame: &mut Frame, area: Rect, app: &App) {
     let height = usize::from(area.height.saturating_sub(1));
     let first = app.scroll(height);
     let last = (first + height).min(app.shown_len());
-    let now_ms = app.local().timestamp_millis();
+    let now_ms = app.local().now.timestamp_millis();
     let mut cells: Vec<[String; 7]> = Vec::with_capacity(last - first);
     let mut overdue = Vec::with_capacity(last - first);
     for i in first..last {
@@ -146,7 +144,7 @@ fn named(lines: &mut Vec<Line<'static>>, title: &str, refs: &[Named]) {
     }
 }
 
-fn node(frame: &mut Frame, area: Rect, view: &NodeView, scroll: u16, local: DateTime<FixedOffset>) {
+fn node(frame: &mut Frame, area: Rect, view: &NodeView, scroll: u16, local: &Clock) {
     let n = &view.node;
     let mut fields: Vec<(&str, String)> = vec![("ID", view.short.clone()), ("Kind", n.kind.to_string())];
     if let Some(s) = n.status {

@@ -226,7 +226,7 @@ pub enum Virtual {
     Scheduled,
     /// Has an until date.
     Until,
-    /// Has a user-defined attribute.
+    /// Has a user-defined attribute (or a priority, which is one in Taskwarrior).
     Uda,
 }
 
@@ -866,43 +866,43 @@ impl Filter {
 /// The recurrence attributes, kept in the UDA map under Taskwarrior's names.
 const RECURRENCE: &[&str] = &["recur", "until", "mask", "imask", "parent"];
 
-/// The dependency graph of a listing: which tasks are open (pending, started
-/// or waiting), and which are depended on by an open task.
+/// The dependency graph of a listing, as Taskwarrior sees it: a dependency
+/// counts while both tasks are live (neither done, cancelled nor deleted;
+/// waiting tasks and recurring templates are live).
 #[derive(Debug, Default)]
 pub struct Graph {
-    /// Open tasks.
-    pub open: HashSet<NodeId>,
-    /// Tasks some open task depends on.
+    /// Live tasks.
+    pub live: HashSet<NodeId>,
+    /// Tasks some live task depends on.
     pub depended_on: HashSet<NodeId>,
 }
 
 impl Graph {
     /// Adds a row (call for every row of the replica).
     pub fn add(&mut self, row: &NodeSummary) {
-        if is_open(row) {
-            self.open.insert(row.id);
+        if is_live(row) {
+            self.live.insert(row.id);
             self.depended_on.extend(row.depends.iter().copied());
         }
     }
 
-    /// Depends on an open task.
+    /// A live task that depends on a live task.
     #[must_use]
     pub fn blocked(&self, row: &NodeSummary) -> bool {
-        row.depends.iter().any(|d| self.open.contains(d))
+        self.live.contains(&row.id) && row.depends.iter().any(|d| self.live.contains(d))
     }
 
-    /// An open task depends on it (and it is open itself).
+    /// A live task some live task depends on.
     #[must_use]
     pub fn blocking(&self, row: &NodeSummary) -> bool {
-        self.depended_on.contains(&row.id) && self.open.contains(&row.id)
+        self.depended_on.contains(&row.id) && self.live.contains(&row.id)
     }
 }
 
-fn is_open(row: &NodeSummary) -> bool {
+fn is_live(row: &NodeSummary) -> bool {
     !row.deleted
         && row.kind == NodeKind::Task
         && matches!(row.status, Some(Status::Pending | Status::Active | Status::Waiting))
-        && !is_template(row)
 }
 
 /// A recurring template: a task with `recur` and no `parent`.
@@ -1025,7 +1025,8 @@ impl Eval<'_> {
             Virtual::Priority => r.priority.is_some(),
             Virtual::Scheduled => r.scheduled.is_some(),
             Virtual::Until => r.uda("until").is_some(),
-            Virtual::Uda => r.uda.iter().any(|(k, _)| !RECURRENCE.contains(&k.as_str())),
+            // Taskwarrior's priority is a UDA too.
+            Virtual::Uda => r.priority.is_some() || r.uda.iter().any(|(k, _)| !RECURRENCE.contains(&k.as_str())),
         }
     }
 
@@ -1170,12 +1171,6 @@ fn parse_stamp(s: &str) -> Option<i64> {
         .map(|t| t.and_utc().timestamp_millis())
         .ok()
         .or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis()))
-}
-
-/// Whether a task waits on another open task.
-#[must_use]
-pub fn is_blocked(row: &NodeSummary, open_tasks: &HashSet<NodeId>) -> bool {
-    row.depends.iter().any(|d| open_tasks.contains(d))
 }
 
 /// Taskwarrior's urgency with all of its default coefficients: `next` tag

@@ -1004,20 +1004,23 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Every stored document's id.
+    fn doc_ids(&self) -> Result<Vec<NodeId>, Error> {
+        let docs = self.txn.open_table(DOCS)?;
+        let mut ids = Vec::new();
+        for row in docs.iter()? {
+            ids.push(NodeId::from_bytes(row?.0.value()));
+        }
+        Ok(ids)
+    }
+
     /// Upgrades a store of schema `from` to [`SCHEMA`], in this transaction.
     fn migrate(&mut self, from: u32) -> Result<(), Error> {
         self.create_tables()?;
         if from < 2 {
             // Version 1 kept no heads, and left documents it could not read
             // out of the index without a trace: read each document once.
-            let ids: Vec<NodeId> = {
-                let docs = self.txn.open_table(DOCS)?;
-                let mut ids = Vec::new();
-                for row in docs.iter()? {
-                    ids.push(NodeId::from_bytes(row?.0.value()));
-                }
-                ids
-            };
+            let ids = self.doc_ids()?;
             let now_ms = self.now_ms;
             for id in ids {
                 let Some(doc) = self.doc(id)? else { continue };
@@ -1068,14 +1071,7 @@ impl Writer<'_> {
         if from < 4 {
             // Version 3's index rows lacked the UDAs (filters on Taskwarrior
             // attributes and recurrence read them): index every document again.
-            let ids: Vec<NodeId> = {
-                let docs = self.txn.open_table(DOCS)?;
-                let mut ids = Vec::new();
-                for row in docs.iter()? {
-                    ids.push(NodeId::from_bytes(row?.0.value()));
-                }
-                ids
-            };
+            let ids = self.doc_ids()?;
             // The old rows do not decode as the new ones: drop them first.
             self.txn.delete_table(INDEX)?;
             self.txn.open_table(INDEX)?;

@@ -62,7 +62,7 @@ export function tasksView(ctx: Ctx, query: URLSearchParams): View {
   const filter = h("input", {
     id: "filter",
     value: filterWords,
-    placeholder: "Filter: +work project:home status:done due.before:eow",
+    placeholder: "Filter: (+work or +home) due.before:eow project.not:home",
     "aria-label": "Filter",
   });
   filter.addEventListener("change", () => ctx.go(`#/tasks${filter.value.trim() ? `?f=${encodeURIComponent(filter.value.trim())}` : ""}`));

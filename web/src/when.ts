@@ -714,11 +714,33 @@ function stamp(format: string, kind: "offset" | "utc" | "local"): (s: string) =>
   };
 }
 
+/**
+ * A Taskwarrior date stamp (`20261125T143000Z`) or RFC 3339, in UTC ms, or
+ * null (engine/src/query.rs `parse_stamp`, which reads the `until` UDA).
+ * Case-sensitive, as chrono's `parse_from_str` is.
+ */
+export function parseStamp(s: string): number | null {
+  // A stamp's year comes first: chrono would read a sign as a signed year,
+  // which then swallows the month's digits, so only a digit can start one.
+  if (!/^[0-9]/.test(s.replace(LEADING_SPACE, ""))) return null;
+  for (const read of [TASKWARRIOR_STAMP, (t: string) => ({ exact: rfc3339(t) })]) {
+    try {
+      const stamp = read(s);
+      if ("exact" in stamp) return stamp.exact;
+    } catch (e) {
+      if (!(e instanceof Reject)) throw e;
+    }
+  }
+  return null;
+}
+
+const TASKWARRIOR_STAMP = stamp("%Y%m%dT%H%M%SZ", "utc");
+
 /** The engine's stamp parsers, in its order: exact ones, local date-times, then dates (midnight). */
 const STAMPS: readonly ((s: string) => Stamp)[] = [
   (s) => ({ exact: rfc3339(s) }),
   stamp("%FT%R%#z", "offset"),
-  stamp("%Y%m%dT%H%M%SZ", "utc"),
+  TASKWARRIOR_STAMP,
   ...["%FT%T", "%FT%R", "%F %T", "%F %R", "%Y%m%dT%H%M%S"].map((f) => stamp(f, "local")),
   ...["%F", "%Y%m%d"].map((f) => stamp(f, "local")),
 ];

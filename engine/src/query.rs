@@ -579,9 +579,19 @@ impl Parser<'_> {
                 };
                 compare(attr, op, value, key, self.clock)
             }
-            // A name heph does not know may be a UDA from a Taskwarrior import;
-            // the listing refuses it if no node has it.
-            None => compare(Attr::Uda(name.to_string()), op, value, key, self.clock),
+            None => {
+                let starts: Vec<&str> =
+                    ATTRIBUTES.iter().copied().filter(|a| lower.len() >= 3 && a.starts_with(lower.as_str())).collect();
+                if starts.len() > 1 {
+                    return Err(FilterError::BadValue(format!(
+                        "{name:?} is short for more than one attribute ({}); type more of it",
+                        starts.join(", ")
+                    )));
+                }
+                // A name heph does not know may be a UDA from a Taskwarrior import;
+                // the listing refuses it if no node has it.
+                compare(Attr::Uda(name.to_string()), op, value, key, self.clock)
+            }
         }
     }
 
@@ -635,7 +645,7 @@ impl Parser<'_> {
             Op::Not | Op::Isnt => true,
             _ => return Err(FilterError::BadModifier(format!("{key:?}: kind takes kind:X or kind.not:X"))),
         };
-        let expr = match value {
+        let expr = match value.to_ascii_lowercase().as_str() {
             "all" | "any" => Expr::True,
             list => {
                 Expr::Kind(list.split(',').map(str::parse).collect::<Result<_, _>>().map_err(FilterError::BadValue)?)
@@ -730,7 +740,7 @@ fn kind_of(attr: &Attr) -> Kind {
 fn compare(attr: Attr, op: Op, value: &str, key: &str, clock: &Clock) -> Result<Expr, FilterError> {
     let value = if matches!(op, Op::None | Op::Any) || value.is_empty() {
         if !matches!(op, Op::None | Op::Any | Op::Partial | Op::Is | Op::Not | Op::Isnt) {
-            return Err(FilterError::BadValue(format!("{key}: needs a value")));
+            return Err(FilterError::BadValue(format!("{key:?} needs a value")));
         }
         Value::Empty
     } else {

@@ -730,6 +730,9 @@ const FILTERS: &[(&str, Option<usize>)] = &[
     ("tags.after:x", None),
     ("urgency.over:lots", None),
     ("status.before:x", None),
+    ("sta:x", None),
+    ("kind:ALL", None),
+    ("kind:NOTE", None),
     ("https://example.org", None),
     ("10:30", None),
 ];

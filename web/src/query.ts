@@ -566,9 +566,16 @@ class Parser {
     const canon = canonical(asciiLower(name));
     if (canon === "status") return this.status(key, op, value);
     if (canon === "kind") return this.kind(key, op, value);
-    // A name heph does not know may be a UDA from a Taskwarrior import;
-    // the listing refuses it if no node has it.
-    if (canon === null) return this.compare({ uda: name }, op, value, key);
+    if (canon === null) {
+      const lower = asciiLower(name);
+      const starts = ATTRIBUTES.filter((a) => lower.length >= 3 && a.startsWith(lower));
+      if (starts.length > 1) {
+        throw new FilterError(`${debugQuote(name)} is short for more than one attribute (${starts.join(", ")}); type more of it`);
+      }
+      // A name heph does not know may be a UDA from a Taskwarrior import;
+      // the listing refuses it if no node has it.
+      return this.compare({ uda: name }, op, value, key);
+    }
     const attr: Attr = canon === "recur" || canon === "parent" || canon === "mask" || canon === "imask" ? { uda: canon } : canon;
     return this.compare(attr, op, value, key);
   }
@@ -608,7 +615,7 @@ class Parser {
     this.mentions.kind = true;
     const negate = negation(op, () => `${debugQuote(key)}: kind takes kind:X or kind.not:X`);
     const expr: Expr =
-      value === "all" || value === "any"
+      asciiLower(value) === "all" || asciiLower(value) === "any"
         ? TRUE
         : { type: "kind", list: badValueAs(FilterError, () => value.split(",").map(parseKind)) };
     return negate ? { type: "not", expr } : expr;
@@ -620,7 +627,7 @@ class Parser {
 
   value(attr: Attr, op: Op, value: string, key: string): Value {
     if (op === "none" || op === "any" || value === "") {
-      if (!["none", "any", "partial", "is", "not", "isnt"].includes(op)) throw new FilterError(`${key}: needs a value`);
+      if (!["none", "any", "partial", "is", "not", "isnt"].includes(op)) throw new FilterError(`${debugQuote(key)} needs a value`);
       return { type: "empty" };
     }
     const textual = ["has", "hasnt", "startswith", "endswith", "word", "noword"].includes(op);
@@ -900,10 +907,15 @@ const RECURRENCE: readonly string[] = ["recur", "until", "mask", "imask", "paren
  * The dependency graph of a listing: which tasks are open (pending, started
  * or waiting), and which are depended on by an open task.
  */
+/**
+ * The dependency graph of a listing, as Taskwarrior sees it: a dependency
+ * counts while both tasks are live (neither done, cancelled nor deleted;
+ * waiting tasks and recurring templates are live). Engine `Graph`.
+ */
 export class Graph {
-  /** Open tasks. */
-  readonly open = new Set<NodeId>();
-  /** Tasks some open task depends on. */
+  /** Live tasks. */
+  readonly live = new Set<NodeId>();
+  /** Tasks some live task depends on. */
   readonly dependedOn = new Set<NodeId>();
 
   /** The graph of `rows` (every row of the replica). */
@@ -915,29 +927,28 @@ export class Graph {
 
   /** Adds a row (call for every row of the replica). */
   add(row: Summary): void {
-    if (isOpen(row)) {
-      this.open.add(row.id);
+    if (isLive(row)) {
+      this.live.add(row.id);
       for (const d of row.depends) this.dependedOn.add(d);
     }
   }
 
-  /** Depends on an open task. */
+  /** A live task that depends on a live task. */
   blocked(row: Summary): boolean {
-    return isBlocked(row, this.open);
+    return this.live.has(row.id) && row.depends.some((d) => this.live.has(d));
   }
 
-  /** An open task depends on it (and it is open itself). */
+  /** A live task some live task depends on. */
   blocking(row: Summary): boolean {
-    return this.dependedOn.has(row.id) && this.open.has(row.id);
+    return this.dependedOn.has(row.id) && this.live.has(row.id);
   }
 }
 
-function isOpen(row: Summary): boolean {
+function isLive(row: Summary): boolean {
   return (
     !row.deleted &&
     row.kind === "task" &&
-    (row.status === "pending" || row.status === "active" || row.status === "waiting") &&
-    !isTemplate(row)
+    (row.status === "pending" || row.status === "active" || row.status === "waiting")
   );
 }
 
@@ -1095,7 +1106,8 @@ class Eval {
       case "UNTIL":
         return udaOf(r, "until") !== null;
       case "UDA":
-        return r.uda.some(([k]) => !RECURRENCE.includes(k));
+        // Taskwarrior's priority is a UDA too.
+        return r.priority !== null || r.uda.some(([k]) => !RECURRENCE.includes(k));
     }
   }
 
@@ -1282,11 +1294,6 @@ class Eval {
       }
     }
   }
-}
-
-/** Whether a task waits on another open task. */
-export function isBlocked(row: Summary, open: ReadonlySet<NodeId>): boolean {
-  return row.depends.some((d) => open.has(d));
 }
 
 /**

@@ -899,13 +899,13 @@ impl Graph {
     /// A live task that depends on a live task.
     #[must_use]
     pub fn blocked(&self, row: &NodeSummary) -> bool {
-        self.live.contains(&row.id) && row.depends.iter().any(|d| self.live.contains(d))
+        !row.depends.is_empty() && self.live.contains(&row.id) && row.depends.iter().any(|d| self.live.contains(d))
     }
 
     /// A live task some live task depends on.
     #[must_use]
     pub fn blocking(&self, row: &NodeSummary) -> bool {
-        self.depended_on.contains(&row.id) && self.live.contains(&row.id)
+        !self.depended_on.is_empty() && self.depended_on.contains(&row.id) && self.live.contains(&row.id)
     }
 }
 
@@ -1260,24 +1260,45 @@ pub fn sort_for_listing(
     now_ms: i64,
     limit: Option<usize>,
 ) -> Vec<(f64, NodeSummary)> {
-    let mut keyed: Vec<(f64, NodeSummary)> = rows.into_iter().map(|r| (urgency(&r, graph, now_ms), r)).collect();
-    let order = |(ua, a): &(f64, NodeSummary), (ub, b): &(f64, NodeSummary)| {
-        (b.kind == NodeKind::Task)
-            .cmp(&(a.kind == NodeKind::Task))
-            .then_with(|| ub.total_cmp(ua))
-            .then_with(|| a.due.unwrap_or(i64::MAX).cmp(&b.due.unwrap_or(i64::MAX)))
+    /// What the order looks at, small enough to sort 10,000 rows without moving them.
+    struct Key {
+        task: bool,
+        urgency: f64,
+        due: i64,
+        modified: i64,
+        id: NodeId,
+        at: usize,
+    }
+    let mut keys: Vec<Key> = rows
+        .iter()
+        .enumerate()
+        .map(|(at, r)| Key {
+            task: r.kind == NodeKind::Task,
+            urgency: urgency(r, graph, now_ms),
+            due: r.due.unwrap_or(i64::MAX),
+            modified: r.modified,
+            id: r.id,
+            at,
+        })
+        .collect();
+    let order = |a: &Key, b: &Key| {
+        b.task
+            .cmp(&a.task)
+            .then_with(|| b.urgency.total_cmp(&a.urgency))
+            .then_with(|| a.due.cmp(&b.due))
             .then_with(|| b.modified.cmp(&a.modified))
             .then_with(|| a.id.cmp(&b.id))
     };
-    if let Some(n) = limit.filter(|n| *n < keyed.len()) {
+    if let Some(n) = limit.filter(|n| *n < keys.len()) {
         if n == 0 {
             return Vec::new();
         }
-        keyed.select_nth_unstable_by(n - 1, order);
-        keyed.truncate(n);
+        keys.select_nth_unstable_by(n - 1, order);
+        keys.truncate(n);
     }
-    keyed.sort_by(order);
-    keyed
+    keys.sort_unstable_by(order);
+    let mut slots: Vec<Option<NodeSummary>> = rows.into_iter().map(Some).collect();
+    keys.iter().filter_map(|k| Some((k.urgency, slots.get_mut(k.at)?.take()?))).collect()
 }
 
 #[cfg(test)]

@@ -3,14 +3,15 @@
 import { words } from "./grammar.ts";
 import type { NodeJson } from "./model.ts";
 import { Filter, list } from "./query.ts";
+import type { Zone } from "./when.ts";
 
 /**
  * The tasks `heph ls LINE` would list, in its order: Taskwarrior's filter
  * language (`(+work or +home) due.before:eow`, `project.not:home`,
  * `+READY`). Throws query.ts's `FilterError` on a filter the engine refuses.
  */
-export function listTasks(nodes: Map<string, NodeJson>, line: string, now: Date, offsetMinutes: number): NodeJson[] {
-  const filter = Filter.parse(words(line), now, offsetMinutes);
+export function listTasks(nodes: Map<string, NodeJson>, line: string, now: Date, zone: Zone): NodeJson[] {
+  const filter = Filter.parse(words(line), now, zone);
   return list(nodes.values(), filter, now).map((l) => l.node);
 }
 

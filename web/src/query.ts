@@ -29,7 +29,17 @@
 import { MS_PER_DAY, civilFromDays, daysFromCivil } from "./calendar.ts";
 import type { Kind, NodeId, NodeJson, Priority, Status } from "./model.ts";
 import { badValueAs, parseKind, parsePriority, parseStatus } from "./grammar.ts";
-import { WhenError, debugQuote, parseInstant, parseStamp, parseWhen, splitWhitespace } from "./when.ts";
+import {
+  WhenError,
+  type Zone,
+  dayIn,
+  debugQuote,
+  parseInstant,
+  parseStamp,
+  parseWhen,
+  rulesOf,
+  splitWhitespace,
+} from "./when.ts";
 
 /** The index row of a node: what listing, filtering and sorting need (engine `NodeSummary`). Times are Unix ms. */
 export interface Summary {
@@ -377,25 +387,20 @@ const noBounds = (): Bounds => ({
 });
 
 /**
- * Local midnight starting `day` (days since 1970-01-01) at `offsetMs` east
- * of UTC (engine `Clock::start_of` in a fixed-offset zone). A day outside
- * the zone library's years (±9999) has none: the engine then uses `i64::MAX`.
+ * Local midnight starting `day` (days since 1970-01-01) in `zone` (engine
+ * `Clock::start_of`: where midnight is skipped, the day's first instant). A
+ * day outside the zone library's years (±9999) has none: the engine then
+ * uses `i64::MAX`.
  */
-function startOf(day: number, offsetMs: number): number {
+function startOf(day: number, zone: Zone): number {
   const { year } = civilFromDays(day);
-  return year < -9999 || year > 9999 ? Infinity : day * MS_PER_DAY - offsetMs;
+  return year < -9999 || year > 9999 ? Infinity : rulesOf(zone).instant(day * MS_PER_DAY);
 }
 
-/** The local day of `t` (ms) at `offsetMs` east of UTC (engine `Clock::day_of`). */
-function dayOf(t: number, offsetMs: number): number {
-  return Math.floor((t + offsetMs) / MS_PER_DAY);
-}
-
-/** The bounds at `nowMs`, `offsetMinutes` east of UTC (engine `Bounds::at`). */
-function boundsAt(nowMs: number, offsetMinutes: number): Bounds {
-  const offsetMs = offsetMinutes * 60_000;
-  const start = (day: number): number => startOf(day, offsetMs);
-  const today = dayOf(nowMs, offsetMs);
+/** The bounds at `nowMs` in `zone` (engine `Bounds::at`). */
+function boundsAt(nowMs: number, zone: Zone): Bounds {
+  const start = (day: number): number => startOf(day, zone);
+  const today = dayIn(nowMs, zone);
   const { year, month } = civilFromDays(today);
   // The first of a month, `months` after year-month (months counted from 1).
   const first = (months: number): number => {
@@ -471,7 +476,7 @@ class Parser {
   constructor(
     readonly tokens: string[],
     readonly now: Date,
-    readonly offsetMinutes: number,
+    readonly zone: Zone,
   ) {}
 
   peek(): string | undefined {
@@ -638,14 +643,13 @@ class Parser {
         }
         let at: number;
         try {
-          at = parseWhen(value, this.now, this.offsetMinutes).getTime();
+          at = parseWhen(value, this.now, this.zone).getTime();
         } catch (e) {
           if (e instanceof WhenError) throw new FilterError(e.message, e);
           throw e;
         }
-        const offsetMs = this.offsetMinutes * 60_000;
-        const day = dayOf(at, offsetMs);
-        return { type: "date", at, dayStart: startOf(day, offsetMs), dayEnd: startOf(day + 1, offsetMs) };
+        const day = dayIn(at, this.zone);
+        return { type: "date", at, dayStart: startOf(day, this.zone), dayEnd: startOf(day + 1, this.zone) };
       }
       case "number": {
         if (textual) {
@@ -821,11 +825,11 @@ export class Filter {
   }
 
   /**
-   * Parses filter words; `now` and `offsetMinutes` (east of UTC) anchor
+   * Parses filter words; `now` and the user's `zone` anchor
    * relative dates and virtual tags like `+TODAY`. Throws {@link FilterError}.
    */
-  static parse(words: readonly string[], now: Date, offsetMinutes: number): Filter {
-    const parser = new Parser(tokens(words), now, offsetMinutes);
+  static parse(words: readonly string[], now: Date, zone: Zone): Filter {
+    const parser = new Parser(tokens(words), now, zone);
     const expr = parser.tokens.length === 0 ? TRUE : parser.or();
     if (parser.at < parser.tokens.length) throw new FilterError("a ')' in the filter closes nothing");
     const { status, kind, deleted } = parser.mentions;
@@ -835,7 +839,7 @@ export class Filter {
     f.openOnly = !status && !kind;
     f.deleted = deleted;
     f.expr = expr;
-    f.bounds = boundsAt(now.getTime(), offsetMinutes);
+    f.bounds = boundsAt(now.getTime(), zone);
     return f;
   }
 

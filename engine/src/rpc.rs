@@ -366,4 +366,40 @@ mod tests {
         assert_eq!(v.seq, r.last_seq().unwrap());
         assert!(v.seq > 0, "the create above is logged");
     }
+
+    fn call(r: &Replica, body: serde_json::Value) -> Result<Value, RpcError> {
+        let mut body = body;
+        body["jsonrpc"] = "2.0".into();
+        dispatch(r, parse(body.to_string().as_bytes()).unwrap().request)
+    }
+
+    #[test]
+    fn a_daemon_resolves_for_changes_and_undoes() {
+        let r = Replica::in_memory().unwrap();
+        let draft = Node::new(NodeId::random(), crate::NodeKind::Task, "x".into(), Utc::now());
+        let id = r.create(&draft, &[], "add x").unwrap().id;
+        let hex = id.to_hex();
+        // Without a purpose a prefix is read (older clients); a change needs 4 digits.
+        let found = call(&r, serde_json::json!({"method": "resolve", "params": {"prefix": &hex[..1]}})).unwrap();
+        assert_eq!(found, serde_json::json!(hex));
+        let short = serde_json::json!({"method": "resolve", "params": {"prefix": &hex[..3], "purpose": "change"}});
+        assert_eq!(call(&r, short).unwrap_err().code, code::BAD_ID);
+        let plan = call(&r, serde_json::json!({"method": "undo_plan"})).unwrap();
+        assert_eq!(plan["creation"], true);
+        let undo = serde_json::json!({"method": "undo", "params": {"expected": plan["change"], "now": Utc::now()}});
+        let env = parse(
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "undo", "params": undo["params"]})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        assert!(writes(&env.request), "a daemon pushes after an undo");
+        let (_, node): (crate::UndoPlan, Node) = serde_json::from_value(call(&r, undo).unwrap()).unwrap();
+        assert!(node.deleted);
+        assert_eq!(call(&r, serde_json::json!({"method": "undo_plan"})).unwrap(), Value::Null);
+        assert_eq!(
+            call(&r, serde_json::json!({"method": "undo", "params": {"now": Utc::now()}})).unwrap_err().code,
+            code::NOT_FOUND
+        );
+    }
 }

@@ -12,7 +12,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use heph_engine::backup::Census;
 use heph_engine::rpc::{Request, Response};
 use heph_engine::sync::SyncHealth;
-use heph_engine::{Conflict, Edit, Filter, HistoryEntry, ImportReport, Node, NodeId, NodeSummary, OpenError, Replica};
+use heph_engine::{
+    Conflict, Edit, Filter, HistoryEntry, ImportReport, Node, NodeId, NodeSummary, OpenError, Purpose, Replica,
+    UndoPlan,
+};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -115,10 +118,12 @@ impl Api {
         serde_json::from_value(result).context("the daemon's answer has an unexpected shape")
     }
 
-    pub fn resolve(&mut self, prefix: &str) -> Result<NodeId> {
+    /// The node `prefix` names, for `purpose`: a command that changes
+    /// something passes [`Purpose::Change`] (at least 4 digits).
+    pub fn resolve(&mut self, prefix: &str, purpose: Purpose) -> Result<NodeId> {
         match self {
-            Self::Local(r) => Ok(r.resolve(prefix)?),
-            Self::Daemon(_) => self.call(&Request::Resolve { prefix: prefix.into() }),
+            Self::Local(r) => Ok(r.resolve_for(prefix, purpose)?),
+            Self::Daemon(_) => self.call(&Request::Resolve { prefix: prefix.into(), purpose }),
         }
     }
 
@@ -210,6 +215,23 @@ impl Api {
         match self {
             Self::Local(r) => Ok(r.resolve_conflict(id, field, choice, now)?),
             Self::Daemon(_) => self.call(&Request::ResolveConflict { id, field: field.into(), choice, now }),
+        }
+    }
+
+    /// What `undo` would revert now; `None` when nothing is left to undo.
+    pub fn undo_plan(&mut self) -> Result<Option<UndoPlan>> {
+        match self {
+            Self::Local(r) => Ok(r.undo_plan()?),
+            Self::Daemon(_) => self.call(&Request::UndoPlan),
+        }
+    }
+
+    /// Reverts this device's last change, if it is still `expected` (a hash
+    /// from [`Self::undo_plan`]); returns what was reverted and the node.
+    pub fn undo(&mut self, expected: &str, now: DateTime<Utc>) -> Result<(UndoPlan, Node)> {
+        match self {
+            Self::Local(r) => Ok(r.undo(Some(expected), now)?),
+            Self::Daemon(_) => self.call(&Request::Undo { expected: Some(expected.into()), now }),
         }
     }
 

@@ -6,12 +6,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use heph_engine::taskwarrior;
-use heph_engine::{Annotation, Clock, Edit, Filter, Node, NodeId, NodeKind, Status, parse_day, parse_mods};
+use heph_engine::{
+    Annotation, Clock, Edit, Filter, Node, NodeId, NodeKind, Purpose, Status, parse_day, parse_mods, parse_mods_with,
+};
 use serde::Serialize;
 
 use crate::api::Api;
-use crate::output::{ListItem, NodeRef, Shown};
-use crate::{Cli, Command, ConflictAction, Format, ImportFormat, confirm, editor, render, store};
+use crate::output::{ListItem, NodeRef, Shown, Undone};
+use crate::{Cli, Command, ConflictAction, Format, ImportFormat, confirm, editor, render, store, summary};
 
 /// What every command needs.
 struct Ctx {
@@ -67,10 +69,10 @@ pub fn run(cli: Cli) -> Result<()> {
     let ctx = Ctx { db: cli.db, json: cli.json, yes: cli.yes, now: local.now, local };
     match cli.command {
         Command::Add { words } => add(&ctx, &words),
-        Command::Ls { filter, limit } => ls(&ctx, &filter, limit),
+        Command::Ls { filter, limit } => ls(&ctx, &plain(&filter), limit),
         Command::Show { id } => {
             let mut r = ctx.open_read()?;
-            let id = r.resolve(&id)?;
+            let id = r.resolve(&id, Purpose::Read)?;
             show(&ctx, &mut r, id)
         }
         Command::Done { ids } => set_status(&ctx, &ids, Status::Done, "done", "Completed"),
@@ -78,11 +80,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Stop { ids } => set_status(&ctx, &ids, Status::Pending, "stop", "Stopped"),
         Command::Modify { id, words } => modify(&ctx, &id, &words),
         Command::Edit { id } => {
-            let id = ctx.open()?.resolve(&id)?;
+            let id = ctx.open()?.resolve(&id, Purpose::Change)?;
             edit(&ctx, id)
         }
         Command::Annotate { id, text } => {
-            let annotation = Annotation { entry: ctx.now, description: text.join(" ") };
+            let annotation = Annotation { entry: ctx.now, description: plain(&text).join(" ") };
             change(&ctx, &[id], &[Edit::Annotate(annotation)], "annotate", "Annotated")
         }
         Command::Delete { ids } => bulk(&ctx, &ids, true),
@@ -93,8 +95,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Journal { day, append, edit: open_editor } => journal(&ctx, day.as_deref(), append, open_editor),
         Command::Link { from, to } => link(&ctx, &from, &to, true),
         Command::Unlink { from, to } => link(&ctx, &from, &to, false),
-        Command::Search { words, all } => search(&ctx, &words, all),
+        Command::Search { words, all } => search(&ctx, &plain(&words), all),
         Command::History { id } => history(&ctx, &id),
+        Command::Undo => undo(&ctx),
+        Command::Projects { filter } => projects(&ctx, &plain(&filter)),
+        Command::Tags { filter } => tags(&ctx, &plain(&filter)),
         Command::Conflicts { action } => conflicts(&ctx, action),
         Command::Export { format, output } => export(&ctx, format, output.as_deref()),
         Command::Import { file, format } => import(&ctx, file.as_deref(), format),
@@ -102,6 +107,17 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Unreadable => unreadable(&ctx),
         Command::Completions { .. } | Command::Auth { .. } | Command::Daemon { .. } | Command::Tui { .. } => Ok(()),
     }
+}
+
+/// Words with the lone `--` the user may have typed taken out, for the
+/// commands whose words do not read it themselves (filters, search words,
+/// annotation text): after it every word is a word, which they all are here.
+pub fn plain(words: &[String]) -> Vec<String> {
+    let mut words = words.to_vec();
+    if let Some(at) = words.iter().position(|w| w == "--") {
+        words.remove(at);
+    }
+    words
 }
 
 fn short(r: &mut Api, id: NodeId) -> Result<String> {
@@ -164,7 +180,7 @@ fn resolve_depends(r: &mut Api, depends: &[(bool, String)]) -> Result<Vec<Edit>>
     depends
         .iter()
         .map(|(add, prefix)| {
-            let id = r.resolve(prefix).with_context(|| format!("depends:{prefix}"))?;
+            let id = r.resolve(prefix, Purpose::Change).with_context(|| format!("depends:{prefix}"))?;
             Ok(if *add { Edit::Depend(id) } else { Edit::Undepend(id) })
         })
         .collect()
@@ -234,7 +250,7 @@ fn change(ctx: &Ctx, ids: &[String], edits: &[Edit], message: &str, verb: &str) 
 }
 
 fn change_with(ctx: &Ctx, mut r: Api, ids: &[String], edits: &[Edit], message: &str, verb: &str) -> Result<()> {
-    let resolved = ids.iter().map(|p| r.resolve(p)).collect::<Result<Vec<_>, _>>()?;
+    let resolved = ids.iter().map(|p| r.resolve(p, Purpose::Change)).collect::<Result<Vec<_>, _>>()?;
     for id in resolved {
         let node = r.edit(id, edits, message, ctx.now)?;
         report(ctx, &mut r, node, verb)?;
@@ -254,7 +270,7 @@ fn bulk(ctx: &Ctx, prefixes: &[String], delete: bool) -> Result<()> {
     let mut r = ctx.open()?;
     let mut ids = Vec::with_capacity(prefixes.len());
     for p in prefixes {
-        let id = r.resolve(p)?;
+        let id = r.resolve(p, Purpose::Change)?;
         if !ids.contains(&id) {
             ids.push(id);
         }
@@ -390,7 +406,7 @@ fn restore(ctx: &Ctx, file: &Path) -> Result<()> {
 
 fn set_status(ctx: &Ctx, ids: &[String], status: Status, message: &str, verb: &str) -> Result<()> {
     let mut r = ctx.open()?;
-    let resolved = ids.iter().map(|p| r.resolve(p)).collect::<Result<Vec<_>, _>>()?;
+    let resolved = ids.iter().map(|p| r.resolve(p, Purpose::Change)).collect::<Result<Vec<_>, _>>()?;
     for s in r.summaries(&resolved)? {
         if s.kind != NodeKind::Task {
             bail!("{} is a {}, not a task; only tasks have a status", &s.id.to_hex()[..8], s.kind);
@@ -400,9 +416,11 @@ fn set_status(ctx: &Ctx, ids: &[String], status: Status, message: &str, verb: &s
 }
 
 fn modify(ctx: &Ctx, id: &str, words: &[String]) -> Result<()> {
-    let mods = parse_mods(words, &ctx.local)?;
     let mut r = ctx.open()?;
-    let id = r.resolve(id)?;
+    let id = r.resolve(id, Purpose::Change)?;
+    // The node's own UDAs are attributes too (`estimate:3`).
+    let udas: Vec<String> = r.get(id)?.uda.into_keys().collect();
+    let mods = parse_mods_with(words, &ctx.local, &udas)?;
     let mut edits = Vec::new();
     if let Some(title) = mods.title {
         edits.push(Edit::Title(title));
@@ -438,7 +456,7 @@ fn edit(ctx: &Ctx, id: NodeId) -> Result<()> {
         Err(e) => return Err(keep(e)),
     };
     let mut r = ctx.open()?;
-    let edits = match editor::edits(&before, &after, &ctx.local, |p| r.resolve(p)) {
+    let edits = match editor::edits(&before, &after, &ctx.local, |p| r.resolve(p, Purpose::Change)) {
         Ok(e) => e,
         Err(e) => return Err(keep(e)),
     };
@@ -447,7 +465,11 @@ fn edit(ctx: &Ctx, id: NodeId) -> Result<()> {
 }
 
 fn note(ctx: &Ctx, words: &[String], body: Option<&str>, open_editor: bool) -> Result<()> {
-    let (tags, title): (Vec<&String>, Vec<&String>) = words.iter().partition(|w| w.starts_with('+') && w.len() > 1);
+    // After a lone `--`, +words are title text too.
+    let literal = words.iter().position(|w| w == "--").unwrap_or(words.len());
+    let (tags, mut title): (Vec<&String>, Vec<&String>) =
+        words[..literal].iter().partition(|w| w.starts_with('+') && w.len() > 1);
+    title.extend(words.iter().skip(literal + 1));
     if title.is_empty() {
         bail!("a note needs a title: heph note \"Espresso ratios\"");
     }
@@ -490,8 +512,8 @@ fn journal(ctx: &Ctx, day: Option<&str>, append: Option<String>, open_editor: bo
 
 fn link(ctx: &Ctx, from: &str, to: &str, add: bool) -> Result<()> {
     let mut r = ctx.open()?;
-    let from = r.resolve(from)?;
-    let to = r.resolve(to)?;
+    let from = r.resolve(from, Purpose::Change)?;
+    let to = r.resolve(to, Purpose::Change)?;
     if from == to {
         bail!("a node cannot link to itself");
     }
@@ -510,9 +532,50 @@ fn search(ctx: &Ctx, words: &[String], all: bool) -> Result<()> {
 
 fn history(ctx: &Ctx, id: &str) -> Result<()> {
     let mut r = ctx.open_read()?;
-    let id = r.resolve(id)?;
+    let id = r.resolve(id, Purpose::Read)?;
     let entries = r.history(id)?;
     emit(ctx, &entries, |out| Ok(render::history(out, &entries, &ctx.local)?))
+}
+
+/// `heph undo`: shows this device's last change and what undoing it sets
+/// back, asks, reverts it.
+fn undo(ctx: &Ctx) -> Result<()> {
+    let mut r = ctx.open_read()?;
+    let plan = r.undo_plan()?.ok_or(heph_engine::Error::NothingToUndo)?;
+    let short = short(&mut r, plan.id)?;
+    // The store stays free while the user reads the plan.
+    drop(r);
+    confirm::ask(ctx.yes, &render::undo_plan(&plan, &short, &ctx.local), "Undo it?")?;
+    let mut r = ctx.open()?;
+    let (undone, node) = r.undo(&plan.change, ctx.now)?;
+    if ctx.json {
+        let node = shown(&mut r, node)?;
+        print_json(&Undone { undone, node })?;
+    } else {
+        let what = if undone.creation { "the add of" } else { "the last change to" };
+        println!("Undid {what} {} {short} '{}' ({}).", node.kind, node.title, undone.message);
+    }
+    r.finish();
+    Ok(())
+}
+
+/// `heph projects [FILTER]`.
+fn projects(ctx: &Ctx, words: &[String]) -> Result<()> {
+    let rows = listed(ctx, words)?;
+    let list = summary::projects(&rows);
+    emit(ctx, &list, |out| Ok(summary::write_projects(out, &list, rows.len())?))
+}
+
+/// `heph tags [FILTER]`.
+fn tags(ctx: &Ctx, words: &[String]) -> Result<()> {
+    let list = summary::tags(&listed(ctx, words)?);
+    emit(ctx, &list, |out| Ok(summary::write_tags(out, &list)?))
+}
+
+/// The rows `heph ls` lists for `words`.
+fn listed(ctx: &Ctx, words: &[String]) -> Result<Vec<heph_engine::NodeSummary>> {
+    let filter = Filter::parse(words, &ctx.local)?;
+    Ok(ctx.open_read()?.list(&filter, ctx.now, None)?.into_iter().map(|(_, row)| row).collect())
 }
 
 fn conflicts(ctx: &Ctx, action: Option<ConflictAction>) -> Result<()> {
@@ -522,7 +585,7 @@ fn conflicts(ctx: &Ctx, action: Option<ConflictAction>) -> Result<()> {
             return resolve_all(ctx, r, keep.context("--all needs --keep N")?);
         }
         Some(ConflictAction::Resolve { id: Some(id), field: Some(field), choice: Some(choice), .. }) => {
-            let id = r.resolve(&id)?;
+            let id = r.resolve(&id, Purpose::Change)?;
             let index = choice.checked_sub(1).context("values are numbered from 1")?;
             let node = r.resolve_conflict(id, &field, index, ctx.now)?;
             return done(ctx, r, node, "Resolved");

@@ -1,11 +1,13 @@
 //! `heph`: the command line of heph, a local-first task and knowledge system.
 
+mod argv;
 mod auth;
 mod commands;
 mod confirm;
 mod daemon;
 mod output;
 mod render;
+mod summary;
 
 use heph_cli::{api, editor, store};
 
@@ -26,13 +28,21 @@ Tasks are written the Taskwarrior way:
     heph ls +errand due.before:eow
     heph done 3fa2
 
-Nodes are named by a short prefix of their id (at least 6 hex digits are shown); \
-any unique prefix works, and it is the same on every device.
+Nodes are named by a short prefix of their id (at least 6 hex digits are shown), the same \
+on every device. show and history take any unique prefix; commands that change something \
+need at least 4 characters.
 
 Modifications (add, modify): due:DATE wait:DATE scheduled:DATE pri:H|M|L project:NAME \
-depends:ID[,ID] +tag -tag; an empty value (due:) clears it; words after -- are title text.
+depends:ID[,ID] +tag -tag, and NAME:VALUE for a UDA the task carries; an empty value (due:) \
+clears it; any other KEY:VALUE word is an error; words after -- are title text.
 
-Filters (ls, search): status:pending|active|done|cancelled|waiting|all kind:task|note|journal|all \
+Flags go anywhere on the line (heph ls +work --json -n 5); words that only look like flags \
+(-errand, -5) stay words, and after a lone -- every word is a word.
+
+Undo: heph undo reverts this device's last change (shown first, asked); again goes further back.
+Summaries: heph projects and heph tags count pending tasks, with the filter words of ls.
+
+Filters (ls, tui, projects, tags): status:pending|active|done|cancelled|waiting|all kind:task|note|journal|all \
 +tag -tag project:NAME pri:H due:DATE due.before:DATE due.after:DATE +OVERDUE +ACTIVE +BLOCKED \
 +DELETED, and plain words that must appear in the title.
 
@@ -64,14 +74,14 @@ pub enum Command {
     /// Add a task: heph add Buy milk due:tomorrow +errand pri:H project:home
     Add {
         /// Title words and modifications.
-        #[arg(required = true, allow_hyphen_values = true, value_name = "WORDS")]
+        #[arg(required = true, value_name = "WORDS")]
         words: Vec<String>,
     },
     /// List nodes; by default open tasks, most urgent first.
     #[command(visible_alias = "list")]
     Ls {
         /// Filter words (see heph --help).
-        #[arg(allow_hyphen_values = true, value_name = "FILTER")]
+        #[arg(value_name = "FILTER")]
         filter: Vec<String>,
         /// Show at most this many rows.
         #[arg(long, short = 'n')]
@@ -105,7 +115,7 @@ pub enum Command {
         /// Id prefix.
         id: String,
         /// Modifications; plain words replace the title.
-        #[arg(required = true, allow_hyphen_values = true, value_name = "WORDS")]
+        #[arg(required = true, value_name = "WORDS")]
         words: Vec<String>,
     },
     /// Edit a node in $VISUAL/$EDITOR as Markdown; your changes merge as edits.
@@ -118,7 +128,7 @@ pub enum Command {
         /// Id prefix.
         id: String,
         /// The annotation.
-        #[arg(required = true, allow_hyphen_values = true)]
+        #[arg(required = true)]
         text: Vec<String>,
     },
     /// Delete nodes (a tombstone that syncs; `heph undelete` undoes it). More than 3 at once are listed and need a yes.
@@ -205,6 +215,26 @@ pub enum Command {
         #[arg(long, short)]
         all: bool,
     },
+    /// Undo this device's last change (shows it and asks first); again to go further back.
+    ///
+    /// The undo is a new change that syncs like any edit. Undoing an add deletes the node,
+    /// undoing a delete restores it, and undoing an edit sets the fields that edit changed back
+    /// to their earlier values (fields changed since on other devices that it did not touch stay
+    /// as they are). Each undo walks one change further back; an undo is never itself undone.
+    /// Only changes made on this device count. Needs --yes without a terminal.
+    Undo,
+    /// Pending tasks per project, sub-projects under their parents: heph projects +work
+    Projects {
+        /// Filter words, as for `heph ls`.
+        #[arg(value_name = "FILTER")]
+        filter: Vec<String>,
+    },
+    /// Pending tasks per tag: heph tags project:home
+    Tags {
+        /// Filter words, as for `heph ls`.
+        #[arg(value_name = "FILTER")]
+        filter: Vec<String>,
+    },
     /// Show the changes that made a node: when, on which device, what.
     History {
         /// Id prefix.
@@ -257,7 +287,7 @@ pub enum Command {
     /// A full-screen task list that follows changes live: heph tui +work (press ? for keys).
     Tui {
         /// Filter words, as for `heph ls`.
-        #[arg(allow_hyphen_values = true, value_name = "FILTER")]
+        #[arg(value_name = "FILTER")]
         filter: Vec<String>,
     },
     /// Print a shell completion script: heph completions bash > /etc/bash_completion.d/heph
@@ -346,16 +376,8 @@ pub enum ImportFormat {
 }
 
 fn main() -> ExitCode {
-    let mut cli = Cli::parse();
-    // `add`, `modify` and `annotate` take every word after them (so that `-tag`
-    // works); a trailing --json is still meant as the flag.
-    if let Command::Add { words } | Command::Modify { words, .. } | Command::Annotate { text: words, .. } =
-        &mut cli.command
-    {
-        let before = words.len();
-        words.retain(|w| w != "--json");
-        cli.json |= words.len() != before;
-    }
+    // Flags may come anywhere on the line; see `argv`.
+    let cli = Cli::parse_from(argv::arrange(&Cli::command(), std::env::args_os().collect()));
     if let Command::Completions { shell } = cli.command {
         clap_complete::generate(shell, &mut Cli::command(), "heph", &mut std::io::stdout());
         return ExitCode::SUCCESS;
@@ -363,7 +385,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Auth { action } => auth::run(action, cli.json),
         Command::Daemon { action } => daemon::run(action, cli.db.as_deref(), cli.json, cli.yes),
-        Command::Tui { filter } => heph_cli::tui::run(cli.db.as_deref(), &filter),
+        Command::Tui { filter } => heph_cli::tui::run(cli.db.as_deref(), &commands::plain(&filter)),
         _ => commands::run(cli),
     };
     match outcome {

@@ -127,6 +127,15 @@ pub struct Shown {
     pub conflicts: Vec<Conflict>,
 }
 
+/// `heph undo --json`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Undone {
+    /// The change that was reverted, and the fields it had set.
+    pub undone: heph_engine::UndoPlan,
+    /// The node as it is after the undo.
+    pub node: Shown,
+}
+
 /// `heph history --json`.
 #[cfg(test)]
 pub type History = Vec<HistoryEntry>;
@@ -148,6 +157,9 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("cli/history.schema.json", schemars::schema_for!(History)),
         ("cli/conflicts.schema.json", schemars::schema_for!(Conflicts)),
         ("cli/import.schema.json", schemars::schema_for!(Imported)),
+        ("cli/undo.schema.json", schemars::schema_for!(Undone)),
+        ("cli/projects.schema.json", schemars::schema_for!(Vec<crate::summary::ProjectCount>)),
+        ("cli/tags.schema.json", schemars::schema_for!(Vec<crate::summary::TagCount>)),
         ("cli/sync-status.schema.json", schemars::schema_for!(heph_engine::sync::SyncHealth)),
         ("cli/daemon-status.schema.json", schemars::schema_for!(crate::daemon::Status)),
         ("wire/client-frame.schema.json", schemars::schema_for!(heph_engine::sync::frame::ClientFrame)),

@@ -197,6 +197,52 @@ pub fn history(out: &mut impl Write, entries: &[HistoryEntry], now: &Clock) -> s
     Ok(())
 }
 
+/// What `heph undo` is about to revert, for the confirmation.
+#[must_use]
+pub fn undo_plan(plan: &heph_engine::UndoPlan, short: &str, now: &Clock) -> String {
+    let mut text = format!(
+        "The last change made on this device, to {} {short} '{}':\n  {}  ({})\n",
+        plan.kind,
+        plan.title,
+        plan.message,
+        display(plan.time, now)
+    );
+    if plan.creation {
+        text.push_str(&format!(
+            "It added the {}; undoing it deletes the {} (heph undelete brings it back).\n",
+            plan.kind, plan.kind
+        ));
+        return text;
+    }
+    if plan.fields.is_empty() {
+        text.push_str("It changed no field heph shows; undoing it changes nothing else.\n");
+        return text;
+    }
+    text.push_str("It set (before → after); undoing it puts back the values before:\n");
+    let width = plan.fields.iter().map(|f| f.field.chars().count()).max().unwrap_or(0);
+    // Times read in the user's zone; other values as they are, long ones cut.
+    let value = |v: &Option<String>| -> String {
+        match v.as_deref() {
+            None => "(none)".to_string(),
+            Some(v) => match DateTime::parse_from_rfc3339(v) {
+                Ok(t) => display(t.with_timezone(&Utc), now),
+                Err(_) => {
+                    let one_line = v.replace('\n', " ⏎ ");
+                    if one_line.chars().count() > 60 {
+                        format!("{}…", one_line.chars().take(59).collect::<String>())
+                    } else {
+                        one_line
+                    }
+                }
+            },
+        }
+    };
+    for f in &plan.fields {
+        text.push_str(&format!("  {:<width$}  {} → {}\n", f.field, value(&f.before), value(&f.after)));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;

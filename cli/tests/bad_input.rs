@@ -38,8 +38,10 @@ fn unknown_and_ambiguous_ids() {
         .map(|d| format!("{d:x}"))
         .find(|d| ids.iter().filter(|id| id.starts_with(d.as_str())).count() > 1)
         .unwrap();
-    let err = h.fails(&["done", &digit]);
+    let err = h.fails(&["show", &digit]);
     assert!(err.contains("matches") && err.contains("type more digits"), "{err}");
+    // A change needs four characters, unique or not.
+    assert!(h.fails(&["done", &digit]).contains("type at least 4 characters"));
     assert_eq!(h.json(&["ls"]).as_array().unwrap().len(), 17, "nothing was marked done");
 }
 

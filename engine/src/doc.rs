@@ -144,6 +144,8 @@ pub enum Edit {
     Undepend(NodeId),
     /// Add an annotation.
     Annotate(Annotation),
+    /// Remove the annotations equal to this one (`heph undo` of an annotate).
+    Unannotate(Annotation),
     /// Set or clear the start time directly (imports; `Status` stamps it itself).
     Start(Option<DateTime<Utc>>),
     /// Set or clear the end time directly (imports).
@@ -408,6 +410,13 @@ impl NodeDoc {
         if edits.is_empty() {
             return Ok(None);
         }
+        self.record(edits, message, now)
+    }
+
+    /// Like [`Self::edit`], but makes a change (setting `modified`) even
+    /// when `edits` is empty: a change whose message must be on record (an
+    /// undo that found its fields already back as they were).
+    pub fn record(&mut self, edits: &[Edit], message: &str, now: DateTime<Utc>) -> Result<Option<Change>, DocError> {
         let mut tx = self.doc.transaction();
         for edit in edits {
             apply_edit(&mut tx, edit, now)?;
@@ -473,6 +482,25 @@ impl NodeDoc {
                 message: meta.message.map(|m| m.into_owned()).unwrap_or_default(),
             })
             .collect()
+    }
+
+    /// The document as it was at `heads` (changes it does not hold are an
+    /// error).
+    pub fn at(&self, heads: &[ChangeHash]) -> Result<Self, DocError> {
+        Ok(Self { doc: self.doc.fork_at(heads)? })
+    }
+
+    /// Whether `change` made the node: everything it depends on is the
+    /// node's genesis (a creation's content change follows the genesis
+    /// directly; see [`Self::create_with`]).
+    #[must_use]
+    pub fn creates(&self, change: &Change) -> bool {
+        !change.deps().is_empty()
+            && change.deps().iter().all(|dep| {
+                self.doc
+                    .get_change_by_hash(dep)
+                    .is_some_and(|c| c.seq() == 1 && c.timestamp() == 0 && c.message().is_some_and(|m| m == "genesis"))
+            })
     }
 
     /// Reads the node back, taking its id from the document's `id` field.
@@ -666,6 +694,32 @@ fn annotate<T: Transactable>(tx: &mut T, annotation: &Annotation) -> Result<(), 
     Ok(())
 }
 
+/// Removes every item equal to `annotation` (entry time to the millisecond,
+/// and description) from every concurrent annotations list.
+fn unannotate<T: Transactable>(tx: &mut T, annotation: &Annotation) -> Result<(), DocError> {
+    let entry = annotation.entry.timestamp_millis();
+    for list in objects(tx, "annotations", ObjType::List)? {
+        for i in (0..tx.length(&list)).rev() {
+            let Some((Value::Object(ObjType::Map), item)) = tx.get(&list, i)? else { continue };
+            let at = match tx.get(&item, "entry")? {
+                Some((Value::Scalar(s), _)) => match s.as_ref() {
+                    ScalarValue::Timestamp(ms) | ScalarValue::Int(ms) => Some(*ms),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let description = match tx.get(&item, "description")? {
+                Some((v, o)) => read::text_of(tx, &v, &o)?,
+                None => None,
+            };
+            if at == Some(entry) && description.as_deref() == Some(annotation.description.as_str()) {
+                tx.delete(&list, i)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sets UDA `key` in the shown map and removes it from concurrent ones, so
 /// the union reads the new value; clearing removes it from all of them.
 fn set_uda<T: Transactable>(tx: &mut T, key: &str, value: Option<&str>) -> Result<(), DocError> {
@@ -728,6 +782,7 @@ fn apply_edit<T: Transactable>(tx: &mut T, edit: &Edit, now: DateTime<Utc>) -> R
         Edit::Start(t) => put_opt_time(tx, "start", *t)?,
         Edit::End(t) => put_opt_time(tx, "end", *t)?,
         Edit::Annotate(annotation) => annotate(tx, annotation)?,
+        Edit::Unannotate(annotation) => unannotate(tx, annotation)?,
         Edit::Deleted(deleted) => tx.put(ROOT, "deleted", *deleted)?,
         Edit::Uda(key, value) => set_uda(tx, key, value.as_deref())?,
     }

@@ -73,6 +73,20 @@ pub enum Error {
     /// Not a valid id or prefix.
     #[error("{0:?} is not a node id (ids are hex digits, e.g. 3fa2c1)")]
     BadId(String),
+    /// A prefix too short to name a node for a change (see
+    /// [`crate::id::MIN_CHANGE_PREFIX`]).
+    #[error("{0:?}: type at least {min} characters of the id to change a node (any unique prefix works for show and history)", min = crate::id::MIN_CHANGE_PREFIX)]
+    PrefixTooShort(String),
+    /// `undo` found no change of this device left to undo.
+    #[error("nothing to undo: every change made on this device is undone already, or it has made none")]
+    NothingToUndo,
+    /// The change `undo` was asked to revert is no longer this device's
+    /// last one (another write came in between).
+    #[error("the last change on this device is no longer {expected}; run heph undo again to see what it would undo")]
+    UndoMoved {
+        /// The change (hash) the caller expected to revert.
+        expected: String,
+    },
     /// The disk (or the file size limit) is full; nothing was written.
     #[error("the disk is full; nothing was written (free some space and try again)")]
     DiskFull,

@@ -14,6 +14,24 @@ use sha2::{Digest, Sha256};
 /// The fewest hex digits used when showing an id, even when fewer are unique.
 pub const MIN_PREFIX: usize = 6;
 
+/// The fewest hex digits of an id that name a node for a command that
+/// changes something (`heph done`, `modify`, `depends:` …): one to three
+/// digits match a node by chance too easily once a replica holds a few
+/// hundred nodes, so a typo would change the wrong one.
+pub const MIN_CHANGE_PREFIX: usize = 4;
+
+/// What a prefix is resolved for: reading accepts any unique prefix,
+/// changing needs [`MIN_CHANGE_PREFIX`] digits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// Showing the node (`show`, `history`).
+    #[default]
+    Read,
+    /// Changing it, or naming it in a change of another node.
+    Change,
+}
+
 /// A node's identity: 16 random bytes.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId([u8; 16]);
@@ -163,6 +181,13 @@ impl IdPrefix {
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether this prefix may name a node for `purpose` (see
+    /// [`MIN_CHANGE_PREFIX`]).
+    #[must_use]
+    pub fn serves(&self, purpose: Purpose) -> bool {
+        purpose == Purpose::Read || self.0.len() >= MIN_CHANGE_PREFIX
     }
 }
 

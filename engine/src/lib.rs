@@ -8,7 +8,8 @@
 //! - [`query`], [`parse`], [`when`]: Taskwarrior-style filters, modifications and dates;
 //! - [`taskwarrior`]: Taskwarrior's JSON;
 //! - [`limits`]: bounded decoding of untrusted Automerge bytes;
-//! - [`backup`]: backups of a replica, restoring one, and seeding a hub from a device.
+//! - [`backup`]: backups of a replica, restoring one, and seeding a hub from a device;
+//! - [`undo`]: undoing this device's last write.
 //!
 //! # Durability
 //! A write returns only after its redb transaction has committed to disk
@@ -35,14 +36,16 @@ pub mod rpc;
 pub mod store;
 pub mod sync;
 pub mod taskwarrior;
+pub mod undo;
 pub mod when;
 
 pub use doc::{Conflict, DocError, Edit, HistoryEntry, NodeDoc};
 pub use error::{Error, OpenError};
-pub use id::{IdPrefix, MIN_PREFIX, NodeId};
+pub use id::{IdPrefix, MIN_CHANGE_PREFIX, MIN_PREFIX, NodeId, Purpose};
 pub use node::{Annotation, Node, NodeKind, NodeSummary, Priority, Status};
-pub use parse::{ModError, Mods, parse_mods};
+pub use parse::{ModError, Mods, parse_mods, parse_mods_with};
 pub use query::{Filter, FilterError, Graph, urgency};
 pub use replica::{ImportReport, Replica, Version};
 pub use store::{Applied, Cursors, LoggedChange, Store};
+pub use undo::{FieldChange, UndoPlan};
 pub use when::{Clock, WhenError, parse_day, parse_when};

@@ -4,6 +4,14 @@
 //! `key:value` words for known keys set attributes (an empty value clears
 //! one), `+tag` adds and `-tag` removes a tag, and the remaining words form
 //! the title. After a lone `--`, every word is title text.
+//!
+//! A word shaped like an attribute whose key is not known is an error, not
+//! title text: `recur:weekly` on a heph without recurrence must not rename
+//! the task. The shape is narrow so that ordinary text stays text: a key of
+//! ASCII letters, digits, `_`, `.` and `-` that starts with a letter or `_`,
+//! a colon, and a value that is not empty and does not start with `/`. So
+//! `foo:bar` and `due.before:eow` are errors, while `https://x.org`, `10:30`,
+//! `re:` and `(see:` are title words.
 
 use crate::doc::Edit;
 use crate::node::{Priority, Status};
@@ -24,7 +32,26 @@ pub enum ModError {
     /// Another value.
     #[error("{0}")]
     BadValue(String),
+    /// A word shaped like `key:value` whose key is no attribute (see the
+    /// module doc).
+    #[error(
+        "'{word}': {key} is not an attribute (known: {}); to put the word in the title, write it after --",
+        known.join(", ")
+    )]
+    UnknownAttribute {
+        /// The word.
+        word: String,
+        /// Its key.
+        key: String,
+        /// The attributes that can be set here: [`ATTRIBUTES`], then the
+        /// node's own UDAs.
+        known: Vec<String>,
+    },
 }
+
+/// The attributes modification words set, by their full names (each also
+/// has aliases: `pri`, `proj`, `sched`, `dep` …).
+pub const ATTRIBUTES: &[&str] = &["due", "wait", "scheduled", "priority", "project", "status", "depends"];
 
 /// Parsed modification words.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,8 +71,25 @@ fn date(key: &str, value: &str, now: &Clock) -> Result<Option<chrono::DateTime<c
     parse_when(value, now).map(Some).map_err(|problem| ModError::When { key: key.to_string(), problem })
 }
 
-/// Parses modification words; `now` anchors relative dates.
+/// Parses modification words; `now` anchors relative dates. Only the
+/// built-in attributes are known (a new node has no UDAs yet).
 pub fn parse_mods<S: AsRef<str>>(words: &[S], now: &Clock) -> Result<Mods, ModError> {
+    parse_mods_with(words, now, &[])
+}
+
+/// Whether `key:value` is shaped like an attribute (see the module doc).
+fn attribute_shaped(key: &str, value: &str) -> bool {
+    let mut chars = key.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && !value.is_empty()
+        && !value.starts_with('/')
+}
+
+/// Like [`parse_mods`], for a node that has the UDAs `udas` (attributes
+/// heph does not model, kept from a Taskwarrior import): `name:value` sets
+/// one of them and `name:` clears it.
+pub fn parse_mods_with<S: AsRef<str>>(words: &[S], now: &Clock, udas: &[String]) -> Result<Mods, ModError> {
     let mut mods = Mods::default();
     let mut title: Vec<&str> = Vec::new();
     let mut literal = false;
@@ -91,6 +135,11 @@ pub fn parse_mods<S: AsRef<str>>(words: &[S], now: &Clock) -> Result<Mods, ModEr
                 }
                 continue;
             }
+            _ if udas.iter().any(|u| u == key) => Edit::Uda(key.to_string(), (!value.is_empty()).then(|| value.into())),
+            _ if attribute_shaped(key, value) => {
+                let known = ATTRIBUTES.iter().map(|a| (*a).to_string()).chain(udas.iter().cloned()).collect();
+                return Err(ModError::UnknownAttribute { word: word.to_string(), key: key.to_string(), known });
+            }
             _ => {
                 title.push(word);
                 continue;
@@ -132,12 +181,36 @@ mod tests {
     }
 
     #[test]
-    fn empty_values_clear_and_unknown_keys_stay_in_the_title() {
-        let m = parse_mods(&["due:", "see", "http://x.org", "-old", "dep:abc,-def", "--", "+literal"], &now()).unwrap();
-        assert_eq!(m.title.as_deref(), Some("see http://x.org +literal"));
+    fn empty_values_clear_and_text_with_colons_stays_in_the_title() {
+        let words =
+            ["due:", "see", "http://x.org", "at", "10:30", "re:", "-old", "dep:abc,-def", "--", "+literal", "x:y"];
+        let m = parse_mods(&words, &now()).unwrap();
+        assert_eq!(m.title.as_deref(), Some("see http://x.org at 10:30 re: +literal x:y"));
         assert!(m.edits.contains(&Edit::Due(None)));
         assert!(m.edits.contains(&Edit::RemoveTag("old".into())));
         assert_eq!(m.depends, vec![(true, "abc".into()), (false, "def".into())]);
+    }
+
+    #[test]
+    fn unknown_attributes_are_errors_that_name_the_word() {
+        for word in ["recurr:weekly", "foo:bar", "due.before:eow", "_x:1", "mailto:a@b"] {
+            let e = parse_mods(&["Title", word], &now()).unwrap_err();
+            let ModError::UnknownAttribute { word: ref w, ref known, .. } = e else { panic!("{word}: {e:?}") };
+            assert_eq!(w, word);
+            assert!(known.iter().any(|k| k == "due"));
+            let text = e.to_string();
+            assert!(text.contains(word) && text.contains("after --"), "{text}");
+        }
+        // A UDA the node has is an attribute; a built-in wins over a UDA of the same name.
+        let udas = ["estimate".to_string(), "due".to_string()];
+        let m = parse_mods_with(&["estimate:3", "size:L", "due:"], &now(), &udas);
+        assert!(matches!(m, Err(ModError::UnknownAttribute { ref key, .. }) if key == "size"), "{m:?}");
+        let m = parse_mods_with(&["estimate:3", "due:"], &now(), &udas).unwrap();
+        assert_eq!(m.edits, vec![Edit::Uda("estimate".into(), Some("3".into())), Edit::Due(None)]);
+        let m = parse_mods_with(&["estimate:"], &now(), &udas).unwrap();
+        assert_eq!(m.edits, vec![Edit::Uda("estimate".into(), None)]);
+        let e = parse_mods_with(&["x:1"], &now(), &udas).unwrap_err().to_string();
+        assert!(e.contains("depends, estimate, due"), "{e}");
     }
 
     #[test]

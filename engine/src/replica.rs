@@ -11,11 +11,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::doc::{Conflict, Edit, HistoryEntry, NodeDoc};
 use crate::error::{Error, OpenError};
-use crate::id::{NodeId, unique_prefix_len};
+use crate::id::{NodeId, Purpose, unique_prefix_len};
 use crate::limits::MAX_CHANGE_BYTES;
 use crate::node::{Node, NodeSummary};
 use crate::query::{Filter, Graph, sort_for_listing};
 use crate::store::{Applied, Cursors, LoggedChange, PendingStats, Store, Unreadable};
+use crate::undo::{self, UndoPlan};
 
 /// A full local replica of one owner's nodes.
 pub struct Replica {
@@ -89,11 +90,19 @@ impl Replica {
         &self.store
     }
 
-    /// The id of the one node whose id starts with `prefix`.
-    ///
-    /// Errors: [`Error::NotFound`], [`Error::Ambiguous`], [`Error::BadId`].
+    /// The id of the one node whose id starts with `prefix`, to read it
+    /// (any unique prefix); see [`Self::resolve_for`].
     pub fn resolve(&self, prefix: &str) -> Result<NodeId, Error> {
-        self.store.read(|r| r.resolve(prefix))
+        self.resolve_for(prefix, Purpose::Read)
+    }
+
+    /// The id of the one node whose id starts with `prefix`, for `purpose`.
+    ///
+    /// Errors: [`Error::NotFound`], [`Error::Ambiguous`], [`Error::BadId`],
+    /// and [`Error::PrefixTooShort`] when a change is named by fewer than
+    /// [`crate::id::MIN_CHANGE_PREFIX`] digits.
+    pub fn resolve_for(&self, prefix: &str, purpose: Purpose) -> Result<NodeId, Error> {
+        self.store.read(|r| r.resolve(prefix, purpose))
     }
 
     /// Stores a new node: `draft` (its id, kind and fields) with `edits`
@@ -299,6 +308,45 @@ impl Replica {
                 Some(change) => w.save_local(id, &doc, &[change]),
                 None => Err(Error::NotFound(format!("a conflict on {field} of {}", &id.to_hex()[..8]))),
             }
+        })
+    }
+
+    /// What [`Self::undo`] would revert now: this device's newest change
+    /// that is neither an undo nor undone (see [`crate::undo`]); `None`
+    /// when there is none.
+    pub fn undo_plan(&self) -> Result<Option<UndoPlan>, Error> {
+        self.store.read(|r| {
+            let Some((id, change)) = undo::target(|f| r.walk_own(f))? else { return Ok(None) };
+            let doc = r.doc(id)?.ok_or_else(|| Error::NotFound(id.to_hex()))?;
+            undo::plan(&doc, id, &change).map(Some)
+        })
+    }
+
+    /// Reverts this device's newest change that is neither an undo nor
+    /// undone, as a new change at `now` that syncs like any edit. With
+    /// `expected` (a change hash from [`Self::undo_plan`]), only if that is
+    /// still the change to undo. Returns what was reverted and the node.
+    ///
+    /// Errors: [`Error::NothingToUndo`]; [`Error::UndoMoved`] when the
+    /// change to undo is no longer `expected`.
+    pub fn undo(&self, expected: Option<&str>, now: DateTime<Utc>) -> Result<(UndoPlan, Node), Error> {
+        self.store.write(|w| {
+            let (id, change) = undo::target(|f| w.walk_own(f))?.ok_or(Error::NothingToUndo)?;
+            if let Some(expected) = expected
+                && change.hash().to_string() != expected
+            {
+                return Err(Error::UndoMoved { expected: expected.to_string() });
+            }
+            let mut doc = w.doc(id)?.ok_or_else(|| Error::NotFound(id.to_hex()))?;
+            let plan = undo::plan(&doc, id, &change)?;
+            let node = match undo::revert(&mut doc, id, &change, now)? {
+                Some(revert) => {
+                    check_size(std::slice::from_ref(&revert))?;
+                    w.save_local(id, &doc, &[revert])?
+                }
+                None => doc.materialise_as(id)?,
+            };
+            Ok((plan, node))
         })
     }
 

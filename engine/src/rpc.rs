@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::doc::Edit;
 use crate::error::Error;
-use crate::id::NodeId;
+use crate::id::{NodeId, Purpose};
 use crate::node::Node;
 use crate::query::Filter;
 use crate::replica::Replica;
@@ -28,6 +28,9 @@ pub enum Request {
     Resolve {
         /// The prefix.
         prefix: String,
+        /// What for: `change` needs at least 4 digits (default `read`).
+        #[serde(default)]
+        purpose: Purpose,
     },
     /// A new node → `Node`.
     Create {
@@ -137,6 +140,16 @@ pub enum Request {
     /// Where the content stands → `Version`; cheap, for clients that poll
     /// for changes (`heph tui`).
     Version,
+    /// What `undo` would revert → `UndoPlan` or null.
+    UndoPlan,
+    /// Revert this device's last change → `[UndoPlan, Node]`.
+    Undo {
+        /// Only if this is still the change to undo (a hash from `undo_plan`).
+        #[serde(default)]
+        expected: Option<String>,
+        /// The caller's clock.
+        now: DateTime<Utc>,
+    },
 }
 
 /// Error codes: JSON-RPC's own, then heph's.
@@ -193,11 +206,12 @@ impl From<Error> for RpcError {
         let code = match &e {
             Error::NotFound(_) => code::NOT_FOUND,
             Error::Ambiguous { .. } => code::AMBIGUOUS,
-            Error::BadId(_) => code::BAD_ID,
+            Error::BadId(_) | Error::PrefixTooShort(_) => code::BAD_ID,
             Error::DiskFull => code::DISK_FULL,
             Error::InvalidChange { .. } => code::INVALID_CHANGE,
             Error::Exists(_) => code::EXISTS,
             Error::ChangeTooLarge { .. } => code::TOO_LARGE,
+            Error::NothingToUndo | Error::UndoMoved { .. } => code::NOT_FOUND,
             _ => code::INTERNAL,
         };
         Self::new(code, e.to_string())
@@ -274,7 +288,7 @@ fn json<T: Serialize>(v: T) -> Result<Value, RpcError> {
 /// Runs one request against `replica`.
 pub fn dispatch(replica: &Replica, request: Request) -> Result<Value, RpcError> {
     match request {
-        Request::Resolve { prefix } => json(replica.resolve(&prefix)?),
+        Request::Resolve { prefix, purpose } => json(replica.resolve_for(&prefix, purpose)?),
         Request::Create { draft, edits, message } => json(replica.create(&draft, &edits, &message)?),
         Request::Edit { id, edits, message, now } => json(replica.edit(id, &edits, &message, now)?),
         Request::Get { id } => json(replica.get(id)?),
@@ -306,6 +320,8 @@ pub fn dispatch(replica: &Replica, request: Request) -> Result<Value, RpcError> 
         }
         Request::Unreadable => json(replica.unreadable()?),
         Request::Version => json(replica.version()?),
+        Request::UndoPlan => json(replica.undo_plan()?),
+        Request::Undo { expected, now } => json(replica.undo(expected.as_deref(), now)?),
     }
 }
 
@@ -320,6 +336,7 @@ pub fn writes(request: &Request) -> bool {
             | Request::Journal { .. }
             | Request::Import { .. }
             | Request::ImportRecords { .. }
+            | Request::Undo { .. }
     )
 }
 
@@ -348,5 +365,41 @@ mod tests {
         let v: crate::Version = serde_json::from_value(dispatch(&r, env.request).unwrap()).unwrap();
         assert_eq!(v.seq, r.last_seq().unwrap());
         assert!(v.seq > 0, "the create above is logged");
+    }
+
+    fn call(r: &Replica, body: serde_json::Value) -> Result<Value, RpcError> {
+        let mut body = body;
+        body["jsonrpc"] = "2.0".into();
+        dispatch(r, parse(body.to_string().as_bytes()).unwrap().request)
+    }
+
+    #[test]
+    fn a_daemon_resolves_for_changes_and_undoes() {
+        let r = Replica::in_memory().unwrap();
+        let draft = Node::new(NodeId::random(), crate::NodeKind::Task, "x".into(), Utc::now());
+        let id = r.create(&draft, &[], "add x").unwrap().id;
+        let hex = id.to_hex();
+        // Without a purpose a prefix is read (older clients); a change needs 4 digits.
+        let found = call(&r, serde_json::json!({"method": "resolve", "params": {"prefix": &hex[..1]}})).unwrap();
+        assert_eq!(found, serde_json::json!(hex));
+        let short = serde_json::json!({"method": "resolve", "params": {"prefix": &hex[..3], "purpose": "change"}});
+        assert_eq!(call(&r, short).unwrap_err().code, code::BAD_ID);
+        let plan = call(&r, serde_json::json!({"method": "undo_plan"})).unwrap();
+        assert_eq!(plan["creation"], true);
+        let undo = serde_json::json!({"method": "undo", "params": {"expected": plan["change"], "now": Utc::now()}});
+        let env = parse(
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "undo", "params": undo["params"]})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        assert!(writes(&env.request), "a daemon pushes after an undo");
+        let (_, node): (crate::UndoPlan, Node) = serde_json::from_value(call(&r, undo).unwrap()).unwrap();
+        assert!(node.deleted);
+        assert_eq!(call(&r, serde_json::json!({"method": "undo_plan"})).unwrap(), Value::Null);
+        assert_eq!(
+            call(&r, serde_json::json!({"method": "undo", "params": {"now": Utc::now()}})).unwrap_err().code,
+            code::NOT_FOUND
+        );
     }
 }

@@ -69,7 +69,7 @@ use redb::{
 
 use crate::doc::{Conflict, NodeDoc};
 use crate::error::{Error, OpenError};
-use crate::id::{IdPrefix, NodeId};
+use crate::id::{IdPrefix, NodeId, Purpose};
 use crate::node::{Node, NodeSummary};
 use crate::sync::frame::wire_size;
 
@@ -121,6 +121,37 @@ fn stored_doc(
         }
     }
     Ok(Some(bytes))
+}
+
+/// Walks the log from its newest entry back over the changes made here
+/// (origin 1) whose author is `actor`, decoded: `f` returns `false` to stop.
+/// (Changes logged as made here by other actors, such as a restored
+/// backup's or an import's derived ones, are skipped.)
+fn walk_own(
+    log: &impl ReadableTable<u64, [u8; 49]>,
+    changes: &impl ReadableTable<[u8; 32], &'static [u8]>,
+    actor: &ActorId,
+    mut f: impl FnMut(NodeId, Change) -> bool,
+) -> Result<(), Error> {
+    for row in log.iter()?.rev() {
+        let (_, entry) = row?;
+        let entry = entry.value();
+        if entry[48] != 1 {
+            continue;
+        }
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&entry[16..48]);
+        let Some(stored) = changes.get(hash)? else { continue };
+        let stored = stored.value();
+        let mut doc = [0u8; 16];
+        doc.copy_from_slice(&stored[..16]);
+        let change = Change::from_bytes(stored[16..].to_vec())
+            .map_err(|e| Error::InvalidChange { doc: NodeId::from_bytes(doc), reason: e.to_string() })?;
+        if change.actor_id() == actor && !f(NodeId::from_bytes(doc), change) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// The log position after `prev` when `hash` is logged next.
@@ -641,8 +672,13 @@ fn decode_summary(bytes: &[u8]) -> Result<NodeSummary, Error> {
     postcard::from_bytes(bytes).map_err(|e| Error::Storage(format!("index row: {e}")))
 }
 
-fn resolve(index: &impl ReadableTable<[u8; 16], &'static [u8]>, text: &str) -> Result<NodeId, Error> {
+fn resolve(index: &impl ReadableTable<[u8; 16], &'static [u8]>, text: &str, purpose: Purpose) -> Result<NodeId, Error> {
     let prefix = IdPrefix::parse(text).ok_or_else(|| Error::BadId(text.to_string()))?;
+    // Checked before the lookup: a short prefix is refused whether or not it
+    // happens to be unique today.
+    if !prefix.serves(purpose) {
+        return Err(Error::PrefixTooShort(text.to_string()));
+    }
     let (lo, hi) = prefix.range();
     let mut found = Vec::new();
     for row in index.range(lo..=hi)?.take(6) {
@@ -657,9 +693,9 @@ fn resolve(index: &impl ReadableTable<[u8; 16], &'static [u8]>, text: &str) -> R
 }
 
 impl Reader {
-    /// The node whose id starts with `prefix`.
-    pub fn resolve(&self, prefix: &str) -> Result<NodeId, Error> {
-        resolve(&self.index, prefix)
+    /// The node whose id starts with `prefix`, for `purpose`.
+    pub fn resolve(&self, prefix: &str, purpose: Purpose) -> Result<NodeId, Error> {
+        resolve(&self.index, prefix, purpose)
     }
 
     /// The document of `id`, if stored.
@@ -724,6 +760,12 @@ impl Reader {
             out.push(NodeId::from_bytes(v?.value()));
         }
         Ok(out)
+    }
+
+    /// This device's own changes, newest first (see [`crate::undo`]); `f`
+    /// returns `false` to stop.
+    pub fn walk_own(&self, f: impl FnMut(NodeId, Change) -> bool) -> Result<(), Error> {
+        walk_own(&self.log, &self.changes, &self.origin, f)
     }
 
     /// The highest seq in the local log (0 when empty).
@@ -1244,6 +1286,12 @@ impl Writer<'_> {
             &self.txn.open_table(CHANGES)?,
             id,
         )
+    }
+
+    /// This device's own changes, newest first, as of this transaction;
+    /// see [`Reader::walk_own`].
+    pub fn walk_own(&self, f: impl FnMut(NodeId, Change) -> bool) -> Result<(), Error> {
+        walk_own(&self.txn.open_table(LOG)?, &self.txn.open_table(CHANGES)?, &self.origin, f)
     }
 
     /// Whether a change with this hash is stored.

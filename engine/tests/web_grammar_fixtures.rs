@@ -243,8 +243,12 @@ const LINES: &[(&str, &[&str])] = &[
             // `--` makes every later word title text.
             "Fix -- +not-a-tag due:tomorrow --",
             "-- --",
-            // Words with unknown keys stay in the title.
+            // Text with colons stays in the title; an unknown attribute is an error.
+            "see http://x.org at 10:30 re: (see:x) due",
             "see http://x.org foo:bar due",
+            "a recurr:weekly",
+            "a due.before:eow",
+            "a -- foo:bar",
             "Café crème ☕ due:eom",
             "日本語のタスク +仕事",
             "Ωmega ΣΟΦΙΑ +ελλάδα",

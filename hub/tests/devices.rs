@@ -58,6 +58,28 @@ fn a_task_added_on_one_device_appears_on_the_other_and_offline_edits_converge() 
 }
 
 #[test]
+fn undo_through_the_daemon_reverts_this_devices_edit_and_keeps_the_other_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    let [a, b] = devices(dir.path(), &hub, ["a", "b"]);
+    a.ok(&["add", "Shared", "+home"]);
+    eventually(10, "B to receive A's task", || b.titles(&[]) == ["Shared"]);
+    let id = b.json(&["ls"])[0]["short"].as_str().unwrap().to_string();
+    a.ok(&["modify", &id, "due:2026-12-24", "+a"]);
+    b.ok(&["modify", &id, "pri:L", "+b"]);
+    eventually(10, "A to receive B's edit", || a.json(&["show", &id])["priority"] == "L");
+    // B's edit arrived last on A, but A undoes its own.
+    let undone = a.json(&["undo", "-y"]);
+    assert!(undone["undone"]["message"].as_str().unwrap().starts_with("modify"), "{undone}");
+    let node = &undone["node"];
+    assert!(node.get("due").is_none(), "{node}");
+    assert_eq!(node["priority"], "L");
+    assert_eq!(node["tags"], serde_json::json!(["b", "home"]));
+    eventually(10, "B to see the undo", || b.json(&["show", &id]).get("due").is_none());
+    assert_eq!(b.json(&["show", &id])["tags"], serde_json::json!(["b", "home"]));
+}
+
+#[test]
 fn killing_the_hub_mid_push_loses_nothing_it_acknowledged_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut hub = Hub::start(dir.path());

@@ -5,7 +5,8 @@
 //
 // `key:value` words for known keys set attributes (an empty value clears
 // one), `+tag` adds and `-tag` removes a tag, and the remaining words form
-// the title. After a lone `--`, every word is title text.
+// the title. After a lone `--`, every word is title text. A word shaped like
+// an attribute with an unknown key (`foo:bar`) is an error.
 
 import type { Edit, Kind, Priority, Status } from "./model.ts";
 import { WhenError, type Zone, debugQuote, formatInstant, parseWhen, splitWhitespace } from "./when.ts";
@@ -120,12 +121,33 @@ export function parseMods(words: readonly string[], now: Date, zone: Zone): Mods
           mods.depends.push(part.startsWith("-") ? [false, part.slice(1)] : [true, part]);
         }
         break;
-      default:
+      default: {
+        const key = word.slice(0, colon);
+        if (attributeShaped(key, value)) {
+          throw new ModError(
+            `'${word}': ${key} is not an attribute (known: ${ATTRIBUTES.join(", ")}); ` +
+              "to put the word in the title, write it after --",
+          );
+        }
         title.push(word);
+      }
     }
   }
   if (title.length > 0) mods.title = title.join(" ");
   return mods;
+}
+
+/** The attributes modification words set, by their full names (the engine's `ATTRIBUTES`). */
+export const ATTRIBUTES: readonly string[] = ["due", "wait", "scheduled", "priority", "project", "status", "depends"];
+
+/**
+ * Whether `key:value` is shaped like an attribute, so that an unknown key is
+ * an error rather than title text: a key of ASCII letters, digits, `_`, `.`
+ * and `-` starting with a letter or `_`, and a value that is not empty and
+ * does not start with `/` (so `https://x.org`, `10:30` and `re:` are text).
+ */
+function attributeShaped(key: string, value: string): boolean {
+  return /^[A-Za-z_][A-Za-z0-9_.-]*$/.test(key) && value !== "" && !value.startsWith("/");
 }
 
 /** Runs `read`, turning a {@link ValueError} into `As` with the same message (the engine's `map_err(BadValue)`). */

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use heph_engine::Clock;
 use heph_engine::sync::SyncHealth;
-use heph_engine::{Edit, Filter, Node, NodeId, NodeKind, Status, Version, parse_mods};
+use heph_engine::{Edit, Filter, Node, NodeId, NodeKind, Purpose, Status, Version, parse_mods};
 
 use super::app::{Named, NodeView, Row};
 use crate::api::Api;
@@ -168,7 +168,7 @@ impl Source {
         self.call(true, |api| {
             let mut edits = mods.edits;
             for (add, prefix) in &mods.depends {
-                let id = api.resolve(prefix).with_context(|| format!("depends:{prefix}"))?;
+                let id = api.resolve(prefix, Purpose::Change).with_context(|| format!("depends:{prefix}"))?;
                 edits.push(if *add { Edit::Depend(id) } else { Edit::Undepend(id) });
             }
             let draft = Node::new(NodeId::random(), NodeKind::Task, title, local.now);
@@ -203,7 +203,7 @@ impl Source {
         }
         let outcome = editor::parse(&edited, node.kind).and_then(|after| {
             self.call(true, |api| {
-                let edits = editor::edits(&before, &after, local, |p| api.resolve(p))?;
+                let edits = editor::edits(&before, &after, local, |p| api.resolve(p, Purpose::Change))?;
                 api.edit(id, &edits, "edit", local.now)
             })
         });

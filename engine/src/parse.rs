@@ -7,6 +7,7 @@
 
 use crate::doc::Edit;
 use crate::node::{Priority, Status};
+use crate::recur;
 use crate::when::{Clock, WhenError, parse_when};
 
 /// Why modification words could not be read.
@@ -82,6 +83,14 @@ pub fn parse_mods<S: AsRef<str>>(words: &[S], now: &Clock) -> Result<Mods, ModEr
             }),
             "project" | "pro" | "proj" => Edit::Project((!value.is_empty()).then(|| value.to_string())),
             "status" => Edit::Status(value.parse::<Status>().map_err(ModError::BadValue)?),
+            "recur" => Edit::Uda(
+                recur::RECUR.into(),
+                match value {
+                    "" => None,
+                    v => Some(recur::Period::parse(v).map_err(|e| ModError::BadValue(e.to_string()))?.to_string()),
+                },
+            ),
+            "until" => Edit::Uda(recur::UNTIL.into(), date("until", value, now)?.map(recur::format_until)),
             "depends" | "dep" => {
                 for part in value.split(',').filter(|p| !p.is_empty()) {
                     match part.strip_prefix('-') {
@@ -138,6 +147,15 @@ mod tests {
         assert!(m.edits.contains(&Edit::Due(None)));
         assert!(m.edits.contains(&Edit::RemoveTag("old".into())));
         assert_eq!(m.depends, vec![(true, "abc".into()), (false, "def".into())]);
+    }
+
+    #[test]
+    fn recur_and_until_are_kept_in_taskwarrior_form() {
+        let m = parse_mods(&["Rent", "recur:monthly", "until:2027-12-31T00:00:00Z"], &now()).unwrap();
+        assert!(m.edits.contains(&Edit::Uda("recur".into(), Some("monthly".into()))));
+        assert!(m.edits.contains(&Edit::Uda("until".into(), Some("20271231T000000Z".into()))));
+        let e = parse_mods(&["recur:sometimes"], &now()).unwrap_err();
+        assert!(e.to_string().contains("\"sometimes\""), "{e}");
     }
 
     #[test]

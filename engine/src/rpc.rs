@@ -16,6 +16,7 @@ use crate::id::NodeId;
 use crate::node::Node;
 use crate::query::Filter;
 use crate::replica::Replica;
+use crate::when::Clock;
 
 /// The largest request body accepted, in bytes.
 pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
@@ -137,6 +138,23 @@ pub enum Request {
     /// Where the content stands → `Version`; cheap, for clients that poll
     /// for changes (`heph tui`).
     Version,
+    /// Make the missing instances of recurring tasks → `RecurReport`
+    /// (see `heph_engine::recur`).
+    GenerateRecurrences {
+        /// The caller's clock.
+        now: DateTime<Utc>,
+        /// The caller's time zone (IANA name), whose calendar monthly and
+        /// yearly steps follow; absent: the serving process's zone.
+        #[serde(default)]
+        zone: Option<String>,
+        /// Future pending instances each template keeps (at least 1).
+        limit: u32,
+    },
+    /// The series a task belongs to → `Series` or null.
+    Series {
+        /// A template or one of its instances.
+        id: NodeId,
+    },
 }
 
 /// Error codes: JSON-RPC's own, then heph's.
@@ -306,6 +324,16 @@ pub fn dispatch(replica: &Replica, request: Request) -> Result<Value, RpcError> 
         }
         Request::Unreadable => json(replica.unreadable()?),
         Request::Version => json(replica.version()?),
+        Request::GenerateRecurrences { now, zone, limit } => {
+            let clock = match zone {
+                Some(name) => Clock::in_zone(now, &name)
+                    .map_err(|e| RpcError::new(code::INVALID_PARAMS, format!("zone {name:?}: {e}")))?,
+                // The device daemon runs beside the caller, in its zone.
+                None => Clock::system().at(now),
+            };
+            json(replica.generate_recurrences(&clock, limit)?)
+        }
+        Request::Series { id } => json(replica.series(id)?),
     }
 }
 
@@ -320,6 +348,7 @@ pub fn writes(request: &Request) -> bool {
             | Request::Journal { .. }
             | Request::Import { .. }
             | Request::ImportRecords { .. }
+            | Request::GenerateRecurrences { .. }
     )
 }
 

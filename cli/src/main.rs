@@ -7,7 +7,7 @@ mod daemon;
 mod output;
 mod render;
 
-use heph_cli::{api, editor, store};
+use heph_cli::{api, editor, recurring, store};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,7 +30,20 @@ Nodes are named by a short prefix of their id (at least 6 hex digits are shown);
 any unique prefix works, and it is the same on every device.
 
 Modifications (add, modify): due:DATE wait:DATE scheduled:DATE pri:H|M|L project:NAME \
-depends:ID[,ID] +tag -tag; an empty value (due:) clears it; words after -- are title text.
+depends:ID[,ID] recur:PERIOD until:DATE +tag -tag; an empty value (due:) clears it; words after -- \
+are title text.
+
+Recurring tasks, as in Taskwarrior:
+
+    heph add Pay rent due:1st recur:monthly until:2027-12-31
+
+makes a template (not listed) and one task per occurrence: every one already due, and the next \
+(--recurrence-limit / HEPH_RECURRENCE_LIMIT future ones, default 1). Periods: daily, weekdays, \
+weekly, biweekly, monthly, bimonthly, quarterly, semiannual, yearly, biannual, 3d, 2w, 6m, 2q, \
+1y, P1W. Instances are made before tasks are listed and after every change, by the daemon when \
+one runs. Modifying the template changes its pending instances too; heph modify --all ID on an \
+instance changes the template and its pending siblings; deleting the template ends the series \
+(its pending instances with it, after a yes).
 
 Filters (ls, search): status:pending|active|done|cancelled|waiting|all kind:task|note|journal|all \
 +tag -tag project:NAME pri:H due:DATE due.before:DATE due.after:DATE +OVERDUE +ACTIVE +BLOCKED \
@@ -50,7 +63,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Answer yes to confirmations (restore, deleting more than 3 nodes, resolving conflicts in bulk); needed when standard input is not a terminal.
+    /// How many future pending instances each recurring task keeps made (Taskwarrior's recurrence.limit).
+    #[arg(long, global = true, env = "HEPH_RECURRENCE_LIMIT", value_name = "N", default_value_t = 1)]
+    pub recurrence_limit: u32,
+
+    /// Answer yes to confirmations (restore, deleting more than 3 nodes or a recurring template with pending instances, resolving conflicts in bulk); needed when standard input is not a terminal.
     #[arg(long, short = 'y', global = true)]
     pub yes: bool,
 
@@ -104,6 +121,9 @@ pub enum Command {
     Modify {
         /// Id prefix.
         id: String,
+        /// On an instance of a recurring task: also change its template and its pending siblings (dates stay).
+        #[arg(long)]
+        all: bool,
         /// Modifications; plain words replace the title.
         #[arg(required = true, allow_hyphen_values = true, value_name = "WORDS")]
         words: Vec<String>,

@@ -378,4 +378,30 @@ mod tests {
         assert_eq!(v.seq, r.last_seq().unwrap());
         assert!(v.seq > 0, "the create above is logged");
     }
+
+    #[test]
+    fn recurrence_requests_dispatch() {
+        let r = Replica::in_memory().unwrap();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z").unwrap().to_utc();
+        let mut draft = Node::new(NodeId::random(), crate::NodeKind::Task, "Stretch".into(), now);
+        draft.due = Some(now - chrono::Duration::hours(30));
+        draft.uda.insert("recur".into(), "daily".into());
+        r.create(&draft, &[], "add").unwrap();
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "generate_recurrences",
+            "params": {"now": now, "zone": "Europe/Berlin", "limit": 1}});
+        let env = parse(body.to_string().as_bytes()).unwrap();
+        assert!(writes(&env.request));
+        let report: crate::recur::RecurReport = serde_json::from_value(dispatch(&r, env.request).unwrap()).unwrap();
+        assert_eq!(report.made.len(), 3);
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "series", "params": {"id": report.made[0].id}});
+        let env = parse(body.to_string().as_bytes()).unwrap();
+        let series: crate::recur::Series = serde_json::from_value(dispatch(&r, env.request).unwrap()).unwrap();
+        assert_eq!(series.template, draft.id);
+        assert_eq!(series.pending.len(), 3);
+        let bad = serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "generate_recurrences",
+            "params": {"now": now, "zone": "Mars/Olympus_Mons", "limit": 1}});
+        let env = parse(bad.to_string().as_bytes()).unwrap();
+        assert_eq!(dispatch(&r, env.request).unwrap_err().code, code::INVALID_PARAMS);
+    }
 }

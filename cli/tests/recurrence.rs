@@ -8,50 +8,16 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use chrono::{DateTime, Duration, NaiveTime, Timelike, Utc};
 use common::Heph;
+use common::taskwarrior::{Taskwarrior, available};
 use heph_engine::{Clock, Replica, taskwarrior};
 use serde_json::{Value, json};
 
 /// The zone both sides count in: one with daylight saving, so monthly
 /// steps cross it.
 const ZONE: &str = "America/New_York";
-
-fn have_taskwarrior() -> bool {
-    let found = Command::new("task").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("HEPH_REQUIRE_TASKWARRIOR").is_none_or(|v| v != "1"),
-            "HEPH_REQUIRE_TASKWARRIOR=1 but the `task` binary is missing"
-        );
-        eprintln!("skipped: the `task` binary (Taskwarrior 2.6, Debian package taskwarrior) is not installed");
-    }
-    found
-}
-
-/// A private Taskwarrior under `dir`: its taskrc path.
-fn taskrc(dir: &Path, name: &str) -> PathBuf {
-    let data = dir.join(format!("{name}-data"));
-    std::fs::create_dir_all(&data).unwrap();
-    let rc = dir.join(format!("{name}.taskrc"));
-    std::fs::write(&rc, format!("data.location={}\nconfirmation=off\nrecurrence.limit=1\n", data.display())).unwrap();
-    rc
-}
-
-fn task(rc: &Path, args: &[&str]) -> String {
-    let out = Command::new("task")
-        .env("TASKRC", rc)
-        .env("TZ", ZONE)
-        .args(["rc.verbose=nothing", "rc.confirmation=off", "rc.hooks=off", "rc.json.array=on"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "task {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn tw_date(t: DateTime<Utc>) -> String {
     t.format("%Y%m%dT%H%M%SZ").to_string()
@@ -114,7 +80,7 @@ fn templates(now: DateTime<Utc>, clock: &Clock) -> Vec<(Value, Option<DateTime<U
 /// it, so those are left out of the comparison.
 #[test]
 fn makes_the_same_occurrences_as_taskwarrior() {
-    if !have_taskwarrior() {
+    if !available() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -125,10 +91,10 @@ fn makes_the_same_occurrences_as_taskwarrior() {
     let file = dir.path().join("templates.json");
     let list: Vec<&Value> = templates.iter().map(|(v, _)| v).collect();
     std::fs::write(&file, serde_json::to_string(&list).unwrap()).unwrap();
-    let rc = taskrc(dir.path(), "tw");
-    task(&rc, &["import", file.to_str().unwrap()]);
+    let tw = Taskwarrior::new(dir.path(), "tw", ZONE);
+    tw.run(&["import", file.to_str().unwrap()]);
     // Any report makes Taskwarrior generate; export is one.
-    let tw: Vec<Value> = serde_json::from_str(&task(&rc, &["export"])).unwrap();
+    let tw: Vec<Value> = serde_json::from_str(&tw.run(&["export"])).unwrap();
 
     let heph = Replica::in_memory().unwrap();
     let nodes: Vec<_> = list.iter().enumerate().map(|(i, v)| taskwarrior::from_task(v, i + 1).unwrap()).collect();
@@ -158,7 +124,7 @@ fn makes_the_same_occurrences_as_taskwarrior() {
 /// and keeps recur, until, mask, imask and parent on the way.
 #[test]
 fn a_series_round_trips_through_taskwarrior() {
-    if !have_taskwarrior() {
+    if !available() {
         return;
     }
     let h = Heph::new();
@@ -170,9 +136,9 @@ fn a_series_round_trips_through_taskwarrior() {
     let uuid = template["uuid"].as_str().unwrap().to_string();
     assert_eq!(occurrences(&ours, &uuid).len(), 3, "{ours:#?}");
 
-    let rc = taskrc(h.dir.path(), "rt");
-    task(&rc, &["import", out.to_str().unwrap()]);
-    let tw_text = task(&rc, &["export"]);
+    let tw = Taskwarrior::new(h.dir.path(), "rt", "UTC");
+    tw.run(&["import", out.to_str().unwrap()]);
+    let tw_text = tw.run(&["export"]);
     let tw: Vec<Value> = serde_json::from_str(&tw_text).unwrap();
     let tw_template = tw.iter().find(|t| t["uuid"] == uuid).unwrap();
     assert_eq!(tw_template["status"], "recurring", "Taskwarrior reads it as a template");

@@ -7,9 +7,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use heph_engine::recur::{self, RecurReport};
 use heph_engine::taskwarrior;
-use heph_engine::{
-    Annotation, Clock, Edit, Filter, Node, NodeId, NodeKind, Status, StatusFilter, parse_day, parse_mods,
-};
+use heph_engine::{Annotation, Clock, Edit, Filter, Node, NodeId, NodeKind, Status, parse_day, parse_mods};
 use serde::Serialize;
 
 use crate::api::Api;
@@ -653,9 +651,7 @@ fn link(ctx: &Ctx, from: &str, to: &str, add: bool) -> Result<()> {
 
 fn search(ctx: &Ctx, words: &[String], all: bool) -> Result<()> {
     let mut filter = Filter::everything();
-    if !all {
-        filter.status = StatusFilter::Open;
-    }
+    filter.open_only = !all;
     let mut r = ctx.open_read()?;
     let rows = r.search(&words.join(" "), &filter, ctx.now)?;
     print_rows(ctx, &mut r, rows)

@@ -111,6 +111,9 @@ pub enum Error {
     /// The store was opened read-only.
     #[error("the store is open read-only")]
     ReadOnly,
+    /// A filter names an attribute neither heph nor any node has.
+    #[error("unknown attribute {0:?} in the filter: heph has no such attribute and no node has a UDA of that name")]
+    UnknownAttribute(String),
     /// The storage engine failed.
     #[error("storage error: {0}")]
     Storage(String),

@@ -44,7 +44,7 @@ pub use error::{Error, OpenError};
 pub use id::{IdPrefix, MIN_PREFIX, NodeId};
 pub use node::{Annotation, Node, NodeKind, NodeSummary, Priority, Status};
 pub use parse::{ModError, Mods, parse_mods};
-pub use query::{Filter, FilterError, StatusFilter, urgency};
+pub use query::{Filter, FilterError, Graph, urgency};
 pub use replica::{ImportReport, Replica, Version};
 pub use store::{Applied, Cursors, LoggedChange, Store};
 pub use when::{Clock, WhenError, parse_day, parse_when};

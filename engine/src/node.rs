@@ -252,6 +252,8 @@ pub struct NodeSummary {
     pub conflicts: Vec<String>,
     /// Journal day.
     pub date: Option<NaiveDate>,
+    /// Other attributes (Taskwarrior UDAs, recurrence), sorted by name.
+    pub uda: Vec<(String, String)>,
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -283,7 +285,14 @@ impl NodeSummary {
             annotations: u32::try_from(node.annotations.len()).unwrap_or(u32::MAX),
             conflicts,
             date: node.date,
+            uda: node.uda.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         }
+    }
+
+    /// The value of UDA `key`, if it has one.
+    #[must_use]
+    pub fn uda(&self, key: &str) -> Option<&str> {
+        self.uda.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// The status a listing should show: `waiting` turns back into `pending`

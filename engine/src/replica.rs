@@ -14,7 +14,7 @@ use crate::error::{Error, OpenError};
 use crate::id::{NodeId, unique_prefix_len};
 use crate::limits::MAX_CHANGE_BYTES;
 use crate::node::{Node, NodeSummary};
-use crate::query::{Filter, is_blocked, sort_for_listing};
+use crate::query::{Filter, Graph, sort_for_listing};
 use crate::store::{Applied, Cursors, LoggedChange, PendingStats, Store, Unreadable};
 
 /// A full local replica of one owner's nodes.
@@ -145,25 +145,31 @@ impl Replica {
         limit: Option<usize>,
     ) -> Result<Vec<(f64, NodeSummary)>, Error> {
         let now_ms = now.timestamp_millis();
-        let mut open_tasks = HashSet::new();
+        let mut graph = Graph::default();
         let mut rows = Vec::new();
+        // Filters on dependencies or urgency are decided once the graph is whole.
+        let later = filter.needs_graph();
+        let udas = filter.udas();
+        let mut seen_udas = vec![false; udas.len()];
         self.store.read(|r| {
             r.scan(|row| {
-                if row.status.is_some_and(|s| !matches!(s, crate::Status::Done | crate::Status::Cancelled))
-                    && !row.deleted
-                {
-                    open_tasks.insert(row.id);
+                graph.add(&row);
+                for (seen, name) in seen_udas.iter_mut().zip(&udas) {
+                    *seen |= row.uda(name).is_some();
                 }
-                if filter.matches(&row, now_ms) {
+                if later || filter.matches(&row, now_ms, None) {
                     rows.push(row);
                 }
                 true
             })
         })?;
-        if filter.blocked {
-            rows.retain(|r| is_blocked(r, &open_tasks));
+        if let Some((name, _)) = udas.iter().zip(&seen_udas).find(|(_, seen)| !**seen) {
+            return Err(Error::UnknownAttribute(name.clone()));
         }
-        Ok(sort_for_listing(rows, &open_tasks, now_ms, limit))
+        if later {
+            rows.retain(|row| filter.matches(row, now_ms, Some(&graph)));
+        }
+        Ok(sort_for_listing(rows, &graph, now_ms, limit))
     }
 
     /// Nodes whose title, body, annotations or tags contain every word of

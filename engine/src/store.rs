@@ -28,6 +28,8 @@
 //! Version 2 lacked `stale` and `positions` (the upgrade computes every
 //! position, and forgets the device's known hub position, which version 2
 //! kept as a change hash: the next frame from the hub tells it again).
+//! Version 3's index rows lacked the UDAs; the upgrade indexes every
+//! document again.
 //! A read-only open of an older store fails with
 //! [`OpenError::NeedsUpgrade`]; open it read-write once.
 //!
@@ -72,7 +74,7 @@ use crate::node::{Node, NodeSummary};
 use crate::sync::frame::wire_size;
 
 /// The newest store schema this build reads and writes.
-pub const SCHEMA: u32 = 3;
+pub const SCHEMA: u32 = 4;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const DOCS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("docs");
@@ -1002,20 +1004,23 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Every stored document's id.
+    fn doc_ids(&self) -> Result<Vec<NodeId>, Error> {
+        let docs = self.txn.open_table(DOCS)?;
+        let mut ids = Vec::new();
+        for row in docs.iter()? {
+            ids.push(NodeId::from_bytes(row?.0.value()));
+        }
+        Ok(ids)
+    }
+
     /// Upgrades a store of schema `from` to [`SCHEMA`], in this transaction.
     fn migrate(&mut self, from: u32) -> Result<(), Error> {
         self.create_tables()?;
         if from < 2 {
             // Version 1 kept no heads, and left documents it could not read
             // out of the index without a trace: read each document once.
-            let ids: Vec<NodeId> = {
-                let docs = self.txn.open_table(DOCS)?;
-                let mut ids = Vec::new();
-                for row in docs.iter()? {
-                    ids.push(NodeId::from_bytes(row?.0.value()));
-                }
-                ids
-            };
+            let ids = self.doc_ids()?;
             let now_ms = self.now_ms;
             for id in ids {
                 let Some(doc) = self.doc(id)? else { continue };
@@ -1062,6 +1067,19 @@ impl Writer<'_> {
             // Version 2 kept the hub's change at `known_seq`, not its position.
             self.txn.open_table(SYNC)?.remove("known_seq")?;
             self.txn.open_table(SYNC_META)?.remove("known_hash")?;
+        }
+        if from < 4 {
+            // Version 3's index rows lacked the UDAs (filters on Taskwarrior
+            // attributes and recurrence read them): index every document again.
+            let ids = self.doc_ids()?;
+            // The old rows do not decode as the new ones: drop them first.
+            self.txn.delete_table(INDEX)?;
+            self.txn.open_table(INDEX)?;
+            for id in ids {
+                if let Some(doc) = self.doc(id)? {
+                    self.refresh(id, &doc)?;
+                }
+            }
         }
         self.txn.open_table(META)?.insert("schema", SCHEMA.to_le_bytes().as_slice())?;
         Ok(())

@@ -549,6 +549,26 @@ fn listing_nodes() -> Vec<Node> {
             ..task(31, "Odd milliseconds")
         },
         Node { depends: [id(3)].into(), priority: Some(L), tags: tags(&["work"]), ..task(32, "Follow up with Ana") },
+        Node {
+            due: Some(at(2 * DAY)),
+            uda: [("recur", "weekly"), ("mask", "-")].map(|(k, v)| (k.to_string(), v.to_string())).into(),
+            ..task(33, "Weekly review")
+        },
+        Node {
+            due: Some(at(2 * DAY)),
+            uda: [("recur", "weekly"), ("imask", "0"), ("parent", "11111111-2222-4333-8444-555555555555")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+            ..task(34, "Weekly review")
+        },
+        Node {
+            scheduled: Some(at(DAY)),
+            uda: [("estimate", "3h"), ("until", "20261231T000000Z")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+            tags: tags(&["work", "Deep"]),
+            ..task(35, "Draft the Q1 plan")
+        },
         Node { tags: tags(&["work"]), ..note(40, "Meeting notes", -2 * HOUR) },
         note(41, "Recipe: milk bread", -30 * HOUR),
         Node { deleted: true, ..note(42, "Deleted note", -HOUR) },
@@ -617,6 +637,104 @@ const FILTERS: &[(&str, Option<usize>)] = &[
     ("due:frob", None),
     ("due.before:", None),
     ("kind:nope", None),
+    // The expression language: operators, precedence, parentheses, negation.
+    ("+work or +home", None),
+    ("( +work or +home ) and due.before:eow", None),
+    ("(+work or +home) -BLOCKED", None),
+    ("+work xor pri:H", None),
+    ("+home or +work pri:H", None),
+    ("not +work", None),
+    ("! ( +work or +home )", None),
+    ("( +work", None),
+    ("+work )", None),
+    ("or +work", None),
+    ("+work and", None),
+    // Modifiers on every kind of attribute.
+    ("project.is:home", None),
+    ("project.not:home", None),
+    ("project.isnt:home", None),
+    ("project.startswith:ho", None),
+    ("project.endswith:garden", None),
+    ("project.has:ork", None),
+    ("project.hasnt:home", None),
+    ("project.none:", None),
+    ("project.any:", None),
+    ("description.has:plants", None),
+    ("desc.startswith:water", None),
+    ("description.word:milk", None),
+    ("description.noword:milk", None),
+    ("title.endswith:PLAN", None),
+    ("due.none:", None),
+    ("due.any:", None),
+    ("due.not:today", None),
+    ("due.is:2026-11-27T10:30", None),
+    ("scheduled.any:", None),
+    ("scheduled.after:now", None),
+    ("entry.before:-5d", None),
+    ("modified.after:-2h status:all", None),
+    ("end.any: status:all", None),
+    ("start.any:", None),
+    ("wait.any: status:all", None),
+    ("until.before:2027-01-01", None),
+    ("until.any:", None),
+    ("tags.has:work", None),
+    ("tags.hasnt:work", None),
+    ("tags.none:", None),
+    ("tags.any:", None),
+    ("tags:deep", None),
+    ("priority.not:H", None),
+    ("priority.any:", None),
+    ("pri.none:", None),
+    ("depends.any:", None),
+    ("urgency.over:10", None),
+    ("urgency.below:0 status:all", None),
+    ("estimate:3h", None),
+    ("estimate.any:", None),
+    ("recur:weekly", None),
+    ("recur.any: status:all", None),
+    ("status:recurring", None),
+    ("status.not:pending", None),
+    ("status:pending", None),
+    ("status:pend", None),
+    // Virtual tags.
+    ("+BLOCKING", None),
+    ("+UNBLOCKED", None),
+    ("+READY", None),
+    ("+DUE", None),
+    ("+TODAY", None),
+    ("+TOMORROW", None),
+    ("+YESTERDAY status:all", None),
+    ("+WEEK", None),
+    ("+MONTH", None),
+    ("+QUARTER", None),
+    ("+YEAR", None),
+    ("+WAITING", None),
+    ("+PENDING", None),
+    ("+COMPLETED", None),
+    ("-DELETED status:all", None),
+    ("+RECURRING", None),
+    ("+TEMPLATE", None),
+    ("+INSTANCE", None),
+    ("+TAGGED", None),
+    ("-TAGGED", None),
+    ("+ANNOTATED", None),
+    ("+PROJECT", None),
+    ("+PRIORITY", None),
+    ("+SCHEDULED", None),
+    ("+UNTIL", None),
+    ("+UDA", None),
+    // What is refused.
+    ("due.frob:today", None),
+    ("project.before:x", None),
+    ("due.has:x", None),
+    ("tags.after:x", None),
+    ("urgency.over:lots", None),
+    ("status.before:x", None),
+    ("sta:x", None),
+    ("kind:ALL", None),
+    ("kind:NOTE", None),
+    ("https://example.org", None),
+    ("10:30", None),
 ];
 
 fn listing_fixture() -> Json {
@@ -632,13 +750,15 @@ fn listing_fixture() -> Json {
                 case["limit"] = json!(n);
             }
             match Filter::parse(&words(filter), &now.into()) {
-                Ok(parsed) => {
-                    let rows = replica.list(&parsed, now.to_utc(), limit).expect("list");
-                    case["rows"] = rows
-                        .iter()
-                        .map(|(urgency, row)| json!({ "id": row.id.to_hex(), "urgency": urgency }))
-                        .collect();
-                }
+                Ok(parsed) => match replica.list(&parsed, now.to_utc(), limit) {
+                    Ok(rows) => {
+                        case["rows"] = rows
+                            .iter()
+                            .map(|(urgency, row)| json!({ "id": row.id.to_hex(), "urgency": urgency }))
+                            .collect();
+                    }
+                    Err(e) => case["error"] = json!(e.to_string()),
+                },
                 Err(e) => case["error"] = json!(e.to_string()),
             }
             case

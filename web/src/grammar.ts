@@ -8,7 +8,7 @@
 // the title. After a lone `--`, every word is title text.
 
 import type { Edit, Kind, Priority, Status } from "./model.ts";
-import { WhenError, debugQuote, formatInstant, parseWhen, splitWhitespace } from "./when.ts";
+import { WhenError, type Zone, debugQuote, formatInstant, parseWhen, splitWhitespace } from "./when.ts";
 
 /** Parsed modification words (the engine's `Mods`). */
 export interface Mods {
@@ -48,20 +48,20 @@ export function words(line: string): string[] {
   return splitWhitespace(line);
 }
 
-/** Reads a quick-add line; `now` and `offsetMinutes` (east of UTC) anchor relative dates. Throws {@link ModError}. */
-export function quickAdd(line: string, now: Date, offsetMinutes: number): Mods {
-  return parseMods(words(line), now, offsetMinutes);
+/** Reads a quick-add line; `now` and the user's `zone` anchor relative dates. Throws {@link ModError}. */
+export function quickAdd(line: string, now: Date, zone: Zone): Mods {
+  return parseMods(words(line), now, zone);
 }
 
-/** Parses modification words; `now` and `offsetMinutes` anchor relative dates. Throws {@link ModError}. */
-export function parseMods(words: readonly string[], now: Date, offsetMinutes: number): Mods {
+/** Parses modification words; `now` and the user's `zone` anchor relative dates. Throws {@link ModError}. */
+export function parseMods(words: readonly string[], now: Date, zone: Zone): Mods {
   const mods: Mods = { title: null, edits: [], depends: [] };
   const title: string[] = [];
   let literal = false;
   const date = (key: string, value: string): string | null => {
     if (value === "") return null;
     try {
-      return formatInstant(parseWhen(value, now, offsetMinutes));
+      return formatInstant(parseWhen(value, now, zone));
     } catch (e) {
       if (e instanceof WhenError) throw new ModError(`${key}: ${e.message}`, { key, problem: e });
       throw e;

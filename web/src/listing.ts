@@ -1,11 +1,17 @@
 // What the views list: tasks as `heph ls` lists them (query.ts: the
 // engine's filter, urgency and order), and a search over every node.
+import { words } from "./grammar.ts";
 import type { NodeJson } from "./model.ts";
 import { Filter, list } from "./query.ts";
+import type { Zone } from "./when.ts";
 
-/** The tasks `heph ls WORDS` would list, in its order. Throws on a bad filter word. */
-export function listTasks(nodes: Map<string, NodeJson>, words: string, now: Date, offsetMinutes: number): NodeJson[] {
-  const filter = Filter.parse(words.split(/\s+/).filter(Boolean), now, offsetMinutes);
+/**
+ * The tasks `heph ls LINE` would list, in its order: Taskwarrior's filter
+ * language (`(+work or +home) due.before:eow`, `project.not:home`,
+ * `+READY`). Throws query.ts's `FilterError` on a filter the engine refuses.
+ */
+export function listTasks(nodes: Map<string, NodeJson>, line: string, now: Date, zone: Zone): NodeJson[] {
+  const filter = Filter.parse(words(line), now, zone);
   return list(nodes.values(), filter, now).map((l) => l.node);
 }
 

@@ -7,7 +7,7 @@ import type { Replica } from "./replica.ts";
 import { h, ago, localDay } from "./ui.ts";
 import { listTasks, searchNodes } from "./listing.ts";
 import { quickAdd, ModError } from "./grammar.ts";
-import { display, parseWhen, relative } from "./when.ts";
+import { type Zone, browserZone, display, parseWhen, relative } from "./when.ts";
 import type { Auth } from "./auth.ts";
 
 export interface Ctx {
@@ -27,7 +27,8 @@ export interface View {
   destroy?(): void;
 }
 
-const offset = (): number => -new Date().getTimezoneOffset();
+/** The browser's zone: each date with the offset in force on it. */
+const offset = (): Zone => browserZone;
 const short = (id: string): string => id.slice(0, 8);
 
 /** A row's due date as `heph ls` shows it: relative, red when past. */
@@ -62,7 +63,7 @@ export function tasksView(ctx: Ctx, query: URLSearchParams): View {
   const filter = h("input", {
     id: "filter",
     value: filterWords,
-    placeholder: "Filter: +work project:home status:done due.before:eow",
+    placeholder: "Filter: (+work or +home) due.before:eow project.not:home",
     "aria-label": "Filter",
   });
   filter.addEventListener("change", () => ctx.go(`#/tasks${filter.value.trim() ? `?f=${encodeURIComponent(filter.value.trim())}` : ""}`));

@@ -2,11 +2,13 @@
 // engine/src/when.rs, which this module ports. The engine's fixtures
 // (web/test/fixtures/quick-add.json) hold both to the same answers.
 //
-// Everything is pure: the caller passes `now` and the user's UTC offset in
-// minutes east (`-new Date().getTimezoneOffset()`), and every date without a
-// time means 00:00 at that offset. Internally a wall-clock time is a count of
-// milliseconds since 1970-01-01T00:00 *at that offset* ("local ms"), and a
-// calendar day a count of days since 1970-01-01; both are exact integers.
+// Everything is pure: the caller passes `now` and the user's time zone
+// ({@link Zone}: the browser's rules, {@link browserZone}, or a fixed offset
+// in minutes east for fixtures), and a date without a time means 00:00 on
+// that day with the offset in force on that day (daylight saving included),
+// as the engine's `Clock` does. Internally a wall-clock time is a count of
+// milliseconds since 1970-01-01T00:00 *on that wall clock* ("local ms"), and
+// a calendar day a count of days since 1970-01-01; both are exact integers.
 //
 // Stamps such as `2026-11-30T14:00` are read the way chrono (the engine's
 // date library) reads the engine's formats, including its leniencies
@@ -47,32 +49,79 @@ function whenMessage(kind: WhenErrorKind, input: string): string {
   }
 }
 
+/** Rules that turn wall-clock times into instants and back (engine `Clock`'s zone). */
+export interface ZoneRules {
+  /** Minutes east of UTC in force at the instant `utcMs`. */
+  offsetAt(utcMs: number): number;
+  /**
+   * The instant (UTC ms) that the wall-clock time `localMs` names, with the
+   * rules in force on its date: a time skipped by a daylight-saving jump
+   * moves forward by the gap, one that happens twice takes its first
+   * occurrence (the engine's "compatible" choice).
+   */
+  instant(localMs: number): number;
+}
+
+/** The user's zone: its rules, or a fixed offset in minutes east of UTC. */
+export type Zone = number | ZoneRules;
+
+/** A zone that is always `minutes` east of UTC. */
+export function fixedZone(minutes: number): ZoneRules {
+  const ms = minutes * MS_PER_MINUTE;
+  return { offsetAt: () => minutes, instant: (local) => local - ms };
+}
+
 /**
- * Parses a user's date expression relative to `now` at `offsetMinutes` east
- * of UTC. Throws {@link WhenError}. Precision is milliseconds (the engine
- * keeps nanoseconds of an exact stamp, but stores milliseconds).
+ * The browser's own zone (the operating system's, with its daylight-saving
+ * rules). `Date`'s local-time constructor resolves skipped and repeated
+ * times the way the engine does.
  */
-export function parseWhen(input: string, now: Date, offsetMinutes: number): Date {
+export const browserZone: ZoneRules = {
+  offsetAt: (utc) => -new Date(utc).getTimezoneOffset(),
+  instant: (local) => {
+    const wall = new Date(local);
+    const t = new Date(0);
+    t.setFullYear(wall.getUTCFullYear(), wall.getUTCMonth(), wall.getUTCDate());
+    t.setHours(wall.getUTCHours(), wall.getUTCMinutes(), wall.getUTCSeconds(), wall.getUTCMilliseconds());
+    return t.getTime();
+  },
+};
+
+/** The rules of `zone`. */
+export function rulesOf(zone: Zone): ZoneRules {
+  return typeof zone === "number" ? fixedZone(zone) : zone;
+}
+
+/**
+ * Parses a user's date expression relative to `now` in `zone`. Throws
+ * {@link WhenError}. Precision is milliseconds (the engine keeps nanoseconds
+ * of an exact stamp, but stores milliseconds).
+ */
+export function parseWhen(input: string, now: Date, zone: Zone): Date {
   const text = trimWhitespace(input);
   if (text === "") throw new WhenError("empty", "");
-  const offsetMs = offsetMinutes * MS_PER_MINUTE;
+  const rules = rulesOf(zone);
   let stamp: Stamp;
   try {
-    stamp = resolve(text, now.getTime() + offsetMs);
+    stamp = resolve(text, now.getTime() + rules.offsetAt(now.getTime()) * MS_PER_MINUTE);
   } catch (e) {
     if (e instanceof Fail) throw new WhenError(e.kind, text);
     throw e;
   }
   if ("exact" in stamp) return new Date(stamp.exact);
-  const utc = stamp.local - offsetMs;
-  if (!inRange(utc)) throw new WhenError("out_of_range", text);
+  const utc = rules.instant(stamp.local);
+  if (!Number.isFinite(utc) || !inRange(utc)) throw new WhenError("out_of_range", text);
   return new Date(utc);
 }
 
-/** Parses a calendar day (for journals): same vocabulary; returns "YYYY-MM-DD" in the user's offset. */
-export function parseDay(input: string, now: Date, offsetMinutes: number): string {
-  const local = parseWhen(input, now, offsetMinutes).getTime() + offsetMinutes * MS_PER_MINUTE;
-  return formatDay(Math.floor(local / MS_PER_DAY));
+/** The local day (days since 1970-01-01) of the instant `t` in `zone` (engine `Clock::day_of`). */
+export function dayIn(t: number, zone: Zone): number {
+  return Math.floor((t + rulesOf(zone).offsetAt(t) * MS_PER_MINUTE) / MS_PER_DAY);
+}
+
+/** Parses a calendar day (for journals): same vocabulary; returns "YYYY-MM-DD" in the user's zone. */
+export function parseDay(input: string, now: Date, zone: Zone): string {
+  return formatDay(dayIn(parseWhen(input, now, zone).getTime(), zone));
 }
 
 /**
@@ -99,12 +148,11 @@ export function relative(t: Date, now: Date): string {
 }
 
 /**
- * Local calendar form of `t` at `offsetMinutes` east of UTC: "2026-11-25" at
- * midnight, else "2026-11-25 14:30". (The engine's `display(t, now)` takes
- * the offset from `now`; here it is passed alone.)
+ * Local calendar form of `t` in `zone`: "2026-11-25" at midnight, else
+ * "2026-11-25 14:30" (engine `display`).
  */
-export function display(t: Date, offsetMinutes: number): string {
-  const local = t.getTime() + offsetMinutes * MS_PER_MINUTE;
+export function display(t: Date, zone: Zone): string {
+  const local = t.getTime() + rulesOf(zone).offsetAt(t.getTime()) * MS_PER_MINUTE;
   const day = Math.floor(local / MS_PER_DAY);
   const ms = local - day * MS_PER_DAY;
   if (ms === 0) return formatDay(day);
@@ -714,11 +762,33 @@ function stamp(format: string, kind: "offset" | "utc" | "local"): (s: string) =>
   };
 }
 
+/**
+ * A Taskwarrior date stamp (`20261125T143000Z`) or RFC 3339, in UTC ms, or
+ * null (engine/src/query.rs `parse_stamp`, which reads the `until` UDA).
+ * Case-sensitive, as chrono's `parse_from_str` is.
+ */
+export function parseStamp(s: string): number | null {
+  // A stamp's year comes first: chrono would read a sign as a signed year,
+  // which then swallows the month's digits, so only a digit can start one.
+  if (!/^[0-9]/.test(s.replace(LEADING_SPACE, ""))) return null;
+  for (const read of [TASKWARRIOR_STAMP, (t: string) => ({ exact: rfc3339(t) })]) {
+    try {
+      const stamp = read(s);
+      if ("exact" in stamp) return stamp.exact;
+    } catch (e) {
+      if (!(e instanceof Reject)) throw e;
+    }
+  }
+  return null;
+}
+
+const TASKWARRIOR_STAMP = stamp("%Y%m%dT%H%M%SZ", "utc");
+
 /** The engine's stamp parsers, in its order: exact ones, local date-times, then dates (midnight). */
 const STAMPS: readonly ((s: string) => Stamp)[] = [
   (s) => ({ exact: rfc3339(s) }),
   stamp("%FT%R%#z", "offset"),
-  stamp("%Y%m%dT%H%M%SZ", "utc"),
+  TASKWARRIOR_STAMP,
   ...["%FT%T", "%FT%R", "%F %T", "%F %R", "%Y%m%dT%H%M%S"].map((f) => stamp(f, "local")),
   ...["%F", "%Y%m%d"].map((f) => stamp(f, "local")),
 ];

@@ -219,7 +219,6 @@ fn tw_export(h: &Heph) -> Vec<Value> {
 /// `heph ls` shows the instances, not the template (a template is a task
 /// with `recur` and no `parent`; listings hide it).
 #[test]
-#[ignore = "needs the listing rule that hides templates (the lead's change to query.rs); run with --ignored once merged"]
 fn ls_shows_the_instance_not_the_template() {
     let h = Heph::new();
     h.add(&["Call", "mum", "due:tomorrow", "recur:weekly"]);

@@ -1,11 +1,8 @@
 //! Recurrence on a replica: finding the live templates, making their missing
 //! instances in one write, and the series a task belongs to.
 //!
-//! Templates and instances are found among the open tasks with a due date
-//! (a live template is pending and has one; so has every pending instance),
-//! whose documents are read: the index rows do not carry `uda`. That costs
-//! one document read per open dated task per pass; an index of recurring
-//! nodes would make it one read per template.
+//! Templates and instances are found by their index rows (which carry the
+//! `uda` map); only templates' documents are read, to plan their series.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,7 +10,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Plan, index_of, instance_id, is_template, mask_char, parent_of, plan};
+use super::{Plan, index_of, is_template, mask_char, parent_of, plan};
 use crate::doc::{Edit, NodeDoc};
 use crate::error::Error;
 use crate::id::NodeId;
@@ -66,29 +63,24 @@ pub struct Series {
     pub pending: Vec<NodeId>,
 }
 
-/// The open dated tasks, read in full.
-fn open_dated(r: &Reader) -> Result<Vec<Node>, Error> {
-    let mut ids = Vec::new();
-    r.scan(|row| {
-        if open_dated_row(&row) {
-            ids.push(row.id);
-        }
-        true
-    })?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(doc) = r.doc(id)? {
-            out.push(doc.materialise_as(id)?);
-        }
+/// A row's series: `Some(None)` for a template, `Some(Some((parent,
+/// index)))` for an instance, `None` for a task that does not recur.
+fn role(row: &NodeSummary) -> Option<Option<(NodeId, u32)>> {
+    if row.kind != NodeKind::Task {
+        return None;
     }
-    Ok(out)
+    match (row.uda(super::RECUR), row.uda(super::PARENT)) {
+        (Some(_), None) => Some(None),
+        (_, Some(parent)) => {
+            let index = row.uda(super::IMASK).and_then(super::parse_index)?;
+            Some(Some((NodeId::parse(parent)?, index)))
+        }
+        (None, None) => None,
+    }
 }
 
-fn open_dated_row(row: &NodeSummary) -> bool {
-    row.kind == NodeKind::Task
-        && !row.deleted
-        && row.due.is_some()
-        && !matches!(row.status, Some(Status::Done | Status::Cancelled))
+fn live(row: &NodeSummary) -> bool {
+    !row.deleted && !matches!(row.status, Some(Status::Done | Status::Cancelled))
 }
 
 fn row_char(row: &NodeSummary) -> char {
@@ -104,33 +96,31 @@ struct Survey {
 
 /// Every live template with its plan, where the plan changes something.
 fn survey(r: &Reader, clock: &Clock, limit: u32) -> Result<Survey, Error> {
-    let open = open_dated(r)?;
-    // Open instances by template (derived ids and Taskwarrior's own uuids alike).
+    let mut templates = Vec::new();
+    // Every instance's state by template (derived ids and Taskwarrior's own uuids alike).
     let mut known: HashMap<NodeId, BTreeMap<u32, char>> = HashMap::new();
-    for n in &open {
-        if let (Some(parent), Some(index)) = (parent_of(n), index_of(n)) {
-            known.entry(parent).or_default().insert(index, mask_char(n.status, n.deleted, n.wait.is_some()));
+    r.scan(|row| {
+        match role(&row) {
+            Some(None) if live(&row) => templates.push(row.id),
+            Some(Some((parent, index))) => {
+                known.entry(parent).or_default().insert(index, row_char(&row));
+            }
+            _ => {}
         }
-    }
+        true
+    })?;
     let mut work = Vec::new();
     let mut skipped = Vec::new();
-    for template in open.into_iter().filter(is_template) {
-        let mut states = known.remove(&template.id).unwrap_or_default();
-        // Instances made here, done or deleted since: their rows say so.
-        let stored = template.uda.get(super::MASK).map_or(0, |m| m.chars().count());
-        for i in 0..u32::try_from(stored).unwrap_or(u32::MAX) {
-            if let Some(row) = r.summary(instance_id(template.id, i))? {
-                states.insert(i, row_char(&row));
-            }
-        }
+    for id in templates {
+        let Some(doc) = r.doc(id)? else { continue };
+        let template = doc.materialise_as(id)?;
+        let states = known.remove(&id).unwrap_or_default();
         match plan(&template, &states, clock, limit) {
             Ok(p) if p.changes(&template) => work.push((template, p)),
             Ok(_) => {}
             // A template another program wrote may lack what heph needs;
             // it is left as it is, and said so.
-            Err(e) => {
-                skipped.push(Skipped { id: template.id, reason: e.to_string() });
-            }
+            Err(e) => skipped.push(Skipped { id, reason: e.to_string() }),
         }
     }
     Ok(Survey { work, skipped })
@@ -216,12 +206,18 @@ impl Replica {
                 None => return Ok(None),
             }
         };
-        let open = self.store().read(open_dated)?;
-        let mut pending: Vec<(u32, NodeId)> = open
-            .iter()
-            .filter(|n| parent_of(n) == Some(template))
-            .map(|n| (index_of(n).unwrap_or(u32::MAX), n.id))
-            .collect();
+        let mut pending: Vec<(u32, NodeId)> = Vec::new();
+        self.store().read(|r| {
+            r.scan(|row| {
+                if let Some(Some((parent, index))) = role(&row)
+                    && parent == template
+                    && live(&row)
+                {
+                    pending.push((index, row.id));
+                }
+                true
+            })
+        })?;
         pending.sort();
         Ok(Some(Series { template, pending: pending.into_iter().map(|(_, id)| id).collect() }))
     }

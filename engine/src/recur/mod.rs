@@ -112,8 +112,14 @@ pub fn parent_of(node: &Node) -> Option<NodeId> {
 /// The index of an instance in its series.
 #[must_use]
 pub fn index_of(node: &Node) -> Option<u32> {
-    // Taskwarrior writes an integer; some exports carry it as a decimal.
-    let text = node.uda.get(IMASK)?.trim();
+    parse_index(node.uda.get(IMASK)?)
+}
+
+/// Reads an `imask`: Taskwarrior writes an integer; some exports carry it
+/// as a decimal.
+#[must_use]
+pub fn parse_index(text: &str) -> Option<u32> {
+    let text = text.trim();
     text.parse().ok().or_else(|| text.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u32))
 }
 

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, NaiveDate, Utc};
 use heph_engine::backup::Census;
+use heph_engine::recur::{RecurReport, Series};
 use heph_engine::rpc::{Request, Response};
 use heph_engine::sync::SyncHealth;
 use heph_engine::{
-    Conflict, Edit, Filter, HistoryEntry, ImportReport, Node, NodeId, NodeSummary, OpenError, Purpose, Replica,
+    Clock, Conflict, Edit, Filter, HistoryEntry, ImportReport, Node, NodeId, NodeSummary, OpenError, Purpose, Replica,
     UndoPlan,
 };
 use serde::de::DeserializeOwned;
@@ -288,6 +289,35 @@ impl Api {
         match self {
             Self::Local(r) => Ok(r.version()?),
             Self::Daemon(_) => self.call(&Request::Version),
+        }
+    }
+
+    /// Makes the missing instances of recurring tasks (see
+    /// `heph_engine::recur`); the daemon does it when one runs.
+    pub fn generate_recurrences(&mut self, clock: &Clock, limit: u32) -> Result<RecurReport> {
+        match self {
+            Self::Local(r) => Ok(r.generate_recurrences(clock, limit)?),
+            Self::Daemon(_) => {
+                let zone = clock.zone.iana_name().map(str::to_string);
+                self.call(&Request::GenerateRecurrences { now: clock.now, zone, limit })
+            }
+        }
+    }
+
+    /// Whether a recurrence pass would write anything. Behind a daemon this
+    /// is always `true`: the daemon makes them, cheaply, when asked.
+    pub fn recurrences_due(&mut self, clock: &Clock, limit: u32) -> Result<bool> {
+        match self {
+            Self::Local(r) => Ok(r.recurrences_due(clock, limit)?),
+            Self::Daemon(_) => Ok(true),
+        }
+    }
+
+    /// The series `id` belongs to (template or instance), if it recurs.
+    pub fn series(&mut self, id: NodeId) -> Result<Option<Series>> {
+        match self {
+            Self::Local(r) => Ok(r.series(id)?),
+            Self::Daemon(_) => self.call(&Request::Series { id }),
         }
     }
 

@@ -208,7 +208,7 @@ mod tests {
         assert_eq!(body.as_deref(), Some("-strong"));
         let cli = parsed("--db /tmp/y.db modify abcd -old New --json title");
         assert!(cli.json);
-        let Sub::Modify { id, words } = cli.command else { panic!() };
+        let Sub::Modify { id, words, .. } = cli.command else { panic!() };
         assert_eq!((id.as_str(), words), ("abcd", vec!["-old".to_string(), "New".into(), "title".into()]));
     }
 
@@ -232,7 +232,7 @@ mod tests {
         // A command with no word list drops it; before the id, it moves after it.
         let Sub::Show { id } = parsed("show -- abcd").command else { panic!() };
         assert_eq!(id, "abcd");
-        let Sub::Modify { id, words } = parsed("modify -- abcd due:x -y").command else { panic!() };
+        let Sub::Modify { id, words, .. } = parsed("modify -- abcd due:x -y").command else { panic!() };
         assert_eq!((id.as_str(), words), ("abcd", vec!["--".to_string(), "due:x".into(), "-y".into()]));
         let Sub::Modify { words, .. } = parsed("modify abcd pri:H -- due:x").command else { panic!() };
         assert_eq!(words, ["pri:H", "--", "due:x"]);

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
+use heph_engine::recur::{self, RecurReport};
 use heph_engine::taskwarrior;
 use heph_engine::{
     Annotation, Clock, Edit, Filter, Node, NodeId, NodeKind, Purpose, Status, parse_day, parse_mods, parse_mods_with,
@@ -13,7 +14,7 @@ use serde::Serialize;
 
 use crate::api::Api;
 use crate::output::{ListItem, NodeRef, Shown, Undone};
-use crate::{Cli, Command, ConflictAction, Format, ImportFormat, confirm, editor, render, store, summary};
+use crate::{Cli, Command, ConflictAction, Format, ImportFormat, confirm, editor, recurring, render, store, summary};
 
 /// What every command needs.
 struct Ctx {
@@ -24,6 +25,8 @@ struct Ctx {
     now: DateTime<Utc>,
     /// The user's clock: now, and the local zone (`TZ` honoured).
     local: Clock,
+    /// Future pending instances each recurring template keeps.
+    limit: u32,
 }
 
 impl Ctx {
@@ -35,6 +38,20 @@ impl Ctx {
     /// Like [`Self::open`], for commands that only read.
     fn open_read(&self) -> Result<Api> {
         Api::open(self.db.as_deref(), true)
+    }
+
+    /// Like [`Self::open_read`], for commands that list tasks: recurring
+    /// tasks' due instances are made first (see [`recurring`]).
+    fn open_listing(&self) -> Result<Api> {
+        recurring::before_listing(self.open_read()?, &self.local, self.limit, || self.open())
+    }
+
+    /// Ends a write command: recurring tasks' instances are brought up to
+    /// date after the write, then the store is let go (see [`Api::finish`]).
+    fn settle(&self, mut r: Api) -> Result<RecurReport> {
+        let report = recurring::generate(&mut r, &self.local, self.limit)?;
+        r.finish();
+        Ok(report)
     }
 }
 
@@ -66,7 +83,8 @@ fn print_json<T: Serialize>(value: &T) -> Result<()> {
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let local = Clock::system();
-    let ctx = Ctx { db: cli.db, json: cli.json, yes: cli.yes, now: local.now, local };
+    let limit = cli.recurrence_limit;
+    let ctx = Ctx { db: cli.db, json: cli.json, yes: cli.yes, now: local.now, local, limit };
     match cli.command {
         Command::Add { words } => add(&ctx, &words),
         Command::Ls { filter, limit } => ls(&ctx, &plain(&filter), limit),
@@ -78,7 +96,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Done { ids } => set_status(&ctx, &ids, Status::Done, "done", "Completed"),
         Command::Start { ids } => set_status(&ctx, &ids, Status::Active, "start", "Started"),
         Command::Stop { ids } => set_status(&ctx, &ids, Status::Pending, "stop", "Stopped"),
-        Command::Modify { id, words } => modify(&ctx, &id, &words),
+        Command::Modify { id, words, all } => modify(&ctx, &id, &words, all),
         Command::Edit { id } => {
             let id = ctx.open()?.resolve(&id, Purpose::Change)?;
             edit(&ctx, id)
@@ -161,7 +179,7 @@ fn show(ctx: &Ctx, r: &mut Api, id: NodeId) -> Result<()> {
 /// Reports a write, then ends the command (see [`Api::finish`]).
 fn done(ctx: &Ctx, mut r: Api, node: Node, verb: &str) -> Result<()> {
     report(ctx, &mut r, node, verb)?;
-    r.finish();
+    ctx.settle(r)?;
     Ok(())
 }
 
@@ -192,14 +210,52 @@ fn add(ctx: &Ctx, words: &[String]) -> Result<()> {
     let mut r = ctx.open()?;
     let mut edits = mods.edits;
     edits.extend(resolve_depends(&mut r, &mods.depends)?);
+    check_recurrence(&edits, None)?;
     let draft = Node::new(NodeId::random(), NodeKind::Task, title, ctx.now);
     let node = r.create(&draft, &edits, &format!("add {}", words.join(" ")))?;
-    done(ctx, r, node, "Created")
+    let recurs = recur::is_template(&node);
+    report(ctx, &mut r, node, "Created")?;
+    let made = ctx.settle(r)?;
+    if recurs && !ctx.json {
+        let n = made.made.len();
+        println!("Made {n} instance{} of it; the template itself is not listed.", if n == 1 { "" } else { "s" });
+    }
+    Ok(())
+}
+
+/// Taskwarrior's rules for a recurring task, checked on the edits of an add
+/// (`before` is `None`) or a modify: `recur` needs a due date, and neither
+/// can be removed from a template.
+fn check_recurrence(edits: &[Edit], before: Option<&Node>) -> Result<()> {
+    let sets = |key: &str| -> Option<bool> {
+        edits.iter().rev().find_map(|e| match e {
+            Edit::Uda(k, v) if k == key => Some(v.is_some()),
+            _ => None,
+        })
+    };
+    let due_set = edits.iter().rev().find_map(|e| match e {
+        Edit::Due(d) => Some(d.is_some()),
+        _ => None,
+    });
+    let recurs_before = before.is_some_and(|n| n.uda.contains_key(recur::RECUR));
+    let has_due = due_set.unwrap_or_else(|| before.is_some_and(|n| n.due.is_some()));
+    if sets(recur::RECUR) == Some(true) && !has_due {
+        bail!(
+            "a recurring task needs a due date to count from: add due:DATE (heph add Pay rent due:1st recur:monthly)"
+        );
+    }
+    if recurs_before && due_set == Some(false) {
+        bail!("a recurring task cannot lose its due date; to end the series, delete the template or set until:DATE");
+    }
+    if recurs_before && sets(recur::RECUR) == Some(false) {
+        bail!("a recurring task cannot lose its recurrence; to end the series, delete the template or set until:DATE");
+    }
+    Ok(())
 }
 
 fn ls(ctx: &Ctx, words: &[String], limit: Option<usize>) -> Result<()> {
     let filter = Filter::parse(words, &ctx.local)?;
-    let mut r = ctx.open_read()?;
+    let mut r = ctx.open_listing()?;
     let rows = r.list(&filter, ctx.now, limit)?;
     print_rows(ctx, &mut r, rows)?;
     if !ctx.json {
@@ -255,13 +311,53 @@ fn change_with(ctx: &Ctx, mut r: Api, ids: &[String], edits: &[Edit], message: &
         let node = r.edit(id, edits, message, ctx.now)?;
         report(ctx, &mut r, node, verb)?;
     }
-    r.finish();
+    ctx.settle(r)?;
     Ok(())
 }
 
 /// More nodes than this in one delete are listed and need a yes (as
 /// Taskwarrior's `bulk` setting).
 const BULK: usize = 3;
+
+/// What a delete covers once recurring templates bring their series.
+struct Deletion {
+    /// Every node to delete.
+    ids: Vec<NodeId>,
+    /// The plan and question to ask first, when templates brought instances.
+    ask: Option<(String, String)>,
+}
+
+/// Deleting a recurring template ends its series; its pending instances
+/// are deleted with it after a yes (Taskwarrior asks the same).
+fn with_series(r: &mut Api, mut ids: Vec<NodeId>) -> Result<Deletion> {
+    let mut extra = Vec::new();
+    for id in &ids {
+        if let Some(s) = r.series(*id)?
+            && s.template == *id
+        {
+            for p in s.pending {
+                if !ids.contains(&p) && !extra.contains(&p) {
+                    extra.push(p);
+                }
+            }
+        }
+    }
+    if extra.is_empty() {
+        return Ok(Deletion { ids, ask: None });
+    }
+    let listed = refs(r, &extra)?;
+    let mut plan = format!(
+        "Deleting a recurring template ends its series. Its {} pending instance{} will be deleted too:\n",
+        extra.len(),
+        if extra.len() == 1 { "" } else { "s" }
+    );
+    for n in &listed {
+        plan.push_str(&format!("  {}  {}\n", n.short, n.title.as_deref().unwrap_or("")));
+    }
+    ids.extend(extra);
+    let question = format!("Delete the template and its pending instances ({} tasks)?", ids.len());
+    Ok(Deletion { ids, ask: Some((plan, question)) })
+}
 
 /// `heph delete` / `heph undelete`: a tombstone set or cleared on each node.
 /// Deleting more than [`BULK`] nodes lists them and asks first; either,
@@ -275,8 +371,20 @@ fn bulk(ctx: &Ctx, prefixes: &[String], delete: bool) -> Result<()> {
             ids.push(id);
         }
     }
+    let mut asked = false;
+    if delete {
+        let deletion = with_series(&mut r, ids)?;
+        ids = deletion.ids;
+        if let Some((plan, question)) = deletion.ask {
+            // The store stays free while the user reads the list.
+            drop(r);
+            confirm::ask(ctx.yes, &plan, &question)?;
+            r = ctx.open()?;
+            asked = true;
+        }
+    }
     let many = ids.len() > BULK;
-    if many && delete {
+    if many && delete && !asked {
         let listed = refs(&mut r, &ids)?;
         let mut plan = format!("Delete {} nodes:\n", ids.len());
         for n in &listed {
@@ -300,7 +408,7 @@ fn bulk(ctx: &Ctx, prefixes: &[String], delete: bool) -> Result<()> {
         let hex: Vec<String> = ids.iter().map(NodeId::to_hex).collect();
         audit(ctx, message, serde_json::json!({"count": ids.len(), "ids": hex, "via": r.via()}));
     }
-    r.finish();
+    ctx.settle(r)?;
     Ok(())
 }
 
@@ -415,7 +523,11 @@ fn set_status(ctx: &Ctx, ids: &[String], status: Status, message: &str, verb: &s
     change_with(ctx, r, ids, &[Edit::Status(status)], message, verb)
 }
 
-fn modify(ctx: &Ctx, id: &str, words: &[String]) -> Result<()> {
+/// `heph modify ID …`. On a recurring template the change also goes to
+/// its pending instances; with `--all` on an instance, to its template and
+/// its pending siblings (as Taskwarrior's "modify all pending recurrences").
+/// Dates and status stay on the task named: the others keep their own.
+fn modify(ctx: &Ctx, id: &str, words: &[String], all: bool) -> Result<()> {
     let mut r = ctx.open()?;
     let id = r.resolve(id, Purpose::Change)?;
     // The node's own UDAs are attributes too (`estimate:3`).
@@ -427,8 +539,45 @@ fn modify(ctx: &Ctx, id: &str, words: &[String]) -> Result<()> {
     }
     edits.extend(mods.edits);
     edits.extend(resolve_depends(&mut r, &mods.depends)?);
-    let node = r.edit(id, &edits, &format!("modify {}", words.join(" ")), ctx.now)?;
-    done(ctx, r, node, "Modified")
+    let before = r.get(id)?;
+    check_recurrence(&edits, Some(&before))?;
+    let message = format!("modify {}", words.join(" "));
+    let node = r.edit(id, &edits, &message, ctx.now)?;
+    let series = r.series(id)?;
+    let others: Vec<NodeId> = match &series {
+        Some(s) if s.template == id => s.pending.clone(),
+        Some(s) if all => std::iter::once(s.template).chain(s.pending.iter().copied()).filter(|o| *o != id).collect(),
+        _ if all => bail!("{} does not recur; --all is for recurring tasks", &id.to_hex()[..8]),
+        _ => Vec::new(),
+    };
+    let shared: Vec<Edit> = edits.iter().filter(|e| carries_to_series(e)).cloned().collect();
+    report(ctx, &mut r, node, "Modified")?;
+    if !shared.is_empty() {
+        for other in others {
+            let node = r.edit(other, &shared, &message, ctx.now)?;
+            if !ctx.json {
+                report(ctx, &mut r, node, "Modified")?;
+            }
+        }
+    }
+    ctx.settle(r)?;
+    Ok(())
+}
+
+/// Whether an edit of one task of a series goes to the rest of it: dates,
+/// status and the series' own bookkeeping stay on the task edited.
+fn carries_to_series(edit: &Edit) -> bool {
+    match edit {
+        Edit::Due(_)
+        | Edit::Wait(_)
+        | Edit::Scheduled(_)
+        | Edit::Status(_)
+        | Edit::Start(_)
+        | Edit::End(_)
+        | Edit::Deleted(_) => false,
+        Edit::Uda(key, _) => ![recur::MASK, recur::IMASK, recur::PARENT].contains(&key.as_str()),
+        _ => true,
+    }
 }
 
 fn edit(ctx: &Ctx, id: NodeId) -> Result<()> {
@@ -744,7 +893,7 @@ fn import(ctx: &Ctx, file: Option<&Path>, format: ImportFormat) -> Result<()> {
     );
     let total = nodes.len();
     let report = r.import_records(nodes, |done, _| bar.set_position(done as u64))?;
-    r.finish();
+    ctx.settle(r)?;
     bar.finish_and_clear();
     if ctx.json {
         return print_json(&report);

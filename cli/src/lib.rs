@@ -1,8 +1,10 @@
 //! The parts of `heph` that other crates reach: the TUI (for its render
 //! benchmark), and what it shares with the command line (the daemon-or-store
-//! [`api`], finding the [`store`], and the [`editor`] flow).
+//! [`api`], finding the [`store`], the [`editor`] flow, and keeping
+//! [`recurring`] tasks' instances made).
 
 pub mod api;
 pub mod editor;
+pub mod recurring;
 pub mod store;
 pub mod tui;

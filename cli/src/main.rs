@@ -9,7 +9,7 @@ mod output;
 mod render;
 mod summary;
 
-use heph_cli::{api, editor, store};
+use heph_cli::{api, editor, recurring, store};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,8 +33,20 @@ on every device. show and history take any unique prefix; commands that change s
 need at least 4 characters.
 
 Modifications (add, modify): due:DATE wait:DATE scheduled:DATE pri:H|M|L project:NAME \
-depends:ID[,ID] +tag -tag, and NAME:VALUE for a UDA the task carries; an empty value (due:) \
-clears it; any other KEY:VALUE word is an error; words after -- are title text.
+depends:ID[,ID] recur:PERIOD until:DATE +tag -tag, and NAME:VALUE for a UDA the task carries; an \
+empty value (due:) clears it; any other KEY:VALUE word is an error; words after -- are title text.
+
+Recurring tasks, as in Taskwarrior:
+
+    heph add Pay rent due:1st recur:monthly until:2027-12-31
+
+makes a template (not listed) and one task per occurrence: every one already due, and the next \
+(--recurrence-limit / HEPH_RECURRENCE_LIMIT future ones, default 1). Periods: daily, weekdays, \
+weekly, biweekly, monthly, bimonthly, quarterly, semiannual, yearly, biannual, 3d, 2w, 6m, 2q, \
+1y, P1W. Instances are made before tasks are listed and after every change, by the daemon when \
+one runs. Modifying the template changes its pending instances too; heph modify --all ID on an \
+instance changes the template and its pending siblings; deleting the template ends the series \
+(its pending instances with it, after a yes).
 
 Flags go anywhere on the line (heph ls +work --json -n 5); words that only look like flags \
 (-errand, -5) stay words, and after a lone -- every word is a word.
@@ -42,11 +54,19 @@ Flags go anywhere on the line (heph ls +work --json -n 5); words that only look 
 Undo: heph undo reverts this device's last change (shown first, asked); again goes further back.
 Summaries: heph projects and heph tags count pending tasks, with the filter words of ls.
 
-Filters (ls, tui, projects, tags): status:pending|active|done|cancelled|waiting|all kind:task|note|journal|all \
-+tag -tag project:NAME pri:H due:DATE due.before:DATE due.after:DATE +OVERDUE +ACTIVE +BLOCKED \
-+DELETED, and plain words that must appear in the title.
+Filters (ls, tui, projects, tags) are Taskwarrior's: +tag -tag, ATTR:VALUE and ATTR.MODIFIER:VALUE \
+on every attribute (description project priority status kind tags due wait scheduled until entry \
+end start modified depends recur urgency uuid, and UDAs), modifiers before after by is not isnt \
+has hasnt startswith endswith word noword none any, virtual tags (+ACTIVE +BLOCKED +BLOCKING \
++UNBLOCKED +READY +DUE +TODAY +TOMORROW +YESTERDAY +WEEK +MONTH +QUARTER +YEAR +OVERDUE +WAITING \
++PENDING +COMPLETED +DELETED +RECURRING +TEMPLATE +INSTANCE +TAGGED +ANNOTATED +PROJECT +PRIORITY \
++SCHEDULED +UNTIL +UDA), and, or, xor, not and parentheses: heph ls '( +work or +home ) and \
+due.before:eow and -BLOCKED'. Other words must appear in the title. status:pending includes started \
+tasks; without status: or kind: the default report lists open tasks. An unknown attribute or \
+modifier is an error.
 
-Dates: 2026-12-24, 2026-12-24T09:00, today, tomorrow, friday, eow, eom, 3d, 2w, now+4h, 15th.";
+Dates: 2026-12-24, 2026-12-24T09:00, today, tomorrow, friday, eow, eom, 3d, 2w, now+4h, 15th; \
+read in your time zone (TZ is honoured) with the offset in force on that date.";
 
 /// heph: tasks, notes and a journal, local-first.
 #[derive(Parser, Debug)]
@@ -60,7 +80,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Answer yes to confirmations (restore, deleting more than 3 nodes, resolving conflicts in bulk); needed when standard input is not a terminal.
+    /// How many future pending instances each recurring task keeps made (Taskwarrior's recurrence.limit).
+    #[arg(long, global = true, env = "HEPH_RECURRENCE_LIMIT", value_name = "N", default_value_t = 1)]
+    pub recurrence_limit: u32,
+
+    /// Answer yes to confirmations (restore, deleting more than 3 nodes or a recurring template with pending instances, resolving conflicts in bulk); needed when standard input is not a terminal.
     #[arg(long, short = 'y', global = true)]
     pub yes: bool,
 
@@ -114,6 +138,9 @@ pub enum Command {
     Modify {
         /// Id prefix.
         id: String,
+        /// On an instance of a recurring task: also change its template and its pending siblings (dates stay).
+        #[arg(long)]
+        all: bool,
         /// Modifications; plain words replace the title.
         #[arg(required = true, value_name = "WORDS")]
         words: Vec<String>,

@@ -8,9 +8,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
+use common::taskwarrior::{Taskwarrior, available};
 use common::{Heph, titles};
 use serde_json::Value;
 
@@ -48,35 +46,20 @@ fn imports_a_real_taskwarrior_export() {
     assert_eq!(again["unchanged"], 8, "{again}");
 }
 
-fn task(rc: &Path, args: &[&str]) -> String {
-    let out = Command::new("task")
-        .env("TASKRC", rc)
-        .args(["rc.verbose=nothing", "rc.confirmation=off", "rc.hooks=off"])
-        .args(args)
-        .output()
-        .expect("the `task` binary (Debian package taskwarrior) must be installed; .ci/run installs it");
-    assert!(out.status.success(), "task {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn taskrc(dir: &Path, name: &str) -> std::path::PathBuf {
-    let data = dir.join(format!("{name}-data"));
-    std::fs::create_dir_all(&data).unwrap();
-    let rc = dir.join(format!("{name}.taskrc"));
-    std::fs::write(&rc, format!("data.location={}\nconfirmation=off\n", data.display())).unwrap();
-    rc
-}
-
 #[test]
 fn round_trips_through_the_real_taskwarrior() {
+    if !available() {
+        return;
+    }
     let h = Heph::new();
-    let rc = taskrc(h.dir.path(), "from");
-    task(&rc, &["add", "Water plants", "due:2026-12-01", "+home", "priority:M", "project:garden"]);
-    task(&rc, &["add", "Pay invoice", "+work"]);
-    task(&rc, &["1", "annotate", "the ferns first"]);
-    task(&rc, &["2", "done"]);
+    let from = Taskwarrior::new(h.dir.path(), "from", "UTC");
+    let task = |args: &[&str]| from.run(args);
+    task(&["add", "Water plants", "due:2026-12-01", "+home", "priority:M", "project:garden"]);
+    task(&["add", "Pay invoice", "+work"]);
+    task(&["1", "annotate", "the ferns first"]);
+    task(&["2", "done"]);
     let export = h.path("tw.json");
-    std::fs::write(&export, task(&rc, &["export"])).unwrap();
+    std::fs::write(&export, task(&["export"])).unwrap();
     h.ok(&["import", export.to_str().unwrap()]);
     let plants = &h.json(&["ls", "+home"])[0];
     assert_eq!(plants["title"], "Water plants");
@@ -89,9 +72,9 @@ fn round_trips_through_the_real_taskwarrior() {
     h.add(&["Made", "in", "heph", "+new", "due:2026-12-24"]);
     let out = h.path("heph-tw.json");
     h.ok(&["export", "--format", "taskwarrior", "-o", out.to_str().unwrap()]);
-    let rc2 = taskrc(h.dir.path(), "to");
-    task(&rc2, &["import", out.to_str().unwrap()]);
-    let back: Vec<Value> = serde_json::from_str(&task(&rc2, &["export"])).unwrap();
+    let to = Taskwarrior::new(h.dir.path(), "to", "UTC");
+    to.run(&["import", out.to_str().unwrap()]);
+    let back: Vec<Value> = serde_json::from_str(&to.run(&["export"])).unwrap();
     let mut descriptions: Vec<&str> = back.iter().map(|t| t["description"].as_str().unwrap()).collect();
     descriptions.sort_unstable();
     assert_eq!(descriptions, ["Made in heph", "Pay invoice", "Water plants"]);

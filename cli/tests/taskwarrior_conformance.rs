@@ -22,11 +22,10 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use chrono::{DateTime, Duration, Utc};
 use common::Heph;
+use common::taskwarrior::{Taskwarrior, available};
 use serde_json::{Value, json};
 
 const ZONE: &str = "Europe/Berlin";
@@ -242,42 +241,6 @@ fn tasks(now: DateTime<Utc>) -> Vec<Value> {
     out
 }
 
-struct Taskwarrior {
-    rc: PathBuf,
-}
-
-impl Taskwarrior {
-    fn new(dir: &Path) -> Self {
-        let data = dir.join("tw-data");
-        std::fs::create_dir_all(&data).unwrap();
-        let rc = dir.join("taskrc");
-        let config = format!(
-            "data.location={}\nconfirmation=off\nverbose=nothing\nhooks=off\ngc=off\nweekstart=monday\n\
-             search.case.sensitive=no\nuda.estimate.type=string\nuda.estimate.label=Estimate\n",
-            data.display()
-        );
-        std::fs::write(&rc, config).unwrap();
-        Self { rc }
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("task")
-            .env("TASKRC", &self.rc)
-            .env("TZ", ZONE)
-            .args(args)
-            .output()
-            .expect("the `task` binary (Debian package taskwarrior) must be installed; .ci/run installs it");
-        assert!(out.status.success(), "task {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn export(&self, filter: &[&str]) -> Vec<Value> {
-        let mut args: Vec<&str> = filter.to_vec();
-        args.push("export");
-        serde_json::from_str(&self.run(&args)).expect("task export prints JSON")
-    }
-}
-
 fn heph_json(h: &Heph, args: &[&str]) -> Value {
     let out = h.command().env("TZ", ZONE).arg("--json").args(args).output().unwrap();
     assert!(out.status.success(), "heph {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -290,9 +253,17 @@ fn hex(uuid: &str) -> String {
 
 #[test]
 fn filters_and_urgency_agree_with_taskwarrior() {
+    if !available() {
+        return;
+    }
     let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
     let h = Heph::new();
-    let tw = Taskwarrior::new(h.dir.path());
+    // gc=off: with it on, Taskwarrior's pending-only shortcut skips completed
+    // and deleted tasks unread for any filter naming `pending`, even
+    // `status.not:pending`.
+    let config = "verbose=nothing\nhooks=off\ngc=off\nweekstart=monday\nsearch.case.sensitive=no\n\
+                  uda.estimate.type=string\nuda.estimate.label=Estimate\n";
+    let tw = Taskwarrior::with_config(h.dir.path(), "tw", ZONE, config);
     let data = tasks(now);
     let file = h.path("seed.json");
     std::fs::write(&file, serde_json::to_string(&data).unwrap()).unwrap();

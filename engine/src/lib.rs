@@ -6,6 +6,7 @@
 //! - [`store`]: redb tables, the change log and the indexes;
 //! - [`replica`]: the API every surface uses ([`Replica`]);
 //! - [`query`], [`parse`], [`when`]: Taskwarrior-style filters, modifications and dates;
+//! - [`recur`]: Taskwarrior-style recurrence (templates and their instances);
 //! - [`taskwarrior`]: Taskwarrior's JSON;
 //! - [`limits`]: bounded decoding of untrusted Automerge bytes;
 //! - [`backup`]: backups of a replica, restoring one, and seeding a hub from a device;
@@ -31,6 +32,7 @@ pub mod limits;
 pub mod node;
 pub mod parse;
 pub mod query;
+pub mod recur;
 pub mod replica;
 pub mod rpc;
 pub mod store;

@@ -15,6 +15,7 @@
 
 use crate::doc::Edit;
 use crate::node::{Priority, Status};
+use crate::recur;
 use crate::when::{Clock, WhenError, parse_when};
 
 /// Why modification words could not be read.
@@ -51,7 +52,8 @@ pub enum ModError {
 
 /// The attributes modification words set, by their full names (each also
 /// has aliases: `pri`, `proj`, `sched`, `dep` …).
-pub const ATTRIBUTES: &[&str] = &["due", "wait", "scheduled", "priority", "project", "status", "depends"];
+pub const ATTRIBUTES: &[&str] =
+    &["due", "wait", "scheduled", "priority", "project", "status", "depends", "recur", "until"];
 
 /// Parsed modification words.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -126,6 +128,14 @@ pub fn parse_mods_with<S: AsRef<str>>(words: &[S], now: &Clock, udas: &[String])
             }),
             "project" | "pro" | "proj" => Edit::Project((!value.is_empty()).then(|| value.to_string())),
             "status" => Edit::Status(value.parse::<Status>().map_err(ModError::BadValue)?),
+            "recur" => Edit::Uda(
+                recur::RECUR.into(),
+                match value {
+                    "" => None,
+                    v => Some(recur::Period::parse(v).map_err(|e| ModError::BadValue(e.to_string()))?.to_string()),
+                },
+            ),
+            "until" => Edit::Uda(recur::UNTIL.into(), date("until", value, now)?.map(recur::format_until)),
             "depends" | "dep" => {
                 for part in value.split(',').filter(|p| !p.is_empty()) {
                     match part.strip_prefix('-') {
@@ -210,7 +220,16 @@ mod tests {
         let m = parse_mods_with(&["estimate:"], &now(), &udas).unwrap();
         assert_eq!(m.edits, vec![Edit::Uda("estimate".into(), None)]);
         let e = parse_mods_with(&["x:1"], &now(), &udas).unwrap_err().to_string();
-        assert!(e.contains("depends, estimate, due"), "{e}");
+        assert!(e.contains("depends, recur, until, estimate, due"), "{e}");
+    }
+
+    #[test]
+    fn recur_and_until_are_kept_in_taskwarrior_form() {
+        let m = parse_mods(&["Rent", "recur:monthly", "until:2027-12-31T00:00:00Z"], &now()).unwrap();
+        assert!(m.edits.contains(&Edit::Uda("recur".into(), Some("monthly".into()))));
+        assert!(m.edits.contains(&Edit::Uda("until".into(), Some("20271231T000000Z".into()))));
+        let e = parse_mods(&["recur:sometimes"], &now()).unwrap_err();
+        assert!(e.to_string().contains("\"sometimes\""), "{e}");
     }
 
     #[test]

@@ -969,8 +969,14 @@ pub fn diff(old: &Node, new: &Node) -> Vec<Edit> {
         }
     }
     for (k, v) in &new.uda {
-        if old.uda.get(k) != Some(v) {
-            edits.push(Edit::Uda(k.clone(), Some(v.clone())));
+        // A template's mask only grows: an import of an older export does
+        // not forget instances made since (see `recur::merge_masks`).
+        let v = match old.uda.get(k) {
+            Some(o) if k == crate::recur::MASK => crate::recur::merge_masks(o, v),
+            _ => v.clone(),
+        };
+        if old.uda.get(k) != Some(&v) {
+            edits.push(Edit::Uda(k.clone(), Some(v)));
         }
     }
     for k in old.uda.keys().filter(|k| !new.uda.contains_key(*k)) {

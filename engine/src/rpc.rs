@@ -16,6 +16,7 @@ use crate::id::{NodeId, Purpose};
 use crate::node::Node;
 use crate::query::Filter;
 use crate::replica::Replica;
+use crate::when::Clock;
 
 /// The largest request body accepted, in bytes.
 pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
@@ -149,6 +150,23 @@ pub enum Request {
         expected: Option<String>,
         /// The caller's clock.
         now: DateTime<Utc>,
+    },
+    /// Make the missing instances of recurring tasks → `RecurReport`
+    /// (see `heph_engine::recur`).
+    GenerateRecurrences {
+        /// The caller's clock.
+        now: DateTime<Utc>,
+        /// The caller's time zone (IANA name), whose calendar monthly and
+        /// yearly steps follow; absent: the serving process's zone.
+        #[serde(default)]
+        zone: Option<String>,
+        /// Future pending instances each template keeps (at least 1).
+        limit: u32,
+    },
+    /// The series a task belongs to → `Series` or null.
+    Series {
+        /// A template or one of its instances.
+        id: NodeId,
     },
 }
 
@@ -322,6 +340,16 @@ pub fn dispatch(replica: &Replica, request: Request) -> Result<Value, RpcError> 
         Request::Version => json(replica.version()?),
         Request::UndoPlan => json(replica.undo_plan()?),
         Request::Undo { expected, now } => json(replica.undo(expected.as_deref(), now)?),
+        Request::GenerateRecurrences { now, zone, limit } => {
+            let clock = match zone {
+                Some(name) => Clock::in_zone(now, &name)
+                    .map_err(|e| RpcError::new(code::INVALID_PARAMS, format!("zone {name:?}: {e}")))?,
+                // The device daemon runs beside the caller, in its zone.
+                None => Clock::system().at(now),
+            };
+            json(replica.generate_recurrences(&clock, limit)?)
+        }
+        Request::Series { id } => json(replica.series(id)?),
     }
 }
 
@@ -337,6 +365,7 @@ pub fn writes(request: &Request) -> bool {
             | Request::Import { .. }
             | Request::ImportRecords { .. }
             | Request::Undo { .. }
+            | Request::GenerateRecurrences { .. }
     )
 }
 
@@ -401,5 +430,31 @@ mod tests {
             call(&r, serde_json::json!({"method": "undo", "params": {"now": Utc::now()}})).unwrap_err().code,
             code::NOT_FOUND
         );
+    }
+
+    #[test]
+    fn recurrence_requests_dispatch() {
+        let r = Replica::in_memory().unwrap();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z").unwrap().to_utc();
+        let mut draft = Node::new(NodeId::random(), crate::NodeKind::Task, "Stretch".into(), now);
+        draft.due = Some(now - chrono::Duration::hours(30));
+        draft.uda.insert("recur".into(), "daily".into());
+        r.create(&draft, &[], "add").unwrap();
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "generate_recurrences",
+            "params": {"now": now, "zone": "Europe/Berlin", "limit": 1}});
+        let env = parse(body.to_string().as_bytes()).unwrap();
+        assert!(writes(&env.request));
+        let report: crate::recur::RecurReport = serde_json::from_value(dispatch(&r, env.request).unwrap()).unwrap();
+        assert_eq!(report.made.len(), 3);
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "series", "params": {"id": report.made[0].id}});
+        let env = parse(body.to_string().as_bytes()).unwrap();
+        let series: crate::recur::Series = serde_json::from_value(dispatch(&r, env.request).unwrap()).unwrap();
+        assert_eq!(series.template, draft.id);
+        assert_eq!(series.pending.len(), 3);
+        let bad = serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "generate_recurrences",
+            "params": {"now": now, "zone": "Mars/Olympus_Mons", "limit": 1}});
+        let env = parse(bad.to_string().as_bytes()).unwrap();
+        assert_eq!(dispatch(&r, env.request).unwrap_err().code, code::INVALID_PARAMS);
     }
 }

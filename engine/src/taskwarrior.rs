@@ -5,6 +5,12 @@
 //! importing the same export twice updates rather than duplicates. Attributes
 //! heph does not model (UDAs, `recur`, `until`, …) are kept in `uda` as text
 //! and written back on export.
+//!
+//! Recurrence maps onto [`crate::recur`]'s contract as it is: a
+//! `status:"recurring"` template becomes a pending task with `recur` and
+//! no `parent` (a heph template), its instances keep their uuids, `parent`
+//! and `imask`, and the template its `mask`, so heph makes none of them
+//! again. A template goes back out as `status:"recurring"`.
 
 use std::collections::BTreeMap;
 
@@ -156,6 +162,8 @@ pub fn to_task(node: &Node) -> Option<Value> {
     let mut obj = BTreeMap::<String, Value>::new();
     let status = if node.deleted {
         "deleted"
+    } else if crate::recur::is_template(node) && matches!(node.status, None | Some(Status::Pending | Status::Active)) {
+        "recurring"
     } else {
         match node.status.unwrap_or(Status::Pending) {
             Status::Pending | Status::Active => "pending",
@@ -239,6 +247,32 @@ mod tests {
             let again = from_task(&to_task(&node).unwrap(), i + 1).unwrap();
             assert_eq!(node, again);
         }
+    }
+
+    #[test]
+    fn recurring_templates_and_instances_keep_their_attributes() {
+        let template = serde_json::json!({"uuid": "11111111-2222-4333-8444-555555555555", "description": "Rent",
+            "status": "recurring", "recur": "monthly", "due": "20261101T090000Z", "until": "20271231T000000Z",
+            "mask": "-+", "rtype": "periodic", "entry": "20261001T080000Z"});
+        let instance = serde_json::json!({"uuid": "21111111-2222-4333-8444-555555555555", "description": "Rent",
+            "status": "pending", "recur": "monthly", "due": "20261201T090000Z", "until": "20271231T000000Z",
+            "imask": 1, "parent": "11111111-2222-4333-8444-555555555555", "entry": "20261101T080000Z"});
+        let t = from_task(&template, 1).unwrap();
+        let i = from_task(&instance, 2).unwrap();
+        assert!(crate::recur::is_template(&t));
+        assert_eq!(t.status, Some(Status::Pending));
+        assert_eq!(t.uda.get("mask").map(String::as_str), Some("-+"));
+        assert_eq!(crate::recur::parent_of(&i), Some(t.id));
+        assert_eq!(crate::recur::index_of(&i), Some(1));
+        let back = to_task(&t).unwrap();
+        assert_eq!(back["status"], "recurring");
+        for key in ["recur", "until", "mask", "rtype"] {
+            assert_eq!(back[key], template[key], "{key}");
+        }
+        let back = to_task(&i).unwrap();
+        assert_eq!(back["status"], "pending");
+        assert_eq!(back["parent"], instance["parent"]);
+        assert_eq!(back["imask"], "1");
     }
 
     #[test]

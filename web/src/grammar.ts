@@ -121,6 +121,12 @@ export function parseMods(words: readonly string[], now: Date, zone: Zone): Mods
           mods.depends.push(part.startsWith("-") ? [false, part.slice(1)] : [true, part]);
         }
         break;
+      case "recur":
+      case "until":
+        // Recurrence (engine/src/recur) is made by heph and hephd; the browser only lists it.
+        throw new ModError(
+          `'${word}': the browser app cannot make recurring tasks yet; add it with heph add … ${word}`,
+        );
       default: {
         const key = word.slice(0, colon);
         if (attributeShaped(key, value)) {
@@ -138,7 +144,7 @@ export function parseMods(words: readonly string[], now: Date, zone: Zone): Mods
 }
 
 /** The attributes modification words set, by their full names (the engine's `ATTRIBUTES`). */
-export const ATTRIBUTES: readonly string[] = ["due", "wait", "scheduled", "priority", "project", "status", "depends"];
+export const ATTRIBUTES: readonly string[] = ["due", "wait", "scheduled", "priority", "project", "status", "depends", "recur", "until"];
 
 /**
  * Whether `key:value` is shaped like an attribute, so that an unknown key is

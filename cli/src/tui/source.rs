@@ -107,6 +107,19 @@ impl Source {
         Ok(Seen::File { meta, version })
     }
 
+    /// Makes the instances of recurring tasks that are due (see
+    /// [`crate::recurring`]), opening the store for writing only when there
+    /// is something to make.
+    fn recur(&mut self, now: DateTime<Utc>) -> Result<()> {
+        let clock = Clock::system().at(now);
+        let limit = crate::recurring::limit_from_env();
+        let due = self.call(false, |api| api.recurrences_due(&clock, limit))?;
+        if due {
+            self.call(true, |api| crate::recurring::generate(api, &clock, limit).map(drop))?;
+        }
+        Ok(())
+    }
+
     /// Whether the replica may have changed since the last [`Self::load`].
     pub fn changed(&mut self) -> Result<bool> {
         let seen = self.look()?;
@@ -115,6 +128,7 @@ impl Source {
 
     /// Reads the list selected by `filter`, most urgent first, and how sync stands.
     pub fn load(&mut self, filter: &Filter, now: DateTime<Utc>) -> Result<(Vec<Row>, SyncHealth)> {
+        self.recur(now)?;
         // Looked at before reading: a change made during the read is seen next time.
         let seen = self.look()?;
         let out = self.call(false, |api| {

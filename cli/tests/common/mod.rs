@@ -6,6 +6,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod taskwarrior;
+
 /// A temporary store and the `heph` binary that uses it.
 pub struct Heph {
     pub dir: tempfile::TempDir,

@@ -1,0 +1,232 @@
+//! Recurring tasks: heph makes the same occurrences as the real Taskwarrior
+//! 2.6 (`task`, Debian package `taskwarrior`), and they survive the trip
+//! through it and back.
+//!
+//! Tests that need `task` skip with a message when it is missing, unless
+//! `HEPH_REQUIRE_TASKWARRIOR=1` (CI sets it).
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, NaiveTime, Timelike, Utc};
+use common::Heph;
+use common::taskwarrior::{Taskwarrior, available};
+use heph_engine::{Clock, Replica, taskwarrior};
+use serde_json::{Value, json};
+
+/// The zone both sides count in: one with daylight saving, so monthly
+/// steps cross it.
+const ZONE: &str = "America/New_York";
+
+fn tw_date(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// (imask, due) of every instance of `parent` in a Taskwarrior export.
+fn occurrences(tasks: &[Value], parent: &str) -> BTreeSet<(u32, String)> {
+    tasks
+        .iter()
+        .filter(|t| t["parent"] == parent)
+        .map(|t| {
+            let imask = match &t["imask"] {
+                Value::Number(n) => u32::try_from(n.as_f64().unwrap() as u64).unwrap(),
+                Value::String(s) => s.parse().unwrap(),
+                other => panic!("imask {other}"),
+            };
+            (imask, t["due"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// Templates whose dues lie weeks or months back, each at an hour of the day
+/// twelve hours from now's, so that no occurrence lands within hours of now
+/// (the two sides read the clock seconds apart).
+fn templates(now: DateTime<Utc>, clock: &Clock) -> Vec<(Value, Option<DateTime<Utc>>)> {
+    let hour = (clock.local(now).hour() + 12) % 24;
+    let at = |days_back: i64| {
+        let day = clock.local(now - Duration::days(days_back)).date_naive();
+        clock.instant(day.and_time(NaiveTime::from_hms_opt(hour, 0, 0).unwrap())).unwrap()
+    };
+    // A 31st about four months back.
+    let mut back = 100;
+    while clock.local(now - Duration::days(back)).date_naive().format("%d").to_string() != "31" {
+        back += 1;
+    }
+    let until = at(20);
+    let uuid = |n: u8| format!("{n:08x}-2222-4333-8444-555555555555");
+    let t = |n: u8, recur: &str, due: DateTime<Utc>, until: Option<DateTime<Utc>>| {
+        let mut v = json!({"uuid": uuid(n), "description": format!("series {recur}"), "status": "recurring",
+            "recur": recur, "due": tw_date(due), "entry": tw_date(now - Duration::days(400))});
+        if let Some(u) = until {
+            v["until"] = tw_date(u).into();
+        }
+        (v, until)
+    };
+    vec![
+        t(1, "daily", at(12), None),
+        t(2, "weekly", at(45), None),
+        t(3, "monthly", at(back), None),
+        t(4, "weekdays", at(25), None),
+        t(5, "daily", at(30), Some(until)),
+        t(6, "2w", at(70), None),
+        t(7, "quarterly", at(400), None),
+    ]
+}
+
+/// Both generate from the same templates with the same now: the
+/// occurrences (index, due) are the same. Taskwarrior 2.6 also makes one
+/// occurrence past `until` (then deletes it as expired); heph does not make
+/// it, so those are left out of the comparison.
+#[test]
+fn makes_the_same_occurrences_as_taskwarrior() {
+    if !available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let now = Utc::now();
+    let clock = Clock::in_zone(now, ZONE).unwrap();
+    let templates = templates(now, &clock);
+
+    let file = dir.path().join("templates.json");
+    let list: Vec<&Value> = templates.iter().map(|(v, _)| v).collect();
+    std::fs::write(&file, serde_json::to_string(&list).unwrap()).unwrap();
+    let tw = Taskwarrior::new(dir.path(), "tw", ZONE);
+    tw.run(&["import", file.to_str().unwrap()]);
+    // Any report makes Taskwarrior generate; export is one.
+    let tw: Vec<Value> = serde_json::from_str(&tw.run(&["export"])).unwrap();
+
+    let heph = Replica::in_memory().unwrap();
+    let nodes: Vec<_> = list.iter().enumerate().map(|(i, v)| taskwarrior::from_task(v, i + 1).unwrap()).collect();
+    heph.import(&nodes, |_, _| {}).unwrap();
+    let report = heph.generate_recurrences(&clock.at(Utc::now()), 1).unwrap();
+    assert!(report.skipped.is_empty(), "{report:?}");
+    let ours: Vec<Value> = heph.export().unwrap().iter().filter_map(taskwarrior::to_task).collect();
+
+    for (template, until) in &templates {
+        let uuid = template["uuid"].as_str().unwrap();
+        let mut theirs = occurrences(&tw, uuid);
+        if let Some(u) = until {
+            theirs.retain(|(_, due)| *due <= tw_date(*u));
+        }
+        let mine = occurrences(&ours, uuid);
+        assert!(mine.len() >= 3, "{}: only {mine:?}", template["recur"]);
+        assert_eq!(mine, theirs, "{} from {}", template["recur"], template["due"]);
+        // The masks agree too (Taskwarrior's has the one past until).
+        let mask = |tasks: &[Value]| tasks.iter().find(|t| t["uuid"] == uuid).unwrap()["mask"].clone();
+        let (m, t) = (mask(&ours), mask(&tw));
+        assert!(t.as_str().unwrap().starts_with(m.as_str().unwrap()), "mask {m} vs {t}");
+    }
+}
+
+/// A series made in heph goes to Taskwarrior as a template with its
+/// instances (`task import` reads it as one), comes back from `task export`,
+/// and keeps recur, until, mask, imask and parent on the way.
+#[test]
+fn a_series_round_trips_through_taskwarrior() {
+    if !available() {
+        return;
+    }
+    let h = Heph::new();
+    h.add(&["Pay", "rent", "due:today-40d", "recur:monthly", "until:today+400d", "+bills"]);
+    let out = h.path("heph-tw.json");
+    h.ok(&["export", "--format", "taskwarrior", "-o", out.to_str().unwrap()]);
+    let ours: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let template = ours.iter().find(|t| t["status"] == "recurring").expect("the template goes out as recurring");
+    let uuid = template["uuid"].as_str().unwrap().to_string();
+    assert_eq!(occurrences(&ours, &uuid).len(), 3, "{ours:#?}");
+
+    let tw = Taskwarrior::new(h.dir.path(), "rt", "UTC");
+    tw.run(&["import", out.to_str().unwrap()]);
+    let tw_text = tw.run(&["export"]);
+    let tw: Vec<Value> = serde_json::from_str(&tw_text).unwrap();
+    let tw_template = tw.iter().find(|t| t["uuid"] == uuid).unwrap();
+    assert_eq!(tw_template["status"], "recurring", "Taskwarrior reads it as a template");
+    for key in ["recur", "until", "mask"] {
+        assert_eq!(tw_template[key], template[key], "{key}");
+    }
+    assert_eq!(occurrences(&tw, &uuid), occurrences(&ours, &uuid), "Taskwarrior made no duplicates");
+
+    // And back into a fresh heph: the same series, nothing made twice.
+    let back = Heph::new();
+    let file = back.path("tw.json");
+    std::fs::write(&file, &tw_text).unwrap();
+    back.ok(&["import", file.to_str().unwrap()]);
+    let again = back.path("again.json");
+    back.ok(&["export", "--format", "taskwarrior", "-o", again.to_str().unwrap()]);
+    let again: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&again).unwrap()).unwrap();
+    let t2 = again.iter().find(|t| t["uuid"] == uuid).unwrap();
+    for key in ["recur", "until", "mask", "status"] {
+        assert_eq!(t2[key], template[key], "{key}");
+    }
+    assert_eq!(occurrences(&again, &uuid), occurrences(&ours, &uuid));
+    for t in again.iter().filter(|t| t["parent"] == uuid.as_str()) {
+        assert_eq!(t["recur"], "monthly");
+        assert_eq!(t["until"], template["until"]);
+    }
+}
+
+#[test]
+fn recur_needs_a_due_date_and_a_known_period() {
+    let h = Heph::new();
+    let e = h.fails(&["add", "Pay", "rent", "recur:monthly"]);
+    assert!(e.contains("due:"), "{e}");
+    let e = h.fails(&["add", "Pay", "rent", "due:tomorrow", "recur:sometimes"]);
+    assert!(e.contains("\"sometimes\""), "{e}");
+}
+
+#[test]
+fn instances_follow_the_template_and_deleting_it_ends_the_series() {
+    let h = Heph::new();
+    h.add(&["Water", "plants", "due:today-15d", "recur:weekly", "+home"]);
+    let tasks = tw_export(&h);
+    let template = tasks.iter().find(|t| t["status"] == "recurring").unwrap()["uuid"].as_str().unwrap().to_string();
+    let instances = occurrences(&tasks, &template);
+    // 15, 8 and 1 days back, and the next one.
+    assert_eq!(instances.len(), 4, "{tasks:#?}");
+    let short = |uuid: &str| heph_engine::NodeId::parse(uuid).unwrap().to_hex()[..8].to_string();
+    // A change to the template reaches its pending instances.
+    h.ok(&["modify", &short(&template), "+garden"]);
+    let with = |key: &str, value: &str| {
+        tw_export(&h)
+            .iter()
+            .filter(|t| t[key] == value || t[key].as_array().is_some_and(|a| a.contains(&value.into())))
+            .count()
+    };
+    assert_eq!(with("tags", "garden"), 5);
+    // --all on an instance reaches the template and the siblings; dates stay.
+    let first = tasks.iter().find(|t| t["parent"] == template.as_str()).unwrap();
+    h.ok(&["modify", "--all", &short(first["uuid"].as_str().unwrap()), "project:house"]);
+    assert_eq!(with("project", "house"), 5);
+    assert_eq!(occurrences(&tw_export(&h), &template), instances, "the dates stay");
+    // Deleting the template asks; without a terminal that is a no, and --yes deletes the pending instances too.
+    let refused = h.run(&["delete", &short(&template)]);
+    let e = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && e.contains("4 pending instances") && e.contains("--yes"), "{e}");
+    assert_eq!(with("status", "recurring"), 1, "nothing was deleted");
+    h.ok(&["--yes", "delete", &short(&template)]);
+    assert!(h.json(&["ls"]).as_array().unwrap().is_empty(), "the series is gone");
+    assert!(with("status", "pending") == 0 && with("status", "recurring") == 0);
+}
+
+/// `h`'s tasks as Taskwarrior's export.
+fn tw_export(h: &Heph) -> Vec<Value> {
+    let out = h.path("t.json");
+    h.ok(&["export", "--format", "taskwarrior", "-o", out.to_str().unwrap()]);
+    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+}
+
+/// `heph ls` shows the instances, not the template (a template is a task
+/// with `recur` and no `parent`; listings hide it).
+#[test]
+fn ls_shows_the_instance_not_the_template() {
+    let h = Heph::new();
+    h.add(&["Call", "mum", "due:tomorrow", "recur:weekly"]);
+    let rows = h.json(&["ls"]);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let tasks = tw_export(&h);
+    let template = tasks.iter().find(|t| t["status"] == "recurring").unwrap()["uuid"].as_str().unwrap();
+    let shown = h.json(&["show", rows[0]["id"].as_str().unwrap()]);
+    assert_eq!(shown["uda"]["parent"], template, "the row listed is the instance");
+}

@@ -31,6 +31,12 @@ pub async fn call(hub: &Hub, identity: &Identity, body: Bytes) -> RpcResponse {
         Err(response) => return response,
     };
     let id = envelope.id;
+    // Undo reverts the last change made where it runs: on a hub that would be
+    // the hub's own RPC writes, never what a device wrote.
+    if matches!(envelope.request, rpc::Request::UndoPlan | rpc::Request::Undo { .. }) {
+        let message = "undo reverts a device's own last change: run heph undo on that device";
+        return RpcResponse::of(id, Err(rpc::RpcError::new(rpc::code::INVALID_REQUEST, message)));
+    }
     if rpc::writes(&envelope.request) && !identity.can_write() {
         let message = format!("{} may only read: this method writes", identity.label());
         return RpcResponse::of(id, Err(rpc::RpcError::new(rpc::code::FORBIDDEN, message)));

@@ -230,6 +230,11 @@ fn web_root_types_caching_fallback_and_traversal() {
     let (status, body) = common::http(port, "POST", "/rpc", r#"{"jsonrpc":"2.0","id":1,"method":"nope"}"#).unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"error\""), "{body}");
+    // Undo is a device's: a hub refuses it rather than revert its own RPC writes.
+    let (status, body) =
+        common::http(port, "POST", "/rpc", r#"{"jsonrpc":"2.0","id":1,"method":"undo_plan"}"#).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("run heph undo on that device"), "{body}");
     for path in ["/", "/assets/app-AB12CD.js"] {
         let a = request(port, "GET", path, &[("Host", "evil.example")]);
         assert_eq!(a.status, 403, "{path} with a rebinding Host");

@@ -80,6 +80,8 @@ const FILTERS: &[&str] = &[
     "entry.after:now-30d",
     "end.after:now-7d",
     "end.before:now-7d",
+    "modified.before:now-100d",
+    "modified.after:now-30d",
     // On tags, priority, status and a UDA.
     "tags.has:next",
     "tags.hasnt:work",
@@ -329,4 +331,99 @@ fn filters_and_urgency_agree_with_taskwarrior() {
     }
     assert!(off.is_empty(), "urgency differs for {} tasks:\n{}", off.len(), off.join("\n"));
     assert!(compared > 150, "compared {compared} pending tasks");
+}
+
+/// A task's identity across the two tools: its uuid, or for an instance of a
+/// recurring task (whose uuid Taskwarrior picks at random) its template's
+/// uuid and its index.
+fn identity(uuid: &str, parent: Option<&str>, imask: Option<&str>) -> String {
+    match (parent, imask) {
+        (Some(p), Some(i)) => format!("{}/{}", hex(p), i.trim_end_matches(".000000")),
+        _ => hex(uuid),
+    }
+}
+
+#[test]
+fn recurring_tasks_and_their_virtual_tags_agree_with_taskwarrior() {
+    if !available() {
+        return;
+    }
+    let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    let h = Heph::new();
+    let tw = Taskwarrior::with_config(h.dir.path(), "tw", ZONE, "verbose=nothing\nhooks=off\ngc=off\n");
+    let template = |i: usize, title: &str, recur: &str, due_hours: i64, until: Option<i64>| {
+        let mut t = json!({
+            "uuid": uuid(1000 + i), "description": title, "status": "recurring", "recur": recur,
+            "entry": tw_date(now - Duration::days(90) - Duration::hours(12)),
+            "due": tw_date(now + Duration::hours(due_hours)), "mask": "",
+        });
+        if let Some(days) = until {
+            t["until"] = tw_date(now + Duration::days(days)).into();
+        }
+        t
+    };
+    let data = vec![
+        template(0, "stretch", "daily", -5 * 24 + 3, None),
+        template(1, "review week", "weekly", -20 * 24 + 5, None),
+        template(2, "pay rent", "monthly", -70 * 24 + 7, Some(40)),
+        json!({"uuid": uuid(1003), "description": "plain task", "status": "pending",
+               "entry": tw_date(now - Duration::days(3) - Duration::hours(12))}),
+    ];
+    let file = h.path("recurring.json");
+    std::fs::write(&file, serde_json::to_string(&data).unwrap()).unwrap();
+    tw.run(&["import", file.to_str().unwrap()]);
+    heph_json(&h, &["import", file.to_str().unwrap()]);
+    // Both make the instances when asked for tasks.
+    let theirs_all = tw.export(&[]);
+    heph_json(&h, &["ls"]);
+    let ours_all = heph_json(&h, &["export"]);
+    let key_of: BTreeMap<String, String> = ours_all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let id = n["id"].as_str().unwrap().to_string();
+            let key = identity(&id, n["uda"]["parent"].as_str(), n["uda"]["imask"].as_str());
+            (id, key)
+        })
+        .collect();
+    assert!(theirs_all.len() > 10, "Taskwarrior made the instances: {}", theirs_all.len());
+    // heph's +RECURRING is Taskwarrior's recur.any: (2.6 has no such virtual tag).
+    let cases: &[(&str, &str)] = &[
+        ("+RECURRING", "recur.any:"),
+        ("+TEMPLATE", "+TEMPLATE"),
+        ("+INSTANCE", "+INSTANCE"),
+        ("status:recurring", "status:recurring"),
+        ("recur:daily", "recur:daily"),
+        ("+INSTANCE +OVERDUE", "+INSTANCE +OVERDUE"),
+        ("parent.any:", "parent.any:"),
+        ("until.any:", "until.any:"),
+        ("-RECURRING", "recur.none:"),
+    ];
+    let mut failures = Vec::new();
+    for (ours, theirs) in cases {
+        let words: Vec<&str> = theirs.split(' ').collect();
+        let want: BTreeSet<String> = tw
+            .export(&words)
+            .iter()
+            .map(|t| {
+                let imask =
+                    t["imask"].as_f64().map(|f| f.to_string()).or_else(|| t["imask"].as_str().map(String::from));
+                identity(t["uuid"].as_str().unwrap(), t["parent"].as_str(), imask.as_deref())
+            })
+            .collect();
+        let mut args = vec!["ls", "status:all", "("];
+        args.extend(ours.split(' '));
+        args.push(")");
+        let got: BTreeSet<String> = heph_json(&h, &args)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| key_of[r["id"].as_str().unwrap()].clone())
+            .collect();
+        if got != want {
+            failures.push(format!("{ours:?} / task {theirs:?}: heph {got:?}, task {want:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -412,7 +412,9 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Auth { action } => auth::run(action, cli.json),
         Command::Daemon { action } => daemon::run(action, cli.db.as_deref(), cli.json, cli.yes),
-        Command::Tui { filter } => heph_cli::tui::run(cli.db.as_deref(), &commands::plain(&filter)),
+        Command::Tui { filter } => {
+            heph_cli::tui::run(cli.db.as_deref(), &commands::plain(&filter), cli.recurrence_limit)
+        }
         _ => commands::run(cli),
     };
     match outcome {

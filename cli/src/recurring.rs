@@ -8,21 +8,9 @@
 
 use anyhow::Result;
 use heph_engine::Clock;
-use heph_engine::recur::{DEFAULT_LIMIT, RecurReport};
+use heph_engine::recur::RecurReport;
 
 use crate::api::Api;
-
-/// The environment variable that sets how many future pending instances a
-/// template keeps (Taskwarrior's `recurrence.limit`); `--recurrence-limit`
-/// takes precedence.
-pub const LIMIT_ENV: &str = "HEPH_RECURRENCE_LIMIT";
-
-/// The limit from [`LIMIT_ENV`], else [`DEFAULT_LIMIT`] (for surfaces
-/// without the command line's flag, like the TUI).
-#[must_use]
-pub fn limit_from_env() -> u32 {
-    std::env::var(LIMIT_ENV).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_LIMIT)
-}
 
 /// Runs a recurrence pass through `api`; templates that cannot be read as a
 /// series are named on standard error (once per pass), not fatal.

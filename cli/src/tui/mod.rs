@@ -48,10 +48,12 @@ pub struct Session {
 
 impl Session {
     /// A session on the store at `db` (through its daemon if one runs),
-    /// listing what `words` select (as `heph ls`), and its first load.
-    pub fn open(db: Option<&Path>, words: &[String], local: &Clock) -> Result<Self> {
+    /// listing what `words` select (as `heph ls`), and its first load;
+    /// recurring tasks keep `limit` future instances made.
+    pub fn open(db: Option<&Path>, words: &[String], local: &Clock, limit: u32) -> Result<Self> {
         let filter = Filter::parse(words, local)?;
-        let mut session = Self { app: App::new(&words.join(" "), local), source: Source::open(db)?, filter };
+        let source = Source::open(db, limit)?;
+        let mut session = Self { app: App::new(&words.join(" "), local), source, filter };
         session.reload();
         Ok(session)
     }
@@ -158,9 +160,9 @@ impl Drop for Restore {
     }
 }
 
-/// Runs `heph tui` until the user quits.
-pub fn run(db: Option<&Path>, words: &[String]) -> Result<()> {
-    let mut session = Session::open(db, words, &Clock::system())?;
+/// Runs `heph tui` until the user quits; recurring tasks keep `limit` future instances made.
+pub fn run(db: Option<&Path>, words: &[String], limit: u32) -> Result<()> {
+    let mut session = Session::open(db, words, &Clock::system(), limit)?;
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore();

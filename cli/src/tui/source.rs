@@ -40,15 +40,18 @@ pub struct Source {
     socket: PathBuf,
     daemon: Option<Api>,
     seen: Option<Seen>,
+    /// Future pending instances each recurring template keeps.
+    limit: u32,
 }
 
 impl Source {
     /// Connects to the daemon for the store at `db` (default path when
-    /// `None`) if one runs; otherwise the store is used directly.
-    pub fn open(db: Option<&Path>) -> Result<Self> {
+    /// `None`) if one runs; otherwise the store is used directly. Recurring
+    /// tasks keep `limit` future instances made.
+    pub fn open(db: Option<&Path>, limit: u32) -> Result<Self> {
         let socket = store::socket(db)?;
         let daemon = Api::daemon(&socket);
-        Ok(Self { db: db.map(Path::to_path_buf), socket, daemon, seen: None })
+        Ok(Self { db: db.map(Path::to_path_buf), socket, daemon, seen: None, limit })
     }
 
     /// Whether calls go through a daemon.
@@ -112,7 +115,7 @@ impl Source {
     /// is something to make.
     fn recur(&mut self, now: DateTime<Utc>) -> Result<()> {
         let clock = Clock::system().at(now);
-        let limit = crate::recurring::limit_from_env();
+        let limit = self.limit;
         let due = self.call(false, |api| api.recurrences_due(&clock, limit))?;
         if due {
             self.call(true, |api| crate::recurring::generate(api, &clock, limit).map(drop))?;

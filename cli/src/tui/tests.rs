@@ -80,7 +80,7 @@ fn press(session: &mut Session, keys: &str) {
 
 fn session(path: &Path, filter: &[&str]) -> Session {
     let words: Vec<String> = filter.iter().map(ToString::to_string).collect();
-    Session::open(Some(path), &words, &now().into()).unwrap()
+    Session::open(Some(path), &words, &now().into(), 1).unwrap()
 }
 
 #[test]

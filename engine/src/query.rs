@@ -444,9 +444,14 @@ struct Mentions {
     deleted: bool,
 }
 
+/// How deep parentheses and `not`s may nest: far past any filter a person
+/// writes, and well within the stack.
+const MAX_DEPTH: usize = 64;
+
 struct Parser<'a> {
     tokens: Vec<String>,
     at: usize,
+    depth: usize,
     clock: &'a Clock,
     mentions: Mentions,
 }
@@ -496,23 +501,37 @@ impl Parser<'_> {
             return Err(FilterError::Syntax("the filter ends where a term was expected".into()));
         };
         self.at += 1;
-        match token.as_str() {
-            "(" => {
-                let inner = self.or()?;
-                if self.peek() != Some(")") {
-                    return Err(FilterError::Syntax("a '(' in the filter is never closed".into()));
-                }
-                self.at += 1;
-                Ok(inner)
+        if matches!(token.as_str(), "(" | "!") || token.eq_ignore_ascii_case("not") {
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(FilterError::Syntax(format!(
+                    "the filter nests parentheses and nots more than {MAX_DEPTH} deep"
+                )));
             }
-            ")" => Err(FilterError::Syntax("a ')' in the filter closes nothing".into())),
-            "!" => Ok(Expr::Not(Box::new(self.unary()?))),
-            t if t.eq_ignore_ascii_case("not") => Ok(Expr::Not(Box::new(self.unary()?))),
-            t if ["and", "or", "xor"].iter().any(|op| t.eq_ignore_ascii_case(op)) => {
-                Err(FilterError::Syntax(format!("{t:?} in the filter needs a term on each side")))
-            }
-            _ => self.term(&token),
+            let inner = self.nested(&token);
+            self.depth -= 1;
+            return inner;
         }
+        if token == ")" {
+            return Err(FilterError::Syntax("a ')' in the filter closes nothing".into()));
+        }
+        if ["and", "or", "xor"].iter().any(|op| token.eq_ignore_ascii_case(op)) {
+            return Err(FilterError::Syntax(format!("{token:?} in the filter needs a term on each side")));
+        }
+        self.term(&token)
+    }
+
+    /// The rest of a `(`, `!` or `not`.
+    fn nested(&mut self, token: &str) -> Result<Expr, FilterError> {
+        if token != "(" {
+            return Ok(Expr::Not(Box::new(self.unary()?)));
+        }
+        let inner = self.or()?;
+        if self.peek() != Some(")") {
+            return Err(FilterError::Syntax("a '(' in the filter is never closed".into()));
+        }
+        self.at += 1;
+        Ok(inner)
     }
 
     fn term(&mut self, word: &str) -> Result<Expr, FilterError> {
@@ -798,7 +817,7 @@ impl Filter {
 
     /// Parses filter words on `clock` (which anchors relative dates and virtual tags like `+TODAY`).
     pub fn parse<S: AsRef<str>>(words: &[S], clock: &Clock) -> Result<Self, FilterError> {
-        let mut parser = Parser { tokens: tokens(words), at: 0, clock, mentions: Mentions::default() };
+        let mut parser = Parser { tokens: tokens(words), at: 0, depth: 0, clock, mentions: Mentions::default() };
         let expr = if parser.tokens.is_empty() { Expr::True } else { parser.or()? };
         if parser.at < parser.tokens.len() {
             return Err(FilterError::Syntax("a ')' in the filter closes nothing".into()));

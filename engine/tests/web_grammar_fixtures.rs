@@ -735,6 +735,7 @@ const FILTERS: &[(&str, Option<usize>)] = &[
     ("urgency.over:lots", None),
     ("status.before:x", None),
     ("sta:x", None),
+    ("( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( +work", None),
     ("kind:ALL", None),
     ("kind:NOTE", None),
     ("https://example.org", None),

@@ -469,8 +469,12 @@ interface Mentions {
   deleted: boolean;
 }
 
+/** How deep parentheses and `not`s may nest (engine `MAX_DEPTH`). */
+const MAX_DEPTH = 64;
+
 class Parser {
   at = 0;
+  depth = 0;
   readonly mentions: Mentions = { status: false, kind: false, deleted: false };
 
   constructor(
@@ -518,18 +522,29 @@ class Parser {
     const token = this.peek();
     if (token === undefined) throw new FilterError("the filter ends where a term was expected");
     this.at += 1;
-    if (token === "(") {
-      const inner = this.or();
-      if (this.peek() !== ")") throw new FilterError("a '(' in the filter is never closed");
-      this.at += 1;
+    if (token === "(" || token === "!" || isKeyword(token, "not")) {
+      this.depth += 1;
+      if (this.depth > MAX_DEPTH) {
+        throw new FilterError(`the filter nests parentheses and nots more than ${MAX_DEPTH} deep`);
+      }
+      const inner = this.nested(token);
+      this.depth -= 1;
       return inner;
     }
     if (token === ")") throw new FilterError("a ')' in the filter closes nothing");
-    if (token === "!" || isKeyword(token, "not")) return { type: "not", expr: this.unary() };
     if (["and", "or", "xor"].some((op) => isKeyword(token, op))) {
       throw new FilterError(`${debugQuote(token)} in the filter needs a term on each side`);
     }
     return this.term(token);
+  }
+
+  /** The rest of a `(`, `!` or `not`. */
+  nested(token: string): Expr {
+    if (token !== "(") return { type: "not", expr: this.unary() };
+    const inner = this.or();
+    if (this.peek() !== ")") throw new FilterError("a '(' in the filter is never closed");
+    this.at += 1;
+    return inner;
   }
 
   term(word: string): Expr {

@@ -78,6 +78,12 @@ fn unknown_things_are_errors_that_name_them() {
     assert!(err("( +a").contains("never closed"));
     assert!(err("+a )").contains("closes nothing"));
     assert!(err("and +a").contains("needs a term"));
+    // Nesting is bounded: a pasted wall of parentheses is an error, not a stack overflow.
+    let deep = format!("{} +a {}", "( ".repeat(100_000), ") ".repeat(100_000));
+    assert!(err(&deep).contains("more than 64 deep"));
+    assert!(err(&"not ".repeat(100_000)).contains("more than 64 deep"));
+    let fine = format!("{} +a {}", "( ".repeat(60), ") ".repeat(60));
+    assert!(parse(&fine).is_ok());
     assert!(err("status:frob").contains("\"frob\""));
     assert!(err("pri:X").contains("priority"));
     assert!(err("urgency.over:x").contains("not a number"));

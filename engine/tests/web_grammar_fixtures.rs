@@ -735,7 +735,10 @@ const FILTERS: &[(&str, Option<usize>)] = &[
     ("urgency.over:lots", None),
     ("status.before:x", None),
     ("sta:x", None),
-    ("( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( +work", None),
+    (
+        "( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( +work",
+        None,
+    ),
     ("kind:ALL", None),
     ("kind:NOTE", None),
     ("https://example.org", None),

@@ -119,14 +119,14 @@ impl Period {
     pub fn next(&self, current: DateTime<Utc>, clock: &Clock) -> Option<DateTime<Utc>> {
         let local = || clock.local(current).naive_local();
         match self.step {
-            Step::Seconds(s) => current.checked_add_signed(Duration::seconds(s)),
+            Step::Seconds(s) => current.checked_add_signed(Duration::try_seconds(s)?),
             Step::Weekdays => {
                 let days = match local().weekday() {
                     Weekday::Fri => 3,
                     Weekday::Sat => 2,
                     _ => 1,
                 };
-                current.checked_add_signed(Duration::seconds(days * DAY))
+                current.checked_add_signed(Duration::try_seconds(days * DAY)?)
             }
             Step::Months { count, keep_time } => {
                 let wall = local();
@@ -336,6 +336,19 @@ mod tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    #[test]
+    fn periods_too_long_to_step_end_the_series_instead_of_panicking() {
+        let clock = berlin();
+        let now = utc("2026-11-25T12:00:00Z");
+        for text in ["99999999999y", "9999999999999d", "99999999999w", "2147483647q", "99999999999m"] {
+            if let Ok(p) = Period::parse(text) {
+                let _ = p.next(now, &clock);
+                let _ = p.next(DateTime::<Utc>::MAX_UTC - Duration::days(1), &clock);
+            }
+        }
+        assert_eq!(Period::parse("99999999999y").unwrap().next(now, &clock), None);
     }
 
     fn berlin() -> Clock {

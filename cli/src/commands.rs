@@ -530,8 +530,9 @@ fn set_status(ctx: &Ctx, ids: &[String], status: Status, message: &str, verb: &s
 fn modify(ctx: &Ctx, id: &str, words: &[String], all: bool) -> Result<()> {
     let mut r = ctx.open()?;
     let id = r.resolve(id, Purpose::Change)?;
+    let before = r.get(id)?;
     // The node's own UDAs are attributes too (`estimate:3`).
-    let udas: Vec<String> = r.get(id)?.uda.into_keys().collect();
+    let udas: Vec<String> = before.uda.keys().cloned().collect();
     let mods = parse_mods_with(words, &ctx.local, &udas)?;
     let mut edits = Vec::new();
     if let Some(title) = mods.title {
@@ -539,7 +540,6 @@ fn modify(ctx: &Ctx, id: &str, words: &[String], all: bool) -> Result<()> {
     }
     edits.extend(mods.edits);
     edits.extend(resolve_depends(&mut r, &mods.depends)?);
-    let before = r.get(id)?;
     check_recurrence(&edits, Some(&before))?;
     let message = format!("modify {}", words.join(" "));
     let node = r.edit(id, &edits, &message, ctx.now)?;

@@ -722,6 +722,25 @@ impl Reader {
         Ok(())
     }
 
+    /// Like [`Self::scan`], decoding only the rows whose stored bytes contain
+    /// one of `needles`: a row without them cannot hold a string equal to
+    /// any, so scans that look for a few rows among thousands (recurring
+    /// tasks by their UDA names) skip decoding the rest.
+    pub fn scan_containing(&self, needles: &[&str], mut f: impl FnMut(NodeSummary) -> bool) -> Result<(), Error> {
+        let finders: Vec<memchr::memmem::Finder<'_>> = needles.iter().map(memchr::memmem::Finder::new).collect();
+        for row in self.index.iter()? {
+            let (_, value) = row?;
+            let bytes = value.value();
+            if !finders.iter().any(|finder| finder.find(bytes).is_some()) {
+                continue;
+            }
+            if !f(decode_summary(bytes)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Every node id in sorted order (for unique prefixes).
     pub fn ids(&self) -> Result<Vec<NodeId>, Error> {
         let mut out = Vec::with_capacity(usize::try_from(self.index.len()?).unwrap_or(0));

@@ -99,7 +99,8 @@ fn survey(r: &Reader, clock: &Clock, limit: u32) -> Result<Survey, Error> {
     let mut templates = Vec::new();
     // Every instance's state by template (derived ids and Taskwarrior's own uuids alike).
     let mut known: HashMap<NodeId, BTreeMap<u32, char>> = HashMap::new();
-    r.scan(|row| {
+    // Only rows that name `recur` or `parent` can be part of a series.
+    r.scan_containing(&[super::RECUR, super::PARENT], |row| {
         match role(&row) {
             Some(None) if live(&row) => templates.push(row.id),
             Some(Some((parent, index))) => {

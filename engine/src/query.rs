@@ -1069,7 +1069,7 @@ impl Eval<'_> {
             Attr::End => r.end,
             Attr::Start => r.start,
             Attr::Modified => Some(r.modified),
-            Attr::Until => r.uda("until").and_then(parse_stamp),
+            Attr::Until => r.uda("until").and_then(|u| crate::recur::parse_until(u).ok()).map(|t| t.timestamp_millis()),
             _ => None,
         }
     }
@@ -1192,14 +1192,6 @@ impl Eval<'_> {
             }
         }
     }
-}
-
-/// A Taskwarrior date stamp (`20261125T143000Z`) or RFC 3339, in ms.
-fn parse_stamp(s: &str) -> Option<i64> {
-    chrono::NaiveDateTime::parse_from_str(s, "%Y%m%dT%H%M%SZ")
-        .map(|t| t.and_utc().timestamp_millis())
-        .ok()
-        .or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis()))
 }
 
 /// Taskwarrior's urgency with all of its default coefficients: `next` tag

@@ -34,7 +34,7 @@ pub struct TwError {
 }
 
 /// Taskwarrior's date format, `20261125T143000Z`.
-const TW_DATE: &str = "%Y%m%dT%H%M%SZ";
+pub const TW_DATE: &str = "%Y%m%dT%H%M%SZ";
 
 /// Attributes Taskwarrior computes or heph maps itself; never kept as UDAs.
 const KNOWN: &[&str] = &[

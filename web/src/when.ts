@@ -764,10 +764,11 @@ function stamp(format: string, kind: "offset" | "utc" | "local"): (s: string) =>
 
 /**
  * A Taskwarrior date stamp (`20261125T143000Z`) or RFC 3339, in UTC ms, or
- * null (engine/src/query.rs `parse_stamp`, which reads the `until` UDA).
- * Case-sensitive, as chrono's `parse_from_str` is.
+ * null (engine/src/recur `parse_until`, which reads the `until` UDA; it
+ * trims whitespace first). Case-sensitive, as chrono's `parse_from_str` is.
  */
-export function parseStamp(s: string): number | null {
+export function parseStamp(text: string): number | null {
+  const s = trimWhitespace(text);
   // A stamp's year comes first: chrono would read a sign as a signed year,
   // which then swallows the month's digits, so only a digit can start one.
   if (!/^[0-9]/.test(s.replace(LEADING_SPACE, ""))) return null;

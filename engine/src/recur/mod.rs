@@ -72,7 +72,7 @@ pub const IMASK: &str = "imask";
 pub const PARENT: &str = "parent";
 
 /// Taskwarrior's date format, used for `until`.
-pub const TW_DATE: &str = "%Y%m%dT%H%M%SZ";
+pub use crate::taskwarrior::TW_DATE;
 
 /// The default number of future pending instances a template keeps
 /// (Taskwarrior's `recurrence.limit`).

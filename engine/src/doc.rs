@@ -96,6 +96,13 @@ pub enum DocError {
         /// What is wrong, for a person.
         reason: String,
     },
+    /// Automerge could not take bytes from elsewhere: it stopped on an
+    /// inconsistency it checks only by asserting (a change whose seq skips
+    /// one of its actor's changes, an operation in an object the document
+    /// lacks). Nothing was applied; the document the call was made on must
+    /// be dropped, since its state is unknown.
+    #[error("automerge refused the change: {0}")]
+    Refused(String),
     /// An edit would overwrite a value heph cannot read (another program
     /// wrote it); it is kept and shown among the node's unread fields.
     #[error("field {field} holds {found}, which heph cannot read; it will not overwrite it")]
@@ -233,6 +240,25 @@ fn import_actor(node: &Node) -> ActorId {
     actor_of(NodeId::derived(&format!("heph/import/{}/{content}", node.id.to_hex())))
 }
 
+/// Runs an Automerge call on bytes from elsewhere, turning a panic inside
+/// Automerge into [`DocError::Refused`]. Automerge 0.12 asserts on some
+/// input it cannot apply instead of returning an error; unguarded, one
+/// change pushed by a broken or hostile device would stop a hub's writer,
+/// and one sent by a hub would stop every device.
+pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, AutomergeError>) -> Result<T, DocError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => Ok(result?),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "an internal check failed".into());
+            Err(DocError::Refused(what))
+        }
+    }
+}
+
 impl NodeDoc {
     /// An empty document that will receive changes from elsewhere.
     #[must_use]
@@ -242,7 +268,7 @@ impl NodeDoc {
 
     /// Loads a saved document (snapshot and/or concatenated changes).
     pub fn load(bytes: &[u8], actor: &ActorId) -> Result<Self, DocError> {
-        let mut doc = Automerge::load(bytes)?;
+        let mut doc = guarded(|| Automerge::load(bytes))?;
         doc.set_actor(actor.clone());
         Ok(Self { doc })
     }
@@ -268,8 +294,10 @@ impl NodeDoc {
     /// Applies changes received from elsewhere. Changes whose dependencies are
     /// missing are returned (not applied) so the caller can keep them until
     /// the dependencies arrive.
+    ///
+    /// On an error nothing is known of this document's state: drop it.
     pub fn apply(&mut self, changes: Vec<Change>) -> Result<Vec<Change>, DocError> {
-        self.doc.apply_changes(changes.iter().cloned())?;
+        guarded(|| self.doc.apply_changes(changes.iter().cloned()))?;
         // Nothing queued inside the document: nothing waits (looking each
         // change up rebuilds it, which costs more than applying it).
         if self.doc.get_missing_deps(&[]).is_empty() {
@@ -281,9 +309,10 @@ impl NodeDoc {
 
     /// Merges bytes received whole (a saved document, or a run of changes
     /// in causal order); changes missing a dependency wait inside the
-    /// document. Returns how many operations were added.
+    /// document. Returns how many operations were added. On an error,
+    /// drop this document (see [`Self::apply`]).
     pub fn merge_bytes(&mut self, bytes: &[u8]) -> Result<usize, DocError> {
-        Ok(self.doc.load_incremental(bytes)?)
+        guarded(|| self.doc.load_incremental(bytes))
     }
 
     /// The changes not among the ancestors of `have` (hashes this document

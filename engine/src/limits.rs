@@ -195,7 +195,10 @@ pub fn parse_change(bytes: Vec<u8>) -> Result<Change, LimitError> {
 /// refuses the bytes.
 pub fn load_document(bytes: &[u8]) -> Result<Automerge, LimitError> {
     check(bytes, MAX_INFLATED_BYTES)?;
-    Automerge::load(bytes).map_err(|e| LimitError::Malformed(e.to_string()))
+    crate::doc::guarded(|| Automerge::load(bytes)).map_err(|e| match e {
+        crate::doc::DocError::Automerge(e) => LimitError::Malformed(e.to_string()),
+        other => LimitError::Malformed(other.to_string()),
+    })
 }
 
 /// Builds a compressed change chunk whose body inflates to `inflated` zero

@@ -1,12 +1,14 @@
-//! A hostile push: a few MiB of compressed Automerge change that would
-//! inflate to gigabytes. Uses `heph_engine::limits::compressed_change_bomb`.
+//! Hostile pushes: a few MiB of compressed Automerge change that would
+//! inflate to gigabytes (`heph_engine::limits::compressed_change_bomb`), and
+//! a change that parses but that Automerge cannot apply.
 
 mod common;
 
+use automerge::{ActorId, Change};
 use common::raw::RawClient;
 use common::{Hub, devices, eventually, peak_rss_kib};
-use heph_engine::NodeId;
 use heph_engine::sync::frame::MAX_FRAME_BYTES;
+use heph_engine::{Edit, Node, NodeDoc, NodeId, NodeKind};
 
 /// Someone pushes a decompression bomb (2.2 GB of zeros in a few MiB) at the
 /// hub while two devices are syncing through it. The hub refuses it with an
@@ -50,4 +52,59 @@ fn a_decompression_bomb_is_refused_and_the_hub_stays_small() {
         assert_eq!(d.status()["connected"], true, "{}", d.name);
     }
     assert!(peak_rss_kib(hub.proc.pid()) < 200 * 1024);
+}
+
+/// A device pushes a task's creation, then an edit whose seq skips one of
+/// its actor's changes: it parses, but Automerge asserts on it when it is
+/// applied. The hub refuses that push with an error frame naming the
+/// reason, keeps the task as it was, and goes on serving: the same task's
+/// real edit, pushed afterwards on a new connection, is stored, and the
+/// devices syncing through the hub never notice.
+#[test]
+fn a_change_automerge_cannot_apply_is_refused_and_the_hub_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    let [a, b] = devices(dir.path(), &hub, ["a", "b"]);
+    a.ok(&["add", "Before", "the", "bad", "change"]);
+    eventually(30, "B to receive A's first task", || b.titles(&[]).len() == 1);
+
+    let now = chrono::Utc::now();
+    let node = Node::new(NodeId::random(), NodeKind::Task, "Pushed raw".into(), now);
+    let (mut doc, created) = NodeDoc::create(&node, &ActorId::random(), "add").unwrap();
+    let edit = doc.edit(&[Edit::Title("Pushed raw, edited".into())], "edit", now).unwrap().unwrap();
+    let mut gap = edit.decode();
+    gap.seq += 1;
+    let gap = Change::from(gap);
+    let raw_of = |changes: &[Change]| changes.iter().map(|c| (node.id, c.raw_bytes().to_vec())).collect::<Vec<_>>();
+
+    let mut raw = RawClient::open(hub.port);
+    raw.push(1, &raw_of(&created));
+    let ack = raw.reply_to(1);
+    assert_eq!(ack["type"], "ack", "{ack}");
+    eventually(30, "B to receive the raw task", || b.titles(&[]).contains(&"Pushed raw".to_string()));
+    let head = hub.head();
+
+    raw.push(2, &raw_of(std::slice::from_ref(&gap)));
+    let reply = raw.reply_to(2);
+    assert_eq!(reply["type"], "error", "the change is refused: {reply}");
+    assert_eq!(reply["code"], "invalid_change", "{reply}");
+    assert!(reply["message"].as_str().unwrap().contains("automerge refused"), "{reply}");
+    raw.expect_closed();
+    assert_eq!(hub.head(), head, "nothing of the refused push is stored");
+
+    // The hub still takes the document's real edit, and every write is there.
+    let mut raw = RawClient::open(hub.port);
+    raw.push(3, &raw_of(std::slice::from_ref(&edit)));
+    assert_eq!(raw.reply_to(3)["type"], "ack");
+    a.ok(&["add", "After", "the", "bad", "change"]);
+    let want = ["After the bad change", "Before the bad change", "Pushed raw, edited"];
+    for d in [&a, &b] {
+        eventually(60, &format!("{} to hold every write", d.name), || {
+            let mut t = d.titles(&[]);
+            t.sort();
+            t == want
+        });
+        d.wait_settled(&hub, 60);
+        assert_eq!(d.status()["connected"], true, "{}", d.name);
+    }
 }

@@ -1013,3 +1013,25 @@ fn plain_sync_with_lost_acks_and_drops_converges() {
     ok(net.settle());
     ok(net.check());
 }
+
+/// The hub is restored from one copy twice. After the first restore the
+/// device that wrote hands its writes back through a reconciliation (the
+/// hub needs them), and those are the only pushes it makes; after the
+/// second restore its next hello must still show the hub lost them.
+#[test]
+fn hub_restored_twice_from_one_copy_after_a_reconciliation() {
+    ok(run(
+        4,
+        &[
+            Op::Journal { dev: 185, day: 0 },
+            Op::Backup,
+            Op::Connect { dev: 217 },
+            Op::Pump { dev: 9, frames: 1, pick: 0 },
+            Op::Pump { dev: 101, frames: 4, pick: 137 },
+            Op::RestoreHub { which: 0 },
+            Op::Connect { dev: 85 },
+            Op::Pump { dev: 105, frames: 8, pick: 0 },
+            Op::RestoreHub { which: 0 },
+        ],
+    ));
+}

@@ -387,6 +387,11 @@ impl SpokeSession {
                         step.acknowledged = hashes.len();
                     }
                     Some(InFlight::Repair { batch: expected, n }) if expected == batch && seqs.len() == n => {
+                        // The position matters as much here: once the
+                        // reconciliation ends, the device counts these
+                        // changes as pushed, and only the position lets its
+                        // next hello find a hub that lost them again.
+                        replica.acknowledge(0, known)?;
                         step.repaired = n;
                     }
                     _ => return Err(SyncError::Protocol(format!("unexpected ack of batch {batch}"))),

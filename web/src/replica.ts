@@ -227,7 +227,7 @@ export class Replica {
         records.push(this.recordOf(id, next as Doc.NodeDoc));
       }
       const meta: Meta = { cursor, lastSync: Date.now() };
-      if (known) meta.known = known;
+      if (this.advances(known)) meta.known = known;
       await this.store.write({ docs: records, meta });
       Object.assign(this.meta, meta);
       for (const r of records) this.index(r);
@@ -265,7 +265,7 @@ export class Replica {
       }
       const meta: Meta = { lastSync: Date.now() };
       if (upto !== null) meta.cursor = upto;
-      if (upto !== null && known) meta.known = known;
+      if (upto !== null && this.advances(known)) meta.known = known;
       await this.store.write({ docs: records, chunk: fresh, meta, relaxed: upto === null });
       Object.assign(this.meta, meta);
       for (const r of records) this.index(r);
@@ -282,11 +282,20 @@ export class Replica {
     });
   }
 
+  /**
+   * Whether `known` (a hub position some frame named) is at least as far
+   * into the hub's log as the one kept: the kept one only moves forward,
+   * as in the engine (`advance_known`).
+   */
+  private advances(known: Known | null): known is Known {
+    return known !== null && (this.meta.known == null || known.seq >= this.meta.known.seq);
+  }
+
   /** Drops acknowledged local changes (every pending seq up to `upto`). */
   acknowledge(upto: number, known: Known | null): Promise<void> {
     return this.serial(async () => {
       const meta: Meta = { lastSync: Date.now() };
-      if (known) meta.known = known;
+      if (this.advances(known)) meta.known = known;
       await this.store.write({ ackedUpto: upto, meta });
       Object.assign(this.meta, meta);
       this.unsent = await this.store.pendingCount();

@@ -250,7 +250,10 @@ export class SyncClient {
         this.inFlight = null;
         const top = Math.max(0, ...frame.seqs);
         const known = top > 0 && frame.position ? { seq: top, hash: frame.position } : null;
-        if (flight.kind === "local") await this.replica.acknowledge(flight.upto, known);
+        // A repair's position counts too: once the reconciliation ends
+        // those changes count as sent, and only the position lets the next
+        // hello show a hub that lost them again (restored once more).
+        await this.replica.acknowledge(flight.kind === "local" ? flight.upto : 0, known);
         if ((frame.waiting ?? []).length > 0 && !this.reconcile) {
           // The hub keeps changes it cannot apply: it lacks history we hold.
           await this.replica.setMeta({ reconcile: true });

@@ -39,6 +39,8 @@ export interface Edited {
 
 type Backend = ReturnType<typeof A.getBackend>;
 type ObjId = string;
+/** The backend's read calls the node reader makes: a loaded document, or a {@link Tree}. */
+type Source = Pick<Backend, "getWithType" | "getAll" | "keys" | "text" | "length">;
 
 const ROOT: ObjId = "_root";
 
@@ -270,13 +272,13 @@ function toVal(full: readonly unknown[]): Val {
 }
 
 /** The shown value at `prop` of `obj`. */
-function shown(h: Backend, obj: ObjId, prop: string | number): Val | undefined {
+function shown(h: Source, obj: ObjId, prop: string | number): Val | undefined {
   const full = h.getWithType(obj, prop);
   return full ? toVal(full) : undefined;
 }
 
 /** Every concurrent value at `key` of the root, the shown one first. */
-function allAt(h: Backend, key: string): Val[] {
+function allAt(h: Source, key: string): Val[] {
   return h.getAll(ROOT, key).map(toVal).reverse();
 }
 
@@ -739,7 +741,7 @@ const KNOWN = new Set([
 ]);
 
 /** A string scalar, or the content of a text object (JavaScript writers make text of plain strings). */
-function textOf(h: Backend, v: Val): string | undefined {
+function textOf(h: Source, v: Val): string | undefined {
   if (v.object === undefined) return v.type === "str" ? (v.value as string) : undefined;
   return v.object === "text" ? h.text(v.id) : undefined;
 }
@@ -835,7 +837,7 @@ function render(v: Val): string {
 }
 
 /** One concurrent value at container `key`: a body's text, a set's members, anything else as JSON. */
-function renderContent(h: Backend, key: string, v: Val): string {
+function renderContent(h: Source, key: string, v: Val): string {
   if (key === "body" && v.object === "text") return h.text(v.id);
   if ((key === "tags" || key === "links" || key === "depends") && isObject(v, "map")) {
     const members = h.keys(v.id);
@@ -859,12 +861,12 @@ const MAX_DEPTH = 16;
 const MAX_VALUES = 1000;
 const MORE = "(more values not shown)";
 
-function jsonOf(h: Backend, v: Val): Json {
+function jsonOf(h: Source, v: Val): Json {
   const budget = { left: MAX_VALUES };
   return jsonAt(h, v, 0, budget);
 }
 
-function jsonAt(h: Backend, v: Val, depth: number, budget: { left: number }): Json {
+function jsonAt(h: Source, v: Val, depth: number, budget: { left: number }): Json {
   if (budget.left === 0) return MORE;
   budget.left -= 1;
   if (v.object === undefined) return scalarJson(v);
@@ -968,7 +970,7 @@ function jsonText(j: Json): string {
 class Reader {
   readonly extra = new Map<string, Json>();
 
-  constructor(private readonly h: Backend) {}
+  constructor(private readonly h: Source) {}
 
   /** The shown value of scalar `key` read by `parse`; a value it cannot read is kept. */
   field<T>(key: string, parse: (v: Val) => T | undefined): T | undefined {
@@ -1103,7 +1105,7 @@ export function materialise(doc: NodeDoc, nodeId: NodeId): NodeJson {
   return materialiseIn(A.getBackend(doc), nodeId);
 }
 
-function materialiseIn(h: Backend, nodeId: NodeId): NodeJson {
+function materialiseIn(h: Source, nodeId: NodeId): NodeJson {
   const id = idOf(nodeId);
   const r = new Reader(h);
   const idValue = shown(h, ROOT, "id");
@@ -1164,7 +1166,7 @@ function materialiseIn(h: Backend, nodeId: NodeId): NodeJson {
   return node;
 }
 
-function lookupText<T>(h: Backend, v: Val, names: Record<string, T>): T | undefined {
+function lookupText<T>(h: Source, v: Val, names: Record<string, T>): T | undefined {
   const t = textOf(h, v);
   return t === undefined ? undefined : lookup(names, t);
 }
@@ -1186,29 +1188,183 @@ export interface SavedRead {
   conflicts: string[];
   /** Why the node could not be read, when it could not. */
   error?: string;
+  /** How it was read: from one materialised tree (a linear history), or key by key. */
+  reader: "tree" | "backend";
 }
 
 let scratch: Backend | undefined;
 
 /**
  * Reads a saved document (a bootstrap snapshot) straight from Automerge's
- * backend: the same reader as {@link materialise} and {@link conflicts},
- * without building the JS object tree `A.load` makes, which a bootstrap of
- * thousands of documents cannot afford.
+ * backend, without building the JS object tree `A.load` makes, which a
+ * bootstrap of thousands of documents cannot afford. The result is the one
+ * {@link materialise} and {@link conflicts} give for the loaded document.
+ *
+ * A document whose history is one line of changes (see {@link linear}) holds
+ * one value at every key, so it has no conflicts, and its node is read from
+ * one materialised tree ({@link Tree}) rather than key by key: each backend
+ * read costs about as much as materialising the whole root. Any other
+ * document is read key by key, concurrent values and all.
  */
 export function readSaved(bytes: Uint8Array, nodeId: NodeId): SavedRead {
-  scratch ??= A.getBackend(A.init<unknown>());
+  scratch ??= typedBackend();
   const h = scratch.fork() as Backend;
   try {
     h.loadIncremental(bytes);
     const heads = h.getHeads();
+    if (linear(h, heads)) {
+      try {
+        const tree = new Tree(h.materialize(ROOT) as object);
+        return { node: materialiseIn(tree, nodeId), heads, conflicts: [], reader: "tree" };
+      } catch {
+        // A value the tree cannot stand for, or a document that is not a
+        // node: the key-by-key reader decides (and words the error).
+      }
+    }
     try {
-      return { node: materialiseIn(h, nodeId), heads, conflicts: conflictsIn(h, nodeId).map((c) => c.field) };
+      return { node: materialiseIn(h, nodeId), heads, conflicts: conflictsIn(h, nodeId).map((c) => c.field), reader: "backend" };
     } catch (e) {
-      return { node: null, heads, conflicts: [], error: e instanceof Error ? e.message : String(e) };
+      return { node: null, heads, conflicts: [], error: e instanceof Error ? e.message : String(e), reader: "backend" };
     }
   } finally {
     h.free();
+  }
+}
+
+/**
+ * Whether the document's changes form one line, each made on top of all
+ * the others before it: in the order the change graph lists them, the
+ * first has no dependencies and every other one depends on the change just
+ * before it (its other dependencies, such as its actor's previous change,
+ * are then earlier still). Automerge keeps several values at a key only
+ * for ops that are concurrent, neither having seen the other: an op names
+ * as its predecessors the values visible at its key where it was made, and
+ * along a line every change saw every op before it.
+ *
+ * With one head, two changes are always a line (the head depends on the
+ * other), so the change graph is only asked for longer histories: most
+ * nodes are a genesis and one content change.
+ */
+function linear(h: Backend, heads: string[]): boolean {
+  if (heads.length !== 1) return false;
+  if (h.stats().numChanges <= 2) return true;
+  let previous: string | undefined;
+  for (const change of h.getChangesMeta([])) {
+    if (previous === undefined ? change.deps.length > 0 : !change.deps.includes(previous)) return false;
+    previous = change.hash;
+  }
+  return true;
+}
+
+/** A scalar in a materialised tree, with the backend's datatype. */
+class Scalar {
+  constructor(
+    readonly type: string,
+    readonly value: unknown,
+  ) {}
+}
+
+const SCALAR_TYPES = ["str", "int", "uint", "f64", "counter", "timestamp", "boolean", "null", "bytes"] as const;
+
+// Prototypes of a tree's maps and tables. Each has `__proto__` as a plain
+// writable property, so a document key `__proto__` becomes an own property
+// of the object the backend fills rather than replacing its prototype.
+const MAP_PROTO: object = Object.create(Object.prototype, {
+  ["__proto__"]: { value: undefined, writable: true, enumerable: false, configurable: true },
+});
+const TABLE_PROTO: object = Object.create(MAP_PROTO);
+
+/**
+ * A backend whose `materialize` keeps every value's type: scalars as
+ * {@link Scalar}s, maps and tables told apart by their prototype, lists as
+ * arrays and text as strings. Its forks inherit these; the calls the
+ * key-by-key reader uses are not affected by them.
+ */
+function typedBackend(): Backend {
+  const h = A.getBackend(A.init<unknown>());
+  for (const type of SCALAR_TYPES) h.registerDatatype(type, (v: unknown) => new Scalar(type, v), () => undefined);
+  h.registerDatatype("map", (v: object) => Object.setPrototypeOf(v, MAP_PROTO), () => undefined);
+  h.registerDatatype("table", (v: object) => Object.setPrototypeOf(v, TABLE_PROTO), () => undefined);
+  return h;
+}
+
+type Full = NonNullable<ReturnType<Backend["getWithType"]>>;
+
+/**
+ * A materialised document answering the backend's read calls, for a
+ * document with one value at every key (the shown one; `getAll` returns
+ * it alone). Objects get ids as they are reached. Throws on anything it
+ * cannot classify, so the caller can read the document from the backend.
+ */
+class Tree implements Source {
+  private readonly objects = new Map<ObjId, unknown>();
+
+  constructor(root: object) {
+    if (Object.getPrototypeOf(root) !== MAP_PROTO) throw new Error("the root is not a map");
+    this.objects.set(ROOT, root);
+  }
+
+  private object(id: ObjId): unknown {
+    if (!this.objects.has(id)) throw new Error(`no object ${id}`);
+    return this.objects.get(id);
+  }
+
+  private map(id: ObjId): Record<string, unknown> {
+    const o = this.object(id);
+    const proto = o !== null && typeof o === "object" ? Object.getPrototypeOf(o) : null;
+    if (proto !== MAP_PROTO && proto !== TABLE_PROTO) throw new Error(`${id} is not a map`);
+    return o as Record<string, unknown>;
+  }
+
+  private list(id: ObjId): unknown[] {
+    const o = this.object(id);
+    if (!Array.isArray(o)) throw new Error(`${id} is not a list`);
+    return o;
+  }
+
+  private full(v: unknown): Full {
+    if (v instanceof Scalar) return [v.type, v.value] as Full;
+    let type: ObjType | "table";
+    if (typeof v === "string") type = "text";
+    else if (Array.isArray(v)) type = "list";
+    else {
+      const proto = v !== null && typeof v === "object" ? Object.getPrototypeOf(v) : null;
+      if (proto === MAP_PROTO) type = "map";
+      else if (proto === TABLE_PROTO) type = "table";
+      else throw new Error("a value of no known type");
+    }
+    const id = `${this.objects.size}@tree`;
+    this.objects.set(id, v);
+    return [type, id] as Full;
+  }
+
+  getWithType(obj: ObjId, prop: string | number): Full | null {
+    if (typeof prop === "number") {
+      const list = this.list(obj);
+      return prop < list.length ? this.full(list[prop]) : null;
+    }
+    const map = this.map(obj);
+    return Object.hasOwn(map, prop) ? this.full(map[prop]) : null;
+  }
+
+  getAll(obj: ObjId, prop: string | number): ReturnType<Backend["getAll"]> {
+    const v = this.getWithType(obj, prop);
+    return (v ? [[...v, ""]] : []) as ReturnType<Backend["getAll"]>;
+  }
+
+  keys(obj: ObjId): string[] {
+    // The backend's order: by UTF-8 bytes, which is code point order.
+    return Object.keys(this.map(obj)).sort(byCodePoint);
+  }
+
+  text(obj: ObjId): string {
+    const o = this.object(obj);
+    if (typeof o !== "string") throw new Error(`${obj} is not text`);
+    return o;
+  }
+
+  length(obj: ObjId): number {
+    return this.list(obj).length;
   }
 }
 

@@ -95,8 +95,8 @@ async function boot(): Promise<void> {
     main.replaceChildren(view.el);
   }
   addEventListener("hashchange", route);
-  replica.on((ids) => {
-    view?.update?.(ids);
+  replica.on((ids, settled) => {
+    view?.update?.(ids, settled);
     drawStatus();
   });
   window.addEventListener("keydown", (e: KeyboardEvent) => {

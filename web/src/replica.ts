@@ -13,7 +13,12 @@ import { Store } from "./store.ts";
 import { fromBase64 } from "./bytes.ts";
 import { readRecord, type Readers } from "./readers.ts";
 
-type Listener = (ids: Set<string>) => void;
+/**
+ * Told which nodes changed; `settled` when they end a run of writes (the
+ * last frame of a bootstrap), so a view that throttles its redraws while
+ * thousands of nodes arrive draws the end at once.
+ */
+type Listener = (ids: Set<string>, settled: boolean) => void;
 
 function randomHex(bytes: number): string {
   const b = crypto.getRandomValues(new Uint8Array(bytes));
@@ -77,10 +82,10 @@ export class Replica {
     return () => this.listeners.delete(listener);
   }
 
-  private emit(ids: Iterable<string>): void {
+  private emit(ids: Iterable<string>, settled = false): void {
     const set = new Set(ids);
-    if (set.size === 0) return;
-    for (const l of this.listeners) l(set);
+    if (set.size === 0 && !settled) return;
+    for (const l of this.listeners) l(set, settled);
   }
 
   /** Runs `job` after every write before it (one writer at a time). */
@@ -270,7 +275,10 @@ export class Replica {
       Object.assign(this.meta, meta);
       for (const r of records) this.index(r);
       for (const r of fresh) this.index(r);
-      this.emit(docs.map((d) => d.doc));
+      this.emit(
+        docs.map((d) => d.doc),
+        upto !== null,
+      );
     });
   }
 

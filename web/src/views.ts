@@ -20,8 +20,11 @@ export interface Ctx {
 
 export interface View {
   el: HTMLElement;
-  /** Nodes changed (locally or from the hub). */
-  update?(ids: Set<string>): void;
+  /**
+   * Nodes changed (locally or from the hub); `settled` when they end a run
+   * of writes (a bootstrap's last frame): draw now, unthrottled.
+   */
+  update?(ids: Set<string>, settled: boolean): void;
   /** Keyboard shortcut handler; true when handled. */
   key?(e: KeyboardEvent): boolean;
   destroy?(): void;
@@ -113,13 +116,14 @@ export function tasksView(ctx: Ctx, query: URLSearchParams): View {
   }
 
   // Redraws are coalesced: at most one per animation frame, and while
-  // thousands of nodes arrive (a bootstrap) at most one per 300 ms.
+  // thousands of nodes arrive (a bootstrap) at most one per 300 ms; the
+  // end of such a run is drawn at once.
   let lastDraw = 0;
   let scheduled = false;
-  function redraw(): void {
-    if (scheduled) return;
+  function redraw(now = false): void {
+    if (scheduled && !now) return;
     scheduled = true;
-    const wait = Math.max(0, lastDraw + 300 - performance.now());
+    const wait = now ? 0 : Math.max(0, lastDraw + 300 - performance.now());
     const run = () =>
       requestAnimationFrame(() => {
         scheduled = false;
@@ -139,10 +143,10 @@ export function tasksView(ctx: Ctx, query: URLSearchParams): View {
 
   return {
     el,
-    update: (ids) => {
+    update: (ids, settled) => {
       recent += ids.size;
       if (ids.size > 200) busy = true;
-      redraw();
+      redraw(settled);
     },
     destroy: () => clearInterval(pace),
     key(e) {
@@ -471,7 +475,7 @@ export function journalView(ctx: Ctx): View {
     const days = [...ctx.replica.nodes.values()].filter((n) => n.kind === "journal" && n.id !== node.id).sort((a, b) => (b.date ?? "").localeCompare(a.date ?? "")).slice(0, 30);
     el.replaceChildren(h("h2", {}, `Journal · ${day}`), inner.el, h("h3", {}, "Earlier days"), h("ul", { class: "list" }, days.map((d) => h("li", { class: "row", onclick: () => ctx.go(`#/node/${d.id}`) }, h("span", { class: "title" }, d.title)))));
   });
-  return { el, update: (ids) => inner?.update?.(ids), key: (e) => inner?.key?.(e) ?? false, destroy: () => inner?.destroy?.() };
+  return { el, update: (ids, settled) => inner?.update?.(ids, settled), key: (e) => inner?.key?.(e) ?? false, destroy: () => inner?.destroy?.() };
 }
 
 export function searchView(ctx: Ctx, query: URLSearchParams): View {

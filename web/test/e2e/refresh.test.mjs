@@ -110,3 +110,28 @@ test("a revoked refresh token asks for a sign-in and keeps the unsent edits", as
   const inPage = await page.evaluate(() => [...window.heph.replica.nodes.values()].map((n) => n.title));
   assert.deepEqual(expected.filter((t) => !inPage.includes(t)), []);
 });
+
+test("a provider that stalls while the token expires does not sign the page out", async () => {
+  await page.goto(`${h.url}/#/tasks`);
+  // Just after a renewal, the provider stops answering (it is not gone:
+  // what was sent to it is answered once it resumes).
+  const n = refreshes.length;
+  await eventually("a renewal", () => refreshes.length > n, 30000);
+  await sleep(500);
+  const held = await stored();
+  process.kill(idp.child.pid, "SIGSTOP");
+  try {
+    // The token runs out meanwhile and the hub ends the session.
+    await eventually("the hub to end the session at the token's expiry", async () => Date.now() > held.expires + 3000 && (await page.evaluate(() => window.heph.status().phase)) !== "online", 30000);
+  } finally {
+    process.kill(idp.child.pid, "SIGCONT");
+  }
+  // The renewal that was waiting goes through: the page is back, signed in.
+  await page.waitForFunction(() => window.heph.status()?.phase === "online", null, { timeout: 30000 });
+  assert.ok((await stored())?.refresh, "the page still holds its session");
+  laptop.heph("add", "Written on the laptop after the stall");
+  await page.locator("#task-list li.row", { hasText: "Written on the laptop after the stall" }).waitFor({ timeout: 15000 });
+  await page.fill("#quick-add", "Written in the page after the stall");
+  await page.press("#quick-add", "Enter");
+  await eventually("the page's edit on the device", () => titles().includes("Written in the page after the stall"));
+});

@@ -15,7 +15,11 @@
 //!   first, is `no-cache` and revalidated by its `ETag`.
 //! - **Headers**: a Content-Security-Policy (own scripts, WebAssembly for
 //!   Automerge, connections to this hub and the OpenID issuer, no framing),
-//!   `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`.
+//!   `X-Frame-Options: DENY` (no framing for browsers that predate
+//!   `frame-ancestors`), `Cross-Origin-Opener-Policy: same-origin` (a page
+//!   of another site that opens the app keeps no handle on its window, so it
+//!   cannot navigate it or count its frames), `X-Content-Type-Options:
+//!   nosniff` and `Referrer-Policy: no-referrer`.
 //!
 //! No credential is needed for any of it: the app and its assets are
 //! public, like `/healthz` and `/config`; the data is behind `/sync` and
@@ -406,6 +410,11 @@ impl Secured for Response {
         if let Ok(csp) = HeaderValue::from_str(csp) {
             h.insert(header::CONTENT_SECURITY_POLICY, csp);
         }
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        h.insert(
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        );
         h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
         self

@@ -1,12 +1,24 @@
 //! The browser app end to end, in headless Chromium (Debian's `chromium`,
-//! driven by npm `playwright-core`): `web/test/e2e/app.test.mjs` against this
-//! build's `hephd` and `heph`, the real OpenID provider and real device
-//! daemons. Screenshots of the main views land in `web/test-output/`.
+//! driven by npm `playwright-core`): the files of `web/test/e2e/` against
+//! this build's `hephd` and `heph`, the real OpenID provider and real device
+//! daemons, one file after another. Screenshots of the main views land in
+//! `web/test-output/`.
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
+
+/// The end-to-end files: the app's main paths, silent token renewal, a hub
+/// restored from an older copy, a hostile page in the owner's browser, and
+/// a vault of thousands of long notes.
+const E2E: [&str; 5] = [
+    "test/e2e/app.test.mjs",
+    "test/e2e/refresh.test.mjs",
+    "test/e2e/restore.test.mjs",
+    "test/e2e/hostile.test.mjs",
+    "test/e2e/vault.test.mjs",
+];
 
 #[test]
 fn browser_app_end_to_end() {
@@ -22,13 +34,8 @@ fn browser_app_end_to_end() {
         "the npm packages are missing: run `npm ci` in web/ and in hub/tests/oidc/ (.ci/test does this)"
     );
     let status = Command::new("node")
-        .args([
-            "--test",
-            "--test-concurrency=1",
-            "--test-timeout=300000",
-            "--test-reporter=spec",
-            "test/e2e/app.test.mjs",
-        ])
+        .args(["--test", "--test-concurrency=1", "--test-timeout=300000", "--test-reporter=spec"])
+        .args(E2E)
         .current_dir(&web)
         .env("HEPHD", common::hephd())
         .env("HEPH", common::heph())

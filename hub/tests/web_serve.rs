@@ -114,6 +114,8 @@ fn assert_secured(a: &Answer, what: &str) {
     }
     assert_eq!(a.header("x-content-type-options"), Some("nosniff"), "{what}");
     assert_eq!(a.header("referrer-policy"), Some("no-referrer"), "{what}");
+    assert_eq!(a.header("x-frame-options"), Some("DENY"), "{what}");
+    assert_eq!(a.header("cross-origin-opener-policy"), Some("same-origin"), "{what}");
 }
 
 #[test]

@@ -35,7 +35,14 @@ const FLOW = "heph.login";
 /** Renew this long before expiry. */
 const MARGIN_MS = 60_000;
 
+/** The provider refused: a new sign-in is needed. */
 export class AuthError extends Error {}
+
+/**
+ * The provider could not be asked (the network, or its own failure): the
+ * tokens are kept and the renewal is tried again later.
+ */
+export class AuthUnavailable extends Error {}
 
 export class Auth {
   private tokens: Tokens | null;
@@ -72,19 +79,31 @@ export class Auth {
     if (!t) throw new AuthError("sign in to sync with the hub");
     if (t.expires === undefined || t.expires - MARGIN_MS > Date.now()) return t.access;
     if (!t.refresh) throw new AuthError("the session expired: sign in again");
-    this.refreshing ??= this.refresh(t.refresh).finally(() => (this.refreshing = null));
+    return this.renew(t.refresh);
+  }
+
+  /**
+   * One renewal at a time: providers rotate refresh tokens, and one used
+   * twice (two renewals racing) counts as stolen, which ends the session.
+   */
+  private renew(refresh: string): Promise<string> {
+    this.refreshing ??= this.refresh(refresh).finally(() => (this.refreshing = null));
     return this.refreshing;
   }
 
-  /** The token was refused: forget it unless a refresh can replace it. */
+  /**
+   * The token was refused: forget it unless a refresh can replace it. A
+   * provider that cannot be reached keeps the tokens for the next try.
+   */
   async rejected(): Promise<void> {
     const t = this.tokens;
     if (t?.refresh) {
       try {
-        await this.refresh(t.refresh);
+        await this.renew(t.refresh);
         return;
-      } catch {
-        /* fall through: a new login is needed */
+      } catch (e) {
+        if (e instanceof AuthUnavailable) return;
+        /* the provider refused: a new login is needed */
       }
     }
     this.forget();
@@ -104,8 +123,8 @@ export class Auth {
     if (this.discovery) return this.discovery;
     const issuer = this.config.issuer;
     if (!issuer) throw new AuthError("the hub names no OpenID issuer");
-    const res = await fetch(`${issuer.replace(/\/$/, "")}/.well-known/openid-configuration`);
-    if (!res.ok) throw new AuthError(`the sign-in provider answered ${res.status}`);
+    const res = await reach(`${issuer.replace(/\/$/, "")}/.well-known/openid-configuration`);
+    if (!res.ok) throw new AuthUnavailable(`the sign-in provider answered ${res.status}`);
     this.discovery = (await res.json()) as Discovery;
     return this.discovery;
   }
@@ -170,11 +189,12 @@ export class Auth {
   }
 
   private async exchange(endpoint: string, form: Record<string, string>): Promise<string> {
-    const res = await fetch(endpoint, {
+    const res = await reach(endpoint, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded" },
       body: new URLSearchParams(form),
     });
+    if (res.status >= 500) throw new AuthUnavailable(`the sign-in provider answered ${res.status}`);
     const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
     if (!res.ok || typeof body.access_token !== "string") {
       const why = typeof body.error_description === "string" ? body.error_description : `status ${res.status}`;
@@ -195,6 +215,15 @@ export class Auth {
   get renewAt(): number | undefined {
     const e = this.tokens?.expires;
     return e === undefined ? undefined : e - MARGIN_MS;
+  }
+}
+
+/** `fetch`, with a network failure as an `AuthUnavailable`. */
+async function reach(url: string, init?: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (e) {
+    throw new AuthUnavailable(`the sign-in provider cannot be reached: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
 

@@ -9,6 +9,7 @@
 //
 // Nothing here loses an edit: local changes stay in IndexedDB until the hub
 // acknowledges them, and a dropped connection only schedules a retry.
+import { AuthUnavailable } from "./auth.ts";
 import { toBase64 } from "./bytes.ts";
 import type { Replica } from "./replica.ts";
 import type { ClientFrame, HubFrame, WireChange } from "./wire.ts";
@@ -138,6 +139,11 @@ export class SyncClient {
       const token = await this.opts.token();
       if (token) this.send(ws, { type: "auth", token });
     } catch (e) {
+      if (e instanceof AuthUnavailable) {
+        // The provider is out of reach, not refusing: retry as after a drop.
+        ws.close(1000, "the sign-in provider cannot be reached");
+        return;
+      }
       // No usable token: the page asks for a login; retry after it.
       this.ws = null;
       ws.close(1000, "no token");

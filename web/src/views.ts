@@ -6,6 +6,7 @@ import type { Edit, NodeJson, Priority, Status } from "./model.ts";
 import type { Replica } from "./replica.ts";
 import { h, ago, localDay } from "./ui.ts";
 import { listTasks, searchNodes } from "./listing.ts";
+import { asShown, typedOver } from "./textarea.ts";
 import { quickAdd, ModError } from "./grammar.ts";
 import { type Zone, browserZone, display, parseWhen, relative } from "./when.ts";
 import type { Auth } from "./auth.ts";
@@ -224,6 +225,8 @@ export function nodeView(ctx: Ctx, id: string): View {
 
   /** The document's heads when the textarea last showed its body. */
   let bodyHeads: string[] = [];
+  /** The body the textarea was last given (its value has LF line ends only). */
+  let bodyShown = "";
 
   async function commit(edits: Edit[], message: string, at?: string[]): Promise<void> {
     try {
@@ -238,7 +241,8 @@ export function nodeView(ctx: Ctx, id: string): View {
     const n = r.nodes.get(id);
     if (!body || !n) return;
     bodyHeads = r.headsOf(id);
-    if (body.value === n.body) return;
+    bodyShown = n.body;
+    if (body.value === asShown(n.body)) return;
     const focused = document.activeElement === body;
     const at = body.selectionStart;
     body.value = n.body;
@@ -255,7 +259,8 @@ export function nodeView(ctx: Ctx, id: string): View {
     if (!body) return;
     const typed = body.value;
     const n = r.nodes.get(id);
-    if (n && typed !== n.body) await commit([{ edit: "body", value: typed }], "edit body", bodyHeads);
+    const value = typedOver(bodyShown, typed);
+    if (n && value !== bodyShown) await commit([{ edit: "body", value }], "edit body", bodyHeads);
     // More typing while saving: that text is saved next time.
     if (body.value === typed && bodyTimer === undefined) showBody();
   }
@@ -313,6 +318,7 @@ export function nodeView(ctx: Ctx, id: string): View {
     body = h("textarea", { id: "f-body", name: "body", spellcheck: true, placeholder: "Markdown" });
     body.value = n.body;
     bodyHeads = r.headsOf(id);
+    bodyShown = n.body;
     body.addEventListener("input", () => {
       clearTimeout(bodyTimer);
       bodyTimer = setTimeout(() => void flushBody(), 400);

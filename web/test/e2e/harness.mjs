@@ -177,6 +177,17 @@ export async function browser() {
   });
 }
 
+/** The desktop browser window the tests use. */
+export const DESKTOP = { viewport: { width: 1280, height: 860 } };
+
+/** Ends what a test file started, in order: browsers, devices, hubs, the provider. */
+export async function teardown(...parts) {
+  for (const p of parts) {
+    if (p?.close) await p.close();
+    else if (p?.stop) await p.stop();
+  }
+}
+
 /** Opens the app and waits until it has booted (the local copy shown). */
 export async function open(context, url) {
   const page = await context.newPage();
@@ -186,23 +197,32 @@ export async function open(context, url) {
   return page;
 }
 
-/** Signs in through the provider's pages (Authorization Code + PKCE). */
+/**
+ * Signs in through the provider's pages (Authorization Code + PKCE): its
+ * login form when it has no session for us, then its consent page, as
+ * they come.
+ */
 export async function login(page, user = "owner") {
+  const app = new URL(page.url()).origin;
   await page.goto(new URL("/#/login", page.url()).toString());
   await page.click("#login");
-  // oidc-provider's development login form: any name, any password.
-  await page.waitForSelector('input[name="login"]');
-  await page.fill('input[name="login"]', user);
-  await page.fill('input[name="password"]', "any");
-  await page.click('button[type="submit"]');
-  // A login that asks for offline access (a refresh token) is confirmed on
-  // the provider's consent page.
-  const base = new URL(page.url()).origin;
-  await page.waitForURL((u) => u.origin !== base || !u.pathname.startsWith("/interaction/") || true);
-  for (let i = 0; i < 3 && new URL(page.url()).pathname.startsWith("/interaction/"); i++) {
-    const confirm = page.locator('button[type="submit"]', { hasText: "Continue" });
-    if (await confirm.count()) await confirm.click();
+  await page.waitForURL((u) => u.origin !== app);
+  // oidc-provider's development login form takes any name and password; a
+  // login that asks for offline access (a refresh token) is confirmed on
+  // its consent page.
+  for (let i = 0; i < 200 && new URL(page.url()).origin !== app; i++) {
     await page.waitForLoadState();
+    const form = page.locator('input[name="login"]');
+    const confirm = page.locator('button[type="submit"]', { hasText: "Continue" });
+    if (await form.count()) {
+      await form.fill(user);
+      await page.fill('input[name="password"]', "any");
+      await page.click('button[type="submit"]');
+    } else if (await confirm.count()) {
+      await confirm.click();
+    } else {
+      await sleep(50);
+    }
   }
   await page.waitForFunction(() => window.heph?.ready === true && window.heph.status()?.phase === "online", null, { timeout: 60000 });
 }

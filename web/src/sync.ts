@@ -259,7 +259,8 @@ export class SyncClient {
         // A repair's position counts too: once the reconciliation ends
         // those changes count as sent, and only the position lets the next
         // hello show a hub that lost them again (restored once more).
-        await this.replica.acknowledge(flight.kind === "local" ? flight.upto : 0, known);
+        if (flight.kind === "local") await this.replica.acknowledge(flight.upto, known);
+        else if (known) await this.replica.acknowledge(0, known);
         if ((frame.waiting ?? []).length > 0 && !this.reconcile) {
           // The hub keeps changes it cannot apply: it lacks history we hold.
           await this.replica.setMeta({ reconcile: true });

@@ -391,7 +391,9 @@ impl SpokeSession {
                         // reconciliation ends, the device counts these
                         // changes as pushed, and only the position lets its
                         // next hello find a hub that lost them again.
-                        replica.acknowledge(0, known)?;
+                        if known.is_some() {
+                            replica.acknowledge(0, known)?;
+                        }
                         step.repaired = n;
                     }
                     _ => return Err(SyncError::Protocol(format!("unexpected ack of batch {batch}"))),

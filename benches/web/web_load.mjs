@@ -49,6 +49,16 @@ laptop.heph("import", join(dir, "tasks.json"));
 await eventually("the device to push every task to the hub", () => laptop.json("sync", "--status").pending_push === 0, 300_000);
 laptop.heph("sync");
 console.error(`preloaded ${TASKS} tasks in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+// The hub reads what it received in the background (indexes, and the
+// readings it sends a bootstrapping page); a hub that has been up for more
+// than a moment is there.
+t = performance.now();
+const stale = async () => {
+  const text = await (await fetch(`${h.url}/metrics`)).text();
+  return Number(/^heph_hub_stale_docs (\d+)/m.exec(text)?.[1] ?? NaN);
+};
+await eventually("the hub to read every document", async () => (await stale()) === 0, 300_000);
+console.error(`the hub had read every document ${((performance.now() - t) / 1000).toFixed(1)} s later`);
 
 const chrome = await browser();
 const context = await chrome.newContext({ viewport: { width: 1280, height: 860 } });

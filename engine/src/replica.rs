@@ -15,7 +15,7 @@ use crate::id::{NodeId, Purpose, unique_prefix_len};
 use crate::limits::MAX_CHANGE_BYTES;
 use crate::node::{Node, NodeSummary};
 use crate::query::{Filter, Graph, sort_for_listing};
-use crate::store::{Applied, Cursors, LoggedChange, PendingStats, Store, Unreadable};
+use crate::store::{Applied, Cursors, LoggedChange, PendingStats, SavedDoc, Store, Unreadable};
 use crate::undo::{self, UndoPlan};
 
 /// A full local replica of one owner's nodes.
@@ -612,6 +612,13 @@ impl Replica {
         self.store.write(|w| w.refresh_stale(limit))
     }
 
+    /// Hub mode: marks for the background refresh every document whose
+    /// reading for bootstrapping browsers is missing or out of date (a store
+    /// written before readings were kept); returns how many.
+    pub fn stale_without_views(&self) -> Result<usize, Error> {
+        self.store.write(|w| w.stale_without_views())
+    }
+
     /// How many documents' indexes are behind (hub mode).
     pub fn stale_count(&self) -> Result<u64, Error> {
         self.store.read(|r| r.stale_count())
@@ -726,6 +733,12 @@ impl Replica {
     /// the wire past the first (one bootstrap frame).
     pub fn docs_after(&self, after: Option<NodeId>, budget: usize) -> Result<Vec<(NodeId, Vec<u8>)>, Error> {
         self.store.read(|r| r.docs_after(after, budget))
+    }
+
+    /// [`Self::docs_after`], with the hub's reading of each document where
+    /// it keeps a current one.
+    pub fn docs_after_with_views(&self, after: Option<NodeId>, budget: usize) -> Result<Vec<SavedDoc>, Error> {
+        self.store.read(|r| r.docs_after_with_views(after, budget))
     }
 
     /// Documents after `after` in id order with their heads, at most `limit`.

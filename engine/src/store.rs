@@ -71,7 +71,7 @@ use crate::doc::{Conflict, NodeDoc};
 use crate::error::{Error, OpenError};
 use crate::id::{IdPrefix, NodeId, Purpose};
 use crate::node::{Node, NodeSummary};
-use crate::sync::frame::wire_size;
+use crate::sync::frame::{DocView, wire_size};
 
 /// The newest store schema this build reads and writes.
 pub const SCHEMA: u32 = 4;
@@ -96,6 +96,11 @@ const TAIL: MultimapTableDefinition<[u8; 16], u64> = MultimapTableDefinition::ne
 /// owner, its automation tokens), so one file holds everything and a
 /// backup of it is whole. Created on first write.
 const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
+/// Hub mode: each document's reading ([`DocView`] without its heads) as
+/// JSON, after the heads it is of: `[heads length: u16 LE][heads][JSON]`.
+/// A row whose heads are not the document's current ones is out of date and
+/// never served (so no write path has to remember it). Created on first use.
+const VIEWS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("views");
 
 /// Hub mode: the most changes a document's tail holds before it is saved
 /// again.
@@ -431,6 +436,11 @@ impl Store {
             stale: txn.open_table(STALE)?,
             positions: txn.open_table(POSITIONS)?,
             tail: txn.open_multimap_table(TAIL)?,
+            views: match txn.open_table(VIEWS) {
+                Ok(t) => Some(t),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e.into()),
+            },
             origin: self.origin(),
         };
         f(&reader)
@@ -584,7 +594,7 @@ impl Store {
                 ($delete:ident: $($t:expr),*) => {$( w.txn.$delete($t)?; )*};
             }
             clear!(delete_table: META, DOCS, HEADS, CHANGES, LOG, POSITIONS, SYNC, SYNC_META, PENDING_AT);
-            clear!(delete_table: UNREADABLE, INDEX, TEXT, STALE, SETTINGS);
+            clear!(delete_table: UNREADABLE, INDEX, TEXT, STALE, SETTINGS, VIEWS);
             clear!(delete_multimap_table: PENDING, BACKLINKS, TAIL);
             copy_tables(&from, w)?;
             w.create_tables()?;
@@ -665,6 +675,7 @@ pub struct Reader {
     stale: ReadOnlyTable<[u8; 16], ()>,
     positions: ReadOnlyTable<u64, [u8; 32]>,
     tail: ReadOnlyMultimapTable<[u8; 16], u64>,
+    views: Option<ReadOnlyTable<[u8; 16], &'static [u8]>>,
     origin: ActorId,
 }
 
@@ -866,6 +877,46 @@ impl Reader {
         Ok(out)
     }
 
+    /// [`Self::docs_after`], with this store's reading of each document
+    /// where it holds one of exactly the bytes returned (hub mode keeps
+    /// them; see [`VIEWS`]). `budget` counts the readings too.
+    pub fn docs_after_with_views(&self, after: Option<NodeId>, budget: usize) -> Result<Vec<SavedDoc>, Error> {
+        let mut out = Vec::new();
+        let mut size = 0;
+        for row in self.docs.range(after_key(after))? {
+            let id = NodeId::from_bytes(row?.0.value());
+            let bytes = self.raw_doc(id)?.unwrap_or_default();
+            // A reading that would not fit in a frame with its document
+            // stays behind (a long body): the client reads the bytes.
+            let view = self.view(id)?.filter(|(_, len)| wire_size(bytes.len()) + len <= budget);
+            size += wire_size(bytes.len()) + view.as_ref().map_or(0, |(_, len)| *len);
+            if !out.is_empty() && size > budget {
+                break;
+            }
+            out.push(SavedDoc { id, bytes, view: view.map(|(v, _)| v) });
+        }
+        Ok(out)
+    }
+
+    /// The stored reading of `id` if it is of the document's current heads,
+    /// with the bytes it takes on the wire.
+    fn view(&self, id: NodeId) -> Result<Option<(DocView, usize)>, Error> {
+        let Some(views) = &self.views else { return Ok(None) };
+        let Some(row) = views.get(id.as_bytes())? else { return Ok(None) };
+        let Some(heads) = self.heads.get(id.as_bytes())? else { return Ok(None) };
+        let heads = heads.value();
+        let Some((of, json)) = split_view(row.value()) else { return Ok(None) };
+        if of != heads {
+            return Ok(None);
+        }
+        // A row that does not decode is only a missed shortcut: the client
+        // reads the bytes itself.
+        let Ok(body) = serde_json::from_slice::<ViewBody>(json) else { return Ok(None) };
+        let heads: Vec<String> = split_hashes(heads).iter().map(ToString::to_string).collect();
+        let len = json.len() + heads.len() * 67 + 32;
+        Ok(Some((DocView { node: body.node, conflicts: body.conflicts, heads }, len)))
+    }
+
     /// Documents with ids after `after`, with their heads, in id order: at
     /// most `limit` of them (a reconciliation's `have` frames).
     pub fn heads_after(&self, after: Option<NodeId>, limit: usize) -> Result<Vec<(NodeId, Vec<ChangeHash>)>, Error> {
@@ -976,6 +1027,32 @@ fn after_key(after: Option<NodeId>) -> (std::ops::Bound<[u8; 16]>, std::ops::Bou
         Some(id) => (std::ops::Bound::Excluded(*id.as_bytes()), std::ops::Bound::Unbounded),
         None => (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
     }
+}
+
+/// A stored document with the store's reading of it, if it has one
+/// ([`SyncStore::docs_after_with_views`](crate::sync::storage::SyncStore::docs_after_with_views)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedDoc {
+    /// The node.
+    pub id: NodeId,
+    /// Its saved Automerge document.
+    pub bytes: Vec<u8>,
+    /// What the store read of exactly these bytes.
+    pub view: Option<DocView>,
+}
+
+/// The JSON of a [`VIEWS`] row.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ViewBody {
+    node: Node,
+    conflicts: Vec<String>,
+}
+
+/// A [`VIEWS`] row's heads and JSON.
+fn split_view(row: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = row.split_first_chunk::<2>()?;
+    let len = usize::from(u16::from_le_bytes(*len));
+    (rest.len() >= len).then(|| rest.split_at(len))
 }
 
 fn split_hashes(bytes: &[u8]) -> Vec<ChangeHash> {
@@ -1276,6 +1353,9 @@ impl Writer<'_> {
                 // Out of the listing indexes, so no stale row stands in for it.
                 if self.txn.open_table(INDEX)?.remove(id.as_bytes())?.is_some() {
                     self.txn.open_table(TEXT)?.remove(id.as_bytes())?;
+                }
+                if self.cache.is_some() {
+                    self.txn.open_table(VIEWS)?.remove(id.as_bytes())?;
                 }
                 Ok(false)
             }
@@ -1601,6 +1681,55 @@ impl Writer<'_> {
             text.push_str(&tag.to_lowercase());
         }
         self.txn.open_table(TEXT)?.insert(key, text.as_str())?;
+        if self.cache.is_some() {
+            self.put_view(node, conflicts)?;
+        }
         Ok(())
+    }
+
+    /// Hub mode: keeps `node`'s reading for bootstrapping browsers
+    /// ([`VIEWS`]), of the heads stored for it now.
+    fn put_view(&mut self, node: &Node, conflicts: &[Conflict]) -> Result<(), Error> {
+        let key = node.id.as_bytes();
+        let heads = self.txn.open_table(HEADS)?.get(key)?.map(|v| v.value().to_vec()).unwrap_or_default();
+        let Ok(len) = u16::try_from(heads.len()) else {
+            // Thousands of concurrent heads: such a document goes without.
+            self.txn.open_table(VIEWS)?.remove(key)?;
+            return Ok(());
+        };
+        let body = ViewBody { node: node.clone(), conflicts: conflicts.iter().map(|c| c.field.clone()).collect() };
+        let json = serde_json::to_vec(&body).map_err(|e| Error::Storage(format!("a document's reading: {e}")))?;
+        let mut row = Vec::with_capacity(2 + heads.len() + json.len());
+        row.extend_from_slice(&len.to_le_bytes());
+        row.extend_from_slice(&heads);
+        row.extend_from_slice(&json);
+        self.txn.open_table(VIEWS)?.insert(key, row.as_slice())?;
+        Ok(())
+    }
+
+    /// Hub mode: marks for indexing every document without a current
+    /// reading ([`VIEWS`]; a store from before readings were kept, or one
+    /// written outside hub mode), so the background refresh writes them.
+    /// Returns how many it marked.
+    pub fn stale_without_views(&mut self) -> Result<usize, Error> {
+        let mut marked = Vec::new();
+        {
+            let docs = self.txn.open_table(DOCS)?;
+            let heads = self.txn.open_table(HEADS)?;
+            let views = self.txn.open_table(VIEWS)?;
+            for row in docs.iter()? {
+                let key = row?.0.value();
+                let current = heads.get(key)?.map(|v| v.value().to_vec()).unwrap_or_default();
+                let fresh = views.get(key)?.is_some_and(|v| split_view(v.value()).is_some_and(|(of, _)| of == current));
+                if !fresh && self.txn.open_table(UNREADABLE)?.get(key)?.is_none() {
+                    marked.push(key);
+                }
+            }
+        }
+        let mut stale = self.txn.open_table(STALE)?;
+        for key in &marked {
+            stale.insert(key, ())?;
+        }
+        Ok(marked.len())
     }
 }

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use automerge::{ActorId, Change, ChangeHash};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use heph_engine::store::{Applied, LoggedChange};
-use heph_engine::sync::frame::wire_size;
+use heph_engine::sync::frame::{DocView, wire_size};
 use heph_engine::sync::memory::MemoryStore;
 use heph_engine::sync::storage::{Batch, DeviceStore, SyncStore};
 use heph_engine::{Edit, Error, Node, NodeDoc, NodeId, NodeKind, Replica};
@@ -38,6 +38,13 @@ trait Fixture {
     /// Applies `changes` to `doc` as made on this store (logged as local),
     /// in one write; returns what was logged.
     fn commit_local(store: &Self::Store, doc: NodeId, changes: Vec<Change>) -> Vec<LoggedChange>;
+
+    /// Whether, once [`Self::settle`]d, the store has a reading of every
+    /// document that reads as a node ([`SyncStore::docs_after_with_views`]).
+    const VIEWS: bool;
+
+    /// Lets the store finish work it defers (a hub's indexes and readings).
+    fn settle(_store: &Self::Store) {}
 }
 
 /// The redb replica, each store in its own file; with `hub`, in hub mode
@@ -91,6 +98,37 @@ impl Fixture for Redb {
             })
             .expect("a local commit")
     }
+
+    const VIEWS: bool = false;
+
+    fn settle(store: &Replica) {
+        store.refresh_stale(usize::MAX).expect("refresh the indexes");
+    }
+}
+
+/// The redb replica in hub mode, which keeps readings.
+struct RedbHub(Redb);
+
+impl Fixture for RedbHub {
+    type Store = Replica;
+
+    fn open(&mut self) -> Replica {
+        self.0.open()
+    }
+
+    fn reopen(&mut self, store: Replica) -> Replica {
+        self.0.reopen(store)
+    }
+
+    fn commit_local(store: &Replica, doc: NodeId, changes: Vec<Change>) -> Vec<LoggedChange> {
+        Redb::commit_local(store, doc, changes)
+    }
+
+    const VIEWS: bool = true;
+
+    fn settle(store: &Replica) {
+        Redb::settle(store);
+    }
 }
 
 /// The in-memory store: nothing to reopen (it holds nothing durable, and
@@ -111,6 +149,8 @@ impl Fixture for Memory {
     fn commit_local(store: &MemoryStore, doc: NodeId, changes: Vec<Change>) -> Vec<LoggedChange> {
         store.commit_local(doc, changes).expect("a local commit")
     }
+
+    const VIEWS: bool = true;
 }
 
 /// Instantiates every generic test for every implementation.
@@ -125,7 +165,7 @@ macro_rules! conformance {
         mod redb_hub {
             $(#[test]
             fn $test() {
-                super::$test(super::Redb::new(true));
+                super::$test(super::RedbHub(super::Redb::new(true)));
             })*
         }
         mod memory {
@@ -151,6 +191,7 @@ conformance!(
     the_waiting_quota_refuses_a_batch_and_nothing_else,
     batches_are_applied_in_the_order_given,
     docs_after_returns_whole_documents_within_the_budget,
+    a_reading_is_of_exactly_the_bytes_sent_with_it,
     heads_after_pages_in_id_order,
     lacking_names_what_is_not_applied,
     lacking_sees_documents_merged_from_snapshots,
@@ -674,6 +715,69 @@ fn docs_after_returns_whole_documents_within_the_budget<F: Fixture>(mut f: F) {
         paged.extend(page);
     }
     assert_eq!(paged, raw);
+}
+
+fn a_reading_is_of_exactly_the_bytes_sent_with_it<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let hists: Vec<Hist> = (0..4).map(|i| Hist::new(&format!("viewed{i}"), i)).collect();
+    for h in &hists {
+        one(&s, h.all());
+    }
+    // A conflict: two devices retitle one node without seeing each other.
+    let mut theirs = hists[1].fork("theirs");
+    let mut mine = hists[1].clone();
+    let a = theirs.doc.edit(&[Edit::Title("theirs".into())], "modify", t(60)).unwrap().expect("a change");
+    let b = mine.doc.edit(&[Edit::Title("mine".into())], "modify", t(61)).unwrap().expect("a change");
+    one(&s, vec![(hists[1].id, a), (hists[1].id, b)]);
+
+    // Whatever a store gives, a reading is what the bytes beside it read as.
+    let check = |label: &str| -> usize {
+        let with = s.docs_after_with_views(None, ALL).unwrap();
+        let plain = s.docs_after(None, ALL).unwrap();
+        assert_eq!(
+            with.iter().map(|d| (d.id, d.bytes.clone())).collect::<Vec<_>>(),
+            plain,
+            "{label}: the same documents and bytes as docs_after"
+        );
+        for d in &with {
+            if let Some(view) = &d.view {
+                let doc = NodeDoc::load(&d.bytes, &actor("reader")).unwrap();
+                assert_eq!(Some(view), DocView::read(&doc, d.id).as_ref(), "{label}: the reading of {}", d.id);
+            }
+        }
+        with.iter().filter(|d| d.view.is_some()).count()
+    };
+    F::settle(&s);
+    let viewed = check("settled");
+    if F::VIEWS {
+        assert_eq!(viewed, hists.len(), "a reading of every document");
+        let conflicted = s.docs_after_with_views(None, ALL).unwrap().into_iter().find(|d| d.id == hists[1].id).unwrap();
+        assert_eq!(conflicted.view.unwrap().conflicts, vec!["title".to_string()]);
+    }
+    // A write the store has not read yet: its old reading is not served.
+    let mut next = hists[0].clone();
+    one(&s, vec![(hists[0].id, next.edit("later"))]);
+    check("after a write");
+    F::settle(&s);
+    assert_eq!(check("settled again"), if F::VIEWS { hists.len() } else { 0 });
+
+    // The first document always, then within the budget; a reading only
+    // where it fits beside its document. Pages cover all.
+    let first = s.docs_after_with_views(None, 0).unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(first[0].view.is_none(), "no room for a reading");
+    let alone = s.docs_after_with_views(None, wire_size(first[0].bytes.len())).unwrap();
+    assert_eq!((alone.len(), alone[0].view.is_none()), (1, true));
+    let all = s.docs_after_with_views(None, ALL).unwrap();
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.docs_after_with_views(after, 4096).unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
 }
 
 fn heads_after_pages_in_id_order<F: Fixture>(mut f: F) {

@@ -162,6 +162,7 @@ fn a_dropped_catch_up_resumes_from_the_cursor() {
         origin: "b".into(),
         cursor: 0,
         bootstrap: false,
+        views: false,
         known: None,
     };
     // Frames cut at 64 KiB: the catch-up takes many of them.
@@ -271,6 +272,7 @@ fn bad_frames_get_an_error_and_a_close_and_store_nothing() {
         origin: "x".into(),
         cursor: 0,
         bootstrap: false,
+        views: false,
         known: None,
     });
     let cases: Vec<(Vec<String>, ErrorCode)> = vec![
@@ -283,6 +285,7 @@ fn bad_frames_get_an_error_and_a_close_and_store_nothing() {
                 origin: "x".into(),
                 cursor: 0,
                 bootstrap: false,
+                views: false,
                 known: None,
             })],
             ErrorCode::UnsupportedVersion,
@@ -346,4 +349,82 @@ fn a_device_rejects_a_hub_that_breaks_the_protocol() {
     assert!(matches!(s.receive(&err, &a), Err(SyncError::Hub { code: ErrorCode::Unauthorized, .. })));
     let ack = encode(&HubFrame::Ack { batch: 9, seqs: vec![], waiting: vec![], position: None });
     assert!(matches!(s.receive(&ack, &a), Err(SyncError::Protocol(_))));
+}
+
+/// Every document of a bootstrap, from a `hello` asking for readings or not.
+fn bootstrap_docs(hub: &Replica, views: bool) -> Vec<heph_engine::sync::frame::WireDoc> {
+    let hello = ClientFrame::Hello {
+        version: heph_engine::sync::frame::PROTOCOL_VERSION,
+        origin: "browser".into(),
+        cursor: 0,
+        bootstrap: true,
+        views,
+        known: None,
+    };
+    let mut session = HubSession::new().with_frame_budget(32 * 1024);
+    let step = session.receive(&encode(&hello), hub);
+    assert!(!step.close);
+    let mut docs = Vec::new();
+    while let Some(frame) = session.catch_up(hub).unwrap() {
+        if let HubFrame::Snapshot { docs: d, .. } = frame {
+            docs.extend(d);
+        }
+    }
+    docs
+}
+
+#[test]
+fn a_browser_bootstrap_carries_the_hubs_reading_of_exactly_the_bytes_sent() {
+    let mut hub = Replica::in_memory().unwrap();
+    hub.set_hub_mode(16);
+    let a = Replica::in_memory().unwrap();
+    let ids: Vec<NodeId> = (0..300).map(|i| task(&a, &format!("t{i}"))).collect();
+    a.edit(ids[7], &[Edit::AddTag("x".into()), Edit::Body("a body".into())], "m", now()).unwrap();
+    for _ in 0..4 {
+        connect(&a, &hub);
+    }
+    hub.refresh_stale(usize::MAX).unwrap();
+    // A change the hub has not read yet: that document goes without.
+    a.edit(ids[3], &[Edit::Title("retitled".into())], "m", now()).unwrap();
+    connect(&a, &hub);
+
+    let plain = bootstrap_docs(&hub, false);
+    assert_eq!(plain.len(), 300);
+    assert!(plain.iter().all(|d| d.view.is_none()), "a device asks for no readings and gets none");
+
+    let docs = bootstrap_docs(&hub, true);
+    assert_eq!(
+        docs.iter().map(|d| (d.doc, &d.bytes)).collect::<Vec<_>>(),
+        plain.iter().map(|d| (d.doc, &d.bytes)).collect::<Vec<_>>()
+    );
+    for d in &docs {
+        if let Some(view) = &d.view {
+            let doc = heph_engine::NodeDoc::load(&d.bytes.0, &automerge::ActorId::random()).unwrap();
+            assert_eq!(Some(view), heph_engine::sync::frame::DocView::read(&doc, d.doc).as_ref());
+        }
+    }
+    let unread: Vec<NodeId> = docs.iter().filter(|d| d.view.is_none()).map(|d| d.doc).collect();
+    assert_eq!(unread, vec![ids[3]]);
+    let seven = docs.iter().find(|d| d.doc == ids[7]).and_then(|d| d.view.clone()).unwrap();
+    assert_eq!((seven.node.body.as_str(), seven.node.tags.len()), ("a body", 1));
+
+    hub.refresh_stale(usize::MAX).unwrap();
+    let docs = bootstrap_docs(&hub, true);
+    let three = docs.iter().find(|d| d.doc == ids[3]).and_then(|d| d.view.clone()).unwrap();
+    assert_eq!(three.node.title, "retitled");
+}
+
+#[test]
+fn a_hub_store_without_readings_gets_them_in_the_background() {
+    // Written outside hub mode (as by a build that kept no readings).
+    let mut store = Replica::in_memory().unwrap();
+    for i in 0..50 {
+        task(&store, &format!("t{i}"));
+    }
+    store.set_hub_mode(8);
+    assert!(store.docs_after_with_views(None, usize::MAX).unwrap().iter().all(|d| d.view.is_none()));
+    assert_eq!(store.stale_without_views().unwrap(), 50);
+    store.refresh_stale(usize::MAX).unwrap();
+    assert!(store.docs_after_with_views(None, usize::MAX).unwrap().iter().all(|d| d.view.is_some()));
+    assert_eq!(store.stale_without_views().unwrap(), 0, "nothing left to read");
 }

@@ -45,6 +45,18 @@
 //!   } ] }
 //! ```
 //!
+//! # `web/test/fixtures/views.json`
+//!
+//! ```text
+//! { "docs": [ {
+//!     "name": text,          // the edits.json case or merge (merged, unresolved)
+//!     "id": hex,
+//!     "bytes": base64,       // the saved document (NodeDoc::save)
+//!     "view": text           // the JSON of what a hub sends with it
+//!                            // (DocView::read; null when none), as sent
+//!   } ] }
+//! ```
+//!
 //! Merges whose base is a `create` hold concurrent scalar values. The other
 //! bases were written by "another program", without heph's genesis: there
 //! the branches' edits make concurrent containers (which resolve merges),
@@ -910,4 +922,50 @@ fn edits_fixture() -> Json {
 #[test]
 fn edits_fixture_is_current() {
     check("edits.json", &edits_fixture());
+}
+
+// ---------------------------------------------------------------------------
+// views.json: the hub's readings of the same documents
+// ---------------------------------------------------------------------------
+
+fn changes_of(list: &Json) -> Vec<Change> {
+    list.as_array()
+        .expect("a list of changes")
+        .iter()
+        .map(|c| {
+            let bytes = STANDARD.decode(c.as_str().expect("base64")).expect("base64");
+            Change::from_bytes(bytes).expect("a change")
+        })
+        .collect()
+}
+
+fn views_fixture() -> Json {
+    let edits = edits_fixture();
+    let mut docs = Vec::new();
+    let mut add = |name: &Json, id: NodeId, changes: Vec<Change>| {
+        let mut doc = NodeDoc::empty(&actor(0xee));
+        assert!(doc.apply(changes).expect("apply").is_empty());
+        let view = heph_engine::sync::frame::DocView::read(&doc, id);
+        // As text, so the file keeps the wire's key order.
+        let view = serde_json::to_string(&view).expect("serialises");
+        docs.push(json!({ "name": name, "id": id.to_hex(), "bytes": STANDARD.encode(doc.save()), "view": view }));
+    };
+    for c in edits["cases"].as_array().expect("cases") {
+        let id = NodeId::parse(c["create"]["node"]["id"].as_str().expect("an id")).expect("an id");
+        add(&c["name"], id, changes_of(&c["changes"]));
+    }
+    for m in edits["merges"].as_array().expect("merges") {
+        let id = NodeId::parse(m["id"].as_str().expect("an id")).expect("an id");
+        let mut changes = changes_of(&m["base"]);
+        for b in m["branches"].as_array().expect("branches") {
+            changes.extend(changes_of(&b["changes"]));
+        }
+        add(&m["name"], id, changes);
+    }
+    json!({ "docs": docs })
+}
+
+#[test]
+fn views_fixture_is_current() {
+    check("views.json", &views_fixture());
 }

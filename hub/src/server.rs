@@ -371,6 +371,12 @@ pub async fn run(cfg: Config) -> Result<()> {
     let path = cfg.db_path()?;
     let mut replica = Replica::open(&path).with_context(|| format!("opening the hub store {}", path.display()))?;
     replica.set_hub_mode(CACHED_DOCS);
+    // Browsers bootstrap from the hub's readings of its documents; a store
+    // from before they were kept gets them in the background.
+    let unread = replica.stale_without_views().context("marking documents to read for browsers")?;
+    if unread > 0 {
+        tracing::info!(documents = unread, "reading documents for browsers in the background");
+    }
     let hub = Hub::new(replica, &cfg)?;
     if hub.auth.required() {
         hub.auth.warm_up().await;

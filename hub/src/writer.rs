@@ -159,12 +159,25 @@ impl Group {
         // before a restart too): brought up to date once nothing has come
         // for a moment, a few at a time.
         let mut stale = true;
+        // Refreshing already: nothing came for `IDLE` since the last write,
+        // so the next batch follows at once unless a job is waiting (a job
+        // waits for one batch at most).
+        let mut refreshing = false;
         loop {
             if held.is_none() && stale {
-                match rx.recv_timeout(IDLE) {
+                let next = if refreshing {
+                    rx.try_recv().map_err(|e| match e {
+                        mpsc::TryRecvError::Empty => mpsc::RecvTimeoutError::Timeout,
+                        mpsc::TryRecvError::Disconnected => mpsc::RecvTimeoutError::Disconnected,
+                    })
+                } else {
+                    rx.recv_timeout(IDLE)
+                };
+                match next {
                     Ok(job) => held = Some(job),
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         stale = self.refresh();
+                        refreshing = stale;
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -172,6 +185,7 @@ impl Group {
             }
             let Some(first) = held.take().or_else(|| rx.recv().ok()) else { return };
             stale = true;
+            refreshing = false;
             let mut pushes = Vec::new();
             match first {
                 Job::Call(f) => {

@@ -118,8 +118,11 @@ async fn bad_frames_close_that_connection_only_and_store_nothing() {
     expect_error(&mut ws, ErrorCode::Protocol).await;
 
     let mut ws = connect(&hub).await;
-    send(&mut ws, &ClientFrame::Hello { version: 0, origin: "x".into(), cursor: 0, bootstrap: false, known: None })
-        .await;
+    send(
+        &mut ws,
+        &ClientFrame::Hello { version: 0, origin: "x".into(), cursor: 0, bootstrap: false, views: false, known: None },
+    )
+    .await;
     expect_error(&mut ws, ErrorCode::UnsupportedVersion).await;
 
     let mut ws = connect(&hub).await;

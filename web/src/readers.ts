@@ -3,13 +3,29 @@
 import type { ReadAnswer, ReadRequest } from "./reader.worker.ts";
 import { fromBase64 } from "./bytes.ts";
 import { readSaved } from "./doc.ts";
+import type { NodeJson } from "./model.ts";
 import type { DocRecord } from "./store.ts";
+import type { WireDoc } from "./wire.ts";
 
 /** The record of a saved document as a snapshot frame carries it (base64). */
 export function readRecord(doc: { doc: string; bytes: string }): DocRecord {
   const bytes = fromBase64(doc.bytes);
   const read = readSaved(bytes, doc.doc);
   return { id: doc.doc, bytes, heads: read.heads, node: read.node, conflicts: read.conflicts };
+}
+
+/**
+ * The record of a snapshot frame's document as the hub read it (the
+ * engine's reading of exactly these bytes: `WireDoc.view`), or null when
+ * the hub sent none and the page reads the document itself.
+ */
+export function viewedRecord(doc: WireDoc): DocRecord | null {
+  const view = doc.view;
+  if (!view) return null;
+  // The engine's serde form of a node, which always writes the fields the
+  // schema marks optional for reading (body, tags, links, deleted).
+  const node = view.node as unknown as NodeJson;
+  return { id: doc.doc, bytes: fromBase64(doc.bytes), heads: view.heads, node, conflicts: view.conflicts };
 }
 
 type Pending = { resolve: (r: DocRecord[]) => void; reject: (e: unknown) => void };

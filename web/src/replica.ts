@@ -11,7 +11,8 @@ import type { Conflict, Edit, Kind, NodeJson } from "./model.ts";
 import type { DocRecord, Known, Meta, PendingChange } from "./store.ts";
 import { Store } from "./store.ts";
 import { fromBase64 } from "./bytes.ts";
-import { readRecord, type Readers } from "./readers.ts";
+import { readRecord, viewedRecord, type Readers } from "./readers.ts";
+import type { WireDoc } from "./wire.ts";
 
 /**
  * Told which nodes changed; `settled` when they end a run of writes (the
@@ -245,10 +246,11 @@ export class Replica {
    * cursor moves then, so a bootstrap cut short starts over (merging is
    * idempotent) rather than resuming after documents it never got.
    */
-  receiveSnapshot(docs: { doc: string; bytes: string }[], upto: number | null, known: Known | null): Promise<void> {
-    // Documents new to this browser are read off the page's thread, starting
-    // now (while earlier frames are still being stored).
-    const fresh = docs.filter((d) => !this.records.has(d.doc));
+  receiveSnapshot(docs: WireDoc[], upto: number | null, known: Known | null): Promise<void> {
+    // Documents new to this browser come with the hub's reading of them, or
+    // are read off the page's thread, starting now (while earlier frames are
+    // still being stored).
+    const fresh = docs.filter((d) => !this.records.has(d.doc) && !d.view);
     const decoded = this.readers && fresh.length >= 32 ? this.readers.read(fresh) : null;
     return this.serial(async () => {
       const read = new Map((decoded ? await decoded : []).map((r) => [r.id, r]));
@@ -266,7 +268,7 @@ export class Replica {
         }
         // Not kept loaded: a bootstrap of thousands of documents would fill
         // memory; the saved bytes are the hub's, stored as they came.
-        fresh.push(read.get(d.doc) ?? readRecord(d));
+        fresh.push(viewedRecord(d) ?? read.get(d.doc) ?? readRecord(d));
       }
       const meta: Meta = { lastSync: Date.now() };
       if (upto !== null) meta.cursor = upto;

@@ -159,6 +159,9 @@ export class SyncClient {
       origin: this.replica.device,
       cursor,
       bootstrap: cursor === 0,
+      // The hub's reading of each document comes with it: the list shows
+      // without reading thousands of documents first.
+      views: cursor === 0,
       known: m.known ?? null,
     });
   }

@@ -35,6 +35,12 @@ type: "hello"
  * The protocol version the client speaks.
  */
 version: number
+/**
+ * With `bootstrap`: send with each document the hub's reading of it
+ * ([`WireDoc::view`]) where it has one, so the client can list the
+ * documents before it reads them itself (the browser app).
+ */
+views?: boolean
 } | {
 /**
  * The client's id for this batch, echoed in the `ack`.
@@ -195,6 +201,18 @@ code: ("bad_frame" | "too_large" | "unsupported_version" | "protocol" | "invalid
 message: string
 type: "error"
 })
+/**
+ * A node id: 128 bits as 32 lower-case hex digits.
+ */
+export type NodeId = string
+/**
+ * A task's priority, Taskwarrior's H/M/L.
+ */
+export type Priority = ("H" | "M" | "L")
+/**
+ * The life cycle of a task.
+ */
+export type Status = ("pending" | "active" | "done" | "cancelled" | "waiting")
 
 /**
  * One change on the wire.
@@ -208,6 +226,141 @@ bytes: string
  * The node.
  */
 doc: string
+/**
+ * For a client that asked for views (`hello.views`): what the hub read
+ * of exactly these bytes, when it has read them. A client may show it
+ * without loading the document; it is never more than a reading of
+ * `bytes`, which stay the truth.
+ */
+view?: (DocView | null)
+}
+/**
+ * A document as the engine reads it ([`crate::NodeDoc::materialise_as`]
+ * and [`crate::NodeDoc::conflicts`]), with the heads that reading is of.
+ */
+export interface DocView {
+/**
+ * The fields holding concurrent values, by name.
+ */
+conflicts: string[]
+/**
+ * The document's heads (hex), sorted.
+ */
+heads: string[]
+node: Node
+}
+/**
+ * The node.
+ */
+export interface Node {
+/**
+ * Dated comments, oldest first.
+ */
+annotations?: Annotation[]
+/**
+ * Markdown text, merged character by character.
+ */
+body?: string
+/**
+ * When it was created.
+ */
+created: string
+/**
+ * The day of a journal node.
+ */
+date?: (string | null)
+/**
+ * A tombstone: deleted nodes are kept so the deletion syncs.
+ */
+deleted?: boolean
+/**
+ * Tasks that must be done first.
+ */
+depends?: NodeId[]
+/**
+ * When it is due.
+ */
+due?: (string | null)
+/**
+ * When it was done or cancelled.
+ */
+end?: (string | null)
+/**
+ * Fields this heph could not read as their type, or does not know, with
+ * their raw values (another program or a newer heph wrote them). They
+ * are shown so nothing in a document goes unseen; creating a node from
+ * this struct does not write them back.
+ */
+extra?: {
+[k: string]: unknown | undefined
+}
+/**
+ * A node id: 128 bits as 32 lower-case hex digits.
+ */
+id: string
+/**
+ * What it is.
+ */
+kind: ("task" | "note" | "journal")
+/**
+ * Nodes this one links to.
+ */
+links?: NodeId[]
+/**
+ * When it was last changed.
+ */
+modified: string
+/**
+ * Task priority.
+ */
+priority?: (Priority | null)
+/**
+ * The project, dotted for sub-projects (`home.garden`).
+ */
+project?: (string | null)
+/**
+ * When work is planned to begin.
+ */
+scheduled?: (string | null)
+/**
+ * When it was last started.
+ */
+start?: (string | null)
+/**
+ * Task status (tasks only).
+ */
+status?: (Status | null)
+/**
+ * Tags, without the `+`.
+ */
+tags?: string[]
+/**
+ * One line.
+ */
+title: string
+/**
+ * Other attributes (Taskwarrior UDAs survive an import this way).
+ */
+uda?: {
+[k: string]: string | undefined
+}
+/**
+ * Hidden from the default report until then.
+ */
+wait?: (string | null)
+}
+/**
+ * A dated comment on a node.
+ */
+export interface Annotation {
+/**
+ * What it says.
+ */
+description: string
+/**
+ * When it was written.
+ */
+entry: string
 }
 /**
  * One document and its heads (reconciliation).

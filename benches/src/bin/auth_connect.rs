@@ -146,6 +146,7 @@ async fn connect(
         origin: "00000000000000000000000000000001".into(),
         cursor: 0,
         bootstrap: false,
+        views: false,
         known: None,
     };
     ws.send(Message::Text(encode(&hello).into())).await?;

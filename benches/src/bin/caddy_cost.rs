@@ -80,7 +80,14 @@ async fn device(base: &str, trust: &Trust) -> Result<HubSocket> {
     // A cursor of 0 with no bootstrap: the catch-up is the whole log, read
     // and dropped until the welcome's head is reached.
     let origin = ActorId::random().to_hex_string();
-    let hello = ClientFrame::Hello { version: PROTOCOL_VERSION, origin, cursor: 0, bootstrap: false, known: None };
+    let hello = ClientFrame::Hello {
+        version: PROTOCOL_VERSION,
+        origin,
+        cursor: 0,
+        bootstrap: false,
+        views: false,
+        known: None,
+    };
     ws.send(Message::Text(encode(&hello).into())).await?;
     let head = match next(&mut ws).await? {
         HubFrame::Welcome { head, .. } => head,

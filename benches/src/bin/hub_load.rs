@@ -462,6 +462,7 @@ fn hello(cursor: u64, bootstrap: bool) -> String {
         origin: format!("{:032x}", u128::from(rand_u64()) << 64 | u128::from(rand_u64())),
         cursor,
         bootstrap,
+        views: false,
         known: None,
     })
 }
@@ -802,7 +803,7 @@ async fn bootstrap(hub: &Hephd, snapshots: bool, expect_docs: usize) -> Result<V
     let (mut session, first) = SpokeSession::start(&replica)?;
     let first = match first {
         ClientFrame::Hello { version, origin, cursor, known, .. } => {
-            ClientFrame::Hello { version, origin, cursor, bootstrap: snapshots, known }
+            ClientFrame::Hello { version, origin, cursor, bootstrap: snapshots, views: false, known }
         }
         other => other,
     };

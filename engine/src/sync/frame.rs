@@ -90,6 +90,37 @@ pub struct WireDoc {
     pub doc: NodeId,
     /// The saved Automerge document.
     pub bytes: Bytes,
+    /// For a client that asked for views (`hello.views`): what the hub read
+    /// of exactly these bytes, when it has read them. A client may show it
+    /// without loading the document; it is never more than a reading of
+    /// `bytes`, which stay the truth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<DocView>,
+}
+
+/// A document as the engine reads it ([`crate::NodeDoc::materialise_as`]
+/// and [`crate::NodeDoc::conflicts`]), with the heads that reading is of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocView {
+    /// The node.
+    pub node: crate::Node,
+    /// The fields holding concurrent values, by name.
+    pub conflicts: Vec<String>,
+    /// The document's heads (hex), sorted.
+    pub heads: Vec<String>,
+}
+
+impl DocView {
+    /// What the engine reads of `doc` as node `id`; `None` when it does not
+    /// read as a node (a client reading the bytes finds the same).
+    #[must_use]
+    pub fn read(doc: &crate::NodeDoc, id: NodeId) -> Option<Self> {
+        let node = doc.materialise_as(id).ok()?;
+        let conflicts = doc.conflicts(id).ok()?.into_iter().map(|c| c.field).collect();
+        let heads = doc.heads().iter().map(ToString::to_string).collect();
+        Some(Self { node, conflicts, heads })
+    }
 }
 
 /// Frames a client (device or browser) sends to the hub.
@@ -112,6 +143,11 @@ pub enum ClientFrame {
         /// With cursor 0: send compacted documents instead of every change.
         #[serde(default)]
         bootstrap: bool,
+        /// With `bootstrap`: send with each document the hub's reading of it
+        /// ([`WireDoc::view`]) where it has one, so the client can list the
+        /// documents before it reads them itself (the browser app).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        views: bool,
         /// The newest change of the hub's log this client knows, with its
         /// seq: the hub says in `welcome` whether its log still holds it
         /// there (a hub restored from an older copy does not).
@@ -324,7 +360,14 @@ mod tests {
     fn frames_round_trip() {
         let doc = NodeId::random();
         let frames = vec![
-            ClientFrame::Hello { version: 2, origin: "ab".into(), cursor: 7, bootstrap: false, known: None },
+            ClientFrame::Hello {
+                version: 2,
+                origin: "ab".into(),
+                cursor: 7,
+                bootstrap: false,
+                views: false,
+                known: None,
+            },
             ClientFrame::Have { docs: vec![DocHeads { doc, heads: vec!["ab".repeat(32)] }] },
             ClientFrame::Push { batch: 3, changes: vec![WireChange { seq: None, doc, bytes: Bytes(vec![1, 2, 255]) }] },
             ClientFrame::Auth { token: "t".into() },
@@ -370,6 +413,7 @@ mod tests {
                 origin: "abc".into(),
                 cursor,
                 bootstrap: true,
+                views: false,
                 known: Some(Known { seq: cursor, hash: "00".repeat(32) }),
             });
             let mut bytes = good.into_bytes();

@@ -39,7 +39,7 @@ use automerge::{Change, ChangeHash};
 use crate::error::Error;
 use crate::id::NodeId;
 use crate::replica::parse_changes;
-use crate::store::{Applied, LoggedChange};
+use crate::store::{Applied, LoggedChange, SavedDoc};
 use crate::sync::frame::{
     BATCH_BYTES, Bytes, ClientFrame, DocHeads, ErrorCode, FRAME_BUDGET, HubFrame, Known, MAX_PUSH_CHANGES,
     PROTOCOL_VERSION, WireChange, WireDoc, encode, wire_size,
@@ -146,6 +146,8 @@ pub enum Inbound {
         cursor: u64,
         /// Whether it wants snapshots.
         bootstrap: bool,
+        /// Whether it wants the hub's readings with them.
+        views: bool,
         /// Its known position.
         known: Option<(u64, ChangeHash)>,
     },
@@ -206,6 +208,8 @@ pub struct HubSession {
     /// A bootstrap in progress.
     snapshots: Option<Bootstrap>,
     bootstrap: bool,
+    /// The client wants the hub's readings with snapshots.
+    views: bool,
     max_pending: Option<u64>,
     budget: usize,
 }
@@ -229,6 +233,7 @@ impl HubSession {
             cursor: 0,
             snapshots: None,
             bootstrap: false,
+            views: false,
             max_pending: None,
             budget: BATCH_BYTES,
         }
@@ -308,7 +313,7 @@ impl HubSession {
         }
         let frame = ClientFrame::decode(text).map_err(|e| Step::fatal(e.code(), e.to_string()))?;
         Ok(match frame {
-            ClientFrame::Hello { version, origin, cursor, bootstrap, known } => {
+            ClientFrame::Hello { version, origin, cursor, bootstrap, views, known } => {
                 let known = match known {
                     None => None,
                     Some(Known { seq, hash }) => match hash.parse::<ChangeHash>() {
@@ -318,7 +323,7 @@ impl HubSession {
                         }
                     },
                 };
-                Inbound::Hello { version, origin, cursor, bootstrap, known }
+                Inbound::Hello { version, origin, cursor, bootstrap, views, known }
             }
             ClientFrame::Push { batch, changes } => {
                 if changes.len() > MAX_PUSH_CHANGES {
@@ -360,13 +365,14 @@ impl HubSession {
             return Step { close: true, ..Step::default() };
         }
         let step = match (&self.state, inbound) {
-            (State::AwaitHello, Inbound::Hello { version, origin, cursor, bootstrap, known }) => {
+            (State::AwaitHello, Inbound::Hello { version, origin, cursor, bootstrap, views, known }) => {
                 if version < PROTOCOL_VERSION {
                     Step::fatal(
                         ErrorCode::UnsupportedVersion,
                         format!("protocol version {version} is not supported; this hub speaks {PROTOCOL_VERSION}"),
                     )
                 } else {
+                    self.views = views;
                     match self.hello(hub, cursor, bootstrap, known) {
                         Ok(welcome) => Step { replies: vec![welcome], hello: Some(origin), ..Step::default() },
                         Err(e) => Step::fatal(ErrorCode::Internal, e.to_string()),
@@ -444,14 +450,21 @@ impl HubSession {
             let upto = boot.upto;
             if let Some((doc, bytes)) = boot.runs.pop_front() {
                 return Ok(Some(HubFrame::Snapshot {
-                    docs: vec![WireDoc { doc, bytes: Bytes(bytes) }],
+                    docs: vec![WireDoc { doc, bytes: Bytes(bytes), view: None }],
                     upto,
                     more: true,
                     hash: None,
                 }));
             }
-            let page = hub.docs_after(boot.after, self.budget)?;
-            let Some(last) = page.last().map(|(id, _)| *id) else {
+            let page = if self.views {
+                hub.docs_after_with_views(boot.after, self.budget)?
+            } else {
+                hub.docs_after(boot.after, self.budget)?
+                    .into_iter()
+                    .map(|(id, bytes)| SavedDoc { id, bytes, view: None })
+                    .collect()
+            };
+            let Some(last) = page.last().map(|d| d.id) else {
                 // Every page sent: the last frame moves the client's cursor.
                 self.snapshots = None;
                 self.cursor = upto;
@@ -459,15 +472,15 @@ impl HubSession {
                 return Ok(Some(HubFrame::Snapshot { docs: Vec::new(), upto, more: false, hash }));
             };
             boot.after = Some(last);
-            if let [(doc, bytes)] = page.as_slice()
-                && wire_size(bytes.len()) > self.budget
+            if let [one] = page.as_slice()
+                && wire_size(one.bytes.len()) > self.budget
             {
                 // One document larger than a frame: its changes, in causal
                 // order, in runs that each fit.
-                boot.runs = runs_of(hub, *doc, self.budget)?.into();
+                boot.runs = runs_of(hub, one.id, self.budget)?.into();
                 return self.catch_up(hub);
             }
-            let docs = page.into_iter().map(|(doc, bytes)| WireDoc { doc, bytes: Bytes(bytes) }).collect();
+            let docs = page.into_iter().map(|d| WireDoc { doc: d.id, bytes: Bytes(d.bytes), view: d.view }).collect();
             return Ok(Some(HubFrame::Snapshot { docs, upto, more: true, hash: None }));
         }
         let changes = hub.log_after(self.cursor, CATCH_UP_BATCH, self.budget, false)?;

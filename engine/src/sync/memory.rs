@@ -38,8 +38,8 @@ use crate::doc::{NodeDoc, causal_order};
 use crate::error::Error;
 use crate::id::NodeId;
 use crate::replica::{advance_known, group};
-use crate::store::{Applied, Cursors, LoggedChange};
-use crate::sync::frame::wire_size;
+use crate::store::{Applied, Cursors, LoggedChange, SavedDoc};
+use crate::sync::frame::{DocView, wire_size};
 use crate::sync::storage::{Batch, DeviceStore, SyncStore};
 
 /// A store of the sync seam in memory: see the [module docs](self).
@@ -379,6 +379,29 @@ impl SyncStore for MemoryStore {
                 break;
             }
             out.push((*id, saved));
+        }
+        Ok(out)
+    }
+
+    fn docs_after_with_views(&self, after_id: Option<NodeId>, budget: usize) -> Result<Vec<SavedDoc>, Error> {
+        // Read on demand: this store keeps every document loaded.
+        let s = self.snapshot();
+        let mut out = Vec::new();
+        let mut size = 0;
+        for (id, doc) in s.docs.range(after(after_id)) {
+            let bytes = doc.save();
+            let view = DocView::read(doc, *id)
+                .map(|v| {
+                    let len = serde_json::to_vec(&v).map_or(usize::MAX / 2, |j| j.len());
+                    (v, len)
+                })
+                .filter(|(_, len)| wire_size(bytes.len()) + len <= budget);
+            size += wire_size(bytes.len()) + view.as_ref().map_or(0, |(_, len)| *len);
+            let view = view.map(|(v, _)| v);
+            if !out.is_empty() && size > budget {
+                break;
+            }
+            out.push(SavedDoc { id: *id, bytes, view });
         }
         Ok(out)
     }

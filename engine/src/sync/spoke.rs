@@ -155,6 +155,7 @@ impl SpokeSession {
             origin: replica.store_id(),
             cursor: cursors.hub_cursor,
             bootstrap: cursors.hub_cursor == 0,
+            views: false,
             known: cursors.known.map(|(seq, hash)| Known { seq, hash: hash.to_string() }),
         };
         let session = Self {

@@ -43,7 +43,7 @@ use automerge::{Change, ChangeHash};
 use crate::error::Error;
 use crate::id::NodeId;
 use crate::replica::Replica;
-use crate::store::{Applied, Cursors, LoggedChange};
+use crate::store::{Applied, Cursors, LoggedChange, SavedDoc};
 
 /// One batch of changes to apply together: a push, a catch-up frame.
 pub type Batch = Vec<(NodeId, Change)>;
@@ -81,6 +81,19 @@ pub trait SyncStore: Send + Sync {
     /// document, possibly followed by changes), within `budget` bytes on the
     /// wire past the first: one bootstrap frame.
     fn docs_after(&self, after: Option<NodeId>, budget: usize) -> Result<Vec<(NodeId, Vec<u8>)>, Error>;
+
+    /// [`Self::docs_after`] for a client that asked for views: each
+    /// document with the store's reading of it
+    /// ([`DocView`](super::frame::DocView)) where the store has one, and
+    /// only one of exactly the bytes returned (in the same read, with the
+    /// document's heads as they are there). `budget` counts the readings
+    /// too, and a reading that would not fit within it beside its document
+    /// is left out (a frame of one document stays within `budget`). A reading is an optional shortcut, never the truth: a store may
+    /// have none for some documents or for all (the default), and a client
+    /// then reads the bytes itself.
+    fn docs_after_with_views(&self, after: Option<NodeId>, budget: usize) -> Result<Vec<SavedDoc>, Error> {
+        Ok(self.docs_after(after, budget)?.into_iter().map(|(id, bytes)| SavedDoc { id, bytes, view: None }).collect())
+    }
 
     /// Documents after `after` in id order with their heads, at most `limit`.
     fn heads_after(&self, after: Option<NodeId>, limit: usize) -> Result<Vec<(NodeId, Vec<ChangeHash>)>, Error>;
@@ -161,6 +174,10 @@ impl SyncStore for Replica {
 
     fn docs_after(&self, after: Option<NodeId>, budget: usize) -> Result<Vec<(NodeId, Vec<u8>)>, Error> {
         Replica::docs_after(self, after, budget)
+    }
+
+    fn docs_after_with_views(&self, after: Option<NodeId>, budget: usize) -> Result<Vec<SavedDoc>, Error> {
+        Replica::docs_after_with_views(self, after, budget)
     }
 
     fn heads_after(&self, after: Option<NodeId>, limit: usize) -> Result<Vec<(NodeId, Vec<ChangeHash>)>, Error> {

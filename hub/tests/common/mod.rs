@@ -486,7 +486,14 @@ pub mod ws {
 
     /// A `hello` at `cursor`, without bootstrap or a known position.
     pub fn hello(cursor: u64) -> ClientFrame {
-        ClientFrame::Hello { version: PROTOCOL_VERSION, origin: "test".into(), cursor, bootstrap: false, known: None }
+        ClientFrame::Hello {
+            version: PROTOCOL_VERSION,
+            origin: "test".into(),
+            cursor,
+            bootstrap: false,
+            views: false,
+            known: None,
+        }
     }
 }
 

@@ -107,10 +107,26 @@ function assertAllThere(got, where) {
 test("3,000 long notes bootstrap into a new page, byte for byte", async () => {
   // Everything is on the hub before the page opens: a bootstrap, not live changes.
   await eventually("the hub to hold every note", async () => (await (await fetch(`${h.url}/healthz`)).json()).head >= NOTES, 120000);
+  // And to have read them: it sends its reading of each note with its
+  // bytes, and the page lists that (but the 200 KB note's reading does not
+  // fit in a frame beside it: the page reads that one itself).
+  const stale = async () => Number(/^heph_hub_stale_docs (\d+)/m.exec(await (await fetch(`${h.url}/metrics`)).text())?.[1] ?? NaN);
+  await eventually("the hub to read every note", async () => (await stale()) === 0, 60000);
+  let readings = 0;
+  let unread = 0;
+  desk.once("page", (p) =>
+    p.on("websocket", (ws) =>
+      ws.on("framereceived", ({ payload }) => {
+        if (typeof payload !== "string" || !payload.startsWith('{"type":"snapshot"')) return;
+        for (const doc of JSON.parse(payload).docs) doc.view ? readings++ : unread++;
+      }),
+    ),
+  );
   page = await open(desk, h.url);
   await page.waitForSelector('#sync-status [data-state="online"]');
   await eventually("every note in the page", async () => (await page.evaluate(() => window.heph.replica.nodes.size)) >= NOTES && !(await page.evaluate(() => window.heph.status().catchingUp)), 90000);
   assertAllThere(await pageNotes(page), "after the bootstrap");
+  assert.ok(readings >= NOTES - 10 && readings + unread === NOTES, `${readings} notes came with the hub's reading, ${unread} without`);
   // The long note, compared in full, and the one with CR LF line ends.
   for (const i of [7, 11]) {
     assert.equal(await page.evaluate((id) => window.heph.replica.nodes.get(id).body, notes[i].id), notes[i].body, `note ${i} byte for byte`);

@@ -106,6 +106,11 @@ struct Args {
     /// Write path: changes pre-generated per connection [default: 300,000 / connections, within 200..=100,000].
     #[arg(long)]
     acks_max: Option<usize>,
+    /// Write path: changes per document before a connection moves to a new
+    /// one (its creation counts); the default keeps each connection on one
+    /// document for the whole phase, the worst case for Automerge's apply.
+    #[arg(long, default_value_t = CHAIN_MAX)]
+    acks_doc_changes: usize,
     /// Write path: the phase fails when no ack arrives for this many seconds.
     #[arg(long, default_value_t = 10.0)]
     acks_stall: f64,
@@ -1146,9 +1151,9 @@ fn doc_chain(i: usize, len: usize, now: DateTime<Utc>) -> Result<Chain> {
     Ok(out)
 }
 
-/// `conns` chains of `per_conn` changes each (one document per `CHAIN_MAX`
+/// `conns` chains of `per_conn` changes each (one document per `per_doc`
 /// changes), generated on every core, with progress on stderr.
-fn chains(conns: usize, per_conn: usize) -> Result<Vec<Chain>> {
+fn chains(conns: usize, per_conn: usize, per_doc: usize) -> Result<Vec<Chain>> {
     let t0 = Instant::now();
     let now = Utc::now();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(conns.max(1));
@@ -1166,8 +1171,8 @@ fn chains(conns: usize, per_conn: usize) -> Result<Vec<Chain>> {
                     let mut chain = Vec::with_capacity(per_conn);
                     let mut r = Ok(());
                     while chain.len() < per_conn {
-                        let len = (per_conn - chain.len()).min(CHAIN_MAX);
-                        match doc_chain(conn * 1000 + chain.len() / CHAIN_MAX, len, now) {
+                        let len = (per_conn - chain.len()).min(per_doc);
+                        match doc_chain(conn * 100_000 + chain.len() / per_doc, len, now) {
                             Ok(c) => chain.extend(c),
                             Err(e) => {
                                 r = Err(e);
@@ -1508,7 +1513,8 @@ fn latency_us_json(samples: &mut [u32]) -> Value {
 async fn acks(hub: &Hephd, op: &str, conns: usize, seconds: f64, args: &Args) -> Result<Value> {
     let per_conn = args.acks_max.unwrap_or_else(|| (300_000 / conns.max(1)).clamp(200, 100_000));
     log(format!("{op}: generating {per_conn} changes for each of {conns} connections"));
-    let chains = tokio::task::spawn_blocking(move || chains(conns, per_conn)).await??;
+    let per_doc = args.acks_doc_changes.clamp(2, CHAIN_MAX);
+    let chains = tokio::task::spawn_blocking(move || chains(conns, per_conn, per_doc)).await??;
     let url = hub.url();
     let head = head(hub).await?;
     let conns_before = hub_connections(hub).unwrap_or(0);
@@ -1626,7 +1632,7 @@ async fn acks(hub: &Hephd, op: &str, conns: usize, seconds: f64, args: &Args) ->
     let mut v = json!({
         "op": op, "connections": conns, "pushers": conns, "seconds_asked": seconds, "seconds": r3(seconds_run),
         "connect_s": r3(connect_s), "per_conn_max": per_conn, "head_before": head,
-        "acked": acked, "acks_per_s": per_s(acked),
+        "acked": acked, "acks_per_s": per_s(acked), "doc_changes": per_doc,
         "ack": latency_us_json(&mut lat),
         "odd_acks": outs.iter().map(|o| o.odd_acks).sum::<u64>(),
         "exhausted": outs.iter().filter(|o| o.exhausted).count(),

@@ -1033,6 +1033,13 @@ async fn latency(hub: &Hephd, timed: &Arc<Timed>, op: &str, subs: usize, rate: u
 async fn idle(hub: &Hephd, timed: &Arc<Timed>, n: usize) -> Result<(Value, Subs)> {
     let url = hub.url();
     let head = head(hub).await?;
+    // A settled hub: its background indexing of what earlier phases wrote
+    // is done (else the memory it still has to touch is not counted).
+    let t_settle = Instant::now();
+    while hub.metric("heph_hub_stale_docs").is_some_and(|n| n > 0.0) && t_settle.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let settle_s = t_settle.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = hub.rss_kb();
     let threads_before = hub.threads();
@@ -1042,7 +1049,7 @@ async fn idle(hub: &Hephd, timed: &Arc<Timed>, n: usize) -> Result<(Value, Subs)
     let health: Value =
         hub.http_get("/healthz").ok().and_then(|b| serde_json::from_str(&b).ok()).unwrap_or(Value::Null);
     let v = json!({
-        "op": "idle", "connections": n, "hub_connections": health["connections"],
+        "op": "idle", "connections": n, "hub_connections": health["connections"], "settle_s": r1(settle_s),
         "connect_s": r3(subs.connect_s), "rss_before_kb": before, "rss_idle_kb": after,
         "rss_idle_mb": r1(after as f64 / 1024.0),
         "per_conn_kb": r1((after as f64 - before as f64) / n.max(1) as f64),

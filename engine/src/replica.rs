@@ -52,6 +52,13 @@ impl Replica {
         Ok(Self { store: Store::open(path)? })
     }
 
+    /// [`Self::open`] with at most `cache_bytes` of page cache (a
+    /// long-running hub keeps its memory bounded; see
+    /// [`Store::open_with_cache`]).
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, OpenError> {
+        Ok(Self { store: Store::open_with_cache(path, Some(cache_bytes))? })
+    }
+
     /// Opens (or creates) the replica at `path` for one command of a
     /// short-lived process: commits also save the allocator state, so the
     /// process may end with [`Self::abandon`] instead of a clean close.

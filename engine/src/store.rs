@@ -298,10 +298,21 @@ fn unreadable(path: &Path, reason: impl ToString) -> OpenError {
 impl Store {
     /// Opens the store at `path`, creating it (and its folder) if missing.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
+        Self::open_with_cache(path, None)
+    }
+
+    /// [`Self::open`], with at most `cache_bytes` of redb's page cache
+    /// (`None`: redb's default, 1 GiB). Pages beyond it are read again
+    /// from the operating system's file cache.
+    pub fn open_with_cache(path: &Path, cache_bytes: Option<usize>) -> Result<Self, OpenError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|error| OpenError::Io { path: path.to_path_buf(), error })?;
         }
-        let db = Database::builder().create(path).map_err(|e| open_error(path, e))?;
+        let mut builder = Database::builder();
+        if let Some(bytes) = cache_bytes {
+            builder.set_cache_size(bytes);
+        }
+        let db = builder.create(path).map_err(|e| open_error(path, e))?;
         Self::init(Db::Write(db), path)
     }
 

@@ -190,6 +190,12 @@ pub struct Config {
     #[arg(long, env = "HEPH_MAX_PENDING", default_value_t = 100_000, value_name = "CHANGES")]
     pub max_pending: u64,
 
+    /// Memory for the hub store's page cache, in MiB. Pages beyond it are
+    /// read again from the operating system's file cache; the documents
+    /// being written are kept loaded apart from it.
+    #[arg(long, env = "HEPH_CACHE_MB", default_value_t = 16, value_name = "MIB")]
+    pub cache_mb: usize,
+
     /// The most /sync connections served at once; more are refused with HTTP 503 until some close.
     #[arg(long, env = "HEPH_MAX_CONNECTIONS", default_value_t = 10_000, value_name = "N")]
     pub max_connections: usize,

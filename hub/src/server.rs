@@ -369,7 +369,9 @@ const CACHED_DOCS: usize = 1024;
 pub async fn run(cfg: Config) -> Result<()> {
     cfg.check_exposure()?;
     let path = cfg.db_path()?;
-    let mut replica = Replica::open(&path).with_context(|| format!("opening the hub store {}", path.display()))?;
+    let cache = cfg.cache_mb.max(1).saturating_mul(1 << 20);
+    let mut replica =
+        Replica::open_with_cache(&path, cache).with_context(|| format!("opening the hub store {}", path.display()))?;
     replica.set_hub_mode(CACHED_DOCS);
     // Browsers bootstrap from the hub's readings of its documents; a store
     // from before they were kept gets them in the background.

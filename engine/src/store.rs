@@ -874,24 +874,18 @@ impl Reader {
     /// the first. A bootstrap pages through the table with this, one read
     /// transaction a page, instead of copying it whole.
     pub fn docs_after(&self, after: Option<NodeId>, budget: usize) -> Result<Vec<(NodeId, Vec<u8>)>, Error> {
-        let mut out = Vec::new();
-        let mut size = 0;
-        for row in self.docs.range(after_key(after))? {
-            let id = NodeId::from_bytes(row?.0.value());
-            let bytes = self.raw_doc(id)?.unwrap_or_default();
-            size += wire_size(bytes.len());
-            if !out.is_empty() && size > budget {
-                break;
-            }
-            out.push((id, bytes));
-        }
-        Ok(out)
+        Ok(self.saved_docs(after, budget, false)?.into_iter().map(|d| (d.id, d.bytes)).collect())
     }
 
     /// [`Self::docs_after`], with this store's reading of each document
     /// where it holds one of exactly the bytes returned (hub mode keeps
     /// them; see [`VIEWS`]). `budget` counts the readings too.
     pub fn docs_after_with_views(&self, after: Option<NodeId>, budget: usize) -> Result<Vec<SavedDoc>, Error> {
+        self.saved_docs(after, budget, true)
+    }
+
+    /// One bootstrap page, with readings when `views`.
+    fn saved_docs(&self, after: Option<NodeId>, budget: usize, views: bool) -> Result<Vec<SavedDoc>, Error> {
         let mut out = Vec::new();
         let mut size = 0;
         for row in self.docs.range(after_key(after))? {
@@ -899,7 +893,8 @@ impl Reader {
             let bytes = self.raw_doc(id)?.unwrap_or_default();
             // A reading that would not fit in a frame with its document
             // stays behind (a long body): the client reads the bytes.
-            let view = self.view(id)?.filter(|(_, len)| wire_size(bytes.len()) + len <= budget);
+            let view = if views { self.view(id)? } else { None };
+            let view = view.filter(|(_, len)| wire_size(bytes.len()) + len <= budget);
             size += wire_size(bytes.len()) + view.as_ref().map_or(0, |(_, len)| *len);
             if !out.is_empty() && size > budget {
                 break;
@@ -1728,11 +1723,12 @@ impl Writer<'_> {
             let docs = self.txn.open_table(DOCS)?;
             let heads = self.txn.open_table(HEADS)?;
             let views = self.txn.open_table(VIEWS)?;
+            let unreadable = self.txn.open_table(UNREADABLE)?;
             for row in docs.iter()? {
                 let key = row?.0.value();
                 let current = heads.get(key)?.map(|v| v.value().to_vec()).unwrap_or_default();
                 let fresh = views.get(key)?.is_some_and(|v| split_view(v.value()).is_some_and(|(of, _)| of == current));
-                if !fresh && self.txn.open_table(UNREADABLE)?.get(key)?.is_none() {
+                if !fresh && unreadable.get(key)?.is_none() {
                     marked.push(key);
                 }
             }

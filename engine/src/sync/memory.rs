@@ -104,6 +104,31 @@ impl std::fmt::Debug for MemoryStore {
 }
 
 impl MemoryStore {
+    /// One bootstrap page, with readings (read on demand: this store keeps
+    /// every document loaded) when `views`.
+    fn saved_docs(&self, after_id: Option<NodeId>, budget: usize, views: bool) -> Vec<SavedDoc> {
+        let s = self.snapshot();
+        let mut out = Vec::new();
+        let mut size = 0;
+        for (id, doc) in s.docs.range(after(after_id)) {
+            let bytes = doc.save();
+            let view = views
+                .then(|| DocView::read(doc, *id))
+                .flatten()
+                .map(|v| {
+                    let len = serde_json::to_vec(&v).map_or(usize::MAX / 2, |j| j.len());
+                    (v, len)
+                })
+                .filter(|(_, len)| wire_size(bytes.len()) + len <= budget);
+            size += wire_size(bytes.len()) + view.as_ref().map_or(0, |(_, len)| *len);
+            if !out.is_empty() && size > budget {
+                break;
+            }
+            out.push(SavedDoc { id: *id, bytes, view: view.map(|(v, _)| v) });
+        }
+        out
+    }
+
     /// An empty store with a new random id.
     #[must_use]
     pub fn new() -> Self {
@@ -369,41 +394,11 @@ impl SyncStore for MemoryStore {
     }
 
     fn docs_after(&self, after_id: Option<NodeId>, budget: usize) -> Result<Vec<(NodeId, Vec<u8>)>, Error> {
-        let s = self.snapshot();
-        let mut out = Vec::new();
-        let mut size = 0;
-        for (id, doc) in s.docs.range(after(after_id)) {
-            let saved = doc.save();
-            size += wire_size(saved.len());
-            if !out.is_empty() && size > budget {
-                break;
-            }
-            out.push((*id, saved));
-        }
-        Ok(out)
+        Ok(self.saved_docs(after_id, budget, false).into_iter().map(|d| (d.id, d.bytes)).collect())
     }
 
     fn docs_after_with_views(&self, after_id: Option<NodeId>, budget: usize) -> Result<Vec<SavedDoc>, Error> {
-        // Read on demand: this store keeps every document loaded.
-        let s = self.snapshot();
-        let mut out = Vec::new();
-        let mut size = 0;
-        for (id, doc) in s.docs.range(after(after_id)) {
-            let bytes = doc.save();
-            let view = DocView::read(doc, *id)
-                .map(|v| {
-                    let len = serde_json::to_vec(&v).map_or(usize::MAX / 2, |j| j.len());
-                    (v, len)
-                })
-                .filter(|(_, len)| wire_size(bytes.len()) + len <= budget);
-            size += wire_size(bytes.len()) + view.as_ref().map_or(0, |(_, len)| *len);
-            let view = view.map(|(v, _)| v);
-            if !out.is_empty() && size > budget {
-                break;
-            }
-            out.push(SavedDoc { id: *id, bytes, view });
-        }
-        Ok(out)
+        Ok(self.saved_docs(after_id, budget, true))
     }
 
     fn heads_after(&self, after_id: Option<NodeId>, limit: usize) -> Result<Vec<(NodeId, Vec<ChangeHash>)>, Error> {

@@ -911,13 +911,10 @@ impl Reader {
         let Some(row) = views.get(id.as_bytes())? else { return Ok(None) };
         let Some(heads) = self.heads.get(id.as_bytes())? else { return Ok(None) };
         let heads = heads.value();
-        let Some((of, json)) = split_view(row.value()) else { return Ok(None) };
-        if of != heads {
-            return Ok(None);
-        }
+        let Some(json) = current_view(row.value(), heads) else { return Ok(None) };
         // A row that does not decode is only a missed shortcut: the client
         // reads the bytes itself.
-        let Ok(body) = serde_json::from_slice::<ViewBody>(json) else { return Ok(None) };
+        let Ok(body) = serde_json::from_slice::<ViewBody<Node>>(json) else { return Ok(None) };
         let heads: Vec<String> = split_hashes(heads).iter().map(ToString::to_string).collect();
         let len = json.len() + heads.len() * 67 + 32;
         Ok(Some((DocView { node: body.node, conflicts: body.conflicts, heads }, len)))
@@ -1047,18 +1044,21 @@ pub struct SavedDoc {
     pub view: Option<DocView>,
 }
 
-/// The JSON of a [`VIEWS`] row.
+/// The JSON of a [`VIEWS`] row: written from a borrowed node, read into
+/// an owned one.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct ViewBody {
-    node: Node,
+struct ViewBody<N> {
+    node: N,
     conflicts: Vec<String>,
 }
 
-/// A [`VIEWS`] row's heads and JSON.
-fn split_view(row: &[u8]) -> Option<(&[u8], &[u8])> {
+/// The JSON of a [`VIEWS`] row if the row is of `heads` (the document's
+/// heads as stored now); `None` when it is out of date or malformed.
+fn current_view<'a>(row: &'a [u8], heads: &[u8]) -> Option<&'a [u8]> {
     let (len, rest) = row.split_first_chunk::<2>()?;
     let len = usize::from(u16::from_le_bytes(*len));
-    (rest.len() >= len).then(|| rest.split_at(len))
+    let (of, json) = (rest.len() >= len).then(|| rest.split_at(len))?;
+    (of == heads).then_some(json)
 }
 
 fn split_hashes(bytes: &[u8]) -> Vec<ChangeHash> {
@@ -1703,7 +1703,7 @@ impl Writer<'_> {
             self.txn.open_table(VIEWS)?.remove(key)?;
             return Ok(());
         };
-        let body = ViewBody { node: node.clone(), conflicts: conflicts.iter().map(|c| c.field.clone()).collect() };
+        let body = ViewBody { node, conflicts: conflicts.iter().map(|c| c.field.clone()).collect() };
         let json = serde_json::to_vec(&body).map_err(|e| Error::Storage(format!("a document's reading: {e}")))?;
         let mut row = Vec::with_capacity(2 + heads.len() + json.len());
         row.extend_from_slice(&len.to_le_bytes());
@@ -1727,7 +1727,7 @@ impl Writer<'_> {
             for row in docs.iter()? {
                 let key = row?.0.value();
                 let current = heads.get(key)?.map(|v| v.value().to_vec()).unwrap_or_default();
-                let fresh = views.get(key)?.is_some_and(|v| split_view(v.value()).is_some_and(|(of, _)| of == current));
+                let fresh = views.get(key)?.is_some_and(|v| current_view(v.value(), &current).is_some());
                 if !fresh && unreadable.get(key)?.is_none() {
                     marked.push(key);
                 }

@@ -165,15 +165,7 @@ impl Group {
         let mut refreshing = false;
         loop {
             if held.is_none() && stale {
-                let next = if refreshing {
-                    rx.try_recv().map_err(|e| match e {
-                        mpsc::TryRecvError::Empty => mpsc::RecvTimeoutError::Timeout,
-                        mpsc::TryRecvError::Disconnected => mpsc::RecvTimeoutError::Disconnected,
-                    })
-                } else {
-                    rx.recv_timeout(IDLE)
-                };
-                match next {
+                match rx.recv_timeout(if refreshing { Duration::ZERO } else { IDLE }) {
                     Ok(job) => held = Some(job),
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         stale = self.refresh();

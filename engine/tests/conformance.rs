@@ -190,6 +190,7 @@ conformance!(
     a_refused_batch_leaves_no_trace_of_what_it_wrote_before_the_refusal,
     the_waiting_quota_refuses_a_batch_and_nothing_else,
     batches_are_applied_in_the_order_given,
+    a_group_is_applied_as_its_batches_one_after_the_other,
     docs_after_returns_whole_documents_within_the_budget,
     a_reading_is_of_exactly_the_bytes_sent_with_it,
     heads_after_pages_in_id_order,
@@ -659,6 +660,72 @@ fn batches_are_applied_in_the_order_given<F: Fixture>(mut f: F) {
     assert_eq!(seqs(&out[3].logged), [6]);
     assert_eq!(hashes(&out[3].logged), [a.hash(3)]);
     assert_eq!(s.head().unwrap(), 6);
+}
+
+/// A group of many documents (a hub's group commit) ends exactly as its
+/// batches applied one at a time: the same results, log, documents and
+/// waiting changes. The group has: documents continued past a hub's tail
+/// (70 edits in one batch), stored changes that waited and are released, a
+/// change sent again under another document, a batch refused in the
+/// middle, and a change left waiting.
+fn a_group_is_applied_as_its_batches_one_after_the_other<F: Fixture>(mut f: F) {
+    let grouped = f.open();
+    let single = f.open();
+    let h: Vec<Hist> = (0..10).map(|i| Hist::new(&format!("group-{i}"), if i < 3 { 70 } else { 2 })).collect();
+    let bad = Hist::new("group-bad", 3);
+    for s in [&grouped, &single] {
+        one(s, h[0].batch(..2));
+        one(s, h[1].batch(..2));
+        // Waits for change 2, which comes in the group.
+        assert_eq!(one(s, h[1].batch(3..6)).waiting, 3);
+    }
+    let mut refused_batch = bad.all();
+    refused_batch.push((bad.id, clashing(&bad, 2)));
+    let mut again = vec![(h[3].id, h[2].changes[0].clone())];
+    again.extend(h[3].all());
+    let batches: Vec<Batch> = vec![
+        h[0].batch(2..),
+        h[1].batch(2..3),
+        h[2].all(),
+        again,
+        refused_batch,
+        [h[4].all(), h[5].all()].concat(),
+        h[6].batch(3..),
+        h[7].all(),
+        h[8].all(),
+        h[9].all(),
+    ];
+    let out = grouped.apply(batches.clone(), None).expect("the group's write");
+    assert_eq!(out.len(), batches.len());
+    for (i, (batch, got)) in batches.into_iter().zip(&out).enumerate() {
+        let want = one_with(&single, batch, None);
+        match (&want, got) {
+            (Ok(want), Ok(got)) => assert_eq!(got, want, "batch {i}"),
+            (want, got) => assert!(refused(want) && refused(got), "batch {i}: {got:?}, one at a time {want:?}"),
+        }
+    }
+    assert!(refused(&out[4]), "{:?}", out[4]);
+    let again = out[3].as_ref().unwrap();
+    assert_eq!(again.duplicates, 1, "the change already sent for another document is not new again");
+    assert_eq!(out[6].as_ref().unwrap().waiting, h[6].changes.len() - 3);
+    assert_eq!(out[1].as_ref().unwrap().applied, 4, "the change and the three that waited for it");
+
+    let log = whole_log(&grouped);
+    assert_eq!(log, whole_log(&single));
+    assert_causal(&log);
+    assert_eq!(seqs(&log), (1..=log.len() as u64).collect::<Vec<_>>());
+    let heads =
+        |s: &F::Store| loaded_docs(s).into_iter().map(|(id, d)| (id, d.heads(), d.changes().len())).collect::<Vec<_>>();
+    assert_eq!(heads(&grouped), heads(&single));
+    let docs = loaded_docs(&grouped);
+    let heads_of = |x: &Hist| docs.iter().find(|(id, _)| *id == x.id).expect("the document").1.heads();
+    for x in [&h[0], &h[2], &h[3], &h[9]] {
+        assert_eq!(heads_of(x), x.heads(), "every change of {} is in its document", x.id);
+    }
+    assert_eq!(heads_of(&h[1]), [h[1].hash(5)], "the changes that waited are in it");
+    assert!(grouped.changes_since(bad.id, &[]).unwrap().is_empty(), "nothing of the refused batch");
+    let grouped = f.reopen(grouped);
+    assert_eq!(whole_log(&grouped), log, "as committed");
 }
 
 // ---------------------------------------------------------------------------

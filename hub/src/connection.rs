@@ -36,6 +36,13 @@ use crate::server::Hub;
 /// enough (`BATCH_BYTES`) that this is seconds even on a slow one.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Frames up to this size are decoded on the runtime's thread: a push of a
+/// few changes decodes in microseconds, less than handing the thread's
+/// other tasks to another thread ([`tokio::task::block_in_place`]) costs.
+/// Larger ones (up to the frame limit, megabytes of changes to parse) are
+/// decoded off it.
+const DECODE_INLINE: usize = 16 << 10;
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Why the connection ended.
@@ -252,7 +259,11 @@ async fn serve(socket: WebSocket, hub: &Arc<Hub>, peer: Peer, identity: Option<I
                 // Decoding (JSON, base64, every change within its limits) and
                 // reads run here, beside every other connection; only a
                 // push's commit goes to the writer.
-                let decoded = tokio::task::block_in_place(|| session.decode(text.as_str()));
+                let decoded = if text.len() <= DECODE_INLINE {
+                    session.decode(text.as_str())
+                } else {
+                    tokio::task::block_in_place(|| session.decode(text.as_str()))
+                };
                 drop(text);
                 let mut step = match decoded {
                     Err(step) => step,
@@ -287,7 +298,13 @@ async fn serve(socket: WebSocket, hub: &Arc<Hub>, peer: Peer, identity: Option<I
                                 tokio::time::sleep(wait).await;
                             }
                         }
-                        tokio::task::block_in_place(|| session.handle(inbound, &*hub.replica))
+                        if matches!(inbound, Inbound::Push { .. }) {
+                            // Reads nothing: the write goes to the writer below.
+                            session.handle(inbound, &*hub.replica)
+                        } else {
+                            // Reads the store (hello, have).
+                            tokio::task::block_in_place(|| session.handle(inbound, &*hub.replica))
+                        }
                     }
                 };
                 if let Some(write) = step.write.take() {

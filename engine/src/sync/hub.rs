@@ -359,7 +359,8 @@ impl HubSession {
     }
 
     /// Acts on a decoded frame, reading `hub` only: a push comes back as
-    /// [`Step::write`], for the caller to commit.
+    /// [`Step::write`], for the caller to commit, without reading `hub`
+    /// (cheap enough to run on an async runtime's thread).
     pub fn handle(&mut self, inbound: Inbound, hub: &dyn SyncStore) -> Step {
         if self.state == State::Closed {
             return Step { close: true, ..Step::default() };

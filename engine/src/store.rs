@@ -886,22 +886,16 @@ impl Reader {
 
     /// One bootstrap page, with readings when `views`.
     fn saved_docs(&self, after: Option<NodeId>, budget: usize, views: bool) -> Result<Vec<SavedDoc>, Error> {
-        let mut out = Vec::new();
-        let mut size = 0;
-        for row in self.docs.range(after_key(after))? {
-            let id = NodeId::from_bytes(row?.0.value());
-            let bytes = self.raw_doc(id)?.unwrap_or_default();
-            // A reading that would not fit in a frame with its document
-            // stays behind (a long body): the client reads the bytes.
-            let view = if views { self.view(id)? } else { None };
-            let view = view.filter(|(_, len)| wire_size(bytes.len()) + len <= budget);
-            size += wire_size(bytes.len()) + view.as_ref().map_or(0, |(_, len)| *len);
-            if !out.is_empty() && size > budget {
-                break;
-            }
-            out.push(SavedDoc { id, bytes, view: view.map(|(v, _)| v) });
-        }
-        Ok(out)
+        let rows = self.docs.range(after_key(after))?;
+        bootstrap_page(
+            rows.map(|row| {
+                let id = NodeId::from_bytes(row?.0.value());
+                let bytes = self.raw_doc(id)?.unwrap_or_default();
+                let view = if views { self.view(id)? } else { None };
+                Ok((id, bytes, view))
+            }),
+            budget,
+        )
     }
 
     /// The stored reading of `id` if it is of the document's current heads,
@@ -1042,6 +1036,36 @@ pub struct SavedDoc {
     pub bytes: Vec<u8>,
     /// What the store read of exactly these bytes.
     pub view: Option<DocView>,
+}
+
+impl From<(NodeId, Vec<u8>)> for SavedDoc {
+    /// A document without a reading.
+    fn from((id, bytes): (NodeId, Vec<u8>)) -> Self {
+        Self { id, bytes, view: None }
+    }
+}
+
+/// One bootstrap page from documents in id order, each with its reading
+/// (if any) and the bytes that reading takes on the wire: the documents
+/// within `budget` wire bytes past the first. A reading that would not fit
+/// beside its document within `budget` is left out (a long body: the
+/// client reads the bytes).
+pub(crate) fn bootstrap_page(
+    docs: impl IntoIterator<Item = Result<(NodeId, Vec<u8>, Option<(DocView, usize)>), Error>>,
+    budget: usize,
+) -> Result<Vec<SavedDoc>, Error> {
+    let mut out = Vec::new();
+    let mut size = 0;
+    for doc in docs {
+        let (id, bytes, view) = doc?;
+        let view = view.filter(|(_, len)| wire_size(bytes.len()) + len <= budget);
+        size += wire_size(bytes.len()) + view.as_ref().map_or(0, |(_, len)| *len);
+        if !out.is_empty() && size > budget {
+            break;
+        }
+        out.push(SavedDoc { id, bytes, view: view.map(|(v, _)| v) });
+    }
+    Ok(out)
 }
 
 /// The JSON of a [`VIEWS`] row: written from a borrowed node, read into

@@ -460,10 +460,7 @@ impl HubSession {
             let page = if self.views {
                 hub.docs_after_with_views(boot.after, self.budget)?
             } else {
-                hub.docs_after(boot.after, self.budget)?
-                    .into_iter()
-                    .map(|(id, bytes)| SavedDoc { id, bytes, view: None })
-                    .collect()
+                hub.docs_after(boot.after, self.budget)?.into_iter().map(SavedDoc::from).collect()
             };
             let Some(last) = page.last().map(|d| d.id) else {
                 // Every page sent: the last frame moves the client's cursor.

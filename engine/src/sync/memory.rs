@@ -38,7 +38,7 @@ use crate::doc::{NodeDoc, causal_order};
 use crate::error::Error;
 use crate::id::NodeId;
 use crate::replica::{advance_known, group};
-use crate::store::{Applied, Cursors, LoggedChange, SavedDoc};
+use crate::store::{Applied, Cursors, LoggedChange, SavedDoc, bootstrap_page};
 use crate::sync::frame::{DocView, wire_size};
 use crate::sync::storage::{Batch, DeviceStore, SyncStore};
 
@@ -106,27 +106,16 @@ impl std::fmt::Debug for MemoryStore {
 impl MemoryStore {
     /// One bootstrap page, with readings (read on demand: this store keeps
     /// every document loaded) when `views`.
-    fn saved_docs(&self, after_id: Option<NodeId>, budget: usize, views: bool) -> Vec<SavedDoc> {
+    fn saved_docs(&self, after_id: Option<NodeId>, budget: usize, views: bool) -> Result<Vec<SavedDoc>, Error> {
         let s = self.snapshot();
-        let mut out = Vec::new();
-        let mut size = 0;
-        for (id, doc) in s.docs.range(after(after_id)) {
-            let bytes = doc.save();
-            let view = views
-                .then(|| DocView::read(doc, *id))
-                .flatten()
-                .map(|v| {
-                    let len = serde_json::to_vec(&v).map_or(usize::MAX / 2, |j| j.len());
-                    (v, len)
-                })
-                .filter(|(_, len)| wire_size(bytes.len()) + len <= budget);
-            size += wire_size(bytes.len()) + view.as_ref().map_or(0, |(_, len)| *len);
-            if !out.is_empty() && size > budget {
-                break;
-            }
-            out.push(SavedDoc { id: *id, bytes, view: view.map(|(v, _)| v) });
-        }
-        out
+        let docs = s.docs.range(after(after_id)).map(|(id, doc)| {
+            let view = views.then(|| DocView::read(doc, *id)).flatten().map(|v| {
+                let len = serde_json::to_vec(&v).map_or(usize::MAX / 2, |j| j.len());
+                (v, len)
+            });
+            Ok((*id, doc.save(), view))
+        });
+        bootstrap_page(docs, budget)
     }
 
     /// An empty store with a new random id.
@@ -394,11 +383,11 @@ impl SyncStore for MemoryStore {
     }
 
     fn docs_after(&self, after_id: Option<NodeId>, budget: usize) -> Result<Vec<(NodeId, Vec<u8>)>, Error> {
-        Ok(self.saved_docs(after_id, budget, false).into_iter().map(|d| (d.id, d.bytes)).collect())
+        Ok(self.saved_docs(after_id, budget, false)?.into_iter().map(|d| (d.id, d.bytes)).collect())
     }
 
     fn docs_after_with_views(&self, after_id: Option<NodeId>, budget: usize) -> Result<Vec<SavedDoc>, Error> {
-        Ok(self.saved_docs(after_id, budget, true))
+        self.saved_docs(after_id, budget, true)
     }
 
     fn heads_after(&self, after_id: Option<NodeId>, limit: usize) -> Result<Vec<(NodeId, Vec<ChangeHash>)>, Error> {

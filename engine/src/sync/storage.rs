@@ -92,7 +92,7 @@ pub trait SyncStore: Send + Sync {
     /// have none for some documents or for all (the default), and a client
     /// then reads the bytes itself.
     fn docs_after_with_views(&self, after: Option<NodeId>, budget: usize) -> Result<Vec<SavedDoc>, Error> {
-        Ok(self.docs_after(after, budget)?.into_iter().map(|(id, bytes)| SavedDoc { id, bytes, view: None }).collect())
+        Ok(self.docs_after(after, budget)?.into_iter().map(SavedDoc::from).collect())
     }
 
     /// Documents after `after` in id order with their heads, at most `limit`.

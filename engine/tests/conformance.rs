@@ -298,6 +298,15 @@ fn clashing(h: &Hist, at: usize) -> Change {
     change
 }
 
+/// Stores each history whole, one batch each; returns them.
+fn stored(store: &impl SyncStore, hists: impl Iterator<Item = Hist>) -> Vec<Hist> {
+    let hists: Vec<Hist> = hists.collect();
+    for h in &hists {
+        one(store, h.all());
+    }
+    hists
+}
+
 fn one(store: &impl SyncStore, batch: Batch) -> Applied {
     one_with(store, batch, None).expect("the batch is accepted")
 }
@@ -734,10 +743,7 @@ fn a_group_is_applied_as_its_batches_one_after_the_other<F: Fixture>(mut f: F) {
 
 fn docs_after_returns_whole_documents_within_the_budget<F: Fixture>(mut f: F) {
     let s = f.open();
-    let hists: Vec<Hist> = (0..4).map(|i| Hist::new(&format!("doc{i}"), i)).collect();
-    for h in &hists {
-        one(&s, h.all());
-    }
+    let hists = stored(&s, (0..4).map(|i| Hist::new(&format!("doc{i}"), i)));
     // A concurrent edit, and a change that waits (in no document yet).
     let mut fork = hists[2].fork("fork");
     let concurrent = fork.edit("concurrent");
@@ -786,10 +792,7 @@ fn docs_after_returns_whole_documents_within_the_budget<F: Fixture>(mut f: F) {
 
 fn a_reading_is_of_exactly_the_bytes_sent_with_it<F: Fixture>(mut f: F) {
     let s = f.open();
-    let hists: Vec<Hist> = (0..4).map(|i| Hist::new(&format!("viewed{i}"), i)).collect();
-    for h in &hists {
-        one(&s, h.all());
-    }
+    let hists = stored(&s, (0..4).map(|i| Hist::new(&format!("viewed{i}"), i)));
     // A conflict: two devices retitle one node without seeing each other.
     let mut theirs = hists[1].fork("theirs");
     let mut mine = hists[1].clone();
@@ -849,10 +852,7 @@ fn a_reading_is_of_exactly_the_bytes_sent_with_it<F: Fixture>(mut f: F) {
 
 fn heads_after_pages_in_id_order<F: Fixture>(mut f: F) {
     let s = f.open();
-    let hists: Vec<Hist> = (0..5).map(|i| Hist::new(&format!("doc{i}"), i % 3)).collect();
-    for h in &hists {
-        one(&s, h.all());
-    }
+    let hists = stored(&s, (0..5).map(|i| Hist::new(&format!("doc{i}"), i % 3)));
     let mut expected: Vec<(NodeId, Vec<ChangeHash>)> = hists.iter().map(|h| (h.id, h.heads())).collect();
     expected.sort();
     assert_eq!(s.heads_after(None, ALL).unwrap(), expected);

@@ -1,0 +1,138 @@
+//! What one received edit costs the hub as its document's history grows.
+//!
+//! A task whose title has been edited `H` times (each edit also sets
+//! `modified`), for `H` in 20, 200, 1,000 and 5,000. At each length, side by
+//! side on the same documents:
+//! - `edit here`: the next edit made on the document, as a device makes it
+//!   (an Automerge transaction: it seeks its key);
+//! - `apply received`: that same change applied to another copy of the
+//!   document, as the hub applies a push ([`NodeDoc::apply`]);
+//! - `hub commit`: a whole group commit as the hub's writer runs it: 50 such
+//!   documents, one new change each, in one redb transaction with its fsync
+//!   ([`Replica::apply_group`] in hub mode, on disk), per change.
+//!
+//! Automerge 0.12 applies a received change by walking its object's
+//! operations from the first (`MapWalker` in its `op_set2/change/batch.rs`),
+//! so `apply received` grows with the history while `edit here` barely
+//! moves; the last column is its share of the hub's commit. Each figure is
+//! the median over 20 rounds of 50 documents (the history grows by 20
+//! meanwhile).
+//!
+//! cargo bench -p heph-benches --bench hub_apply
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use automerge::{ActorId, Change};
+use chrono::Utc;
+use heph_engine::{Edit, NodeDoc, NodeId, Replica};
+
+const HISTORIES: [usize; 4] = [20, 200, 1_000, 5_000];
+const DOCS: usize = 50;
+const ROUNDS: usize = 20;
+/// Changes per batch while loading the hub.
+const PRELOAD: usize = 1_000;
+
+struct Task {
+    id: NodeId,
+    /// Where the edits are made.
+    author: NodeDoc,
+    /// A copy receiving them, as a hub's does.
+    received: NodeDoc,
+    edits: usize,
+}
+
+impl Task {
+    /// A task and its first `history` title edits; every change made.
+    fn new(i: usize, history: usize) -> Result<(Self, Vec<Change>)> {
+        let id = NodeId::random();
+        let now = Utc::now();
+        let (author, mut changes) = NodeDoc::create(&heph_benches::sample_task(id, i, now), &ActorId::random(), "add")?;
+        let mut task = Self { id, author, received: NodeDoc::empty(&ActorId::random()), edits: 0 };
+        for _ in 0..history {
+            changes.push(task.edit()?);
+        }
+        let waiting = task.received.apply(changes.clone())?;
+        if !waiting.is_empty() {
+            return Err(anyhow!("{} changes of task {i} could not be applied", waiting.len()));
+        }
+        Ok((task, changes))
+    }
+
+    fn edit(&mut self) -> Result<Change> {
+        self.edits += 1;
+        let at = Utc::now();
+        self.author
+            .edit(&[Edit::Title(format!("{} rev {}", self.id.to_hex(), self.edits))], "edit", at)?
+            .context("an edit of the title made no change")
+    }
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Medians in µs per change: edit here, apply received, hub commit.
+fn measure(history: usize) -> Result<(f64, f64, f64)> {
+    let dir = tempfile::tempdir()?;
+    let mut hub = Replica::open(&dir.path().join("hub.redb"))?;
+    hub.set_hub_mode(1024);
+    let mut tasks = Vec::with_capacity(DOCS);
+    for i in 0..DOCS {
+        let (task, changes) = Task::new(i, history)?;
+        for chunk in changes.chunks(PRELOAD) {
+            let batch = chunk.iter().map(|c| (task.id, c.clone())).collect();
+            for outcome in hub.apply_group(vec![batch], None)? {
+                outcome?;
+            }
+        }
+        tasks.push(task);
+    }
+    let (mut here, mut received, mut commit) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let mut group = Vec::with_capacity(DOCS);
+        for task in &mut tasks {
+            let t = Instant::now();
+            let change = task.edit()?;
+            here.push(micros(t.elapsed()));
+            let copy = change.clone();
+            let t = Instant::now();
+            let waiting = task.received.apply(vec![copy])?;
+            received.push(micros(t.elapsed()));
+            if !waiting.is_empty() {
+                return Err(anyhow!("a received edit waited for its dependencies"));
+            }
+            group.push(vec![(task.id, change)]);
+        }
+        let t = Instant::now();
+        let outcomes = hub.apply_group(group, None)?;
+        commit.push(micros(t.elapsed()) / DOCS as f64);
+        for outcome in outcomes {
+            if outcome?.applied != 1 {
+                return Err(anyhow!("the hub did not store a change of the group"));
+            }
+        }
+    }
+    Ok((median(here), median(received), median(commit)))
+}
+
+fn main() -> Result<()> {
+    // `cargo test --benches` runs this with `--bench` absent: a quick pass.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let histories: &[usize] = if quick { &HISTORIES[..1] } else { &HISTORIES };
+    println!("| earlier edits | edit here | apply received | hub commit, per change | apply's share |");
+    println!("|---:|---:|---:|---:|---:|");
+    for &history in histories {
+        let (here, received, commit) = measure(history)?;
+        println!(
+            "| {history} | {here:.1} µs | {received:.1} µs | {commit:.1} µs | {:.0} % |",
+            100.0 * received / commit
+        );
+    }
+    Ok(())
+}

@@ -171,9 +171,14 @@ pub fn check(bytes: &[u8], max_inflated: usize) -> Result<(), LimitError> {
     Ok(())
 }
 
-/// Parses one change received from outside: refuses it if its raw size is
+/// Parses one change received from outside: refuses it if its size is
 /// over [`MAX_CHANGE_BYTES`], [`check`]s it against [`MAX_INFLATED_BYTES`],
 /// then decodes it with automerge.
+///
+/// A change may arrive compressed, but it is stored, logged and sent on
+/// inflated (automerge's `raw_bytes`), so the inflated form is held to
+/// [`MAX_CHANGE_BYTES`] too: a larger one could never travel in a frame,
+/// and every device's catch-up would stop at it.
 ///
 /// # Errors
 /// [`LimitError::TooLarge`] for an oversize change, the errors of [`check`],
@@ -183,7 +188,12 @@ pub fn parse_change(bytes: Vec<u8>) -> Result<Change, LimitError> {
         return Err(LimitError::TooLarge { size: bytes.len(), limit: MAX_CHANGE_BYTES });
     }
     check(&bytes, MAX_INFLATED_BYTES)?;
-    Change::from_bytes(bytes).map_err(|e| LimitError::Malformed(e.to_string()))
+    let change = Change::from_bytes(bytes).map_err(|e| LimitError::Malformed(e.to_string()))?;
+    let size = change.raw_bytes().len();
+    if size > MAX_CHANGE_BYTES {
+        return Err(LimitError::TooLarge { size, limit: MAX_CHANGE_BYTES });
+    }
+    Ok(change)
 }
 
 /// Loads a document (or concatenated changes) received from outside:
@@ -632,6 +642,32 @@ mod tests {
         // The same change, refused when the budget is smaller than its body.
         let err = check(&change.bytes(), 1000).unwrap_err();
         assert!(matches!(err, LimitError::InflatesTooFar { limit: 1000 }), "{err}");
+    }
+
+    /// A change putting a scalar string of `len` times one letter: it
+    /// deflates to almost nothing.
+    fn compressible(len: usize) -> Change {
+        let mut doc = AutoCommit::new();
+        doc.put(ROOT, "body", "a".repeat(len)).unwrap();
+        doc.get_last_local_change().unwrap().clone()
+    }
+
+    #[test]
+    fn a_compressed_change_that_inflates_past_the_change_limit_is_refused() {
+        let mut change = compressible(MAX_CHANGE_BYTES);
+        let inflated = change.raw_bytes().len();
+        assert!(inflated > MAX_CHANGE_BYTES);
+        let compressed = change.bytes().into_owned();
+        assert_eq!(chunk_type(&compressed), CHUNK_COMPRESSED);
+        assert!(compressed.len() < MAX_CHANGE_BYTES / 100, "{} bytes compressed", compressed.len());
+        let err = parse_change(compressed).unwrap_err();
+        assert!(matches!(err, LimitError::TooLarge { size, limit: MAX_CHANGE_BYTES } if size == inflated), "{err}");
+        // Inflated to just under the limit, it is accepted.
+        let mut fits = compressible(MAX_CHANGE_BYTES - 1024);
+        assert!(fits.raw_bytes().len() <= MAX_CHANGE_BYTES);
+        let compressed = fits.bytes().into_owned();
+        assert_eq!(chunk_type(&compressed), CHUNK_COMPRESSED);
+        assert_eq!(parse_change(compressed).unwrap().hash(), fits.hash());
     }
 
     #[test]

@@ -836,16 +836,29 @@ impl Replica {
 
 /// Parses raw changes from elsewhere, each within the size limits of
 /// [`crate::limits`], before anything that serialises writers: a batch with
-/// one bad change is refused whole.
+/// one bad change is refused whole. Inflated, the batch may hold at most
+/// [`MAX_INFLATED_BYTES`](crate::limits::MAX_INFLATED_BYTES) in all: one
+/// frame of small compressed changes cannot make a connection hold
+/// gigabytes.
 pub fn parse_changes(batch: Vec<(NodeId, Vec<u8>)>) -> Result<Vec<(NodeId, Change)>, Error> {
-    batch
-        .into_iter()
-        .map(|(doc, bytes)| {
-            crate::limits::parse_change(bytes)
-                .map(|c| (doc, c))
-                .map_err(|e| Error::InvalidChange { doc, reason: e.to_string() })
-        })
-        .collect()
+    let mut inflated = 0usize;
+    let mut out = Vec::with_capacity(batch.len());
+    for (doc, bytes) in batch {
+        let change =
+            crate::limits::parse_change(bytes).map_err(|e| Error::InvalidChange { doc, reason: e.to_string() })?;
+        inflated = inflated.saturating_add(change.raw_bytes().len());
+        if inflated > crate::limits::MAX_INFLATED_BYTES {
+            let limit = crate::limits::MAX_INFLATED_BYTES;
+            return Err(Error::InvalidChange {
+                doc,
+                reason: format!(
+                    "the batch inflates past {limit} bytes in all; it was refused (send fewer changes per batch)"
+                ),
+            });
+        }
+        out.push((doc, change));
+    }
+    Ok(out)
 }
 
 /// Whether a node holds fields this heph could not read (its export then

@@ -115,6 +115,32 @@ fn a_change_too_large_to_sync_is_refused_when_written_and_nothing_is_stored() {
     assert_eq!(r.get(n.id).unwrap().title, "long");
 }
 
+/// A change putting one letter `len` times: it deflates to almost nothing.
+fn compressed_change(len: usize) -> Vec<u8> {
+    use automerge::transaction::Transactable as _;
+    let mut doc = automerge::AutoCommit::new();
+    doc.put(automerge::ROOT, "body", "a".repeat(len)).unwrap();
+    doc.get_last_local_change().unwrap().clone().bytes().into_owned()
+}
+
+#[test]
+fn a_batch_of_compressed_changes_is_bounded_by_what_it_inflates_to() {
+    let limit = heph_engine::limits::MAX_INFLATED_BYTES;
+    let each = MAX_CHANGE_BYTES - 1024;
+    let fit = limit / (each + 1024);
+    let batch: Vec<(NodeId, Vec<u8>)> = (0..=fit).map(|_| (NodeId::random(), compressed_change(each))).collect();
+    let compressed: usize = batch.iter().map(|(_, b)| b.len()).sum();
+    assert!(compressed < MAX_FRAME_BYTES / 10, "the batch fits one frame with room to spare: {compressed} bytes");
+    // As many as fit under the limit inflated are accepted...
+    let parsed = heph_engine::replica::parse_changes(batch[..fit].to_vec()).unwrap();
+    assert_eq!(parsed.len(), fit);
+    // ...one more and the batch is refused whole, naming the limit.
+    let last = batch[fit].0;
+    let err = heph_engine::replica::parse_changes(batch).unwrap_err();
+    assert!(matches!(&err, Error::InvalidChange { doc, .. } if *doc == last), "{err}");
+    assert!(err.to_string().contains(&format!("inflates past {limit} bytes")), "{err}");
+}
+
 #[test]
 fn create_on_an_existing_id_is_an_error_and_changes_nothing() {
     let r = Replica::in_memory().unwrap();

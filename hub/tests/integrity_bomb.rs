@@ -1,6 +1,7 @@
 //! Hostile pushes: a few MiB of compressed Automerge change that would
-//! inflate to gigabytes (`heph_engine::limits::compressed_change_bomb`), and
-//! a change that parses but that Automerge cannot apply.
+//! inflate to gigabytes (`heph_engine::limits::compressed_change_bomb`), a
+//! real change of a few KiB that inflates past what one frame can carry,
+//! and a change that parses but that Automerge cannot apply.
 
 mod common;
 
@@ -13,7 +14,10 @@ use heph_engine::{Edit, Node, NodeDoc, NodeId, NodeKind};
 /// Someone pushes a decompression bomb (2.2 GB of zeros in a few MiB) at the
 /// hub while two devices are syncing through it. The hub refuses it with an
 /// error frame before inflating it, stores nothing of it, stays small, and
-/// the devices never notice.
+/// the devices never notice. The same for a valid change of a few KiB that
+/// inflates past the change limit: stored (inflated, as every change is), it
+/// could never be sent in a frame, and every device's catch-up would stop
+/// at it.
 #[test]
 fn a_decompression_bomb_is_refused_and_the_hub_stays_small() {
     let dir = tempfile::tempdir().unwrap();
@@ -41,6 +45,20 @@ fn a_decompression_bomb_is_refused_and_the_hub_stays_small() {
     assert_eq!(hub.head(), head, "nothing of the bomb is stored");
     let peak = peak_rss_kib(hub.proc.pid());
     assert!(peak < 200 * 1024, "the hub's peak RSS is {} MiB", peak / 1024);
+
+    let mut doc = automerge::AutoCommit::new();
+    automerge::transaction::Transactable::put(&mut doc, automerge::ROOT, "body", "a".repeat(MAX_FRAME_BYTES)).unwrap();
+    let mut change = doc.get_last_local_change().unwrap().clone();
+    let compressed = change.bytes().into_owned();
+    assert!(compressed.len() < 64 * 1024, "it travels small: {} bytes", compressed.len());
+    let mut raw = RawClient::open(hub.port);
+    raw.push(2, &[(NodeId::random(), compressed)]);
+    let reply = raw.reply_to(2);
+    assert_eq!(reply["type"], "error", "the change is refused: {reply}");
+    assert_eq!(reply["code"], "invalid_change", "{reply}");
+    assert!(reply["message"].as_str().unwrap().contains("over the"), "the reason names the limit: {reply}");
+    raw.expect_closed();
+    assert_eq!(hub.head(), head, "nothing of the inflating change is stored");
 
     // The devices kept syncing through it all.
     a.ok(&["add", "After", "the", "bomb"]);

@@ -2,10 +2,12 @@
 //! exchange frames through in-memory queues, including drops and restarts.
 
 use chrono::{DateTime, TimeZone, Utc};
-use heph_engine::sync::frame::{Bytes, ClientFrame, ErrorCode, HubFrame, WireChange, encode};
+use heph_engine::sync::frame::{
+    Bytes, ClientFrame, DocHeads, ErrorCode, HubFrame, MAX_FRAME_BYTES, MAX_HAVE_DOCS, WireChange, encode,
+};
 use heph_engine::sync::hub::{Broadcast, HubSession, Live};
 use heph_engine::sync::spoke::{SpokeSession, SyncError};
-use heph_engine::{Edit, Node, NodeId, NodeKind, Replica};
+use heph_engine::{Edit, Node, NodeDoc, NodeId, NodeKind, Replica};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
@@ -13,6 +15,19 @@ fn now() -> DateTime<Utc> {
 
 fn task(r: &Replica, title: &str) -> NodeId {
     r.create(&Node::new(NodeId::random(), NodeKind::Task, title.into(), now()), &[], "add").unwrap().id
+}
+
+/// A device's `hello` from the start of the log, asking for the change
+/// stream (no bootstrap).
+fn hello(origin: &str) -> ClientFrame {
+    ClientFrame::Hello {
+        version: heph_engine::sync::frame::PROTOCOL_VERSION,
+        origin: origin.into(),
+        cursor: 0,
+        bootstrap: false,
+        views: false,
+        known: None,
+    }
 }
 
 /// A device connected to the hub.
@@ -157,14 +172,7 @@ fn a_dropped_catch_up_resumes_from_the_cursor() {
     assert_eq!(hub.last_seq().unwrap(), 3000);
     let b = Replica::in_memory().unwrap();
     // Ask for the change stream rather than snapshots, so the catch-up takes several frames.
-    let hello = ClientFrame::Hello {
-        version: heph_engine::sync::frame::PROTOCOL_VERSION,
-        origin: "b".into(),
-        cursor: 0,
-        bootstrap: false,
-        views: false,
-        known: None,
-    };
+    let hello = hello("b");
     // Frames cut at 64 KiB: the catch-up takes many of them.
     let hub_side = HubSession::new().with_frame_budget(64 * 1024);
     let mut c = Conn { hub_side, device: SpokeSession::start(&b).unwrap().0 };
@@ -267,15 +275,8 @@ fn hub_reply(text: &str, hub: &Replica, session: &mut HubSession) -> (ErrorCode,
 #[test]
 fn bad_frames_get_an_error_and_a_close_and_store_nothing() {
     let hub = Replica::in_memory().unwrap();
-    let hello = encode(&ClientFrame::Hello {
-        version: heph_engine::sync::frame::PROTOCOL_VERSION,
-        origin: "x".into(),
-        cursor: 0,
-        bootstrap: false,
-        views: false,
-        known: None,
-    });
-    let cases: Vec<(Vec<String>, ErrorCode)> = vec![
+    let hello = encode(&hello("x"));
+    let mut cases: Vec<(Vec<String>, ErrorCode)> = vec![
         (vec!["not json".into()], ErrorCode::BadFrame),
         (vec!["{\"type\":\"warp\"}".into()], ErrorCode::BadFrame),
         (vec![encode(&ClientFrame::Push { batch: 1, changes: vec![] })], ErrorCode::Protocol),
@@ -314,6 +315,11 @@ fn bad_frames_get_an_error_and_a_close_and_store_nothing() {
             ErrorCode::TooLarge,
         ),
     ];
+    // A `have` offering more documents than a frame may.
+    let have = ClientFrame::Have {
+        docs: (0..=MAX_HAVE_DOCS).map(|_| DocHeads { doc: NodeId::random(), heads: vec![] }).collect(),
+    };
+    cases.push((vec![hello.clone(), encode(&have)], ErrorCode::TooLarge));
     for (frames, expected) in cases {
         let mut session = HubSession::new();
         let (last, before) = frames.split_last().unwrap();
@@ -338,6 +344,44 @@ fn bad_frames_get_an_error_and_a_close_and_store_nothing() {
     };
     assert_eq!(hub_reply(&encode(&push), &hub, &mut session).0, ErrorCode::InvalidChange);
     assert_eq!(hub.last_seq().unwrap(), 0);
+}
+
+/// A `need` answers every document a `have` offers and fits one frame,
+/// even when the hub's document has 200 heads and the `have` lists it as
+/// often as it may: past the budget, documents go without the hub's heads
+/// (the device then sends all of each).
+#[test]
+fn a_need_answer_stays_within_a_frame_however_many_heads_the_hub_holds() {
+    let hub = Replica::in_memory().unwrap();
+    let a = Replica::in_memory().unwrap();
+    let id = task(&a, "many heads");
+    let base: Vec<(NodeId, Vec<u8>)> = a.changes_after(0, 100).unwrap().into_iter().map(|c| (c.doc, c.bytes)).collect();
+    hub.apply_changes(base.clone()).unwrap();
+    let parsed: Vec<_> = heph_engine::replica::parse_changes(base).unwrap().into_iter().map(|(_, c)| c).collect();
+    let edits = (0..200)
+        .map(|i| {
+            let mut doc = NodeDoc::empty(&automerge::ActorId::random());
+            doc.apply(parsed.clone()).unwrap();
+            let change = doc.edit(&[Edit::Title(format!("edit {i}"))], "edit", now()).unwrap().unwrap();
+            (id, change.raw_bytes().to_vec())
+        })
+        .collect();
+    hub.apply_changes(edits).unwrap();
+    let mut session = HubSession::new();
+    let step = session.receive(&encode(&hello("x")), &hub);
+    assert!(!step.close, "{:?}", step.replies);
+    let unknown = automerge::ChangeHash([7; 32]).to_string();
+    let docs = (0..MAX_HAVE_DOCS).map(|_| DocHeads { doc: id, heads: vec![unknown.clone()] }).collect();
+    let step = session.receive(&encode(&ClientFrame::Have { docs }), &hub);
+    assert!(!step.close);
+    let [need @ HubFrame::Need { docs }] = &step.replies[..] else {
+        panic!("expected one need, got {:?}", step.replies)
+    };
+    assert_eq!(docs.len(), MAX_HAVE_DOCS, "every offered document is answered");
+    assert_eq!(docs[0].heads.len(), 200, "the first ones carry the hub's heads");
+    assert!(docs.last().unwrap().heads.is_empty(), "the last ones go without");
+    let size = encode(need).len();
+    assert!(size <= MAX_FRAME_BYTES, "the answer is {size} bytes");
 }
 
 #[test]

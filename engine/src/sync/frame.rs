@@ -33,6 +33,9 @@ pub const FRAME_BUDGET: usize = MAX_FRAME_BYTES - 64 * 1024;
 pub const BATCH_BYTES: usize = 1024 * 1024;
 /// The most changes one `push` may carry.
 pub const MAX_PUSH_CHANGES: usize = 4096;
+/// The most documents one `have` may offer. The hub's `need` answers with
+/// at most one entry each, so this bounds the answer too.
+pub const MAX_HAVE_DOCS: usize = 4096;
 
 /// Bytes that `n` raw bytes take in a frame: base64 (4 per 3) plus the JSON
 /// of one item (`{"seq":…,"doc":"…","bytes":"…"}`, or a doc and its heads).

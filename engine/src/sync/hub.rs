@@ -41,8 +41,8 @@ use crate::id::NodeId;
 use crate::replica::parse_changes;
 use crate::store::{Applied, LoggedChange, SavedDoc};
 use crate::sync::frame::{
-    BATCH_BYTES, Bytes, ClientFrame, DocHeads, ErrorCode, FRAME_BUDGET, HubFrame, Known, MAX_PUSH_CHANGES,
-    PROTOCOL_VERSION, WireChange, WireDoc, encode, wire_size,
+    BATCH_BYTES, Bytes, ClientFrame, DocHeads, ErrorCode, FRAME_BUDGET, HubFrame, Known, MAX_HAVE_DOCS,
+    MAX_PUSH_CHANGES, PROTOCOL_VERSION, WireChange, WireDoc, encode, wire_size,
 };
 use crate::sync::storage::{Batch, SyncStore};
 
@@ -345,6 +345,12 @@ impl HubSession {
                 }
             }
             ClientFrame::Have { docs } => {
+                if docs.len() > MAX_HAVE_DOCS {
+                    return Err(Step::fatal(
+                        ErrorCode::TooLarge,
+                        format!("have of {} documents; at most {MAX_HAVE_DOCS} per frame", docs.len()),
+                    ));
+                }
                 let mut out = Vec::with_capacity(docs.len());
                 for DocHeads { doc, heads } in docs {
                     let heads = parse_heads(&heads).ok_or_else(|| {
@@ -581,14 +587,31 @@ fn ack(batch: u64, hashes: &[ChangeHash], outcome: Result<Applied, Error>) -> St
     }
 }
 
+/// Answers a `have` with one `need` frame: the documents offered that hold
+/// something the hub lacks, each with the hub's heads, so the device sends
+/// only what is missing. The answer stays within [`FRAME_BUDGET`]: once the
+/// heads would not fit (documents with very many heads, or one listed many
+/// times), a document goes without them, and the device sends all of it
+/// (the hub keeps what it already has once).
 fn have(hub: &dyn SyncStore, docs: &[(NodeId, Vec<ChangeHash>)]) -> Step {
     match hub.lacking(docs) {
         Ok(lacking) => {
+            // Room kept for every entry without heads, so none is left out.
+            let bare = wire_size(0);
+            let mut room = FRAME_BUDGET.saturating_sub(docs.len() * bare);
             let docs = docs
                 .iter()
                 .zip(lacking)
                 .filter_map(|((doc, _), ours)| {
-                    ours.map(|heads| DocHeads { doc: *doc, heads: heads.iter().map(ToString::to_string).collect() })
+                    let heads = ours?;
+                    let size = heads.len() * wire_size(32);
+                    let heads = if size <= room {
+                        room -= size;
+                        heads.iter().map(ToString::to_string).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    Some(DocHeads { doc: *doc, heads })
                 })
                 .collect();
             Step { replies: vec![HubFrame::Need { docs }], ..Step::default() }

@@ -42,8 +42,9 @@ use crate::sync::storage::DeviceStore;
 /// How many local changes one push carries at most (it is cut by bytes
 /// first, at [`BATCH_BYTES`]).
 pub const PUSH_BATCH: usize = 512;
-/// How many documents one `have` frame offers (about 150 bytes each).
-pub const HAVE_BATCH: usize = 4096;
+/// How many documents one `have` frame offers (about 150 bytes each): as
+/// many as a hub takes.
+pub const HAVE_BATCH: usize = crate::sync::frame::MAX_HAVE_DOCS;
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]

@@ -181,8 +181,13 @@ impl Group {
             let mut pushes = Vec::new();
             match first {
                 Job::Call(f) => {
-                    let logged = f(&self.replica);
-                    self.broadcast(&logged);
+                    // A panicking call drops its answer: its caller gets an error.
+                    match unpanicked(|| f(&self.replica)) {
+                        Ok(logged) => self.broadcast(&logged),
+                        Err(why) => {
+                            tracing::error!(reason = %why, "a write failed on an internal error; nothing of it was stored")
+                        }
+                    }
                     continue;
                 }
                 Job::Push { write, done } => pushes.push((write, done)),
@@ -213,7 +218,8 @@ impl Group {
         let started = Instant::now();
         let n = pushes.len();
         let (batches, waiters): (Vec<_>, Vec<_>) = pushes.into_iter().map(|(w, done)| (w.changes, done)).unzip();
-        let outcomes = self.replica.apply(batches, Some(self.max_pending));
+        let outcomes = unpanicked(|| self.replica.apply(batches, Some(self.max_pending)))
+            .unwrap_or_else(|why| Err(Error::Storage(format!("an internal error: {why}"))));
         self.metrics.commit(n, started.elapsed());
         match outcomes {
             Ok(outcomes) => {
@@ -239,7 +245,9 @@ impl Group {
     /// Once none do, the writer is idle: the memory its groups used goes
     /// back to the system.
     fn refresh(&self) -> bool {
-        match self.replica.refresh_stale(REFRESH_BATCH) {
+        let refreshed = unpanicked(|| self.replica.refresh_stale(REFRESH_BATCH))
+            .unwrap_or_else(|why| Err(Error::Storage(format!("an internal error: {why}"))));
+        match refreshed {
             Ok(n) if n == REFRESH_BATCH => true,
             Ok(_) => {
                 trim();
@@ -259,6 +267,20 @@ impl Group {
             let _ = self.live.send(Arc::new(frame));
         }
     }
+}
+
+/// Runs `f`, turning a panic into an error that says what it was, so that a
+/// bug met by one write cannot stop the hub's writes for good. Whatever `f`
+/// had written is discarded: a redb transaction dropped unfinished aborts,
+/// and the documents it had taken from the cache are dropped with it.
+fn unpanicked<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+        panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into())
+    })
 }
 
 /// Returns the free memory of every malloc arena to the system. The writer
@@ -303,4 +325,42 @@ impl Taken<'_> {
 
 fn size(write: &Write) -> (usize, usize) {
     (write.changes.len(), write.changes.iter().map(|(_, c)| c.raw_bytes().len()).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use heph_engine::{Node, NodeKind};
+
+    fn writer() -> (Writer, Arc<Replica>) {
+        let mut replica = Replica::in_memory().expect("an in-memory store");
+        replica.set_hub_mode(16);
+        let replica = Arc::new(replica);
+        let (live, _) = broadcast::channel(16);
+        let writer =
+            Writer::start(replica.clone(), live, Arc::new(Metrics::default()), 1000).expect("the writer thread");
+        (writer, replica)
+    }
+
+    #[tokio::test]
+    async fn a_write_that_panics_fails_alone_and_the_writer_goes_on() {
+        let (writer, replica) = writer();
+        let failed = writer.call(|_| -> (u64, Vec<LoggedChange>) { panic!("a bug") }).await;
+        assert!(failed.is_err(), "the caller hears of it");
+        // The thread lives on: a push is stored and acknowledged.
+        let device = Replica::in_memory().expect("an in-memory store");
+        let now = chrono::Utc::now();
+        device
+            .create(&Node::new(heph_engine::NodeId::random(), NodeKind::Task, "after".into(), now), &[], "add")
+            .expect("a task");
+        let raw = device.changes_after(0, 100).expect("its changes").into_iter().map(|c| (c.doc, c.bytes)).collect();
+        let changes = heph_engine::replica::parse_changes(raw).expect("valid changes");
+        let n = changes.len();
+        let applied = writer.push(Write { batch: 1, changes }).await.expect("stored");
+        assert_eq!(applied.applied, n);
+        assert_eq!(replica.last_seq().expect("the log"), n as u64);
+        let seq = writer.call(|r| (r.last_seq(), Vec::new())).await.expect("a call after it");
+        assert_eq!(seq.expect("the log"), n as u64);
+        writer.close();
+    }
 }

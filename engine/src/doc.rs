@@ -307,6 +307,15 @@ impl NodeDoc {
         Ok(waiting)
     }
 
+    /// This document without the changes queued inside it for missing
+    /// dependencies (a store keeps those itself, and feeds them again).
+    pub fn without_waiting(&self) -> Result<Self, DocError> {
+        let bytes = self.doc.save_with_options(automerge::SaveOptions { deflate: false, retain_orphans: false });
+        let mut doc = guarded(|| Automerge::load(&bytes))?;
+        doc.set_actor(self.doc.get_actor().clone());
+        Ok(Self { doc })
+    }
+
     /// Merges bytes received whole (a saved document, or a run of changes
     /// in causal order); changes missing a dependency wait inside the
     /// document. Returns how many operations were added. On an error,

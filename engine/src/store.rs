@@ -1127,6 +1127,22 @@ pub struct Writer<'s> {
     touched: std::collections::HashMap<NodeId, Cached>,
 }
 
+/// The (actor, seq) of each change, with its hash.
+pub(crate) fn actor_seqs(changes: &[Change]) -> std::collections::HashMap<(ActorId, u64), ChangeHash> {
+    changes.iter().map(|c| ((c.actor_id().clone(), c.seq()), c.hash())).collect()
+}
+
+/// Whether a change waiting for its dependencies gives way to an incoming
+/// one (`incoming`: [`actor_seqs`]) with its actor and seq. Automerge holds
+/// only one change per actor and seq, so the two can never be applied
+/// together; left waiting, it would refuse the incoming change, again and
+/// again, for as long as it waits (perhaps for ever). The incoming change
+/// takes its place; the waiting one, acknowledged only as waiting, is
+/// offered again by its device and then refused as clashing.
+pub(crate) fn displaced_by(waiting: &Change, incoming: &std::collections::HashMap<(ActorId, u64), ChangeHash>) -> bool {
+    incoming.get(&(waiting.actor_id().clone(), waiting.seq())).is_some_and(|h| *h != waiting.hash())
+}
+
 /// What applying received changes did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Applied {
@@ -1136,6 +1152,10 @@ pub struct Applied {
     pub duplicates: usize,
     /// Changes kept until their dependencies arrive.
     pub waiting: usize,
+    /// Changes that waited and were dropped for an incoming change with
+    /// their actor and seq (Automerge holds one change per actor and seq;
+    /// see the storage seam's contract).
+    pub displaced: usize,
     /// The hashes of the incoming changes that are stored but still wait for
     /// their dependencies after this apply (including ones that waited before).
     pub waiting_hashes: Vec<ChangeHash>,
@@ -1300,14 +1320,21 @@ impl Writer<'_> {
     /// applied to `cached`) added to the document: their seqs go to its
     /// tail, or the document is saved again once the tail is long enough.
     /// Its index rows are marked stale.
-    fn put_cached(&mut self, id: NodeId, mut cached: Cached, seqs: &[u64], applied: usize) -> Result<(), Error> {
+    fn put_cached(
+        &mut self,
+        id: NodeId,
+        mut cached: Cached,
+        seqs: &[u64],
+        applied: usize,
+        resave: bool,
+    ) -> Result<(), Error> {
         let heads = cached.doc.heads();
         // A new document is kept loaded only once it is written again:
         // most are not soon (an import, a new device's first push).
         let new = cached.saved == 0;
         cached.tail += seqs.len();
         cached.tail_bytes += applied;
-        if new || cached.tail > TAIL_CHANGES || cached.tail_bytes > cached.saved {
+        if new || resave || cached.tail > TAIL_CHANGES || cached.tail_bytes > cached.saved {
             let saved = cached.doc.save();
             cached.saved = saved.len();
             cached.tail = 0;
@@ -1533,8 +1560,12 @@ impl Writer<'_> {
                 fresh.push(change);
             }
         }
-        // Changes waiting for this document join the batch: they may be ready now.
+        // Changes waiting for this document join the batch: they may be ready
+        // now. One that shares its actor and seq with an incoming change
+        // gives way instead (see `displaced`).
+        let incoming_at = actor_seqs(&fresh);
         let mut pending_hashes = Vec::new();
+        let mut displaced = Vec::new();
         {
             let pending = self.txn.open_multimap_table(PENDING)?;
             let changes = self.txn.open_table(CHANGES)?;
@@ -1544,7 +1575,11 @@ impl Writer<'_> {
                     let change = Change::from_bytes(stored.value()[16..].to_vec())
                         .map_err(|e| Error::InvalidChange { doc: id, reason: e.to_string() })?;
                     pending_hashes.push(hash);
-                    fresh.push(change);
+                    if displaced_by(&change, &incoming_at) {
+                        displaced.push(hash);
+                    } else {
+                        fresh.push(change);
+                    }
                 }
             }
         }
@@ -1558,6 +1593,17 @@ impl Writer<'_> {
             Some(c) => std::mem::replace(&mut c.doc, NodeDoc::empty(&self.origin)),
             None => self.doc(id)?.unwrap_or_else(|| NodeDoc::empty(&self.origin)),
         };
+        if !displaced.is_empty() {
+            // The document may hold them queued too; the other waiting
+            // changes are in `fresh`. Gone from `changes`, a displaced
+            // change offered again is not taken for one already stored.
+            doc = doc.without_waiting()?;
+            let mut changes = self.txn.open_table(CHANGES)?;
+            for hash in &displaced {
+                changes.remove(hash)?;
+            }
+            report.displaced += displaced.len();
+        }
         // The log stays causal within a document, whatever the arrival order.
         let batch = crate::doc::causal_order(fresh.clone());
         // On an error the cached document is dropped with this transaction.
@@ -1623,7 +1669,9 @@ impl Writer<'_> {
         }
         if let Some(mut cached) = cached {
             cached.doc = doc;
-            return self.put_cached(id, cached, &appended.0, appended.1);
+            // A saved form may hold displaced changes among its queued ones.
+            let resave = !displaced.is_empty();
+            return self.put_cached(id, cached, &appended.0, appended.1, resave);
         }
         self.put_doc(id, &doc.save(), &doc.heads())?;
         if !self.refresh(id, &doc)? {

@@ -184,6 +184,7 @@ conformance!(
     reapplying_stores_and_logs_nothing,
     a_change_twice_in_one_batch_is_stored_once_and_counted_a_duplicate,
     a_change_waits_for_its_dependencies,
+    a_waiting_change_gives_way_to_one_with_its_actor_and_seq,
     waiting_changes_are_logged_in_causal_order,
     one_batch_out_of_causal_order_is_logged_in_causal_order,
     a_batch_with_an_invalid_change_leaves_no_trace,
@@ -546,6 +547,65 @@ fn a_change_waits_for_its_dependencies<F: Fixture>(mut f: F) {
     // Logged once: they are duplicates now.
     let again = one(&s, a.all());
     assert_eq!((again.applied, again.duplicates), (0, 4));
+}
+
+/// Automerge holds one change per actor and seq. A change waiting for a
+/// dependency that never comes must not refuse, for as long as it waits,
+/// another change with its actor and seq that can be applied: the one that
+/// arrives takes its place. The waiting one was acknowledged only as
+/// waiting, so its device offers it again, and then it is refused as
+/// clashing with what is stored.
+fn a_waiting_change_gives_way_to_one_with_its_actor_and_seq<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let a = Hist::new("a", 1); // genesis, content, e0
+    one(&s, a.all());
+    // Device b edits; a learns of it and edits on top: `waits` needs x,
+    // which the store never got.
+    let x = a.fork("b").edit("x");
+    let mut with_x = a.clone();
+    assert!(with_x.doc.apply(vec![x.clone()]).unwrap().is_empty());
+    let waits = with_x.edit("waits");
+    // The same actor and seq, made without x: it can be applied.
+    let ready = a.clone().edit("ready");
+    assert_eq!((ready.actor_id(), ready.seq()), (waits.actor_id(), waits.seq()));
+    assert_ne!(ready.hash(), waits.hash());
+
+    let w = one(&s, vec![(a.id, waits.clone())]);
+    assert_eq!((w.applied, w.waiting, w.displaced), (0, 1, 0));
+    // Meanwhile device c writes enough that a hub saves the document
+    // again, the waiting change queued inside it.
+    let mut c = a.fork("c");
+    for i in 0..70 {
+        c.edit(&format!("c{i}"));
+    }
+    one(&s, c.batch(a.changes.len()..));
+    let r = one(&s, vec![(a.id, ready.clone())]);
+    assert_eq!((r.applied, r.waiting, r.displaced), (1, 0, 1), "the ready change is stored in the waiting one's place");
+    assert!(r.waiting_hashes.is_empty());
+    assert_eq!(hashes(&r.logged), [ready.hash()]);
+    let c_head = c.heads()[0];
+    assert_eq!(s.lacking(&[(a.id, vec![waits.hash()])]).unwrap().len(), 1);
+    assert!(s.lacking(&[(a.id, vec![waits.hash()])]).unwrap()[0].is_some(), "the store lacks it");
+
+    let check = |s: &F::Store, heads: &[ChangeHash]| {
+        // Offered again: refused, and nothing of it is kept.
+        assert!(refused(&one_with(s, vec![(a.id, waits.clone())], None)), "the displaced change clashes now");
+        let mut heads = heads.to_vec();
+        heads.sort();
+        assert_eq!(s.heads_after(None, ALL).unwrap(), [(a.id, heads)]);
+        let docs = loaded_docs(s);
+        assert_eq!(docs.len(), 1);
+        assert!(docs[0].1.has_change(&ready.hash()));
+        assert!(!docs[0].1.has_change(&waits.hash()));
+    };
+    check(&s, &[ready.hash(), c_head]);
+    let s = f.reopen(s);
+    check(&s, &[ready.hash(), c_head]);
+    // x arrives: it is stored; the displaced change does not come back.
+    let got = one(&s, vec![(a.id, x.clone())]);
+    assert_eq!((got.applied, got.waiting, got.displaced), (1, 0, 0));
+    assert_eq!(whole_log(&s).len(), c.changes.len() + 2);
+    check(&s, &[ready.hash(), c_head, x.hash()]);
 }
 
 fn waiting_changes_are_logged_in_causal_order<F: Fixture>(mut f: F) {

@@ -38,7 +38,7 @@ use crate::doc::{NodeDoc, causal_order};
 use crate::error::Error;
 use crate::id::NodeId;
 use crate::replica::{advance_known, group};
-use crate::store::{Applied, Cursors, LoggedChange, SavedDoc, bootstrap_page};
+use crate::store::{Applied, Cursors, LoggedChange, SavedDoc, actor_seqs, bootstrap_page, displaced_by};
 use crate::sync::frame::{DocView, wire_size};
 use crate::sync::storage::{Batch, DeviceStore, SyncStore};
 
@@ -241,14 +241,29 @@ impl Inner {
                 fresh.push(change);
             }
         }
+        // A waiting change with an incoming one's actor and seq gives way.
+        let incoming_at = actor_seqs(&fresh);
         let was_waiting = self.pending.remove(&id).unwrap_or_default();
+        let mut displaced = Vec::new();
         for hash in &was_waiting {
-            fresh.push(self.change(hash)?);
+            let change = self.change(hash)?;
+            if displaced_by(&change, &incoming_at) {
+                displaced.push(*hash);
+            } else {
+                fresh.push(change);
+            }
         }
         if fresh.is_empty() {
             return Ok(());
         }
         let mut doc = self.docs.get(&id).map_or_else(|| NodeDoc::empty(origin), |d| (**d).clone());
+        if !displaced.is_empty() {
+            doc = doc.without_waiting()?;
+            for hash in &displaced {
+                self.changes.remove(hash);
+            }
+            report.displaced += displaced.len();
+        }
         let batch = fresh.clone();
         let waiting = doc.apply(fresh)?;
         let waiting_hashes: HashSet<ChangeHash> = waiting.iter().map(Change::hash).collect();

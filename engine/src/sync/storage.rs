@@ -22,7 +22,11 @@
 //!   nothing; it is reported as a duplicate.
 //! - **Waiting.** A change whose dependencies are not all applied to its
 //!   document is stored but not logged ("waiting"); it is applied and logged
-//!   in the same write that brings its last missing dependency.
+//!   in the same write that brings its last missing dependency. A waiting
+//!   change gives way to an incoming change with its actor and seq
+//!   (Automerge holds one change per actor and seq): it is dropped, counted
+//!   in [`Applied::displaced`], and when offered again it is refused as
+//!   clashing with the change that took its place.
 //! - **Atomicity.** Each batch of [`SyncStore::apply`] is all or nothing: a
 //!   refused batch (an invalid change, the waiting quota) leaves no trace,
 //!   and does not affect the other batches of the same call.

@@ -1143,6 +1143,15 @@ pub(crate) fn displaced_by(waiting: &Change, incoming: &std::collections::HashMa
     incoming.get(&(waiting.actor_id().clone(), waiting.seq())).is_some_and(|h| *h != waiting.hash())
 }
 
+/// A batch offering a waiting change and another with its actor and seq:
+/// neither could be acknowledged as what it is, so the batch is refused.
+pub(crate) fn both_offered(doc: NodeId) -> Error {
+    Error::InvalidChange {
+        doc,
+        reason: "the batch holds two different changes with the same actor and seq; Automerge keeps only one".into(),
+    }
+}
+
 /// What applying received changes did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Applied {
@@ -1594,6 +1603,9 @@ impl Writer<'_> {
             None => self.doc(id)?.unwrap_or_else(|| NodeDoc::empty(&self.origin)),
         };
         if !displaced.is_empty() {
+            if displaced.iter().any(|h| incoming_hashes.contains(&ChangeHash(*h))) {
+                return Err(both_offered(id));
+            }
             // The document may hold them queued too; the other waiting
             // changes are in `fresh`. Gone from `changes`, a displaced
             // change offered again is not taken for one already stored.

@@ -572,6 +572,10 @@ fn a_waiting_change_gives_way_to_one_with_its_actor_and_seq<F: Fixture>(mut f: F
 
     let w = one(&s, vec![(a.id, waits.clone())]);
     assert_eq!((w.applied, w.waiting, w.displaced), (0, 1, 0));
+    // Both in one batch: neither can be acknowledged as what it is.
+    assert!(refused(&one_with(&s, vec![(a.id, waits.clone()), (a.id, ready.clone())], None)));
+    assert_eq!(s.lacking(&[(a.id, vec![ready.hash()])]).unwrap().len(), 1);
+    assert_eq!(one(&s, vec![(a.id, waits.clone())]).duplicates, 1, "it still waits");
     // Meanwhile device c writes enough that a hub saves the document
     // again, the waiting change queued inside it.
     let mut c = a.fork("c");

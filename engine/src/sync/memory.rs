@@ -38,7 +38,7 @@ use crate::doc::{NodeDoc, causal_order};
 use crate::error::Error;
 use crate::id::NodeId;
 use crate::replica::{advance_known, group};
-use crate::store::{Applied, Cursors, LoggedChange, SavedDoc, actor_seqs, bootstrap_page, displaced_by};
+use crate::store::{Applied, Cursors, LoggedChange, SavedDoc, actor_seqs, bootstrap_page, both_offered, displaced_by};
 use crate::sync::frame::{DocView, wire_size};
 use crate::sync::storage::{Batch, DeviceStore, SyncStore};
 
@@ -258,6 +258,9 @@ impl Inner {
         }
         let mut doc = self.docs.get(&id).map_or_else(|| NodeDoc::empty(origin), |d| (**d).clone());
         if !displaced.is_empty() {
+            if displaced.iter().any(|h| incoming_hashes.contains(h)) {
+                return Err(both_offered(id));
+            }
             doc = doc.without_waiting()?;
             for hash in &displaced {
                 self.changes.remove(hash);

@@ -249,14 +249,16 @@ pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, AutomergeError>) -> Resul
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(result) => Ok(result?),
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "an internal check failed".into());
-            Err(DocError::Refused(what))
+            Err(DocError::Refused(panic_message(&*panic).unwrap_or_else(|| "an internal check failed".into())))
         }
     }
+}
+
+/// The message a caught panic carries, when it carries one (`panic!` with
+/// a literal or with formatting).
+#[must_use]
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> Option<String> {
+    panic.downcast_ref::<&str>().map(|s| (*s).to_string()).or_else(|| panic.downcast_ref::<String>().cloned())
 }
 
 impl NodeDoc {

@@ -184,9 +184,7 @@ impl Group {
                     // A panicking call drops its answer: its caller gets an error.
                     match unpanicked(|| f(&self.replica)) {
                         Ok(logged) => self.broadcast(&logged),
-                        Err(why) => {
-                            tracing::error!(reason = %why, "a write failed on an internal error; nothing of it was stored")
-                        }
+                        Err(e) => tracing::error!(error = %e, "a write failed; nothing of it was stored"),
                     }
                     continue;
                 }
@@ -218,8 +216,7 @@ impl Group {
         let started = Instant::now();
         let n = pushes.len();
         let (batches, waiters): (Vec<_>, Vec<_>) = pushes.into_iter().map(|(w, done)| (w.changes, done)).unzip();
-        let outcomes = unpanicked(|| self.replica.apply(batches, Some(self.max_pending)))
-            .unwrap_or_else(|why| Err(Error::Storage(format!("an internal error: {why}"))));
+        let outcomes = unpanicked(|| self.replica.apply(batches, Some(self.max_pending))).and_then(|r| r);
         self.metrics.commit(n, started.elapsed());
         match outcomes {
             Ok(outcomes) => {
@@ -245,9 +242,7 @@ impl Group {
     /// Once none do, the writer is idle: the memory its groups used goes
     /// back to the system.
     fn refresh(&self) -> bool {
-        let refreshed = unpanicked(|| self.replica.refresh_stale(REFRESH_BATCH))
-            .unwrap_or_else(|why| Err(Error::Storage(format!("an internal error: {why}"))));
-        match refreshed {
+        match unpanicked(|| self.replica.refresh_stale(REFRESH_BATCH)).and_then(|r| r) {
             Ok(n) if n == REFRESH_BATCH => true,
             Ok(_) => {
                 trim();
@@ -273,13 +268,10 @@ impl Group {
 /// bug met by one write cannot stop the hub's writes for good. Whatever `f`
 /// had written is discarded: a redb transaction dropped unfinished aborts,
 /// and the documents it had taken from the cache are dropped with it.
-fn unpanicked<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+fn unpanicked<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
-        panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".into())
+        let why = heph_engine::doc::panic_message(&*panic).unwrap_or_else(|| "a panic".into());
+        Error::Storage(format!("an internal error: {why}"))
     })
 }
 

@@ -81,7 +81,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 fn measure(history: usize) -> Result<(f64, f64, f64)> {
     let dir = tempfile::tempdir()?;
     let mut hub = Replica::open(&dir.path().join("hub.redb"))?;
-    hub.set_hub_mode(1024);
+    hub.set_hub_mode(1024, usize::MAX);
     let mut tasks = Vec::with_capacity(DOCS);
     for i in 0..DOCS {
         let (task, changes) = Task::new(i, history)?;

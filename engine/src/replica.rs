@@ -606,11 +606,17 @@ impl Replica {
     }
 
     /// Hub mode (see [`crate::store`]): received changes are appended to
-    /// their documents, up to `cached_docs` documents stay loaded between
+    /// their documents, up to `cached_docs` documents of at most
+    /// `cached_bytes` of estimated memory in all stay loaded between
     /// commits, and the search indexes follow later
     /// ([`Self::refresh_stale`]).
-    pub fn set_hub_mode(&mut self, cached_docs: usize) {
-        self.store.set_hub_mode(cached_docs);
+    pub fn set_hub_mode(&mut self, cached_docs: usize, cached_bytes: usize) {
+        self.store.set_hub_mode(cached_docs, cached_bytes);
+    }
+
+    /// Hub mode: how much the document cache holds now.
+    pub fn doc_cache(&self) -> Option<crate::store::DocCacheUse> {
+        self.store.doc_cache()
     }
 
     /// Brings the indexes of up to `limit` documents up to date (hub mode),

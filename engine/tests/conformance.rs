@@ -49,7 +49,8 @@ trait Fixture {
 
 /// The redb replica, each store in its own file; with `hub`, in hub mode
 /// (documents appended to and cached between commits, indexes deferred),
-/// with a cache small enough that tests evict from it.
+/// with a cache small enough that tests evict from it: three documents
+/// at most fit in its bytes.
 struct Redb {
     dir: tempfile::TempDir,
     paths: HashMap<String, PathBuf>,
@@ -66,7 +67,7 @@ impl Redb {
     fn opened(&self, path: &std::path::Path) -> Replica {
         let mut replica = Replica::open(path).expect("open the store");
         if self.hub {
-            replica.set_hub_mode(2);
+            replica.set_hub_mode(8, 100 << 10);
         }
         replica
     }

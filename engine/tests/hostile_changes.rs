@@ -50,7 +50,7 @@ fn raw(id: NodeId, changes: &[Change]) -> Vec<(NodeId, Vec<u8>)> {
 fn replicas() -> Vec<(&'static str, Replica)> {
     let device = Replica::in_memory().unwrap();
     let mut hub = Replica::in_memory().unwrap();
-    hub.set_hub_mode(64);
+    hub.set_hub_mode(64, usize::MAX);
     vec![("device", device), ("hub", hub)]
 }
 

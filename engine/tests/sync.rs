@@ -420,7 +420,7 @@ fn bootstrap_docs(hub: &Replica, views: bool) -> Vec<heph_engine::sync::frame::W
 #[test]
 fn a_browser_bootstrap_carries_the_hubs_reading_of_exactly_the_bytes_sent() {
     let mut hub = Replica::in_memory().unwrap();
-    hub.set_hub_mode(16);
+    hub.set_hub_mode(16, usize::MAX);
     let a = Replica::in_memory().unwrap();
     let ids: Vec<NodeId> = (0..300).map(|i| task(&a, &format!("t{i}"))).collect();
     a.edit(ids[7], &[Edit::AddTag("x".into()), Edit::Body("a body".into())], "m", now()).unwrap();
@@ -465,10 +465,64 @@ fn a_hub_store_without_readings_gets_them_in_the_background() {
     for i in 0..50 {
         task(&store, &format!("t{i}"));
     }
-    store.set_hub_mode(8);
+    store.set_hub_mode(8, usize::MAX);
     assert!(store.docs_after_with_views(None, usize::MAX).unwrap().iter().all(|d| d.view.is_none()));
     assert_eq!(store.stale_without_views().unwrap(), 50);
     store.refresh_stale(usize::MAX).unwrap();
     assert!(store.docs_after_with_views(None, usize::MAX).unwrap().iter().all(|d| d.view.is_some()));
     assert_eq!(store.stale_without_views().unwrap(), 0, "nothing left to read");
+}
+
+/// Letters that do not compress: a long body stored at about its size.
+fn noise(len: usize, seed: u64) -> String {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + u8::try_from(x % 26).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_hubs_document_cache_stays_within_its_bytes_and_loses_nothing() {
+    const CAP: usize = 256 << 10;
+    let mut hub = Replica::in_memory().unwrap();
+    hub.set_hub_mode(1024, CAP);
+    let a = Replica::in_memory().unwrap();
+    let ids: Vec<NodeId> = (0..100).map(|i| task(&a, &format!("t{i}"))).collect();
+    connect(&a, &hub);
+    // Written again, each document is kept loaded, until the bytes run out.
+    for (i, id) in ids.iter().enumerate() {
+        a.edit(*id, &[Edit::Title(format!("t{i} again"))], "m", now()).unwrap();
+        connect(&a, &hub);
+        let held = hub.doc_cache().unwrap();
+        assert!(held.bytes <= CAP, "{held:?} after {i} documents");
+    }
+    let held = hub.doc_cache().unwrap();
+    assert!(held.docs > 0 && held.docs <= CAP / (32 << 10), "{held:?}");
+
+    // One document heavier than the whole cache is not kept, and does not
+    // take the others with it.
+    let note = a.create(&Node::new(NodeId::random(), NodeKind::Note, "long".into(), now()), &[], "add").unwrap().id;
+    connect(&a, &hub);
+    a.edit(note, &[Edit::Body(noise(200_000, 7))], "m", now()).unwrap();
+    connect(&a, &hub);
+    let held = hub.doc_cache().unwrap();
+    assert!(held.bytes <= CAP && held.docs > 0, "{held:?}");
+
+    // Evicted documents are read again from the store: nothing is lost.
+    for (i, id) in ids.iter().enumerate() {
+        a.edit(*id, &[Edit::Title(format!("t{i} third"))], "m", now()).unwrap();
+    }
+    a.edit(note, &[Edit::AppendBody("the end".into())], "m", now()).unwrap();
+    connect(&a, &hub);
+    hub.refresh_stale(usize::MAX).unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(hub.get(*id).unwrap().title, format!("t{i} third"));
+    }
+    assert!(hub.get(note).unwrap().body.ends_with("the end"));
+    assert!(hub.doc_cache().unwrap().bytes <= CAP);
 }

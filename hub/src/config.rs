@@ -196,6 +196,12 @@ pub struct Config {
     #[arg(long, env = "HEPH_CACHE_MB", default_value_t = 16, value_name = "MIB")]
     pub cache_mb: usize,
 
+    /// Memory for the documents the hub keeps loaded between writes, in
+    /// MiB (estimated; at most 1,024 documents). The least recently written
+    /// are dropped past it and loaded again from the store when written.
+    #[arg(long, env = "HEPH_DOC_CACHE_MB", default_value_t = 128, value_name = "MIB")]
+    pub doc_cache_mb: usize,
+
     /// The most /sync connections served at once; more are refused with HTTP 503 until some close.
     #[arg(long, env = "HEPH_MAX_CONNECTIONS", default_value_t = 10_000, value_name = "N")]
     pub max_connections: usize,

@@ -144,7 +144,7 @@ impl Metrics {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let head = store.head;
         let oldest = store.pending.oldest_ms.map_or(0, |at| now_ms.saturating_sub(at) / 1000);
-        let rows: [(&str, &str, &str, u64); 23] = [
+        let rows: [(&str, &str, &str, u64); 25] = [
             ("heph_hub_uptime_seconds", "gauge", "Seconds since hephd started.", uptime.as_secs()),
             ("heph_hub_connections", "gauge", "Open /sync connections.", get(&self.connections)),
             ("heph_hub_connections_total", "counter", "Connections accepted.", get(&self.connections_total)),
@@ -222,6 +222,18 @@ impl Metrics {
                 "gauge",
                 "Documents not yet read into the search indexes (done when the writer is idle).",
                 store.stale,
+            ),
+            (
+                "heph_hub_doc_cache_docs",
+                "gauge",
+                "Documents the writer keeps loaded between commits.",
+                store.cache.docs as u64,
+            ),
+            (
+                "heph_hub_doc_cache_bytes",
+                "gauge",
+                "Estimated memory of the documents the writer keeps loaded (bounded by --doc-cache-mb).",
+                store.cache.bytes as u64,
             ),
         ];
         for (name, kind, help, value) in rows {

@@ -141,6 +141,7 @@ impl Hub {
             pending: self.replica.pending_stats()?,
             unreadable: self.replica.unreadable_count()?,
             stale: self.replica.stale_count()?,
+            cache: self.replica.doc_cache().unwrap_or_default(),
         })
     }
 }
@@ -156,6 +157,8 @@ pub struct StoreStats {
     pub unreadable: u64,
     /// Documents whose search indexes (and unreadable mark) are behind.
     pub stale: u64,
+    /// What the writer keeps loaded.
+    pub cache: heph_engine::DocCacheUse,
 }
 
 /// The router, for `serve` and for tests.
@@ -372,7 +375,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     let cache = cfg.cache_mb.max(1).saturating_mul(1 << 20);
     let mut replica =
         Replica::open_with_cache(&path, cache).with_context(|| format!("opening the hub store {}", path.display()))?;
-    replica.set_hub_mode(CACHED_DOCS);
+    replica.set_hub_mode(CACHED_DOCS, cfg.doc_cache_mb.saturating_mul(1 << 20));
     // Browsers bootstrap from the hub's readings of its documents; a store
     // from before they were kept gets them in the background.
     let unread = replica.stale_without_views().context("marking documents to read for browsers")?;

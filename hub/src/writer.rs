@@ -326,7 +326,7 @@ mod tests {
 
     fn writer() -> (Writer, Arc<Replica>) {
         let mut replica = Replica::in_memory().expect("an in-memory store");
-        replica.set_hub_mode(16);
+        replica.set_hub_mode(16, usize::MAX);
         let replica = Arc::new(replica);
         let (live, _) = broadcast::channel(16);
         let writer =

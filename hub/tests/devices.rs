@@ -240,6 +240,9 @@ fn health_metrics_and_json_logs_report_what_an_operator_watches() {
     assert_eq!(series(&body, "heph_hub_fanout_queue_depth_max"), 0.0);
     assert_eq!(series(&body, "heph_hub_fanout_queue_capacity"), 1024.0);
     assert_eq!(series(&body, "heph_hub_writer_queue"), 0.0);
+    // The documents the writer keeps loaded, within --doc-cache-mb (128).
+    let (cached, cached_bytes) = (series(&body, "heph_hub_doc_cache_docs"), series(&body, "heph_hub_doc_cache_bytes"));
+    assert!(cached_bytes >= cached * 32768.0 && cached_bytes <= 128.0 * 1048576.0, "{cached} {cached_bytes}");
     assert_eq!(series(&body, "heph_hub_connections"), 2.0);
     assert!(series(&body, "heph_hub_frames_received_total") >= 5.0);
     assert!(series(&body, "heph_hub_frames_sent_total") >= 10.0);

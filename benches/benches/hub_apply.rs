@@ -18,6 +18,10 @@
 //! the median over 20 rounds of 50 documents (the history grows by 20
 //! meanwhile).
 //!
+//! The second table is the same group commit (at 200 earlier edits) when
+//! some of its pushes are refused (a change Automerge cannot apply: its seq
+//! skips one): the time of the whole group, against none refused.
+//!
 //! cargo bench -p heph-benches --bench hub_apply
 
 use std::time::{Duration, Instant};
@@ -32,6 +36,10 @@ const DOCS: usize = 50;
 const ROUNDS: usize = 20;
 /// Changes per batch while loading the hub.
 const PRELOAD: usize = 1_000;
+/// Pushes refused in a group of `DOCS` (the second table).
+const REFUSED: [usize; 5] = [0, 1, 5, 10, 25];
+/// Earlier edits of each document in the second table.
+const REFUSAL_HISTORY: usize = 200;
 
 struct Task {
     id: NodeId,
@@ -77,9 +85,9 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Medians in µs per change: edit here, apply received, hub commit.
-fn measure(history: usize) -> Result<(f64, f64, f64)> {
-    let dir = tempfile::tempdir()?;
+/// A hub store on disk in hub mode (in `dir`) holding `DOCS` tasks with
+/// `history` edits each, and the tasks.
+fn hub_with_tasks(dir: &tempfile::TempDir, history: usize) -> Result<(Replica, Vec<Task>)> {
     let mut hub = Replica::open(&dir.path().join("hub.redb"))?;
     hub.set_hub_mode(1024, usize::MAX);
     let mut tasks = Vec::with_capacity(DOCS);
@@ -93,6 +101,13 @@ fn measure(history: usize) -> Result<(f64, f64, f64)> {
         }
         tasks.push(task);
     }
+    Ok((hub, tasks))
+}
+
+/// Medians in µs per change: edit here, apply received, hub commit.
+fn measure(history: usize) -> Result<(f64, f64, f64)> {
+    let dir = tempfile::tempdir()?;
+    let (hub, mut tasks) = hub_with_tasks(&dir, history)?;
     let (mut here, mut received, mut commit) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         let mut group = Vec::with_capacity(DOCS);
@@ -121,6 +136,46 @@ fn measure(history: usize) -> Result<(f64, f64, f64)> {
     Ok((median(here), median(received), median(commit)))
 }
 
+/// A copy of `change` with its seq one past its own: Automerge cannot apply
+/// it where `change` is not stored, so its batch is refused.
+fn seq_gap(change: &Change) -> Change {
+    let mut e = change.decode();
+    e.seq += 1;
+    Change::from(e)
+}
+
+/// Median µs of a group commit of `DOCS` pushes (one title edit each, at
+/// `history` earlier edits) of which `refused` are refused, spread evenly.
+fn measure_refusals(history: usize, refused: usize) -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let (hub, mut tasks) = hub_with_tasks(&dir, history)?;
+    let mut took = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let (mut group, mut later) = (Vec::with_capacity(DOCS), Vec::new());
+        for (i, task) in tasks.iter_mut().enumerate() {
+            let change = task.edit()?;
+            if refused > 0 && i % (DOCS / refused) == 0 && later.len() < refused {
+                group.push(vec![(task.id, seq_gap(&change))]);
+                later.push(vec![(task.id, change)]);
+            } else {
+                group.push(vec![(task.id, change)]);
+            }
+        }
+        let t = Instant::now();
+        let outcomes = hub.apply_group(group, None)?;
+        took.push(micros(t.elapsed()));
+        let kept = outcomes.iter().filter(|o| o.as_ref().is_ok_and(|a| a.applied == 1)).count();
+        if kept != DOCS - refused {
+            return Err(anyhow!("{kept} of {DOCS} pushes kept with {refused} refused"));
+        }
+        // The real edits, so that the next round's follow them.
+        for outcome in hub.apply_group(later, None)? {
+            outcome?;
+        }
+    }
+    Ok(median(took))
+}
+
 fn main() -> Result<()> {
     // `cargo test --benches` runs this with `--bench` absent: a quick pass.
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -133,6 +188,18 @@ fn main() -> Result<()> {
             "| {history} | {here:.1} µs | {received:.1} µs | {commit:.1} µs | {:.0} % |",
             100.0 * received / commit
         );
+    }
+    println!();
+    println!("| pushes refused of {DOCS} | group commit | against none refused |");
+    println!("|---:|---:|---:|");
+    let refusals: &[usize] = if quick { &[0, 5] } else { &REFUSED };
+    let mut none = f64::NAN;
+    for &refused in refusals {
+        let took = measure_refusals(REFUSAL_HISTORY, refused)?;
+        if refused == 0 {
+            none = took;
+        }
+        println!("| {refused} | {:.2} ms | {:.2}× |", took / 1e3, took / none);
     }
     Ok(())
 }

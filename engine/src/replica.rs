@@ -546,30 +546,38 @@ impl Replica {
 
     /// Applies several batches (pushes from several connections) in one
     /// transaction, in order, each all-or-nothing: a batch refused (an
-    /// invalid change, the waiting quota) is left out, and the others commit
-    /// together. The outer `Err` is a storage failure: nothing was stored.
+    /// invalid change, the waiting quota) is left out, and the others commit.
+    ///
+    /// A refusal aborts the transaction it happens in. The batches before
+    /// it are then committed by themselves (they applied cleanly on the same
+    /// state, so they apply again), and those after it in a transaction of
+    /// their own: each batch is applied at most twice and each refusal costs
+    /// two commits, however many batches a group holds.
+    ///
+    /// The outer `Err` is a storage failure before anything was stored.
+    /// One after a part of the group committed is that part's batches'
+    /// `Ok` and the others' `Err`.
     pub fn apply_group(
         &self,
         batches: Vec<Vec<(NodeId, Change)>>,
         max_pending: Option<u64>,
     ) -> Result<Vec<Result<Applied, Error>>, Error> {
-        let mut refused: Vec<Option<Error>> = batches.iter().map(|_| None).collect();
-        let mut grouped: Vec<_> = batches.into_iter().map(group).collect();
-        loop {
-            // A refusal aborts the transaction; it is tried again without
-            // the refused batch (refusals are rare; a batch is tried at most
-            // once more per refusal before it).
+        let grouped: Vec<_> = batches.into_iter().map(group).collect();
+        let mut outcomes: Vec<Option<Result<Applied, Error>>> = grouped.iter().map(|_| None).collect();
+        // Runs of batches still to commit, in order.
+        let mut runs = std::collections::VecDeque::new();
+        runs.push_back(0..grouped.len());
+        while let Some(run) = runs.pop_front() {
+            if run.is_empty() {
+                continue;
+            }
             let mut refusal = None;
             let attempt = self.store.write(|w| {
                 w.set_max_pending(max_pending);
-                let mut out = Vec::with_capacity(grouped.len());
-                for (i, by_doc) in grouped.iter().enumerate() {
-                    if refused[i].is_some() {
-                        out.push(None);
-                        continue;
-                    }
-                    match apply_grouped(w, by_doc.clone(), false) {
-                        Ok(applied) => out.push(Some(applied)),
+                let mut out = Vec::with_capacity(run.len());
+                for i in run.clone() {
+                    match apply_grouped(w, grouped[i].clone(), false) {
+                        Ok(applied) => out.push(applied),
                         Err(e) if e.refuses_batch() => {
                             refusal = Some((i, e));
                             // Aborts the transaction: nothing of it is kept.
@@ -580,29 +588,31 @@ impl Replica {
                 }
                 Ok(out)
             });
-            let attempt = match (attempt, refusal) {
-                (_, Some(refusal)) => Err(refusal),
-                (Ok(out), None) => Ok(out),
-                (Err(e), None) => return Err(e),
-            };
-            match attempt {
-                Ok(out) => {
-                    return Ok(out
-                        .into_iter()
-                        .zip(refused)
-                        .map(|(applied, refusal)| match (applied, refusal) {
-                            (Some(applied), _) => Ok(applied),
-                            (None, Some(e)) => Err(e),
-                            (None, None) => Err(Error::Storage("a batch was neither applied nor refused".into())),
-                        })
-                        .collect());
+            match (attempt, refusal) {
+                (_, Some((i, e))) => {
+                    outcomes[i] = Some(Err(e));
+                    runs.push_front(i + 1..run.end);
+                    runs.push_front(run.start..i);
                 }
-                Err((i, e)) => {
-                    refused[i] = Some(e);
-                    grouped[i] = Vec::new();
+                (Ok(out), None) => {
+                    for (i, applied) in run.zip(out) {
+                        outcomes[i] = Some(Ok(applied));
+                    }
+                }
+                (Err(e), None) if outcomes.iter().all(|o| !matches!(o, Some(Ok(_)))) => return Err(e),
+                (Err(e), None) => {
+                    // Some batches committed: theirs stand, the rest fail.
+                    for o in outcomes.iter_mut().filter(|o| o.is_none()) {
+                        *o = Some(Err(Error::Storage(e.to_string())));
+                    }
+                    break;
                 }
             }
         }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(Error::Storage("a batch was neither applied nor refused".into()))))
+            .collect())
     }
 
     /// Hub mode (see [`crate::store`]): received changes are appended to

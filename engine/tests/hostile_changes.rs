@@ -117,3 +117,50 @@ fn a_snapshot_holding_such_a_change_is_refused_and_nothing_is_stored() {
     assert!(matches!(device.get(t.id), Err(Error::NotFound(_))));
     assert_eq!(device.cursors().unwrap().hub_cursor, 0);
 }
+
+#[test]
+fn a_group_with_many_refused_batches_keeps_every_other_in_arrival_order() {
+    for (name, r) in replicas() {
+        let tasks: Vec<Task> = (0..60).map(|i| task(&format!("t{i}"))).collect();
+        let before = r.last_seq().unwrap();
+        // Every third batch is refused whole (a task's creation with a change
+        // Automerge cannot apply); some good batches edit a task created by a
+        // batch before them in the same group.
+        let mut batches = Vec::new();
+        let mut expected = Vec::new();
+        for (i, t) in tasks.iter().enumerate() {
+            let parse = |changes: &[Change]| changes.iter().map(|ch| (t.id, ch.clone())).collect::<Vec<_>>();
+            match i % 3 {
+                0 => {
+                    let mut batch = t.created.clone();
+                    batch.push(if i % 2 == 0 { seq_gap(t) } else { missing_object(t) });
+                    batches.push(parse(&batch));
+                }
+                1 => {
+                    batches.push(parse(&t.created));
+                    expected.extend(t.created.iter().map(|c| (t.id, c.hash())));
+                }
+                _ => {
+                    batches.push(parse(&t.created));
+                    batches.push(parse(std::slice::from_ref(&t.edit)));
+                    expected.extend(t.created.iter().map(|c| (t.id, c.hash())));
+                    expected.push((t.id, t.edit.hash()));
+                }
+            }
+        }
+        let results = r.apply_group(batches, None).unwrap();
+        let refusals = results.iter().filter(|r| matches!(r, Err(Error::Doc(DocError::Refused(_))))).count();
+        assert_eq!(refusals, 20, "{name}");
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 60, "{name}");
+        let logged: Vec<(NodeId, automerge::ChangeHash)> =
+            r.changes_after(before, usize::MAX).unwrap().iter().map(|c| (c.doc, c.hash)).collect();
+        assert_eq!(logged, expected, "{name}: the log holds the kept batches in the order they came");
+        for (i, t) in tasks.iter().enumerate() {
+            match i % 3 {
+                0 => assert!(matches!(r.get(t.id), Err(Error::NotFound(_))), "{name}: t{i}"),
+                1 => assert_eq!(r.get(t.id).unwrap().title, format!("t{i}"), "{name}"),
+                _ => assert_eq!(r.get(t.id).unwrap().title, format!("t{i}, edited"), "{name}"),
+            }
+        }
+    }
+}

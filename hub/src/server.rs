@@ -60,6 +60,12 @@ pub struct Hub {
     pub queue: usize,
     /// The proxies (`--trusted-proxy`) whose `X-Forwarded-For` names the client.
     pub proxies: Proxies,
+    /// Free `/rpc` call slots ([`rpc::MAX_CALLS`]).
+    pub rpc_slots: Semaphore,
+    /// Held by the `/rpc` read that is bringing the search indexes up to
+    /// date: the reads behind it wait for that one instead of each queuing
+    /// a refresh of its own on the writer.
+    pub refreshing: tokio::sync::Mutex<()>,
 }
 
 /// Per-connection limits.
@@ -114,6 +120,8 @@ impl Hub {
             started: std::time::Instant::now(),
             queue: cfg.queue.max(1),
             proxies: Proxies::new(cfg.trusted_proxies.clone()),
+            rpc_slots: Semaphore::new(rpc::MAX_CALLS),
+            refreshing: tokio::sync::Mutex::new(()),
         }))
     }
 

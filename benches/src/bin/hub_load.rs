@@ -8,7 +8,7 @@
 //! Phases, in order (`--phases` picks a subset, but later ones need the
 //! preload): `preload`, `bootstrap`, `catchup`, `latency`, `latency_ref`,
 //! `idle`, `fanout`. The write-path phases, run only when asked for and
-//! needing no preload: `acks`, `acks1000`, `pushlat`, and `storm` (last: it
+//! needing no preload: `acks`, `acks1000`, `pushlat`, `pushrate`, and `storm` (last: it
 //! restarts hephd).
 //!
 //! Every loop is bounded in count and in time; only 127.0.0.1 is contacted.
@@ -49,7 +49,7 @@ struct Args {
     #[arg(long)]
     hephd: Option<PathBuf>,
     /// Phases to run, comma-separated (preload,bootstrap,catchup,latency,latency_ref,idle,fanout;
-    /// write path: acks,acks1000,pushlat,storm).
+    /// write path: acks,acks1000,pushlat,pushrate,storm).
     #[arg(long, default_value = "preload,bootstrap,catchup,latency,latency_ref,idle,fanout")]
     phases: String,
     /// Task documents to preload.
@@ -120,6 +120,13 @@ struct Args {
     /// Push → ack latency: seconds of pushing per run.
     #[arg(long, default_value_t = 10.0)]
     pushlat_seconds: f64,
+    /// Push → ack latency at an offered load (`pushrate`): the pushers.
+    #[arg(long, default_value_t = 100)]
+    pushrate_pushers: usize,
+    /// Push → ack latency at an offered load: pushes per second per pusher,
+    /// one run per value (comma-separated).
+    #[arg(long, default_value = "10,20,30,40")]
+    pushrate_rates: String,
     /// Reconnect storm (`storm`): devices connecting at once after a restart of hephd.
     #[arg(long, default_value_t = 1000)]
     storm_devices: usize,
@@ -1340,6 +1347,7 @@ async fn pusher(
     url: String,
     head: u64,
     chain: Chain,
+    pace: Option<(Duration, Duration)>,
     gate: Arc<Semaphore>,
     ready: mpsc::Sender<Result<()>>,
     mut go: watch::Receiver<Option<Instant>>,
@@ -1365,8 +1373,8 @@ async fn pusher(
     // Waiting for the start, reading whatever comes (nothing should).
     let started = loop {
         tokio::select! {
-            r = go.wait_for(Option::is_some) => break r.is_ok(),
-            _ = abort.wait_for(|a| *a) => break false,
+            r = go.wait_for(Option::is_some) => break r.ok().and_then(|t0| *t0),
+            _ = abort.wait_for(|a| *a) => break None,
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
                     let b = t.as_bytes();
@@ -1375,22 +1383,22 @@ async fn pusher(
                         out.live_frames += 1;
                     } else if b.starts_with(b"{\"type\":\"error\"") {
                         out.error = Some(format!("before the start: {}", first_line(t.as_str())));
-                        break false;
+                        break None;
                     }
                 }
                 Some(Ok(_)) => {}
                 other => {
                     out.error = Some(format!("before the start: connection ended ({other:?})"));
-                    break false;
+                    break None;
                 }
             }
         }
     };
-    if !started {
+    let Some(t0) = started else {
         finished.fetch_add(1, Ordering::Relaxed);
         close(ws).await;
         return out;
-    }
+    };
     let aborted = abort.wait_for(|a| *a);
     tokio::pin!(aborted);
     let mut chain = chain.into_iter();
@@ -1401,7 +1409,46 @@ async fn pusher(
             break;
         };
         batch += 1;
-        let t = Instant::now();
+        let t = match pace {
+            Some((every, offset)) => {
+                let due = t0 + offset + every.mul_f64((batch - 1) as f64);
+                // Reading the live changes until it is due.
+                while Instant::now() < due {
+                    let msg = tokio::select! {
+                        _ = tokio::time::sleep_until(due.into()) => break,
+                        m = ws.next() => m,
+                    };
+                    match msg {
+                        Some(Ok(Message::Text(t))) if t.as_bytes().starts_with(b"{\"type\":\"changes\"") => {
+                            out.live_changes += scan_seqs(t.as_bytes()).0;
+                            out.live_frames += 1;
+                        }
+                        Some(Ok(Message::Text(t))) if t.as_bytes().starts_with(b"{\"type\":\"error\"") => {
+                            out.error = Some(format!("hub error: {}", first_line(t.as_str())));
+                            break 'push;
+                        }
+                        Some(Ok(Message::Close(f))) => {
+                            out.error = Some(format!("closed by the hub: {f:?}"));
+                            break 'push;
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => {
+                            out.error = Some(format!("read failed: {e}"));
+                            break 'push;
+                        }
+                        None => {
+                            out.error = Some("connection ended".into());
+                            break 'push;
+                        }
+                    }
+                }
+                if !window.load(Ordering::Relaxed) {
+                    break;
+                }
+                due
+            }
+            None => Instant::now(),
+        };
         if let Err(e) = ws.send(Message::Text(push_text(batch, vec![change]).into())).await {
             out.error = Some(format!("send: {e}"));
             break;
@@ -1513,11 +1560,18 @@ fn latency_us_json(samples: &mut [u32]) -> Value {
     json!({"p50_us": pick(50.0), "p90_us": pick(90.0), "p99_us": pick(99.0), "max_us": samples.last(), "mean_us": mean})
 }
 
-/// Write-path phases `acks`, `acks1000`, `pushlat`: `conns` connections, each a
-/// live subscriber that pushes one change, waits for its ack, and repeats for
-/// `seconds`. Acks per second, push → ack latency, what the hub's write-path
-/// metrics say, and hephd's CPU and memory.
-async fn acks(hub: &Hephd, op: &str, conns: usize, seconds: f64, args: &Args) -> Result<Value> {
+/// Write-path phases `acks`, `acks1000`, `pushlat`, `pushrate`: `conns`
+/// connections, each a live subscriber that pushes one change, waits for its
+/// ack, and repeats for `seconds`. Acks per second, push → ack latency, what
+/// the hub's write-path metrics say, and hephd's CPU and memory.
+///
+/// With `rate` > 0 (`pushrate`), each connection pushes on a schedule,
+/// `rate` pushes per second (the connections' schedules spread over one
+/// interval), still one push in flight: a push whose time came while the one
+/// before waited for its ack goes as soon as that ack is in, and its latency
+/// is counted from when it was due, not from when it went (so a slow ack's
+/// delay to the pushes behind it is counted too).
+async fn acks(hub: &Hephd, op: &str, conns: usize, seconds: f64, rate: f64, args: &Args) -> Result<Value> {
     let per_conn = args.acks_max.unwrap_or_else(|| (300_000 / conns.max(1)).clamp(200, 100_000));
     log(format!("{op}: generating {per_conn} changes for each of {conns} connections"));
     let per_doc = args.acks_doc_changes.clamp(2, CHAIN_MAX);
@@ -1536,11 +1590,17 @@ async fn acks(hub: &Hephd, op: &str, conns: usize, seconds: f64, args: &Args) ->
     let t_connect = Instant::now();
     let tasks: Vec<_> = chains
         .into_iter()
-        .map(|chain| {
+        .enumerate()
+        .map(|(i, chain)| {
+            let pace = (rate > 0.0).then(|| {
+                let every = Duration::from_secs_f64(1.0 / rate);
+                (every, every.mul_f64(i as f64 / conns.max(1) as f64))
+            });
             tokio::spawn(pusher(
                 url.clone(),
                 head,
                 chain,
+                pace,
                 gate.clone(),
                 ready_tx.clone(),
                 go_rx.clone(),
@@ -1638,6 +1698,7 @@ async fn acks(hub: &Hephd, op: &str, conns: usize, seconds: f64, args: &Args) ->
     let per_s = |x: u64| r1(x as f64 / seconds_run.max(1e-9));
     let mut v = json!({
         "op": op, "connections": conns, "pushers": conns, "seconds_asked": seconds, "seconds": r3(seconds_run),
+        "rate_per_pusher": (rate > 0.0).then_some(rate), "offered_per_s": (rate > 0.0).then(|| r1(rate * conns as f64)),
         "connect_s": r3(connect_s), "per_conn_max": per_conn, "head_before": head,
         "acked": acked, "acks_per_s": per_s(acked), "doc_changes": per_doc,
         "ack": latency_us_json(&mut lat),
@@ -1881,6 +1942,11 @@ fn hephd_report(hub: &Hephd, dir: &Path) -> Value {
 
 // ------------------------------------------------------------------ main
 
+/// Pushes per second per pusher (`--pushrate-rates`).
+fn rates(list: &str) -> Vec<f64> {
+    list.split(',').filter_map(|r| r.trim().parse().ok()).filter(|r: &f64| *r > 0.0).collect()
+}
+
 fn pushlat_pushers(args: &Args) -> Vec<usize> {
     args.pushlat_pushers.split(',').filter_map(|b| b.trim().parse().ok()).filter(|n| *n > 0).collect()
 }
@@ -1899,6 +1965,7 @@ fn main() -> Result<()> {
         want("acks1000").then_some(args.acks_big_conns),
         want("storm").then_some(args.storm_devices),
         want("pushlat").then(|| pushlat_pushers(&args).into_iter().max().unwrap_or(0)),
+        want("pushrate").then_some(args.pushrate_pushers),
     ]
     .into_iter()
     .flatten()
@@ -2002,16 +2069,23 @@ fn main() -> Result<()> {
         }
         if want("acks") {
             log(format!("acks: {} connections for {} s", args.acks_conns, args.acks_seconds));
-            record("acks", acks(&hub, "acks", args.acks_conns, args.acks_seconds, &args).await);
+            record("acks", acks(&hub, "acks", args.acks_conns, args.acks_seconds, 0.0, &args).await);
         }
         if want("acks1000") {
             log(format!("acks1000: {} connections for {} s", args.acks_big_conns, args.acks_seconds));
-            record("acks1000", acks(&hub, "acks1000", args.acks_big_conns, args.acks_seconds, &args).await);
+            record("acks1000", acks(&hub, "acks1000", args.acks_big_conns, args.acks_seconds, 0.0, &args).await);
         }
         if want("pushlat") {
             for n in pushlat_pushers(&args) {
                 log(format!("pushlat: {n} pushers for {} s", args.pushlat_seconds));
-                record("pushlat", acks(&hub, "pushlat", n, args.pushlat_seconds, &args).await);
+                record("pushlat", acks(&hub, "pushlat", n, args.pushlat_seconds, 0.0, &args).await);
+            }
+        }
+        if want("pushrate") {
+            for rate in rates(&args.pushrate_rates) {
+                let n = args.pushrate_pushers;
+                log(format!("pushrate: {n} pushers, {rate} pushes/s each, for {} s", args.pushlat_seconds));
+                record("pushrate", acks(&hub, "pushrate", n, args.pushlat_seconds, rate, &args).await);
             }
         }
         if want("storm") {

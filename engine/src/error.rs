@@ -180,3 +180,14 @@ macro_rules! storage_error {
 }
 
 storage_error!(redb::TransactionError, redb::TableError, redb::CommitError);
+
+/// Runs `f`, turning a panic into an [`Error::Storage`] that says what it
+/// was, so that a bug met by one write fails that write alone. Whatever `f`
+/// had written is discarded: a redb transaction dropped unfinished aborts,
+/// and the documents it had taken from a hub's cache are dropped with it.
+pub fn unpanicked<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+        let why = crate::doc::panic_message(&*panic).unwrap_or_else(|| "a panic".into());
+        Error::Storage(format!("an internal error: {why}"))
+    })
+}

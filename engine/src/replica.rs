@@ -572,22 +572,27 @@ impl Replica {
                 continue;
             }
             let mut refusal = None;
-            let attempt = self.store.write(|w| {
-                w.set_max_pending(max_pending);
-                let mut out = Vec::with_capacity(run.len());
-                for i in run.clone() {
-                    match apply_grouped(w, grouped[i].clone(), false) {
-                        Ok(applied) => out.push(applied),
-                        Err(e) if e.refuses_batch() => {
-                            refusal = Some((i, e));
-                            // Aborts the transaction: nothing of it is kept.
-                            return Err(Error::Storage("a batch was refused".into()));
+            // A panic (a bug met by one batch) fails this run alone, as a
+            // storage failure: the runs before it stay committed, and say so.
+            let attempt = crate::error::unpanicked(|| {
+                self.store.write(|w| {
+                    w.set_max_pending(max_pending);
+                    let mut out = Vec::with_capacity(run.len());
+                    for i in run.clone() {
+                        match apply_grouped(w, grouped[i].clone(), false) {
+                            Ok(applied) => out.push(applied),
+                            Err(e) if e.refuses_batch() => {
+                                refusal = Some((i, e));
+                                // Aborts the transaction: nothing of it is kept.
+                                return Err(Error::Storage("a batch was refused".into()));
+                            }
+                            Err(e) => return Err(e),
                         }
-                        Err(e) => return Err(e),
                     }
-                }
-                Ok(out)
-            });
+                    Ok(out)
+                })
+            })
+            .and_then(|r| r);
             match (attempt, refusal) {
                 (_, Some((i, e))) => {
                     outcomes[i] = Some(Err(e));

@@ -220,6 +220,11 @@ impl DocCache {
 
     fn put(&mut self, touched: std::collections::HashMap<NodeId, Cached>) {
         for (id, mut cached) in touched {
+            // One heavier than the whole cache is not kept: it would only
+            // push the others out.
+            if cached.weight() > self.cap_bytes {
+                continue;
+            }
             self.tick += 1;
             cached.used = self.tick;
             self.docs.insert(id, cached);
@@ -229,12 +234,11 @@ impl DocCache {
             return;
         }
         // Evict the least recently used at once, down to three quarters of
-        // whichever bound was passed, so that eviction is not paid again at
+        // each bound that was passed, so that eviction is not paid again at
         // the next commit.
-        let (keep_docs, keep_bytes) =
-            if usage.docs > self.cap { (self.cap * 3 / 4, self.cap_bytes) } else { (self.cap, self.cap_bytes / 4 * 3) };
-        // Most recently used first; one too large to fit is passed over,
-        // so it does not take the smaller ones with it.
+        let keep_docs = if usage.docs > self.cap { self.cap * 3 / 4 } else { self.cap };
+        let keep_bytes = if usage.bytes > self.cap_bytes { self.cap_bytes / 4 * 3 } else { self.cap_bytes };
+        // Most recently used first.
         let mut by_use: Vec<(u64, usize, NodeId)> = self.docs.iter().map(|(id, c)| (c.used, c.weight(), *id)).collect();
         by_use.sort_unstable_by_key(|&(used, ..)| std::cmp::Reverse(used));
         let (mut docs, mut bytes) = (0usize, 0usize);

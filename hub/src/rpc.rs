@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use heph_engine::rpc::{self, Response as RpcResponse};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::auth::Identity;
 use crate::metrics::Metrics;
@@ -23,13 +24,13 @@ pub const MAX_CALLS: usize = 64;
 /// Handles one JSON-RPC request body.
 pub async fn http(State(hub): State<Arc<Hub>>, Extension(identity): Extension<Identity>, body: Bytes) -> Response {
     Metrics::add(&hub.metrics.rpc_calls, 1);
-    let Ok(_slot) = hub.rpc_slots.try_acquire() else {
+    let Ok(slot) = hub.rpc_slots.clone().try_acquire_owned() else {
         Metrics::add(&hub.metrics.rpc_errors, 1);
         let message = format!("the hub is serving {MAX_CALLS} calls at once; retry in a moment");
         let busy = RpcResponse::of(serde_json::Value::Null, Err(rpc::RpcError::new(rpc::code::UNAVAILABLE, message)));
         return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], axum::Json(busy)).into_response();
     };
-    let response = call(&hub, &identity, body).await;
+    let response = call(&hub, &identity, body, slot).await;
     if response.error.is_some() {
         Metrics::add(&hub.metrics.rpc_errors, 1);
     }
@@ -38,7 +39,9 @@ pub async fn http(State(hub): State<Arc<Hub>>, Extension(identity): Extension<Id
 
 /// Runs one request body against the hub's replica: reads beside the
 /// writer, writes on the writer's thread (then broadcast like pushes).
-pub async fn call(hub: &Hub, identity: &Identity, body: Bytes) -> RpcResponse {
+/// `slot` is the call's place among [`MAX_CALLS`]: a write holds it until
+/// the writer is done with it, even when the caller has gone.
+pub async fn call(hub: &Hub, identity: &Identity, body: Bytes, slot: OwnedSemaphorePermit) -> RpcResponse {
     let envelope = match rpc::parse(&body) {
         Ok(e) => e,
         Err(response) => return response,
@@ -61,9 +64,17 @@ pub async fn call(hub: &Hub, identity: &Identity, body: Bytes) -> RpcResponse {
         if stale() {
             // One refresh at a time: a read that waited finds most of the
             // work done by the one before it.
-            let _refreshing = hub.refreshing.lock().await;
+            let refreshing = hub.refreshing.clone().lock_owned().await;
             if stale() {
-                let fresh = hub.writer.call(|replica| (replica.refresh_stale(usize::MAX), Vec::new())).await;
+                let fresh = hub
+                    .writer
+                    .call(move |replica| {
+                        // The gate is held until the refresh is done, even
+                        // when this caller has gone.
+                        let _refreshing = refreshing;
+                        (replica.refresh_stale(usize::MAX), Vec::new())
+                    })
+                    .await;
                 if let Err(e) = fresh.and_then(|r| r) {
                     return RpcResponse::of(id, Err(e.into()));
                 }
@@ -74,6 +85,7 @@ pub async fn call(hub: &Hub, identity: &Identity, body: Bytes) -> RpcResponse {
     let outcome = hub
         .writer
         .call(move |replica| {
+            let _slot = slot;
             let before = replica.last_seq().unwrap_or(0);
             let outcome = rpc::dispatch(replica, envelope.request);
             let logged = replica.changes_after(before, usize::MAX).unwrap_or_default();
@@ -160,7 +172,10 @@ mod tests {
                 .map(|_| {
                     let body = list();
                     let hub = hub.clone();
-                    tokio::spawn(async move { call(&hub, &Identity::open(), body).await })
+                    tokio::spawn(async move {
+                        let slot = hub.rpc_slots.clone().try_acquire_owned().expect("a free slot");
+                        call(&hub, &Identity::open(), body, slot).await
+                    })
                 })
                 .collect();
             for read in reads {

@@ -61,11 +61,11 @@ pub struct Hub {
     /// The proxies (`--trusted-proxy`) whose `X-Forwarded-For` names the client.
     pub proxies: Proxies,
     /// Free `/rpc` call slots ([`rpc::MAX_CALLS`]).
-    pub rpc_slots: Semaphore,
+    pub rpc_slots: Arc<Semaphore>,
     /// Held by the `/rpc` read that is bringing the search indexes up to
     /// date: the reads behind it wait for that one instead of each queuing
     /// a refresh of its own on the writer.
-    pub refreshing: tokio::sync::Mutex<()>,
+    pub refreshing: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Per-connection limits.
@@ -120,8 +120,8 @@ impl Hub {
             started: std::time::Instant::now(),
             queue: cfg.queue.max(1),
             proxies: Proxies::new(cfg.trusted_proxies.clone()),
-            rpc_slots: Semaphore::new(rpc::MAX_CALLS),
-            refreshing: tokio::sync::Mutex::new(()),
+            rpc_slots: Arc::new(Semaphore::new(rpc::MAX_CALLS)),
+            refreshing: Arc::new(tokio::sync::Mutex::new(())),
         }))
     }
 

@@ -31,6 +31,7 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use heph_engine::error::unpanicked;
 use heph_engine::sync::hub::{Broadcast, Write};
 use heph_engine::sync::storage::SyncStore;
 use heph_engine::{Applied, Error, LoggedChange, Replica};
@@ -262,17 +263,6 @@ impl Group {
             let _ = self.live.send(Arc::new(frame));
         }
     }
-}
-
-/// Runs `f`, turning a panic into an error that says what it was, so that a
-/// bug met by one write cannot stop the hub's writes for good. Whatever `f`
-/// had written is discarded: a redb transaction dropped unfinished aborts,
-/// and the documents it had taken from the cache are dropped with it.
-fn unpanicked<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
-        let why = heph_engine::doc::panic_message(&*panic).unwrap_or_else(|| "a panic".into());
-        Error::Storage(format!("an internal error: {why}"))
-    })
 }
 
 /// Returns the free memory of every malloc arena to the system. The writer

@@ -75,10 +75,12 @@ pub trait SyncStore: Send + Sync {
     /// only the changes made on this replica.
     fn log_after(&self, after: u64, limit: usize, budget: usize, local_only: bool) -> Result<Vec<LoggedChange>, Error>;
 
-    /// Applies `batches` in order, each atomically, in one durable write;
-    /// with `max_pending`, a batch that would leave more changes waiting is
+    /// Applies `batches` in order, each atomically, in as few durable
+    /// writes as refusals allow (one when none is refused); with
+    /// `max_pending`, a batch that would leave more changes waiting is
     /// refused with [`Error::PendingQuota`]. The outer `Err` means nothing
-    /// was stored; otherwise one result per batch.
+    /// was stored; otherwise one result per batch (a batch stored before a
+    /// later write failed keeps its `Ok`).
     fn apply(&self, batches: Vec<Batch>, max_pending: Option<u64>) -> Result<Vec<Result<Applied, Error>>, Error>;
 
     /// Stored documents after `after` in id order, each whole (a saved

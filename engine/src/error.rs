@@ -122,6 +122,16 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// The received changes waiting for their dependencies take too many
+    /// bytes.
+    #[error(
+        "received changes waiting for changes they depend on already take {} MiB; send those first (reconcile), then retry",
+        limit >> 20
+    )]
+    PendingBytes {
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// The store was opened read-only.
     #[error("the store is open read-only")]
     ReadOnly,
@@ -141,7 +151,11 @@ impl Error {
     pub fn refuses_batch(&self) -> bool {
         matches!(
             self,
-            Self::InvalidChange { .. } | Self::Doc(_) | Self::PendingQuota { .. } | Self::ChangeTooLarge { .. }
+            Self::InvalidChange { .. }
+                | Self::Doc(_)
+                | Self::PendingQuota { .. }
+                | Self::PendingBytes { .. }
+                | Self::ChangeTooLarge { .. }
         )
     }
 }

@@ -50,6 +50,18 @@ use automerge::{Automerge, Change};
 
 use crate::sync::frame::MAX_FRAME_BYTES;
 
+/// How much a hub lets wait for changes it depends on (received changes
+/// whose dependencies have not arrived): past either bound, a push that
+/// would leave more waiting is refused ([`crate::Error::PendingQuota`],
+/// [`crate::Error::PendingBytes`]) and stores nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingQuota {
+    /// Waiting changes.
+    pub changes: u64,
+    /// Their bytes (raw, as stored).
+    pub bytes: u64,
+}
+
 /// The most bytes one change, or one document, may inflate to (summed over
 /// every compressed chunk and deflated column of the input).
 pub const MAX_INFLATED_BYTES: usize = 64 * 1024 * 1024;

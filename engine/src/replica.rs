@@ -536,7 +536,11 @@ impl Replica {
     /// serialises writers), in one transaction. With `max_pending`, an apply
     /// that would leave more changes waiting for their dependencies fails
     /// with [`Error::PendingQuota`] and stores nothing.
-    pub fn apply_parsed(&self, batch: Vec<(NodeId, Change)>, max_pending: Option<u64>) -> Result<Applied, Error> {
+    pub fn apply_parsed(
+        &self,
+        batch: Vec<(NodeId, Change)>,
+        max_pending: Option<crate::limits::PendingQuota>,
+    ) -> Result<Applied, Error> {
         let by_doc = group(batch);
         self.store.write(|w| {
             w.set_max_pending(max_pending);
@@ -560,7 +564,7 @@ impl Replica {
     pub fn apply_group(
         &self,
         batches: Vec<Vec<(NodeId, Change)>>,
-        max_pending: Option<u64>,
+        max_pending: Option<crate::limits::PendingQuota>,
     ) -> Result<Vec<Result<Applied, Error>>, Error> {
         let grouped: Vec<_> = batches.into_iter().map(group).collect();
         let mut outcomes: Vec<Option<Result<Applied, Error>>> = grouped.iter().map(|_| None).collect();

@@ -9,7 +9,7 @@
 //! | `changes` | change hash → node id ‖ raw change | dedup, sync, history of the log |
 //! | `log` | local seq → node id ‖ change hash ‖ origin | the append-only local change log, in the order changes arrived; origin 1 = made here, 0 = received |
 //! | `positions` | local seq → SHA-256(position at seq − 1 ‖ change hash at seq) | a digest of the whole log up to each seq (position 0 is 32 zero bytes): two logs with the same position at a seq hold the same changes in the same order up to it |
-//! | `sync` | name → u64 | sync cursors: `hub_cursor` (last hub seq pulled), `pushed` (last local seq the hub acknowledged), `known_seq` (see `known_hash`), `reconcile` (1 while a reconciliation with the hub is owed) |
+//! | `sync` | name → u64 | sync cursors: `hub_cursor` (last hub seq pulled), `pushed` (last local seq the hub acknowledged), `known_seq` (see `known_hash`), `reconcile` (1 while a reconciliation with the hub is owed); `pending_bytes` (the raw bytes of the changes in `pending_at`) |
 //! | `sync_meta` | name → bytes | `hub_id`: the hub the cursors belong to; `known_hash`: the hub's log position at hub seq `known_seq` |
 //! | `pending` | node id ⇉ change hash | received changes whose dependencies have not arrived yet |
 //! | `pending_at` | change hash → ms | when each of those started waiting (sync health) |
@@ -71,6 +71,7 @@ use redb::{
 use crate::doc::{Conflict, NodeDoc};
 use crate::error::{Error, OpenError};
 use crate::id::{IdPrefix, NodeId, Purpose};
+use crate::limits::PendingQuota;
 use crate::node::{Node, NodeSummary};
 use crate::sync::frame::{DocView, wire_size};
 
@@ -85,6 +86,8 @@ const UNREADABLE: TableDefinition<[u8; 16], &str> = TableDefinition::new("unread
 const CHANGES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("changes");
 const LOG: TableDefinition<u64, [u8; 49]> = TableDefinition::new("log");
 const SYNC: TableDefinition<&str, u64> = TableDefinition::new("sync");
+/// The `sync` key of the bytes waiting in `pending_at` ([`Writer::set_max_pending`]).
+const PENDING_BYTES: &str = "pending_bytes";
 const SYNC_META: TableDefinition<&str, &[u8]> = TableDefinition::new("sync_meta");
 const PENDING: MultimapTableDefinition<[u8; 16], [u8; 32]> = MultimapTableDefinition::new("pending");
 const INDEX: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("index");
@@ -308,6 +311,8 @@ pub struct PendingStats {
     pub count: u64,
     /// When the oldest started waiting (ms since the epoch).
     pub oldest_ms: Option<u64>,
+    /// Their raw bytes.
+    pub bytes: u64,
 }
 
 /// The redb handle: read-write, or read-only (which never writes or syncs
@@ -1051,11 +1056,20 @@ impl Reader {
     /// Received changes waiting for their dependencies: how many, and since when.
     pub fn pending_stats(&self) -> Result<PendingStats, Error> {
         let mut oldest: Option<u64> = None;
+        let kept = self.sync.get(PENDING_BYTES)?.map(|v| v.value());
+        let mut bytes = 0u64;
         for row in self.pending_at.iter()? {
-            let at = row?.1.value();
+            let row = row?;
+            let at = row.1.value();
             oldest = Some(oldest.map_or(at, |o| o.min(at)));
+            // A store from before the total was kept: counted here.
+            if kept.is_none()
+                && let Some(stored) = self.changes.get(row.0.value())?
+            {
+                bytes += (stored.value().len().saturating_sub(16)) as u64;
+            }
         }
-        Ok(PendingStats { count: self.pending_at.len()?, oldest_ms: oldest })
+        Ok(PendingStats { count: self.pending_at.len()?, oldest_ms: oldest, bytes: kept.unwrap_or(bytes) })
     }
 
     /// The sync cursors.
@@ -1174,7 +1188,7 @@ pub struct Writer<'s> {
     /// The log's position before `next_seq`.
     last_position: [u8; 32],
     now_ms: u64,
-    max_pending: Option<u64>,
+    max_pending: Option<PendingQuota>,
     /// Hub mode's document cache.
     cache: Option<&'s std::sync::Mutex<DocCache>>,
     /// Documents this transaction took from the cache or loaded, as they
@@ -1231,9 +1245,31 @@ pub struct Applied {
 
 impl Writer<'_> {
     /// Bounds the `pending` table: an apply that would leave more changes
-    /// waiting fails with [`Error::PendingQuota`] and stores nothing.
-    pub fn set_max_pending(&mut self, max: Option<u64>) {
+    /// (or bytes of them) waiting fails with [`Error::PendingQuota`] (or
+    /// [`Error::PendingBytes`]) and stores nothing.
+    pub fn set_max_pending(&mut self, max: Option<PendingQuota>) {
         self.max_pending = max;
+    }
+
+    /// The raw bytes of the changes waiting for their dependencies (those in
+    /// `pending_at`): kept in `sync` as [`PENDING_BYTES`], counted from the
+    /// tables the first time (a store from before it was kept).
+    fn pending_bytes(&mut self) -> Result<u64, Error> {
+        if let Some(bytes) = self.txn.open_table(SYNC)?.get(PENDING_BYTES)? {
+            return Ok(bytes.value());
+        }
+        let mut total = 0u64;
+        {
+            let at = self.txn.open_table(PENDING_AT)?;
+            let changes = self.txn.open_table(CHANGES)?;
+            for row in at.iter()? {
+                if let Some(stored) = changes.get(row?.0.value())? {
+                    total += (stored.value().len().saturating_sub(16)) as u64;
+                }
+            }
+        }
+        self.txn.open_table(SYNC)?.insert(PENDING_BYTES, total)?;
+        Ok(total)
     }
 
     /// Creates every table, so readers never meet a missing one.
@@ -1615,6 +1651,9 @@ impl Writer<'_> {
         report: &mut Applied,
     ) -> Result<(), Error> {
         let incoming_hashes: Vec<ChangeHash> = incoming.iter().map(Change::hash).collect();
+        // Read (or first counted) before this apply changes `pending_at`.
+        let waiting_bytes_before = self.pending_bytes()?;
+        let mut waiting_bytes = waiting_bytes_before;
         let mut fresh = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for change in incoming {
@@ -1629,6 +1668,7 @@ impl Writer<'_> {
         // gives way instead (see `displaced`).
         let incoming_at = actor_seqs(&fresh);
         let mut pending_hashes = Vec::new();
+        let mut pending_sizes = Vec::new();
         let mut displaced = Vec::new();
         {
             let pending = self.txn.open_multimap_table(PENDING)?;
@@ -1639,6 +1679,7 @@ impl Writer<'_> {
                     let change = Change::from_bytes(stored.value()[16..].to_vec())
                         .map_err(|e| Error::InvalidChange { doc: id, reason: e.to_string() })?;
                     pending_hashes.push(hash);
+                    pending_sizes.push(change.raw_bytes().len() as u64);
                     if displaced_by(&change, &incoming_at) {
                         displaced.push(hash);
                     } else {
@@ -1680,10 +1721,10 @@ impl Writer<'_> {
         if !pending_hashes.is_empty() {
             let mut pending = self.txn.open_multimap_table(PENDING)?;
             let mut at = self.txn.open_table(PENDING_AT)?;
-            for hash in &pending_hashes {
+            for (hash, size) in pending_hashes.iter().zip(&pending_sizes) {
                 pending.remove(id.as_bytes(), hash)?;
-                if !waiting_hashes.contains(hash) {
-                    at.remove(hash)?;
+                if !waiting_hashes.contains(hash) && at.remove(hash)?.is_some() {
+                    waiting_bytes = waiting_bytes.saturating_sub(*size);
                 }
             }
         }
@@ -1721,12 +1762,19 @@ impl Writer<'_> {
             let mut at = self.txn.open_table(PENDING_AT)?;
             if at.get(hash)?.is_none() {
                 at.insert(hash, self.now_ms)?;
+                waiting_bytes += change.raw_bytes().len() as u64;
             }
+        }
+        if waiting_bytes != waiting_bytes_before {
+            self.txn.open_table(SYNC)?.insert(PENDING_BYTES, waiting_bytes)?;
         }
         if let Some(max) = self.max_pending.filter(|_| !waiting.is_empty()) {
             let count = self.txn.open_table(PENDING_AT)?.len()?;
-            if count > max {
-                return Err(Error::PendingQuota { limit: max });
+            if count > max.changes {
+                return Err(Error::PendingQuota { limit: max.changes });
+            }
+            if waiting_bytes > max.bytes {
+                return Err(Error::PendingBytes { limit: max.bytes });
             }
         }
         report.waiting += waiting.len();

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use automerge::{ActorId, Change, ChangeHash};
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use heph_engine::limits::PendingQuota;
 use heph_engine::store::{Applied, LoggedChange};
 use heph_engine::sync::frame::{DocView, wire_size};
 use heph_engine::sync::memory::MemoryStore;
@@ -191,6 +192,7 @@ conformance!(
     a_batch_with_an_invalid_change_leaves_no_trace,
     a_refused_batch_leaves_no_trace_of_what_it_wrote_before_the_refusal,
     the_waiting_quota_refuses_a_batch_and_nothing_else,
+    the_waiting_bytes_are_bounded_and_freed_as_changes_stop_waiting,
     batches_are_applied_in_the_order_given,
     a_group_is_applied_as_its_batches_one_after_the_other,
     docs_after_returns_whole_documents_within_the_budget,
@@ -313,10 +315,15 @@ fn one(store: &impl SyncStore, batch: Batch) -> Applied {
     one_with(store, batch, None).expect("the batch is accepted")
 }
 
-fn one_with(store: &impl SyncStore, batch: Batch, max_pending: Option<u64>) -> Result<Applied, Error> {
+fn one_with(store: &impl SyncStore, batch: Batch, max_pending: Option<PendingQuota>) -> Result<Applied, Error> {
     let mut out = store.apply(vec![batch], max_pending).expect("the write");
     assert_eq!(out.len(), 1, "one result per batch");
     out.remove(0)
+}
+
+/// A waiting quota of `changes`, bytes unbounded.
+fn waiting_at_most(changes: u64) -> Option<PendingQuota> {
+    Some(PendingQuota { changes, bytes: u64::MAX })
 }
 
 fn whole_log(store: &impl SyncStore) -> Vec<LoggedChange> {
@@ -683,7 +690,7 @@ fn a_refused_batch_leaves_no_trace_of_what_it_wrote_before_the_refusal<F: Fixtur
     let waits = Hist::new("waits", 2);
     // The refusal (the quota) comes after the batch's first document went in.
     let batch = [fine.all(), waits.batch(3..)].concat();
-    let result = one_with(&s, batch, Some(0));
+    let result = one_with(&s, batch, waiting_at_most(0));
     assert!(matches!(result, Err(Error::PendingQuota { limit: 0 })), "{result:?}");
     assert_eq!(s.head().unwrap(), 0, "nothing of the refused batch is logged");
     assert!(s.heads_after(None, ALL).unwrap().is_empty(), "nothing of it is a document");
@@ -699,7 +706,7 @@ fn the_waiting_quota_refuses_a_batch_and_nothing_else<F: Fixture>(mut f: F) {
 
     // A batch that would leave a change waiting, with room for none.
     let waits: Batch = [b.all(), a.batch(3..)].concat();
-    let out = s.apply(vec![c.batch(..2), waits.clone(), c.batch(2..)], Some(0)).unwrap();
+    let out = s.apply(vec![c.batch(..2), waits.clone(), c.batch(2..)], waiting_at_most(0)).unwrap();
     assert!(matches!(out[1], Err(Error::PendingQuota { limit: 0 })), "{:?}", out[1]);
     assert_eq!(out[0].as_ref().unwrap().applied, 2);
     assert_eq!(out[2].as_ref().unwrap().applied, 2);
@@ -707,17 +714,48 @@ fn the_waiting_quota_refuses_a_batch_and_nothing_else<F: Fixture>(mut f: F) {
     assert_eq!(hashes(&whole_log(&s)), c.hashes());
 
     // Nothing of it was stored: with room, it is all new.
-    let room = one_with(&s, waits, Some(1)).unwrap();
+    let room = one_with(&s, waits, waiting_at_most(1)).unwrap();
     assert_eq!((room.applied, room.duplicates, room.waiting), (3, 0, 1));
     assert_eq!(room.waiting_hashes, [a.hash(3)]);
 
     // One waits already: another that would wait is refused, a batch that
     // leaves none waiting is not.
     let d = Hist::new("d", 1);
-    assert!(matches!(one_with(&s, d.batch(2..), Some(1)), Err(Error::PendingQuota { .. })));
-    let fills = one_with(&s, a.batch(..3), Some(1)).unwrap();
+    assert!(matches!(one_with(&s, d.batch(2..), waiting_at_most(1)), Err(Error::PendingQuota { .. })));
+    let fills = one_with(&s, a.batch(..3), waiting_at_most(1)).unwrap();
     assert_eq!((fills.applied, fills.waiting), (4, 0));
     assert_eq!(s.head().unwrap(), 11);
+}
+
+fn the_waiting_bytes_are_bounded_and_freed_as_changes_stop_waiting<F: Fixture>(mut f: F) {
+    let mut s = f.open();
+    let hists: Vec<Hist> = (0..4).map(|i| Hist::new(&format!("w{i}"), 3)).collect();
+    let bytes = |batch: &Batch| batch.iter().map(|(_, c)| c.raw_bytes().len() as u64).sum::<u64>();
+    // Without their first two changes, the rest of each history waits.
+    let waits = |h: &Hist| h.batch(2..);
+    // Room for exactly the waiting changes of two documents.
+    let room = bytes(&waits(&hists[0])) + bytes(&waits(&hists[1]));
+    let quota = Some(PendingQuota { changes: u64::MAX, bytes: room });
+    assert_eq!(one_with(&s, waits(&hists[0]), quota).unwrap().waiting, 3);
+    assert_eq!(one_with(&s, waits(&hists[1]), quota).unwrap().waiting, 3, "up to the bound is allowed");
+    let over = one_with(&s, waits(&hists[2]), quota);
+    assert!(matches!(over, Err(Error::PendingBytes { limit }) if limit == room), "{over:?}");
+
+    // The first document's missing changes arrive: its waiting ones are
+    // applied, and their bytes are free again, across a reopen too.
+    let fills = one_with(&s, hists[0].batch(..2), quota).unwrap();
+    assert_eq!((fills.applied, fills.waiting), (5, 0));
+    s = f.reopen(s);
+    let third = one_with(&s, waits(&hists[2]), quota).unwrap();
+    assert_eq!((third.waiting, third.duplicates), (3, 0), "nothing of it was stored when it was refused");
+    let over = one_with(&s, waits(&hists[3]), quota);
+    assert!(matches!(over, Err(Error::PendingBytes { .. })), "{over:?}");
+
+    // A quota with room for no bytes refuses anything that would wait, and
+    // nothing else.
+    let none = Some(PendingQuota { changes: u64::MAX, bytes: 0 });
+    assert!(matches!(one_with(&s, waits(&hists[3]), none), Err(Error::PendingBytes { limit: 0 })));
+    assert_eq!(one_with(&s, hists[3].all(), none).unwrap().applied, 5);
 }
 
 fn batches_are_applied_in_the_order_given<F: Fixture>(mut f: F) {

@@ -190,6 +190,10 @@ pub struct Config {
     #[arg(long, env = "HEPH_MAX_PENDING", default_value_t = 100_000, value_name = "CHANGES")]
     pub max_pending: u64,
 
+    /// The most bytes of received changes the hub keeps waiting for changes they depend on, in MiB; a push past it is refused with quota_exceeded until those arrive.
+    #[arg(long, env = "HEPH_MAX_PENDING_MB", default_value_t = 1024, value_name = "MIB")]
+    pub max_pending_mb: u64,
+
     /// Memory for the hub store's page cache, in MiB. Pages beyond it are
     /// read again from the operating system's file cache; the documents
     /// being written are kept loaded apart from it.
@@ -294,6 +298,15 @@ impl Config {
             return Ok(p.clone());
         }
         Ok(beside(&self.db_path()?, ".audit.jsonl"))
+    }
+
+    /// The waiting quota `--max-pending` and `--max-pending-mb` ask for.
+    #[must_use]
+    pub fn pending_quota(&self) -> heph_engine::limits::PendingQuota {
+        heph_engine::limits::PendingQuota {
+            changes: self.max_pending,
+            bytes: self.max_pending_mb.saturating_mul(1 << 20),
+        }
     }
 
     /// Refuses an unauthenticated hub on a non-loopback address unless

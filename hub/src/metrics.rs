@@ -144,7 +144,7 @@ impl Metrics {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let head = store.head;
         let oldest = store.pending.oldest_ms.map_or(0, |at| now_ms.saturating_sub(at) / 1000);
-        let rows: [(&str, &str, &str, u64); 25] = [
+        let rows: [(&str, &str, &str, u64); 26] = [
             ("heph_hub_uptime_seconds", "gauge", "Seconds since hephd started.", uptime.as_secs()),
             ("heph_hub_connections", "gauge", "Open /sync connections.", get(&self.connections)),
             ("heph_hub_connections_total", "counter", "Connections accepted.", get(&self.connections_total)),
@@ -204,6 +204,12 @@ impl Metrics {
                 "gauge",
                 "Received changes waiting for changes they depend on.",
                 store.pending.count,
+            ),
+            (
+                "heph_hub_pending_bytes",
+                "gauge",
+                "Raw bytes of the received changes waiting (bounded by --max-pending-mb).",
+                store.pending.bytes,
             ),
             (
                 "heph_hub_pending_oldest_seconds",

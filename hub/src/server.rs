@@ -103,7 +103,7 @@ impl Hub {
         let web = WebApp::new(cfg.web_root.as_deref(), cfg.oidc_issuer.as_deref())?;
         let audit = auth::Audit::open(&cfg.audit_path()?)?;
         let auth = Auth::new(cfg, replica.store(), audit, metrics.clone())?;
-        let writer = Writer::start(replica.clone(), live.clone(), metrics.clone(), cfg.max_pending)
+        let writer = Writer::start(replica.clone(), live.clone(), metrics.clone(), cfg.pending_quota())
             .context("starting the writer thread")?;
         let limits = Limits::of(cfg);
         Ok(Arc::new(Self {

@@ -32,6 +32,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use heph_engine::error::unpanicked;
+use heph_engine::limits::PendingQuota;
 use heph_engine::sync::hub::{Broadcast, Write};
 use heph_engine::sync::storage::SyncStore;
 use heph_engine::{Applied, Error, LoggedChange, Replica};
@@ -85,7 +86,7 @@ impl Writer {
         replica: Arc<Replica>,
         live: broadcast::Sender<Arc<LiveFrame>>,
         metrics: Arc<Metrics>,
-        max_pending: u64,
+        max_pending: PendingQuota,
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel();
         let group = Group { replica, live, metrics: metrics.clone(), max_pending };
@@ -149,7 +150,7 @@ struct Group {
     replica: Arc<Replica>,
     live: broadcast::Sender<Arc<LiveFrame>>,
     metrics: Arc<Metrics>,
-    max_pending: u64,
+    max_pending: PendingQuota,
 }
 
 impl Group {
@@ -319,8 +320,13 @@ mod tests {
         replica.set_hub_mode(16, usize::MAX);
         let replica = Arc::new(replica);
         let (live, _) = broadcast::channel(16);
-        let writer =
-            Writer::start(replica.clone(), live, Arc::new(Metrics::default()), 1000).expect("the writer thread");
+        let writer = Writer::start(
+            replica.clone(),
+            live,
+            Arc::new(Metrics::default()),
+            PendingQuota { changes: 1000, bytes: 1 << 30 },
+        )
+        .expect("the writer thread");
         (writer, replica)
     }
 

@@ -584,28 +584,12 @@ fn documents_of_a_foreign_client_are_counted_listed_exported_and_reimported() {
     x.wait_settled(&hub, 60);
 }
 
-/// A client pushes changes whose dependencies the hub never receives (a
-/// broken or hostile client). The hub keeps a bounded number waiting, says
-/// so in its acks, and then refuses with a reason instead of growing.
-#[test]
-fn a_hub_at_its_pending_quota_refuses_with_a_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start_with(dir.path(), common::free_port(), &["--max-pending", "5"]);
-
-    // Eleven changes in a chain; the first is never sent.
-    let mut doc = Automerge::new();
-    for i in 0..11_i64 {
-        let mut tx = doc.transaction();
-        tx.put(ROOT, "n", i).unwrap();
-        tx.commit();
-    }
-    let chain = doc.get_changes(&[]);
-    assert_eq!(chain.len(), 11);
+/// Pushes `chain` but its first change, one change per push, until the hub
+/// refuses; returns how many it accepted as waiting, and the refusal.
+fn push_waiting_until_refused(hub: &Hub, chain: &[automerge::Change]) -> (usize, serde_json::Value) {
     let id = NodeId::random();
-
     let mut raw = RawClient::open(hub.port);
     let mut waiting = 0;
-    let mut refusal = None;
     for (batch, change) in chain[1..].iter().enumerate() {
         let batch = batch as u64;
         raw.push(batch, &[(id, change.raw_bytes().to_vec())]);
@@ -617,20 +601,65 @@ fn a_hub_at_its_pending_quota_refuses_with_a_reason() {
                 waiting += 1;
             }
             Some("error") => {
-                refusal = Some(reply);
-                break;
+                assert_eq!(reply["code"], "quota_exceeded", "{reply}");
+                assert_eq!(reply["close"], true, "{reply}");
+                raw.expect_closed();
+                return (waiting, reply);
             }
             _ => panic!("{reply}"),
         }
     }
-    let refusal = refusal.expect("the hub refuses changes past its pending quota");
-    assert_eq!(refusal["code"], "quota_exceeded", "{refusal}");
-    assert_eq!(refusal["close"], true, "{refusal}");
+    panic!("the hub took all {waiting} changes as waiting")
+}
+
+/// A chain of `n` changes, each setting `n` to a value `pad` bytes long
+/// that does not compress.
+fn chain(n: i64, pad: usize) -> Vec<automerge::Change> {
+    let mut doc = Automerge::new();
+    for i in 0..n {
+        let mut tx = doc.transaction();
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64 ^ i.unsigned_abs();
+        let noise: String = (0..pad)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'a' + u8::try_from(x % 26).unwrap())
+            })
+            .collect();
+        tx.put(ROOT, "n", if pad == 0 { i.to_string() } else { noise }).unwrap();
+        tx.commit();
+    }
+    doc.get_changes(&[])
+}
+
+/// A client pushes changes whose dependencies the hub never receives (a
+/// broken or hostile client). The hub keeps a bounded number waiting, says
+/// so in its acks, and then refuses with a reason instead of growing.
+#[test]
+fn a_hub_at_its_pending_quota_refuses_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start_with(dir.path(), common::free_port(), &["--max-pending", "5"]);
+    // Eleven changes in a chain; the first is never sent.
+    let (waiting, refusal) = push_waiting_until_refused(&hub, &chain(11, 0));
     assert!(!refusal["message"].as_str().unwrap_or_default().is_empty(), "{refusal}");
     assert!((1..=5).contains(&waiting), "{waiting} changes were accepted as waiting, the quota is 5");
-    raw.expect_closed();
-
     assert!(hub.metric("heph_hub_pending_changes") > 0);
     assert!(hub.metric("heph_hub_pending_changes") <= 5);
+    assert_eq!(hub.head(), 0, "nothing waiting was stored as if complete");
+}
+
+/// The same with large changes: the hub bounds the bytes waiting too.
+#[test]
+fn a_hub_at_its_pending_bytes_refuses_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start_with(dir.path(), common::free_port(), &["--max-pending-mb", "1"]);
+    // Changes of about 300 KB each: the fourth waiting one would pass 1 MiB.
+    let (waiting, refusal) = push_waiting_until_refused(&hub, &chain(11, 300_000));
+    assert_eq!(waiting, 3, "{refusal}");
+    assert!(refusal["message"].as_str().unwrap_or_default().contains("1 MiB"), "{refusal}");
+    assert_eq!(hub.metric("heph_hub_pending_changes"), 3);
+    let bytes = hub.metric("heph_hub_pending_bytes");
+    assert!((900_000..=1 << 20).contains(&bytes), "{bytes} bytes waiting");
     assert_eq!(hub.head(), 0, "nothing waiting was stored as if complete");
 }

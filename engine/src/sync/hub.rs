@@ -38,6 +38,7 @@ use automerge::{Change, ChangeHash};
 
 use crate::error::Error;
 use crate::id::NodeId;
+use crate::limits::PendingQuota;
 use crate::replica::parse_changes;
 use crate::store::{Applied, LoggedChange, SavedDoc};
 use crate::sync::frame::{
@@ -210,7 +211,7 @@ pub struct HubSession {
     bootstrap: bool,
     /// The client wants the hub's readings with snapshots.
     views: bool,
-    max_pending: Option<u64>,
+    max_pending: Option<PendingQuota>,
     budget: usize,
 }
 
@@ -250,7 +251,7 @@ impl HubSession {
     /// Bounds the hub's table of changes waiting for dependencies: a push
     /// that would leave more waiting is refused with `quota_exceeded`.
     #[must_use]
-    pub fn with_max_pending(mut self, max: Option<u64>) -> Self {
+    pub fn with_max_pending(mut self, max: Option<PendingQuota>) -> Self {
         self.max_pending = max;
         self
     }
@@ -581,7 +582,9 @@ fn ack(batch: u64, hashes: &[ChangeHash], outcome: Result<Applied, Error>) -> St
         Err(Error::InvalidChange { doc, reason }) => {
             Step::fatal(ErrorCode::InvalidChange, format!("change for {doc} is not a valid Automerge change: {reason}"))
         }
-        Err(e @ Error::PendingQuota { .. }) => Step::fatal(ErrorCode::QuotaExceeded, e.to_string()),
+        Err(e @ (Error::PendingQuota { .. } | Error::PendingBytes { .. })) => {
+            Step::fatal(ErrorCode::QuotaExceeded, e.to_string())
+        }
         Err(e) if e.refuses_batch() => Step::fatal(ErrorCode::InvalidChange, format!("the push was refused: {e}")),
         Err(e) => Step::fatal(ErrorCode::Internal, format!("the hub could not store the push: {e}")),
     }

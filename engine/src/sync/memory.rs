@@ -37,6 +37,7 @@ use automerge::{ActorId, Change, ChangeHash};
 use crate::doc::{NodeDoc, causal_order};
 use crate::error::Error;
 use crate::id::NodeId;
+use crate::limits::PendingQuota;
 use crate::replica::{advance_known, group};
 use crate::store::{Applied, Cursors, LoggedChange, SavedDoc, actor_seqs, bootstrap_page, both_offered, displaced_by};
 use crate::sync::frame::{DocView, wire_size};
@@ -195,6 +196,11 @@ impl Inner {
         self.pending.values().map(Vec::len).sum()
     }
 
+    fn pending_bytes(&self) -> u64 {
+        let bytes = self.pending.values().flatten().filter_map(|h| self.changes.get(h)).map(|c| c.bytes.len());
+        bytes.map(|n| n as u64).sum()
+    }
+
     fn change(&self, hash: &ChangeHash) -> Result<Change, Error> {
         let stored = self.changes.get(hash).ok_or_else(|| Error::Storage(format!("change {hash} is not stored")))?;
         Change::from_bytes(stored.bytes.to_vec())
@@ -227,7 +233,7 @@ impl Inner {
         id: NodeId,
         incoming: Vec<Change>,
         local: bool,
-        max_pending: Option<u64>,
+        max_pending: Option<PendingQuota>,
         report: &mut Applied,
     ) -> Result<(), Error> {
         let incoming_hashes: Vec<ChangeHash> = incoming.iter().map(Change::hash).collect();
@@ -280,10 +286,13 @@ impl Inner {
         }
         if !waiting.is_empty() {
             self.pending.insert(id, waiting.iter().map(Change::hash).collect());
-            if let Some(max) = max_pending
-                && self.pending_count() as u64 > max
-            {
-                return Err(Error::PendingQuota { limit: max });
+            if let Some(max) = max_pending {
+                if self.pending_count() as u64 > max.changes {
+                    return Err(Error::PendingQuota { limit: max.changes });
+                }
+                if self.pending_bytes() > max.bytes {
+                    return Err(Error::PendingBytes { limit: max.bytes });
+                }
             }
             // Automerge keeps changes it could not apply queued inside the
             // document; a stored document holds only what is applied (as
@@ -307,7 +316,7 @@ impl Inner {
         origin: &ActorId,
         batch: Batch,
         local: bool,
-        max_pending: Option<u64>,
+        max_pending: Option<PendingQuota>,
     ) -> Result<Applied, Error> {
         let mut report = Applied::default();
         for (doc, changes) in group(batch) {
@@ -381,7 +390,11 @@ impl SyncStore for MemoryStore {
         Ok(out)
     }
 
-    fn apply(&self, batches: Vec<Batch>, max_pending: Option<u64>) -> Result<Vec<Result<Applied, Error>>, Error> {
+    fn apply(
+        &self,
+        batches: Vec<Batch>,
+        max_pending: Option<PendingQuota>,
+    ) -> Result<Vec<Result<Applied, Error>>, Error> {
         self.write(|s| {
             let mut out = Vec::with_capacity(batches.len());
             for batch in batches {

@@ -46,6 +46,7 @@ use automerge::{Change, ChangeHash};
 
 use crate::error::Error;
 use crate::id::NodeId;
+use crate::limits::PendingQuota;
 use crate::replica::Replica;
 use crate::store::{Applied, Cursors, LoggedChange, SavedDoc};
 
@@ -78,10 +79,14 @@ pub trait SyncStore: Send + Sync {
     /// Applies `batches` in order, each atomically, in as few durable
     /// writes as refusals allow (one when none is refused); with
     /// `max_pending`, a batch that would leave more changes waiting is
-    /// refused with [`Error::PendingQuota`]. The outer `Err` means nothing
+    /// refused with [`Error::PendingQuota`] or [`Error::PendingBytes`]. The outer `Err` means nothing
     /// was stored; otherwise one result per batch (a batch stored before a
     /// later write failed keeps its `Ok`).
-    fn apply(&self, batches: Vec<Batch>, max_pending: Option<u64>) -> Result<Vec<Result<Applied, Error>>, Error>;
+    fn apply(
+        &self,
+        batches: Vec<Batch>,
+        max_pending: Option<PendingQuota>,
+    ) -> Result<Vec<Result<Applied, Error>>, Error>;
 
     /// Stored documents after `after` in id order, each whole (a saved
     /// document, possibly followed by changes), within `budget` bytes on the
@@ -174,7 +179,11 @@ impl SyncStore for Replica {
         }
     }
 
-    fn apply(&self, batches: Vec<Batch>, max_pending: Option<u64>) -> Result<Vec<Result<Applied, Error>>, Error> {
+    fn apply(
+        &self,
+        batches: Vec<Batch>,
+        max_pending: Option<PendingQuota>,
+    ) -> Result<Vec<Result<Applied, Error>>, Error> {
         self.apply_group(batches, max_pending)
     }
 

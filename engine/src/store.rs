@@ -548,6 +548,7 @@ impl Store {
             last_position: [0; 32],
             now_ms,
             max_pending: None,
+            pending_bytes: None,
             cache: self.cache.as_ref(),
             touched: std::collections::HashMap::new(),
         };
@@ -668,6 +669,8 @@ impl Store {
             clear!(delete_table: UNREADABLE, INDEX, TEXT, STALE, SETTINGS, VIEWS);
             clear!(delete_multimap_table: PENDING, BACKLINKS, TAIL);
             copy_tables(&from, w)?;
+            // The backup's own total comes with its tables.
+            w.pending_bytes = None;
             w.create_tables()?;
             let mut meta = w.txn.open_table(META)?;
             meta.remove(BACKUP_TAKEN)?;
@@ -1189,6 +1192,8 @@ pub struct Writer<'s> {
     last_position: [u8; 32],
     now_ms: u64,
     max_pending: Option<PendingQuota>,
+    /// [`PENDING_BYTES`] as this transaction has it, once read.
+    pending_bytes: Option<u64>,
     /// Hub mode's document cache.
     cache: Option<&'s std::sync::Mutex<DocCache>>,
     /// Documents this transaction took from the cache or loaded, as they
@@ -1255,8 +1260,12 @@ impl Writer<'_> {
     /// `pending_at`): kept in `sync` as [`PENDING_BYTES`], counted from the
     /// tables the first time (a store from before it was kept).
     fn pending_bytes(&mut self) -> Result<u64, Error> {
-        if let Some(bytes) = self.txn.open_table(SYNC)?.get(PENDING_BYTES)? {
-            return Ok(bytes.value());
+        if let Some(bytes) = self.pending_bytes {
+            return Ok(bytes);
+        }
+        if let Some(bytes) = self.txn.open_table(SYNC)?.get(PENDING_BYTES)?.map(|b| b.value()) {
+            self.pending_bytes = Some(bytes);
+            return Ok(bytes);
         }
         let mut total = 0u64;
         {
@@ -1268,8 +1277,14 @@ impl Writer<'_> {
                 }
             }
         }
-        self.txn.open_table(SYNC)?.insert(PENDING_BYTES, total)?;
+        self.set_pending_bytes(total)?;
         Ok(total)
+    }
+
+    fn set_pending_bytes(&mut self, bytes: u64) -> Result<(), Error> {
+        self.txn.open_table(SYNC)?.insert(PENDING_BYTES, bytes)?;
+        self.pending_bytes = Some(bytes);
+        Ok(())
     }
 
     /// Creates every table, so readers never meet a missing one.
@@ -1766,7 +1781,7 @@ impl Writer<'_> {
             }
         }
         if waiting_bytes != waiting_bytes_before {
-            self.txn.open_table(SYNC)?.insert(PENDING_BYTES, waiting_bytes)?;
+            self.set_pending_bytes(waiting_bytes)?;
         }
         if let Some(max) = self.max_pending.filter(|_| !waiting.is_empty()) {
             let count = self.txn.open_table(PENDING_AT)?.len()?;

@@ -110,6 +110,22 @@ const VIEWS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("views");
 /// again.
 pub const TAIL_CHANGES: usize = 64;
 
+/// The raw bytes of the changes in `pending_at` (each `changes` value less
+/// its node id), counted row by row: for a store from before
+/// [`PENDING_BYTES`] was kept.
+fn waiting_bytes(
+    pending_at: &impl ReadableTable<[u8; 32], u64>,
+    changes: &impl ReadableTable<[u8; 32], &'static [u8]>,
+) -> Result<u64, Error> {
+    let mut total = 0u64;
+    for row in pending_at.iter()? {
+        if let Some(stored) = changes.get(row?.0.value())? {
+            total += (stored.value().len().saturating_sub(16)) as u64;
+        }
+    }
+    Ok(total)
+}
+
 /// A document's whole stored form: its `docs` entry, then the changes of
 /// its tail (hub mode) in seq order.
 fn stored_doc(
@@ -1059,20 +1075,15 @@ impl Reader {
     /// Received changes waiting for their dependencies: how many, and since when.
     pub fn pending_stats(&self) -> Result<PendingStats, Error> {
         let mut oldest: Option<u64> = None;
-        let kept = self.sync.get(PENDING_BYTES)?.map(|v| v.value());
-        let mut bytes = 0u64;
         for row in self.pending_at.iter()? {
-            let row = row?;
-            let at = row.1.value();
+            let at = row?.1.value();
             oldest = Some(oldest.map_or(at, |o| o.min(at)));
-            // A store from before the total was kept: counted here.
-            if kept.is_none()
-                && let Some(stored) = self.changes.get(row.0.value())?
-            {
-                bytes += (stored.value().len().saturating_sub(16)) as u64;
-            }
         }
-        Ok(PendingStats { count: self.pending_at.len()?, oldest_ms: oldest, bytes: kept.unwrap_or(bytes) })
+        let bytes = match self.sync.get(PENDING_BYTES)? {
+            Some(kept) => kept.value(),
+            None => waiting_bytes(&self.pending_at, &self.changes)?,
+        };
+        Ok(PendingStats { count: self.pending_at.len()?, oldest_ms: oldest, bytes })
     }
 
     /// The sync cursors.
@@ -1267,16 +1278,7 @@ impl Writer<'_> {
             self.pending_bytes = Some(bytes);
             return Ok(bytes);
         }
-        let mut total = 0u64;
-        {
-            let at = self.txn.open_table(PENDING_AT)?;
-            let changes = self.txn.open_table(CHANGES)?;
-            for row in at.iter()? {
-                if let Some(stored) = changes.get(row?.0.value())? {
-                    total += (stored.value().len().saturating_sub(16)) as u64;
-                }
-            }
-        }
+        let total = waiting_bytes(&self.txn.open_table(PENDING_AT)?, &self.txn.open_table(CHANGES)?)?;
         self.set_pending_bytes(total)?;
         Ok(total)
     }

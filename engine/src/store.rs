@@ -198,6 +198,44 @@ struct Cached {
     /// Their bytes.
     tail_bytes: usize,
     used: u64,
+    /// What its changes in `pending` wait for, when known (see
+    /// [`Waiting`]); `None` until an apply has read them all.
+    waiting: Option<Waiting>,
+}
+
+/// What a document's waiting changes (its rows in `pending`) wait for: the
+/// hashes they depend on that are neither in the document nor waiting
+/// themselves, and their actors. A received change can let one of them in
+/// only if it is one of those hashes, and can take one's place only if it
+/// has one of those actors; any other leaves them as they are, so applying
+/// it need not read them again (hub mode).
+#[derive(Default)]
+struct Waiting {
+    missing: std::collections::HashSet<ChangeHash>,
+    actors: std::collections::HashSet<automerge::ActorId>,
+    /// How many wait.
+    count: usize,
+}
+
+impl Waiting {
+    /// Adds `waiting`, changes that wait in `doc`.
+    fn add(&mut self, waiting: &[Change], doc: &NodeDoc) {
+        let hashes: std::collections::HashSet<ChangeHash> = waiting.iter().map(Change::hash).collect();
+        self.count += waiting.len();
+        for change in waiting {
+            self.actors.insert(change.actor_id().clone());
+            for dep in change.deps() {
+                if !hashes.contains(dep) && !doc.has_change(dep) {
+                    self.missing.insert(*dep);
+                }
+            }
+        }
+    }
+
+    /// Whether `fresh` leaves every waiting change as it is.
+    fn untouched_by(&self, fresh: &[Change]) -> bool {
+        fresh.iter().all(|c| !self.missing.contains(&c.hash()) && !self.actors.contains(c.actor_id()))
+    }
 }
 
 impl Cached {
@@ -1408,6 +1446,18 @@ impl Writer<'_> {
         self.put_heads(id, heads)
     }
 
+    /// Hub mode: whether the loaded document of `id` knows what its waiting
+    /// changes wait for, and `fresh` brings none of it ([`Waiting`]).
+    fn waiting_untouched_by(&self, id: NodeId, fresh: &[Change]) -> bool {
+        let untouched = |c: &Cached| c.waiting.as_ref().is_some_and(|w| w.untouched_by(fresh));
+        if let Some(cached) = self.touched.get(&id) {
+            return untouched(cached);
+        }
+        self.cache.is_some_and(|cache| {
+            cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).docs.get(&id).is_some_and(untouched)
+        })
+    }
+
     /// Hub mode: the document of `id` as committed (or as this transaction
     /// left it), from the cache or loaded; an empty one when not stored.
     fn take_cached(&mut self, id: NodeId) -> Result<Cached, Error> {
@@ -1428,8 +1478,11 @@ impl Writer<'_> {
                 tail: usize::try_from(tail).unwrap_or(usize::MAX),
                 tail_bytes: bytes.len() - saved,
                 used: 0,
+                waiting: None,
             },
-            None => Cached { doc: NodeDoc::empty(&self.origin), saved: 0, tail: 0, tail_bytes: 0, used: 0 },
+            None => {
+                Cached { doc: NodeDoc::empty(&self.origin), saved: 0, tail: 0, tail_bytes: 0, used: 0, waiting: None }
+            }
         })
     }
 
@@ -1682,12 +1735,17 @@ impl Writer<'_> {
         }
         // Changes waiting for this document join the batch: they may be ready
         // now. One that shares its actor and seq with an incoming change
-        // gives way instead (see `displaced`).
+        // gives way instead (see `displaced`). A loaded document knows what
+        // they wait for: when the batch brings none of it, they are left be.
         let incoming_at = actor_seqs(&fresh);
         let mut pending_hashes = Vec::new();
         let mut pending_sizes = Vec::new();
         let mut displaced = Vec::new();
-        {
+        // A change offered again may be one of them: its ack says whether it
+        // still waits.
+        let offered_again = fresh.len() < incoming_hashes.len();
+        let read_pending = fresh.is_empty() || offered_again || !self.waiting_untouched_by(id, &fresh);
+        if read_pending {
             let pending = self.txn.open_multimap_table(PENDING)?;
             let changes = self.txn.open_table(CHANGES)?;
             for hash in pending.get(id.as_bytes())? {
@@ -1711,6 +1769,11 @@ impl Writer<'_> {
         // Hub mode keeps the document loaded between commits.
         let mut cached = if self.cache.is_some() { Some(self.take_cached(id)?) } else { None };
         let hub_mode = cached.is_some();
+        // Left unread, they still wait, and count as waiting after this apply.
+        let still_waiting = match (&cached, read_pending) {
+            (Some(c), false) => c.waiting.as_ref().map_or(0, |w| w.count),
+            _ => 0,
+        };
         let mut doc = match &mut cached {
             Some(c) => std::mem::replace(&mut c.doc, NodeDoc::empty(&self.origin)),
             None => self.doc(id)?.unwrap_or_else(|| NodeDoc::empty(&self.origin)),
@@ -1794,13 +1857,22 @@ impl Writer<'_> {
                 return Err(Error::PendingBytes { limit: max.bytes });
             }
         }
-        report.waiting += waiting.len();
+        report.waiting += waiting.len() + still_waiting;
         report.waiting_hashes.extend(incoming_hashes.into_iter().filter(|h| waiting_hashes.contains(&h.0)));
         if doc.heads().is_empty() {
             return Ok(());
         }
         if let Some(mut cached) = cached {
             cached.doc = doc;
+            match (&mut cached.waiting, read_pending) {
+                (Some(known), false) => known.add(&waiting, &cached.doc),
+                _ => {
+                    // Every waiting change of the document was in this apply.
+                    let mut known = Waiting::default();
+                    known.add(&waiting, &cached.doc);
+                    cached.waiting = Some(known);
+                }
+            }
             // A saved form may hold displaced changes among its queued ones.
             let resave = !displaced.is_empty();
             return self.put_cached(id, cached, &appended.0, appended.1, resave);

@@ -164,3 +164,37 @@ fn a_group_with_many_refused_batches_keeps_every_other_in_arrival_order() {
         }
     }
 }
+
+#[test]
+fn edits_to_a_document_with_changes_waiting_leave_them_waiting_until_what_they_need_comes() {
+    for (name, r) in replicas() {
+        let t = task("shared");
+        r.apply_changes(raw(t.id, &t.created)).unwrap();
+        // Another device's edits, all after one of its own the hub never got.
+        let (mut other, _) =
+            NodeDoc::create(&Node::new(t.id, NodeKind::Task, "x".into(), now()), &ActorId::random(), "x")
+                .map(|(_, c)| (NodeDoc::empty(&ActorId::random()), c))
+                .unwrap();
+        other.apply(t.created.clone()).unwrap();
+        let missing = other.edit(&[Edit::AddTag("first".into())], "edit", now()).unwrap().unwrap();
+        let later: Vec<Change> =
+            (0..30).map(|i| other.edit(&[Edit::AddTag(format!("o{i}"))], "edit", now()).unwrap().unwrap()).collect();
+        assert_eq!(r.apply_changes(raw(t.id, &later)).unwrap().waiting, 30, "{name}");
+        // This device's edits, one push each: stored at once; the others wait on.
+        let (mut here, _) = (NodeDoc::empty(&ActorId::random()), ());
+        here.apply(t.created.clone()).unwrap();
+        for i in 0..20 {
+            let edit = here.edit(&[Edit::AddTag(format!("h{i}"))], "edit", now()).unwrap().unwrap();
+            let applied = r.apply_changes(raw(t.id, &[edit])).unwrap();
+            assert_eq!((applied.applied, applied.waiting), (1, 30), "{name}: edit {i}");
+            assert_eq!(r.pending_stats().unwrap().count, 30, "{name}: edit {i}");
+        }
+        // What they wait for comes: all of them go in.
+        let applied = r.apply_changes(raw(t.id, &[missing])).unwrap();
+        assert_eq!((applied.applied, applied.waiting), (31, 0), "{name}");
+        assert_eq!(r.pending_stats().unwrap().count, 0, "{name}");
+        let tags = r.get(t.id).unwrap().tags;
+        assert!(tags.contains("first") && tags.contains("o29") && tags.contains("h19"), "{name}: {tags:?}");
+        assert_eq!(tags.len(), 51, "{name}: {tags:?}");
+    }
+}

@@ -22,6 +22,10 @@
 //! some of its pushes are refused (a change Automerge cannot apply: its seq
 //! skips one): the time of the whole group, against none refused.
 //!
+//! The third table is a push to a document in which another device's
+//! changes wait for one of its changes the hub never got (median of 20
+//! pushes), after which that change comes and every waiting one must go in.
+//!
 //! cargo bench -p heph-benches --bench hub_apply
 
 use std::time::{Duration, Instant};
@@ -40,6 +44,8 @@ const PRELOAD: usize = 1_000;
 const REFUSED: [usize; 5] = [0, 1, 5, 10, 25];
 /// Earlier edits of each document in the second table.
 const REFUSAL_HISTORY: usize = 200;
+/// Changes waiting in the document (the third table).
+const WAITING: [usize; 4] = [0, 100, 1_000, 10_000];
 
 struct Task {
     id: NodeId,
@@ -176,6 +182,44 @@ fn measure_refusals(history: usize, refused: usize) -> Result<f64> {
     Ok(median(took))
 }
 
+/// Median µs of a push (one title edit) to a document with `waiting` of
+/// another device's changes waiting for one the hub never got; then that
+/// one comes, and every waiting change must go in.
+fn measure_waiting(waiting: usize) -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let mut hub = Replica::open(&dir.path().join("hub.redb"))?;
+    hub.set_hub_mode(1024, usize::MAX);
+    let (mut task, created) = Task::new(0, 0)?;
+    let id = task.id;
+    let batch = |changes: &[Change]| changes.iter().map(|c| (id, c.clone())).collect::<Vec<_>>();
+    hub.apply_group(vec![batch(&created)], None)?.into_iter().try_for_each(|o| o.map(drop))?;
+    let mut other = NodeDoc::empty(&ActorId::random());
+    other.apply(created)?;
+    let edit = |doc: &mut NodeDoc, i: usize| -> Result<Change> {
+        doc.edit(&[Edit::Title(format!("other {i}"))], "edit", Utc::now())?.context("an edit made no change")
+    };
+    let missing = edit(&mut other, 0)?;
+    let later = (1..=waiting).map(|i| edit(&mut other, i)).collect::<Result<Vec<_>>>()?;
+    for chunk in later.chunks(PRELOAD) {
+        hub.apply_group(vec![batch(chunk)], None)?.into_iter().try_for_each(|o| o.map(drop))?;
+    }
+    let mut took = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let change = task.edit()?;
+        let t = Instant::now();
+        let outcomes = hub.apply_group(vec![batch(&[change])], None)?;
+        took.push(micros(t.elapsed()));
+        if outcomes.into_iter().map(|o| o.map(|a| a.applied)).collect::<Result<Vec<_>, _>>()? != [1] {
+            return Err(anyhow!("the push was not stored"));
+        }
+    }
+    let outcomes = hub.apply_group(vec![batch(&[missing])], None)?;
+    if outcomes.into_iter().map(|o| o.map(|a| a.applied)).collect::<Result<Vec<_>, _>>()? != [waiting + 1] {
+        return Err(anyhow!("the waiting changes did not all go in once what they waited for came"));
+    }
+    Ok(median(took))
+}
+
 fn main() -> Result<()> {
     // `cargo test --benches` runs this with `--bench` absent: a quick pass.
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -200,6 +244,13 @@ fn main() -> Result<()> {
             none = took;
         }
         println!("| {refused} | {:.2} ms | {:.2}× |", took / 1e3, took / none);
+    }
+    println!();
+    println!("| changes waiting in the document | push to it |");
+    println!("|---:|---:|");
+    let waitings: &[usize] = if quick { &[0, 100] } else { &WAITING };
+    for &waiting in waitings {
+        println!("| {waiting} | {:.2} ms |", measure_waiting(waiting)? / 1e3);
     }
     Ok(())
 }

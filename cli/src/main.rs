@@ -403,6 +403,9 @@ pub enum ImportFormat {
 }
 
 fn main() -> ExitCode {
+    // A change Automerge asserts on fails its command with a reason; it is
+    // not a crash to print.
+    heph_engine::panics::quiet_caught();
     // Flags may come anywhere on the line; see `argv`.
     let cli = Cli::parse_from(argv::arrange(&Cli::command(), std::env::args_os().collect()));
     if let Command::Completions { shell } = cli.command {

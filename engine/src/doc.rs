@@ -246,19 +246,10 @@ fn import_actor(node: &Node) -> ActorId {
 /// change pushed by a broken or hostile device would stop a hub's writer,
 /// and one sent by a hub would stop every device.
 pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, AutomergeError>) -> Result<T, DocError> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+    match crate::panics::catch(f) {
         Ok(result) => Ok(result?),
-        Err(panic) => {
-            Err(DocError::Refused(panic_message(&*panic).unwrap_or_else(|| "an internal check failed".into())))
-        }
+        Err(why) => Err(DocError::Refused(why)),
     }
-}
-
-/// The message a caught panic carries, when it carries one (`panic!` with
-/// a literal or with formatting).
-#[must_use]
-pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> Option<String> {
-    panic.downcast_ref::<&str>().map(|s| (*s).to_string()).or_else(|| panic.downcast_ref::<String>().cloned())
 }
 
 impl NodeDoc {

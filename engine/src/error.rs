@@ -200,8 +200,5 @@ storage_error!(redb::TransactionError, redb::TableError, redb::CommitError);
 /// had written is discarded: a redb transaction dropped unfinished aborts,
 /// and the documents it had taken from a hub's cache are dropped with it.
 pub fn unpanicked<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
-        let why = crate::doc::panic_message(&*panic).unwrap_or_else(|| "a panic".into());
-        Error::Storage(format!("an internal error: {why}"))
-    })
+    crate::panics::catch(f).map_err(|why| Error::Storage(format!("an internal error: {why}")))
 }

@@ -30,6 +30,7 @@ pub mod error;
 pub mod id;
 pub mod limits;
 pub mod node;
+pub mod panics;
 pub mod parse;
 pub mod query;
 pub mod recur;

@@ -44,6 +44,9 @@ fn init_tracing(cfg: &Config) {
 }
 
 fn main() -> ExitCode {
+    // A change Automerge asserts on is refused, and logged as such; it is
+    // not a crash to print.
+    heph_engine::panics::quiet_caught();
     let cfg = Config::parse();
     init_tracing(&cfg);
     if let Some(Command::InstallService(args)) = &cfg.command {

@@ -125,4 +125,10 @@ fn a_change_automerge_cannot_apply_is_refused_and_the_hub_goes_on() {
         d.wait_settled(&hub, 60);
         assert_eq!(d.status()["connected"], true, "{}", d.name);
     }
+    // Automerge's assertion was caught and is logged as the refusal it is,
+    // saying where it was raised; nothing on stderr reads as a crash.
+    let log = std::fs::read_to_string(hub.db.with_extension("log")).unwrap();
+    assert!(!log.contains("panicked"), "the caught panic is not printed as one: {log}");
+    let refusal = log.lines().find(|l| l.contains("automerge refused")).unwrap_or_else(|| panic!("{log}"));
+    assert!(refusal.contains("automerge-0.12.0/src/"), "the refusal says where: {refusal}");
 }

@@ -165,7 +165,10 @@ pub fn run(db: Option<&Path>, words: &[String], limit: u32) -> Result<()> {
     let mut session = Session::open(db, words, &Clock::system(), limit)?;
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        restore();
+        // A panic caught inside a write fails that write; the TUI goes on.
+        if !heph_engine::panics::is_caught() {
+            restore();
+        }
         previous(info);
     }));
     // Armed before the terminal is touched: a failure half-way through `enter` is undone too.

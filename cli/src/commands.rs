@@ -879,7 +879,11 @@ fn import(ctx: &Ctx, file: Option<&Path>, format: ImportFormat) -> Result<()> {
             ImportFormat::Native => false,
         };
         let record = if tw {
-            heph_engine::archive::Record::Node(Box::new(taskwarrior::from_task(&v, i + 1)?), None)
+            heph_engine::archive::Record::Node(
+                Box::new(taskwarrior::from_task(&v, i + 1)?),
+                None,
+                heph_engine::archive::Absent::TASKWARRIOR,
+            )
         } else {
             heph_engine::archive::Record::from_json(v).map_err(|e| anyhow::anyhow!("record {}: {e}", i + 1))?
         };

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Heph, ids, titles, write};
+use common::{Heph, ids, make_executable, titles, write};
 use serde_json::Value;
 
 #[test]
@@ -140,11 +140,6 @@ fn edit_applies_the_markdown_changes_as_edits() {
     let kept = err.split("kept in ").nth(1).unwrap().split(';').next().unwrap().trim();
     assert!(std::fs::read_to_string(kept).unwrap().contains("title: Lost?"));
     assert_eq!(h.json(&["show", &id])["title"], "Plan the trip");
-}
-
-fn make_executable(path: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 #[test]

@@ -9,7 +9,7 @@
 mod common;
 
 use common::taskwarrior::{Taskwarrior, available};
-use common::{Heph, titles};
+use common::{Heph, make_executable, titles, write};
 use serde_json::Value;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/taskwarrior-2.6-export.json");
@@ -84,4 +84,49 @@ fn round_trips_through_the_real_taskwarrior() {
     assert_eq!(plants["annotations"][0]["description"], "the ferns first");
     let invoice = back.iter().find(|t| t["description"] == "Pay invoice").unwrap();
     assert_eq!(invoice["status"], "completed");
+}
+
+/// heph's own tasks go out to Taskwarrior, are edited there, and come back:
+/// what Taskwarrior has no field for (a body, links) stays as it was, an
+/// annotation read back at Taskwarrior's whole seconds is the one already
+/// here, and the edit made in Taskwarrior arrives.
+#[test]
+fn fields_taskwarrior_lacks_survive_a_round_trip_through_it() {
+    if !available() {
+        return;
+    }
+    let h = Heph::new();
+    let note = h.json(&["note", "Espresso", "ratios", "--body", "1:2 in 30s"])["id"].as_str().unwrap().to_string();
+    let id = h.add(&["Dial", "in", "the", "grinder", "+coffee"]);
+    let script = h.path("editor.sh");
+    write(&script, "#!/bin/sh\nprintf 'Start at 18 g.\\n\\nSee [[Espresso ratios]]\\n' >> \"$1\"\n");
+    make_executable(&script);
+    let out = h.command().env("EDITOR", &script).args(["edit", &id]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    h.ok(&["link", &id, &note]);
+    h.ok(&["annotate", &id, "burr set 4"]);
+    let before = h.json(&["show", &id]);
+    assert_eq!(before["body"], "Start at 18 g.\n\nSee [[Espresso ratios]]\n");
+    assert_eq!(before["links"].as_array().unwrap().len(), 1, "{before}");
+
+    let out = h.path("heph-tw.json");
+    h.ok(&["export", "--format", "taskwarrior", "-o", out.to_str().unwrap()]);
+    let tw = Taskwarrior::new(h.dir.path(), "tw", "UTC");
+    tw.run(&["import", out.to_str().unwrap()]);
+    tw.run(&["1", "modify", "+morning", "priority:H"]);
+    let back = h.path("back.json");
+    std::fs::write(&back, tw.run(&["export"])).unwrap();
+    let report = h.json(&["import", back.to_str().unwrap()]);
+    assert_eq!(report["updated"], 1, "{report}");
+
+    let after = h.json(&["show", &id]);
+    assert_eq!(after["body"], before["body"], "the body is kept");
+    assert_eq!(after["links"], before["links"], "the link is kept");
+    assert_eq!(after["annotations"], before["annotations"], "the annotation is not added again");
+    assert_eq!(after["priority"], "H", "Taskwarrior's edit arrives");
+    assert_eq!(after["tags"], serde_json::json!(["coffee", "morning"]));
+    assert_eq!(h.json(&["show", &note])["body"], "1:2 in 30s", "the note is left alone");
+    // Importing it once more changes nothing.
+    let again = h.json(&["import", back.to_str().unwrap()]);
+    assert_eq!(again["unchanged"], 1, "{again}");
 }

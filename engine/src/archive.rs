@@ -7,6 +7,11 @@
 //! a node at all is `{"id", "reason", "raw"}`. Importing an entry with
 //! `raw` merges that document as it was, so nothing this heph cannot read
 //! is lost by a round trip through a backup.
+//!
+//! An entry without `body` or without `links` (hand-written, or a task
+//! read from a Taskwarrior export, which has neither) leaves an existing
+//! node's own alone when imported: a field a record does not have is not
+//! a field to clear.
 
 use std::borrow::Cow;
 
@@ -17,11 +22,26 @@ use serde_json::Value;
 use crate::id::NodeId;
 use crate::node::Node;
 
+/// Fields an imported node leaves out: an existing node keeps its own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Absent {
+    /// The record has no body.
+    pub body: bool,
+    /// The record has no links.
+    pub links: bool,
+}
+
+impl Absent {
+    /// What a Taskwarrior task lacks.
+    pub const TASKWARRIOR: Self = Self { body: true, links: true };
+}
+
 /// One entry of a native export.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {
-    /// A node; with its saved document when it has fields this heph cannot read.
-    Node(Box<Node>, Option<Vec<u8>>),
+    /// A node; with its saved document when it has fields this heph cannot
+    /// read; and the fields the record left out.
+    Node(Box<Node>, Option<Vec<u8>>, Absent),
     /// A document that does not read as a node.
     Raw {
         /// Its id.
@@ -74,10 +94,18 @@ impl Record {
     #[must_use]
     pub fn to_json(&self) -> Value {
         match self {
-            Self::Node(node, raw) => {
+            Self::Node(node, raw, absent) => {
                 let mut v = serde_json::to_value(node).unwrap_or(Value::Null);
-                if let (Some(raw), Value::Object(map)) = (raw, &mut v) {
-                    map.insert("raw".into(), Value::String(B64.encode(raw)));
+                if let Value::Object(map) = &mut v {
+                    if let Some(raw) = raw {
+                        map.insert("raw".into(), Value::String(B64.encode(raw)));
+                    }
+                    if absent.body {
+                        map.remove("body");
+                    }
+                    if absent.links {
+                        map.remove("links");
+                    }
                 }
                 v
             }
@@ -108,8 +136,9 @@ impl Record {
                 Ok(Self::Raw { id, reason, raw })
             }
             raw => {
+                let absent = Absent { body: v.get("body").is_none(), links: v.get("links").is_none() };
                 let node: Node = serde_json::from_value(v).map_err(|e| format!("not a heph node: {e}"))?;
-                Ok(Self::Node(Box::new(node), raw))
+                Ok(Self::Node(Box::new(node), raw, absent))
             }
         }
     }
@@ -118,8 +147,25 @@ impl Record {
     #[must_use]
     pub fn id(&self) -> NodeId {
         match self {
-            Self::Node(node, _) => node.id,
+            Self::Node(node, ..) => node.id,
             Self::Raw { id, .. } => *id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::NodeKind;
+
+    /// A record travels to a device's daemon as JSON: what it left out
+    /// stays left out, and what it had stays there, even when empty.
+    #[test]
+    fn what_a_record_leaves_out_survives_its_json() {
+        let node = Node::new(NodeId::random(), NodeKind::Task, "Dial in".into(), chrono::Utc::now());
+        for absent in [Absent::TASKWARRIOR, Absent::default(), Absent { body: true, links: false }] {
+            let record = Record::Node(Box::new(node.clone()), None, absent);
+            assert_eq!(Record::from_json(record.to_json()), Ok(record));
         }
     }
 }

@@ -3,17 +3,19 @@
 //! Each method is one consistent read or one durable write transaction. No
 //! method reads the clock: callers pass `now`.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::Path;
 
 use automerge::{ActorId, Change, ChangeHash};
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::archive::Absent;
 use crate::doc::{Conflict, Edit, HistoryEntry, NodeDoc};
 use crate::error::{Error, OpenError};
 use crate::id::{NodeId, Purpose, unique_prefix_len};
 use crate::limits::MAX_CHANGE_BYTES;
-use crate::node::{Node, NodeSummary};
+use crate::node::{Annotation, Node, NodeSummary};
 use crate::query::{Filter, Graph, sort_for_listing};
 use crate::store::{Applied, Cursors, LoggedChange, PendingStats, SavedDoc, Store, Unreadable};
 use crate::undo::{self, UndoPlan};
@@ -394,7 +396,7 @@ impl Replica {
                 if let Some(doc) = r.doc(id)? {
                     let node = doc.materialise_as(id)?;
                     let raw = if has_unread_fields(&node) { r.raw_doc(id)? } else { None };
-                    out.push(Record::Node(Box::new(node), raw));
+                    out.push(Record::Node(Box::new(node), raw, crate::archive::Absent::default()));
                 }
             }
             for u in r.unreadable()? {
@@ -418,8 +420,8 @@ impl Replica {
         let mut raw = Vec::new();
         for record in records {
             match record {
-                Record::Node(node, None) => nodes.push(*node),
-                Record::Node(node, Some(bytes)) => raw.push((node.id, bytes)),
+                Record::Node(node, None, absent) => nodes.push((*node, absent)),
+                Record::Node(node, Some(bytes), _) => raw.push((node.id, bytes)),
                 Record::Raw { id, raw: bytes, .. } => raw.push((id, bytes)),
             }
         }
@@ -432,7 +434,7 @@ impl Replica {
             }
             Ok(found)
         })?;
-        let mut report = self.import(&nodes, progress)?;
+        let mut report = self.import_leaving(&nodes, progress)?;
         for ((id, _), applied) in raw.iter().zip(self.merge_raw(&raw)?) {
             if !existing.contains(id) {
                 report.added += 1;
@@ -450,11 +452,23 @@ impl Replica {
     /// nothing). `progress(done, total)` is called as it goes.
     ///
     /// New documents are built on every core before the one write transaction.
-    pub fn import(&self, nodes: &[Node], mut progress: impl FnMut(usize, usize)) -> Result<ImportReport, Error> {
+    pub fn import(&self, nodes: &[Node], progress: impl FnMut(usize, usize)) -> Result<ImportReport, Error> {
+        let nodes: Vec<(Node, Absent)> = nodes.iter().map(|n| (n.clone(), Absent::default())).collect();
+        self.import_leaving(&nodes, progress)
+    }
+
+    /// [`Self::import`], each node with the fields its record left out: an
+    /// existing node keeps its own of those.
+    pub fn import_leaving(
+        &self,
+        records: &[(Node, Absent)],
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<ImportReport, Error> {
+        let nodes: Vec<&Node> = records.iter().map(|(n, _)| n).collect();
         let origin = self.origin();
         let existing: HashSet<NodeId> = self.store.read(|r| {
             let mut found = HashSet::new();
-            for n in nodes {
+            for n in &nodes {
                 if r.summary(n.id)?.is_some() {
                     found.insert(n.id);
                 }
@@ -464,7 +478,7 @@ impl Replica {
         // A new id given twice is created once, from its last record.
         let mut seen = HashSet::new();
         let mut fresh: Vec<&Node> =
-            nodes.iter().rev().filter(|n| !existing.contains(&n.id) && seen.insert(n.id)).collect();
+            nodes.iter().rev().copied().filter(|n| !existing.contains(&n.id) && seen.insert(n.id)).collect();
         fresh.reverse();
         let prepared = prepare_parallel(&fresh, &origin)?;
         let total = nodes.len();
@@ -478,10 +492,17 @@ impl Replica {
                     progress(i + 1, total);
                 }
             }
-            for (i, node) in nodes.iter().filter(|n| existing.contains(&n.id)).enumerate() {
+            for (i, (node, absent)) in records.iter().filter(|(n, _)| existing.contains(&n.id)).enumerate() {
                 let Some(mut doc) = w.doc(node.id)? else { continue };
                 let current = doc.materialise_as(node.id)?;
-                let edits = diff(&current, node);
+                let mut wanted = Cow::Borrowed(node);
+                if absent.body {
+                    wanted.to_mut().body.clone_from(&current.body);
+                }
+                if absent.links {
+                    wanted.to_mut().links.clone_from(&current.links);
+                }
+                let edits = diff(&current, &wanted);
                 match doc.edit(&edits, "import", node.modified.max(current.modified))? {
                     Some(change) => {
                         w.save_local(node.id, &doc, &[change])?;
@@ -1021,8 +1042,12 @@ pub fn diff(old: &Node, new: &Node) -> Vec<Edit> {
     edits.extend(old.links.difference(&new.links).map(|l| Edit::Unlink(*l)));
     edits.extend(new.depends.difference(&old.depends).map(|d| Edit::Depend(*d)));
     edits.extend(old.depends.difference(&new.depends).map(|d| Edit::Undepend(*d)));
+    // Taskwarrior keeps whole seconds: an annotation read back from its
+    // export is the one already here.
+    let same =
+        |a: &Annotation, b: &Annotation| a.description == b.description && a.entry.timestamp() == b.entry.timestamp();
     for a in &new.annotations {
-        if !old.annotations.contains(a) {
+        if !old.annotations.iter().any(|o| same(o, a)) {
             edits.push(Edit::Annotate(a.clone()));
         }
     }

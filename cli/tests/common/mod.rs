@@ -86,3 +86,9 @@ pub fn titles(rows: &Value) -> Vec<String> {
 pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write file");
 }
+
+/// Lets the owner run `path` (an editor script).
+pub fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}

@@ -512,15 +512,53 @@ fn restore(ctx: &Ctx, file: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `heph done`, `start`, `stop`. As in Taskwarrior, a task whose state
+/// does not allow it (stopping one not started, starting or completing one
+/// done or deleted) is named and left as it is; the others change, and the
+/// command fails if any was left.
 fn set_status(ctx: &Ctx, ids: &[String], status: Status, message: &str, verb: &str) -> Result<()> {
     let mut r = ctx.open()?;
     let resolved = ids.iter().map(|p| r.resolve(p, Purpose::Change)).collect::<Result<Vec<_>, _>>()?;
+    let mut changing = Vec::new();
+    let mut refused = Vec::new();
     for s in r.summaries(&resolved)? {
         if s.kind != NodeKind::Task {
             bail!("{} is a {}, not a task; only tasks have a status", &s.id.to_hex()[..8], s.kind);
         }
+        let named = format!("task {} '{}'", short(&mut r, s.id)?, s.title);
+        match unchanged_by(&s, status) {
+            Some(why) => refused.push(format!("{named} {why}")),
+            None => changing.push(s.id),
+        }
     }
-    change_with(ctx, r, ids, &[Edit::Status(status)], message, verb)
+    for id in changing {
+        let node = r.edit(id, &[Edit::Status(status)], message, ctx.now)?;
+        report(ctx, &mut r, node, verb)?;
+    }
+    ctx.settle(r)?;
+    if !refused.is_empty() {
+        bail!("{}", refused.join("\n"));
+    }
+    Ok(())
+}
+
+/// Why setting `to` does not apply to the task `s` as it stands, with what
+/// to do instead; `None` when it does.
+fn unchanged_by(s: &heph_engine::node::NodeSummary, to: Status) -> Option<String> {
+    let id = &s.id.to_hex()[..8];
+    let reopen = format!("`heph modify {id} status:pending` reopens it");
+    match (s.status.unwrap_or(Status::Pending), to) {
+        _ if s.deleted => Some(format!("is deleted; `heph undelete {id}` brings it back")),
+        (Status::Done, Status::Done) => Some("is already done".into()),
+        (Status::Active, Status::Active) => Some("is already started".into()),
+        (Status::Done | Status::Cancelled, Status::Active) => {
+            Some(format!("is closed, so it cannot be started; {reopen}"))
+        }
+        (Status::Cancelled, Status::Done) => Some(format!("is cancelled; {reopen}")),
+        (Status::Done | Status::Cancelled, Status::Pending) => Some(format!("is closed, not started; {reopen}")),
+        (Status::Pending | Status::Waiting, Status::Pending) => Some("is not started".into()),
+        _ => None,
+    }
 }
 
 /// `heph modify ID …`. On a recurring template the change also goes to

@@ -68,6 +68,46 @@ fn show_done_start_stop_and_status_filters() {
     assert!(view.contains("Write report") && view.contains("+work"), "{view}");
 }
 
+/// As in Taskwarrior, stopping a task that is not started, or starting or
+/// completing one that is done or deleted, is refused by name and changes
+/// nothing; the other tasks of the command still change.
+#[test]
+fn state_changes_that_do_not_apply_are_refused_and_change_nothing() {
+    let h = Heph::new();
+    let done = h.add(&["Filed", "taxes"]);
+    let open = h.add(&["Book", "dentist"]);
+    let gone = h.add(&["Old", "idea"]);
+    h.ok(&["done", &done]);
+    h.ok(&["delete", &gone]);
+    let before = h.json(&["show", &done]);
+
+    for (args, why) in [
+        (["stop", &done], "is closed, not started"),
+        (["start", &done], "cannot be started"),
+        (["done", &done], "is already done"),
+        (["stop", &open], "is not started"),
+        (["done", &gone], "is deleted; `heph undelete"),
+        (["start", &gone], "is deleted"),
+    ] {
+        let err = h.fails(&args);
+        assert!(err.contains(why), "heph {args:?}: {err}");
+    }
+    assert_eq!(h.json(&["show", &done]), before, "the done task is as it was");
+    assert_eq!(h.json(&["show", &open])["status"], "pending");
+    assert_eq!(h.json(&["show", &gone])["deleted"], true);
+
+    // One refused among several: the others change, and the command fails.
+    let out = h.run(&["done", &done, &open]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Completed task"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is already done"));
+    assert_eq!(h.json(&["show", &open])["status"], "done");
+    assert_eq!(h.json(&["show", &done])["end"], before["end"]);
+
+    h.ok(&["modify", &done, "status:pending"]);
+    assert_eq!(h.json(&["start", &done])["status"], "active", "reopened, it starts");
+}
+
 #[test]
 fn modify_annotate_delete_and_undelete() {
     let h = Heph::new();
@@ -101,6 +141,30 @@ fn depends_blocks_a_task() {
     assert_eq!(shown["dependencies"][0]["title"], "Buy paint");
     h.ok(&["done", &first]);
     assert!(h.json(&["ls", "+BLOCKED"]).as_array().unwrap().is_empty());
+}
+
+/// A dependency that would make a task wait on itself, directly or through
+/// others, is refused with the loop it would make (Taskwarrior refuses it
+/// too), and nothing changes.
+#[test]
+fn circular_dependencies_are_refused() {
+    let h = Heph::new();
+    let a = h.add(&["Buy", "paint"]);
+    let b = h.add(&["Sand", "fence", &format!("depends:{a}")]);
+    let c = h.add(&["Paint", "fence", &format!("depends:{b}")]);
+    let err = h.fails(&["modify", &a, &format!("depends:{c}")]);
+    assert!(err.contains("circular dependency"), "{err}");
+    let (a8, b8, c8) = (&h.json(&["show", &a])["id"], &h.json(&["show", &b])["id"], &h.json(&["show", &c])["id"]);
+    let short = |v: &serde_json::Value| v.as_str().unwrap()[..8].to_string();
+    let loop_ = format!("{} → {} → {} → {}", short(a8), short(c8), short(b8), short(a8));
+    assert!(err.contains(&loop_), "the loop is named: {err}");
+    assert!(h.fails(&["modify", &b, &format!("depends:{b}")]).contains("cannot depend on itself"));
+    assert!(h.json(&["show", &a])["dependencies"].as_array().unwrap().is_empty(), "nothing changed");
+    assert_eq!(titles(&h.json(&["ls", "+READY"])), ["Buy paint"]);
+    // A dependency that makes no loop still goes in.
+    let d = h.add(&["Buy", "brushes"]);
+    h.ok(&["modify", &c, &format!("depends:{d}")]);
+    assert_eq!(h.json(&["show", &c])["dependencies"].as_array().unwrap().len(), 2);
 }
 
 #[test]

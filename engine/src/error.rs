@@ -138,9 +138,32 @@ pub enum Error {
     /// A filter names an attribute neither heph nor any node has.
     #[error("unknown attribute {0:?} in the filter: heph has no such attribute and no node has a UDA of that name")]
     UnknownAttribute(String),
+    /// A dependency that would make a task wait on itself (Taskwarrior
+    /// refuses these too): `path` runs from the task it would depend on back
+    /// to `task`.
+    #[error("{}", cycle(*task, path))]
+    DependencyCycle {
+        /// The task being changed.
+        task: NodeId,
+        /// The dependencies that lead back to it.
+        path: Vec<NodeId>,
+    },
     /// The storage engine failed.
     #[error("storage error: {0}")]
     Storage(String),
+}
+
+fn cycle(task: NodeId, path: &[NodeId]) -> String {
+    let short = |id: &NodeId| id.to_hex()[..8].to_string();
+    match path {
+        [only] if *only == task => format!("{} cannot depend on itself", short(&task)),
+        _ => format!(
+            "{} cannot depend on {}: that would be a circular dependency ({}); remove one with depends:-ID",
+            short(&task),
+            path.first().map(short).unwrap_or_default(),
+            std::iter::once(&task).chain(path).map(short).collect::<Vec<_>>().join(" → ")
+        ),
+    }
 }
 
 impl Error {

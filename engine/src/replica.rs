@@ -133,7 +133,11 @@ impl Replica {
 
     /// Applies `edits` to node `id` as one change (one history entry).
     /// Returns the node as it now is; with no edits, nothing is written.
+    ///
+    /// Errors: [`Error::DependencyCycle`] when a dependency it adds would
+    /// make the task wait on itself.
     pub fn edit(&self, id: NodeId, edits: &[Edit], message: &str, now: DateTime<Utc>) -> Result<Node, Error> {
+        self.check_depends(id, edits)?;
         self.store.write(|w| {
             let mut doc = w.doc(id)?.ok_or_else(|| Error::NotFound(id.to_hex()))?;
             match doc.edit(edits, message, now)? {
@@ -143,6 +147,42 @@ impl Replica {
                 }
                 None => Ok(doc.materialise_as(id)?),
             }
+        })
+    }
+
+    /// Refuses a dependency `edits` add to `id` when the task it names
+    /// already depends on `id`, directly or through others (or is `id`).
+    fn check_depends(&self, id: NodeId, edits: &[Edit]) -> Result<(), Error> {
+        let added: Vec<NodeId> =
+            edits.iter().filter_map(|e| if let Edit::Depend(d) = e { Some(*d) } else { None }).collect();
+        if added.is_empty() {
+            return Ok(());
+        }
+        self.store.read(|r| {
+            for start in added {
+                // Breadth first from the new dependency; `came_from` leads back to it.
+                let mut came_from = std::collections::HashMap::from([(start, start)]);
+                let mut queue = std::collections::VecDeque::from([start]);
+                while let Some(at) = queue.pop_front() {
+                    if at == id {
+                        let mut path = vec![at];
+                        let mut step = at;
+                        while step != start {
+                            step = came_from[&step];
+                            path.push(step);
+                        }
+                        path.reverse();
+                        return Err(Error::DependencyCycle { task: id, path });
+                    }
+                    for next in r.summary(at)?.map(|s| s.depends).unwrap_or_default() {
+                        came_from.entry(next).or_insert_with(|| {
+                            queue.push_back(next);
+                            at
+                        });
+                    }
+                }
+            }
+            Ok(())
         })
     }
 

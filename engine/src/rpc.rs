@@ -230,6 +230,7 @@ impl From<Error> for RpcError {
             Error::Exists(_) => code::EXISTS,
             Error::ChangeTooLarge { .. } => code::TOO_LARGE,
             Error::NothingToUndo | Error::UndoMoved { .. } => code::NOT_FOUND,
+            Error::DependencyCycle { .. } => code::INVALID_PARAMS,
             _ => code::INTERNAL,
         };
         Self::new(code, e.to_string())

@@ -32,15 +32,28 @@ use clap::Parser;
 use config::{Command, Config, Mode};
 
 fn init_tracing(cfg: &Config) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter =
         tracing_subscriber::EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(std::io::stderr);
-    if cfg.log_as_json() {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    let layer = tracing_subscriber::fmt::layer().with_ansi(colour).with_writer(std::io::stderr);
+    let layer = if cfg.log_as_json() { layer.json().boxed() } else { layer.boxed() };
+    tracing_subscriber::registry()
+        .with(layer.with_filter(filter).with_filter(tracing_subscriber::filter::filter_fn(not_wire_trace)))
+        .init();
+}
+
+/// Crates that carry requests log them whole at trace level (tungstenite
+/// the WebSocket handshake with its `Authorization: Bearer` header, the
+/// HTTP clients their requests to the identity provider): never recorded,
+/// whatever `--log` asks, so no token reaches a log.
+const WIRE: [&str; 9] =
+    ["tungstenite", "tokio_tungstenite", "hyper", "h2", "reqwest", "rustls", "ureq", "oauth2", "openidconnect"];
+
+fn not_wire_trace(meta: &tracing::Metadata<'_>) -> bool {
+    *meta.level() != tracing::Level::TRACE || !WIRE.iter().any(|c| meta.target().starts_with(c))
 }
 
 fn main() -> ExitCode {

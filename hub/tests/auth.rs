@@ -514,6 +514,11 @@ fn device_code_login_then_sync_with_refreshed_tokens() {
     let env = vec![
         ("HEPH_CREDENTIAL_STORE".to_string(), "file".to_string()),
         ("XDG_CONFIG_HOME".to_string(), config.display().to_string()),
+        // The transport crates at their most verbose: they log whole requests there.
+        (
+            "HEPH_LOG".to_string(),
+            "info,hephd=debug,tungstenite=trace,tokio_tungstenite=trace,hyper=trace,reqwest=trace".to_string(),
+        ),
     ];
     let mut device = common::Device::new(dir.path(), "laptop");
     device.env = env.clone();
@@ -573,8 +578,17 @@ fn device_code_login_then_sync_with_refreshed_tokens() {
     device.sync_ok(30);
     assert_eq!(device.status()["auth_failure"], false);
 
-    // Logging out forgets the token.
+    // No token reached the daemon's log, at any level asked for.
     device.stop();
+    let log = std::fs::read_to_string(device.db.with_extension("log")).unwrap();
+    assert!(log.contains("handshake done"), "the transport's own lines are there: {log}");
+    let last: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let last = last[format!("http://127.0.0.1:{}", hub.port)]["access_token"].as_str().unwrap().to_string();
+    for t in [&first_token, &token, &last] {
+        assert!(!log.contains(t.as_str()), "a token is in the daemon's log");
+    }
+
+    // Logging out forgets the token.
     let out = device.json(&["auth", "logout", "--hub-url", &hub.url()]);
     assert_eq!(out["signed_out"], true);
     assert_eq!(device.json(&["auth", "status", "--hub-url", &hub.url()])["signed_in"], false);

@@ -506,10 +506,12 @@ impl Replica {
     ) -> Result<ImportReport, Error> {
         let nodes: Vec<&Node> = records.iter().map(|(n, _)| n).collect();
         let origin = self.origin();
-        let existing: HashSet<NodeId> = self.store.read(|r| {
+        // Stored documents, whether or not they read as nodes or are indexed
+        // yet (a hub indexes what devices push later): never created again.
+        let mut existing: HashSet<NodeId> = self.store.read(|r| {
             let mut found = HashSet::new();
             for n in &nodes {
-                if r.summary(n.id)?.is_some() {
+                if r.has_doc(n.id)? {
                     found.insert(n.id);
                 }
             }
@@ -525,6 +527,11 @@ impl Replica {
         self.store.write(|w| {
             let mut report = ImportReport::default();
             for (i, p) in prepared.iter().enumerate() {
+                // Stored since it was read (a sync): edited below instead.
+                if w.has_doc(p.node.id)? {
+                    existing.insert(p.node.id);
+                    continue;
+                }
                 let heads: Vec<_> = p.changes.last().map(Change::hash).into_iter().collect();
                 w.save_prepared(p.node.id, &p.saved, &heads, &p.changes, &p.node, &[])?;
                 report.added += 1;

@@ -1093,6 +1093,11 @@ impl Reader {
         stored_doc(&self.docs, &self.tail, &self.log, &self.changes, id)
     }
 
+    /// Whether a document `id` is stored (read as a node or not, indexed yet or not).
+    pub fn has_doc(&self, id: NodeId) -> Result<bool, Error> {
+        Ok(self.docs.get(id.as_bytes())?.is_some())
+    }
+
     /// Every stored document that does not read as a node, with the reason.
     pub fn unreadable(&self) -> Result<Vec<Unreadable>, Error> {
         let mut out = Vec::new();
@@ -1603,6 +1608,11 @@ impl Writer<'_> {
         }
     }
 
+    /// Whether a document `id` is stored, as of this transaction.
+    pub fn has_doc(&self, id: NodeId) -> Result<bool, Error> {
+        Ok(self.txn.open_table(DOCS)?.get(id.as_bytes())?.is_some())
+    }
+
     /// The stored form of `id` (with its tail), as of this transaction.
     fn raw_doc(&self, id: NodeId) -> Result<Option<Vec<u8>>, Error> {
         stored_doc(
@@ -1898,7 +1908,9 @@ impl Writer<'_> {
         }
         self.put_doc(id, &doc.save(), &doc.heads())?;
         self.refresh(id, &doc)?;
-        Ok(())
+        // Changes that waited for what the snapshot brought are applied
+        // and logged in this write, as an apply bringing it would.
+        self.apply_remote(id, Vec::new(), false, &mut Applied::default())
     }
 
     /// Records where sync with hub `hub` stands. A different hub than the

@@ -528,3 +528,41 @@ fn a_hubs_document_cache_stays_within_its_bytes_and_loses_nothing() {
     assert!(hub.get(note).unwrap().body.ends_with("the end"));
     assert!(hub.doc_cache().unwrap().bytes <= CAP);
 }
+
+/// A hub indexes what devices push later, when its writer is idle. An
+/// import on the hub (an RPC write) of a record whose id a device has
+/// pushed meanwhile edits that document; it is never created again over
+/// it, which would drop the device's changes from the document while its
+/// log and the device both say the hub has them.
+#[test]
+fn an_import_on_a_hub_edits_a_pushed_document_it_has_not_indexed_yet() {
+    let device = Replica::in_memory().unwrap();
+    let mut hub = Replica::in_memory().unwrap();
+    hub.set_hub_mode(16, usize::MAX);
+    let node = Node::new(NodeId::random(), NodeKind::Task, "original".into(), now());
+    device.create(&node, &[], "add").unwrap();
+    device.edit(node.id, &[Edit::Title("edited on the device".into())], "edit", now()).unwrap();
+    let pushed = |after: u64| {
+        let batch = device.changes_after(after, usize::MAX).unwrap().into_iter().map(|c| (c.doc, c.bytes)).collect();
+        hub.apply_changes(batch).unwrap()
+    };
+    pushed(0);
+    let device_heads = device.store().read(|r| r.heads(node.id)).unwrap();
+
+    let mut imported = node.clone();
+    imported.tags.insert("imported".into());
+    let report = hub.import(&[imported], |_, _| {}).unwrap();
+    assert_eq!((report.added, report.updated), (0, 1), "{report:?}");
+    let doc = hub.store().read(|r| r.doc(node.id)).unwrap().unwrap();
+    assert!(device_heads.iter().all(|h| doc.has_change(h)), "the device's changes are in the document");
+    let on_hub = hub.get(node.id).unwrap();
+    assert_eq!(on_hub.title, "original", "the record's title wins, as an edit on top");
+    assert!(on_hub.tags.contains("imported"));
+
+    // The device's next edit goes in: nothing it depends on is missing.
+    let before = device.last_seq().unwrap();
+    device.edit(node.id, &[Edit::AddTag("later".into())], "edit", now()).unwrap();
+    let later = pushed(before);
+    assert_eq!((later.applied, later.waiting), (1, 0), "{later:?}");
+    assert_eq!(hub.pending_stats().unwrap().count, 0);
+}

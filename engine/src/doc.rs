@@ -266,10 +266,13 @@ impl NodeDoc {
         Ok(Self { doc })
     }
 
-    /// The compacted form, for the `docs` table.
+    /// The compacted form, for the `docs` table: what is applied. Changes
+    /// Automerge holds queued for their dependencies are left out (they
+    /// wait in the store's `pending`, logged once applied), so a snapshot
+    /// never hands a device a change that is not in anybody's log.
     #[must_use]
     pub fn save(&self) -> Vec<u8> {
-        self.doc.save()
+        self.doc.save_with_options(automerge::SaveOptions { deflate: true, retain_orphans: false })
     }
 
     /// The current heads.

@@ -200,6 +200,8 @@ conformance!(
     heads_after_pages_in_id_order,
     lacking_names_what_is_not_applied,
     lacking_sees_documents_merged_from_snapshots,
+    a_snapshot_that_brings_what_a_change_waits_for_releases_it,
+    a_snapshot_holds_only_what_is_applied,
     changes_since_gives_what_a_peer_lacks_in_causal_order,
     begin_sync_with_a_new_hub_starts_afresh,
     restart_sync_starts_afresh_and_owes_a_reconciliation,
@@ -1011,6 +1013,44 @@ fn lacking_sees_documents_merged_from_snapshots<F: Fixture>(mut f: F) {
         "the merged document holds every change"
     );
     assert_eq!(s.lacking(&[(a.id, a.heads())]).unwrap(), [None], "the heads of a merged document are applied");
+}
+
+/// A device holds a change waiting for its dependency, and the hub then
+/// serves the document as a snapshot (a bootstrap after the hub was
+/// replaced): the merge that brings the dependency applies and logs the
+/// waiting change, as an apply bringing it would.
+fn a_snapshot_that_brings_what_a_change_waits_for_releases_it<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let a = Hist::new("a", 2); // genesis, content, e0, e1
+    assert_eq!(one(&s, a.batch(3..)).waiting, 1);
+    let mut upto_e0 = NodeDoc::empty(&actor("snapshot"));
+    assert!(upto_e0.apply(a.changes[..3].to_vec()).unwrap().is_empty());
+    s.merge_snapshots(vec![(a.id, upto_e0.save())], None, None).unwrap();
+
+    assert_eq!(s.lacking(&[(a.id, vec![a.hash(3)])]).unwrap(), [None], "it is applied");
+    assert_eq!(hashes(&whole_log(&s)), [a.hash(3)], "it is logged, the snapshot's changes are not");
+    assert_eq!(s.heads_after(None, ALL).unwrap(), [(a.id, a.heads())]);
+    let again = one(&s, a.batch(3..));
+    assert_eq!((again.applied, again.waiting, again.duplicates), (0, 0, 1), "it waits no more");
+    let s = f.reopen(s);
+    assert_eq!(s.lacking(&[(a.id, vec![a.hash(3)])]).unwrap(), [None]);
+    assert_eq!(one(&s, a.batch(3..)).waiting, 0);
+}
+
+/// A change the store holds as waiting is in no log: the document it
+/// serves as a snapshot leaves it out, so a device that bootstraps from it
+/// never applies a change behind the log's back once its dependency comes.
+fn a_snapshot_holds_only_what_is_applied<F: Fixture>(mut f: F) {
+    let s = f.open();
+    let a = Hist::new("a", 2); // genesis, content, e0, e1
+    one(&s, a.batch(..2));
+    assert_eq!(one(&s, a.batch(3..)).waiting, 1);
+    let docs = s.docs_after(None, ALL).unwrap();
+    let [(id, bytes)] = docs.as_slice() else { panic!("one document: {}", docs.len()) };
+    assert_eq!(*id, a.id);
+    let mut served = NodeDoc::load(bytes, &actor("reader")).unwrap();
+    assert!(served.apply(a.changes[2..3].to_vec()).unwrap().is_empty());
+    assert!(!served.has_change(&a.hash(3)), "the waiting change came with the snapshot");
 }
 
 fn changes_since_gives_what_a_peer_lacks_in_causal_order<F: Fixture>(mut f: F) {

@@ -295,8 +295,9 @@ impl Inner {
                 }
             }
             // Automerge keeps changes it could not apply queued inside the
-            // document; a stored document holds only what is applied (as
-            // a saved and reloaded one does), so they wait out here alone.
+            // document; a stored document holds only what is applied (as a
+            // saved one does: `NodeDoc::save` leaves them out), so they wait
+            // out here alone.
             doc = NodeDoc::load(&doc.save(), origin)?;
         }
         report.waiting += waiting.len();
@@ -334,6 +335,11 @@ impl Inner {
         let doc = NodeDoc::load(&doc.save(), origin)?;
         if !doc.heads().is_empty() {
             self.docs.insert(id, Arc::new(doc));
+        }
+        // Changes that waited for what the snapshot brought are applied
+        // and logged in this write, as an apply bringing it would.
+        if self.pending.contains_key(&id) {
+            self.apply_doc(origin, id, Vec::new(), false, None, &mut Applied::default())?;
         }
         Ok(())
     }

@@ -165,3 +165,17 @@ fn the_hubs_reason_reaches_the_device() {
     let shown = err.to_string();
     assert!(shown.contains("quota_exceeded") && shown.contains("100 received changes already wait"), "{shown}");
 }
+
+/// `hello.origin` is a device id, kept for logs: one of megabytes is a bad
+/// frame, refused before anything holds on to it.
+#[test]
+fn a_hello_with_an_origin_past_its_bound_is_refused() {
+    let hub = Replica::in_memory().unwrap();
+    let hello = |origin: &str| format!("{{\"type\":\"hello\",\"version\":3,\"origin\":\"{origin}\",\"cursor\":0}}");
+    let step = HubSession::new().receive(&hello(&"é".repeat(40)), &hub);
+    assert!(step.close, "{:?}", step.replies);
+    let refusal = encode(&step.replies[0]);
+    assert!(refusal.contains("bad_frame") && refusal.contains("origin is longer than 64 bytes"), "{refusal}");
+    let step = HubSession::new().receive(&hello(&"ab".repeat(16)), &hub);
+    assert!(!step.close, "a device id is taken: {:?}", step.replies);
+}

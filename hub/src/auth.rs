@@ -331,7 +331,11 @@ struct Oidc {
     /// was down when the hub started).
     jwks_uri: tokio::sync::Mutex<Option<String>>,
     keys: RwLock<HashMap<String, Key>>,
+    /// When keys were last fetched, or a fetch was last tried: at most one
+    /// try per [`JWKS_REFETCH`], failed or not.
     last_fetch: Mutex<Option<Instant>>,
+    /// Why the last try failed, until one succeeds.
+    failed: Mutex<Option<String>>,
 }
 
 #[derive(Clone)]
@@ -363,6 +367,7 @@ impl Oidc {
             jwks_uri: tokio::sync::Mutex::new(None),
             keys: RwLock::new(HashMap::new()),
             last_fetch: Mutex::new(None),
+            failed: Mutex::new(None),
         })
     }
 
@@ -385,7 +390,6 @@ impl Oidc {
     /// Fetches the JWKS (now), replacing the keys.
     async fn fetch_keys(&self, metrics: &Metrics) -> Result<(), Denied> {
         let uri = self.jwks_uri().await?;
-        *self.last_fetch.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         Metrics::add(&metrics.jwks_fetches, 1);
         let response = self
             .http
@@ -413,6 +417,7 @@ impl Oidc {
         }
         tracing::info!(keys = keys.len(), %uri, "fetched the identity provider's signing keys");
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+        *self.last_fetch.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         Ok(())
     }
 
@@ -431,15 +436,28 @@ impl Oidc {
         if let Some(key) = self.key(kid) {
             return Ok(key);
         }
-        let recent = self
-            .last_fetch
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some_and(|at| at.elapsed() < JWKS_REFETCH);
-        if !recent {
-            self.fetch_keys(metrics).await?;
+        // Taken and marked at once: of many requests with an unknown key,
+        // one tries; a failed try (discovery included) waits its turn too.
+        let due = {
+            let mut last = self.last_fetch.lock().unwrap_or_else(PoisonError::into_inner);
+            let due = !last.is_some_and(|at| at.elapsed() < JWKS_REFETCH);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if due {
+            let tried = self.fetch_keys(metrics).await;
+            *self.failed.lock().unwrap_or_else(PoisonError::into_inner) = tried.as_ref().err().map(|e| match e {
+                Denied::Unavailable(why) => why.clone(),
+                other => other.to_string(),
+            });
+            tried?;
         }
-        self.key(kid).ok_or_else(|| Denied::UnknownKey(kid.to_string()))
+        self.key(kid).ok_or_else(|| match self.failed.lock().unwrap_or_else(PoisonError::into_inner).clone() {
+            Some(why) => Denied::Unavailable(why),
+            None => Denied::UnknownKey(kid.to_string()),
+        })
     }
 
     /// Verifies a JWT access token; returns its `sub` and `exp`.
@@ -548,7 +566,14 @@ impl Auth {
                 "--owner-sub {given:?} differs from the owner this hub already has ({stored:?}); \
                  one hub serves one owner"
             ),
-            (given, stored) => stored.or_else(|| given.clone()),
+            // Stored as a claim is: the hub stays this owner's when it is
+            // started again without the flag.
+            (Some(given), None) => {
+                let owner = store.write(|w| settings::claim(w, given)).context("storing --owner-sub")?;
+                audit.record("owner_claimed", json!({"who": owner, "via": "--owner-sub"}));
+                Some(owner)
+            }
+            (_, stored) => stored,
         };
         let tokens = settings::tokens(store).context("reading the automation tokens")?;
         let tokens = tokens.into_iter().filter_map(|t| Some((t.digest()?, t))).collect();
@@ -764,6 +789,36 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An issuer whose discovery fails is asked at most once per
+    /// `JWKS_REFETCH`, however many tokens come meanwhile, and they are
+    /// refused as the issuer being unavailable (not as an unknown key).
+    #[tokio::test]
+    async fn a_failing_discovery_is_not_retried_per_request() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = asked.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = std::io::Read::read(&mut stream, &mut buf);
+                let _ = std::io::Write::write_all(
+                    &mut stream,
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        });
+        let oidc = Oidc::new(&format!("http://127.0.0.1:{port}"), "heph", 0).unwrap();
+        let metrics = Metrics::default();
+        for _ in 0..20 {
+            let denied = oidc.key_for("k1", &metrics).await.err();
+            assert!(matches!(denied, Some(Denied::Unavailable(ref why)) if why.contains("discovery")), "{denied:?}");
+        }
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1, "discovery was asked once");
+    }
 
     #[test]
     fn hosts() {

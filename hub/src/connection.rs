@@ -55,13 +55,21 @@ enum End {
 /// Serves one connection until it ends; `slot` is its place under
 /// `--max-connections`, freed when it ends.
 /// `identity` is the caller when it authenticated on the upgrade (or the
-/// hub is open); `None` means its first frame must be `auth`.
-pub async fn run(socket: WebSocket, hub: Arc<Hub>, peer: Peer, slot: OwnedSemaphorePermit, identity: Option<Identity>) {
+/// hub is open); `None` means its first frame must be `auth`, and `slot`
+/// is then one of [`Hub::waiting_auth`]'s, traded for a `--max-connections`
+/// one once that frame is checked.
+pub async fn run(
+    socket: WebSocket,
+    hub: Arc<Hub>,
+    peer: Peer,
+    mut slot: OwnedSemaphorePermit,
+    identity: Option<Identity>,
+) {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("conn", id, %peer, device = tracing::field::Empty);
     Metrics::add(&hub.metrics.connections, 1);
     Metrics::add(&hub.metrics.connections_total, 1);
-    let end = serve(socket, &hub, peer, identity).instrument(span.clone()).await;
+    let end = serve(socket, &hub, peer, identity, &mut slot).instrument(span.clone()).await;
     hub.metrics.connections.fetch_sub(1, Ordering::Relaxed);
     drop(slot);
     let _enter = span.enter();
@@ -183,18 +191,43 @@ fn expiry(identity: &Identity) -> Option<Instant> {
     Some(Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0)))
 }
 
-async fn serve(socket: WebSocket, hub: &Arc<Hub>, peer: Peer, identity: Option<Identity>) -> End {
+async fn serve(
+    socket: WebSocket,
+    hub: &Arc<Hub>,
+    peer: Peer,
+    identity: Option<Identity>,
+    slot: &mut OwnedSemaphorePermit,
+) -> End {
     let mut conn = Conn { socket };
     let mut identity = match identity {
         Some(identity) => identity,
         None => match authenticate(&mut conn, hub, peer).await {
-            Ok(identity) => identity,
+            Ok(identity) => match hub.slots.clone().try_acquire_owned() {
+                // The waiting slot goes back as the connection takes its place.
+                Ok(place) => {
+                    *slot = place;
+                    identity
+                }
+                Err(_) => {
+                    Metrics::add(&hub.metrics.refused, 1);
+                    let why = crate::server::full(hub);
+                    let _ = conn.send(&HubFrame::fatal(ErrorCode::Internal, why.clone()), &hub.metrics).await;
+                    conn.close(1013, "at --max-connections").await;
+                    return End::Failed(why);
+                }
+            },
             Err(denied) => return refuse(conn, &denied).await,
         },
     };
     let mut expires = expiry(&identity);
     let mut revocations = hub.auth.revocations.subscribe();
     let holds_token = matches!(identity.who, Who::Token { .. });
+    // A revocation between the check on the upgrade and the subscription
+    // above was marked seen: look once more now that none can be missed.
+    if holds_token && !hub.auth.still_valid(&identity) {
+        hub.auth.denied(&Denied::Revoked, Via::SyncFrame, peer, Some(&identity.label()));
+        return refuse(conn, &Denied::Revoked).await;
+    }
     // Subscribe before reading the store, so nothing committed in between is missed.
     let mut live = hub.live.subscribe();
     let mut session = HubSession::new();
@@ -313,7 +346,8 @@ async fn serve(socket: WebSocket, hub: &Arc<Hub>, peer: Peer, identity: Option<I
                     step = session.committed(batch, &hashes, outcome);
                 }
                 if let Some(device) = &step.hello {
-                    tracing::Span::current().record("device", device.get(..12).unwrap_or(device));
+                    let short: String = device.chars().take(12).collect();
+                    tracing::Span::current().record("device", short.as_str());
                     catching_up = true;
                     greeted = true;
                 }

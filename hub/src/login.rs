@@ -350,7 +350,7 @@ pub async fn login(
         resource: resource.map(str::to_string),
         access_token: token.access_token().secret().clone(),
         refresh_token: token.refresh_token().map(|t| t.secret().clone()),
-        expires_at: token.expires_in().map(|d| now + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)),
+        expires_at: token.expires_in().map(|d| expiry(now, d)),
         issued_at: now,
     })
 }
@@ -389,7 +389,7 @@ pub async fn refresh(set: &TokenSet, trust: &Trust) -> Result<TokenSet, RefreshE
         access_token: token.access_token().secret().clone(),
         // A provider that rotates refresh tokens sends a new one.
         refresh_token: token.refresh_token().map(|t| t.secret().clone()).or_else(|| set.refresh_token.clone()),
-        expires_at: token.expires_in().map(|d| now + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)),
+        expires_at: token.expires_in().map(|d| expiry(now, d)),
         issued_at: now,
         ..set.clone()
     })
@@ -476,9 +476,24 @@ pub fn check_transport(hub: &str) -> Result<()> {
     Ok(())
 }
 
+/// When a token that lives `lifetime` from `now` expires: a provider's
+/// `expires_in` is whatever it sent, so this saturates instead of
+/// overflowing (a century is as good as forever here).
+fn expiry(now: i64, lifetime: std::time::Duration) -> i64 {
+    const CENTURY: i64 = 100 * 365 * 24 * 3600;
+    now.saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX).min(CENTURY))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_provider_s_expires_in_never_overflows() {
+        let t = expiry(1_700_000_000, std::time::Duration::from_secs(u64::MAX));
+        assert_eq!(t, 1_700_000_000 + 100 * 365 * 24 * 3600);
+        assert_eq!(expiry(1_700_000_000, std::time::Duration::from_secs(300)), 1_700_000_300);
+    }
 
     #[test]
     fn hub_keys() {

@@ -19,6 +19,7 @@ mod local;
 mod metrics;
 mod rpc;
 mod seed;
+mod serve;
 mod server;
 mod token;
 mod unix;

@@ -12,7 +12,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use axum::serve::ListenerExt;
 use heph_engine::Replica;
 use heph_engine::rpc::MAX_REQUEST_BYTES;
 use heph_engine::sync::frame::MAX_FRAME_BYTES;
@@ -44,6 +43,11 @@ pub struct Hub {
     pub limits: Limits,
     /// Free connection slots (`--max-connections`).
     pub slots: Arc<Semaphore>,
+    /// Free slots for browser connections that have not authenticated yet
+    /// ([`WAITING_AUTH`]): such a connection takes a `--max-connections`
+    /// slot only once its `auth` frame is checked, so unauthenticated
+    /// peers cannot crowd the owner's devices out.
+    pub waiting_auth: Arc<Semaphore>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Cancelled on shutdown; connections close cleanly.
@@ -111,6 +115,7 @@ impl Hub {
             writer,
             live,
             slots: Arc::new(Semaphore::new(limits.max_connections)),
+            waiting_auth: Arc::new(Semaphore::new(WAITING_AUTH)),
             limits,
             metrics,
             shutdown: CancellationToken::new(),
@@ -269,14 +274,17 @@ async fn sync(
     } else {
         None
     };
-    let Ok(slot) = hub.slots.clone().try_acquire_owned() else {
+    // A browser waits for its `auth` frame in a pool of its own.
+    let pool = if identity.is_some() { &hub.slots } else { &hub.waiting_auth };
+    let Ok(slot) = pool.clone().try_acquire_owned() else {
         Metrics::add(&hub.metrics.refused, 1);
-        tracing::warn!(%peer, max = hub.limits.max_connections, "connection refused: at --max-connections");
-        let message = format!(
-            "this hub serves at most {} connections at once and all are in use; retry later \
-             (the hub's operator can raise --max-connections)",
-            hub.limits.max_connections
-        );
+        let message = if identity.is_some() {
+            tracing::warn!(%peer, max = hub.limits.max_connections, "connection refused: at --max-connections");
+            full(&hub)
+        } else {
+            tracing::warn!(%peer, max = WAITING_AUTH, "connection refused: too many waiting to authenticate");
+            format!("{WAITING_AUTH} connections are already waiting to authenticate; retry later")
+        };
         return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], message).into_response();
     };
     let tracker = hub.tasks.clone();
@@ -289,6 +297,19 @@ async fn sync(
         .max_frame_size(2 * MAX_FRAME_BYTES)
         .read_buffer_size(4 * 1024)
         .on_upgrade(move |socket| tracker.track_future(connection::run(socket, hub, peer, slot, identity)))
+}
+
+/// Browser connections that may wait for their `auth` frame at once
+/// (each for `--auth-timeout` at most).
+pub const WAITING_AUTH: usize = 32;
+
+/// Why a connection is refused at `--max-connections`, for the peer.
+pub fn full(hub: &Hub) -> String {
+    format!(
+        "this hub serves at most {} connections at once and all are in use; retry later \
+         (the hub's operator can raise --max-connections)",
+        hub.limits.max_connections
+    )
 }
 
 /// How long `/healthz` waits for the writer to show the store takes writes.
@@ -410,17 +431,8 @@ pub async fn run(cfg: Config) -> Result<()> {
         tracing::warn!("the web app is {}", hub.web.describe());
     }
     let shutdown = hub.shutdown.clone();
-    let app = router(hub.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    // Frames are small and latency matters: no Nagle delay.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let serving = axum::serve(listener, app).with_graceful_shutdown({
-        let shutdown = shutdown.clone();
-        async move { shutdown.cancelled().await }
-    });
     tokio::spawn(crate::unix::on_signal(shutdown.clone()));
-    serving.await.context("serving HTTP")?;
+    crate::serve::serve(listener, router(hub.clone()), shutdown).await;
     // Upgraded WebSocket connections are not tracked by axum: wait for ours.
     hub.tasks.close();
     hub.tasks.wait().await;

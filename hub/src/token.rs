@@ -96,7 +96,11 @@ pub fn parse_duration(text: &str) -> Result<i64> {
     if n <= 0 {
         bail!("{text:?}: a token must live for some time");
     }
-    n.checked_mul(unit).context("that duration is too long")
+    const CENTURY: i64 = 100 * 365 * 86_400;
+    match n.checked_mul(unit) {
+        Some(seconds) if seconds <= CENTURY => Ok(seconds),
+        _ => bail!("{text:?}: a token lives at most 100 years; leave --expires out for one that does not expire"),
+    }
 }
 
 /// Runs a token command for the hub store of `cfg`.
@@ -113,7 +117,7 @@ pub async fn run(cfg: &Config, command: TokenCommand) -> Result<()> {
                 bail!("a token's name is 1 to 64 printable characters");
             }
             let now = chrono::Utc::now().timestamp();
-            let expires = expires.as_deref().map(parse_duration).transpose()?.map(|d| now + d);
+            let expires = expires.as_deref().map(parse_duration).transpose()?.map(|d| now.saturating_add(d));
             let (token, record) = auth::new_token(&name, scope, expires, now);
             let answer = admin(AdminRequest::AddToken { record: record.clone() }).await?;
             if answer.get("exists").and_then(Value::as_bool) == Some(true) {
@@ -278,5 +282,8 @@ mod tests {
         assert!(parse_duration("0d").is_err());
         assert!(parse_duration("1y").is_err());
         assert!(parse_duration("d").is_err());
+        assert_eq!(parse_duration("5200w").unwrap(), 5200 * 7 * 86_400);
+        assert!(parse_duration("5300w").is_err(), "past a century");
+        assert!(parse_duration("9223372036854775807s").is_err(), "no overflow further on");
     }
 }

@@ -330,7 +330,7 @@ fn the_attack_table() {
 fn expiry_and_refresh_on_a_live_connection() {
     let dir = tempfile::tempdir().unwrap();
     let provider = Provider::start();
-    let hub = authed_hub(dir.path(), &provider, &["--owner-sub", "heph-ci"]);
+    let mut hub = authed_hub(dir.path(), &provider, &["--owner-sub", "heph-ci"]);
     let short = |secs: i64| {
         let mut c = provider.claims("heph-ci");
         c["exp"] = json!(Utc::now().timestamp() + secs);
@@ -366,6 +366,59 @@ fn expiry_and_refresh_on_a_live_connection() {
     // another identity here; the owner set up front keeps it out.
     let short_lived = provider.token("short", "short-secret");
     assert_eq!(sync(hub.port, Some(&short_lived), None).err().map(|e| e.0), Some(403));
+
+    // The owner set up front is stored: restarted without the flag, the
+    // hub is still heph-ci's, and a first sign-in by someone else claims
+    // nothing.
+    hub.proc.stop();
+    hub.extra.retain(|a| a != "--owner-sub" && a != "heph-ci");
+    hub.restart();
+    let stranger = provider.token("stranger", "stranger-secret");
+    assert_eq!(sync(hub.port, Some(&stranger), None).err().map(|e| e.0), Some(403));
+    assert!(sync(hub.port, Some(&short(600)), None).is_ok(), "the owner still gets in");
+    // Another owner given for it is refused at start, with the reason.
+    hub.proc.stop();
+    let out = std::process::Command::new(common::hephd())
+        .args(["--mode", "server", "--http-addr", "127.0.0.1:0", "--db"])
+        .arg(&hub.db)
+        .args(&hub.extra)
+        .args(["--owner-sub", "mallory"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("differs from the owner this hub already has"), "{err}");
+}
+
+/// Browsers send their token in the first frame, so the hub upgrades their
+/// connection before it knows who they are. Peers that connect that way
+/// and never authenticate wait in a small pool of their own: they cannot
+/// take the `--max-connections` slots of the owner's devices.
+#[test]
+fn unauthenticated_connections_cannot_crowd_out_the_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Provider::start();
+    let hub = authed_hub(dir.path(), &provider, &["--owner-sub", "heph-ci", "--max-connections", "3"]);
+    let mut claims = provider.claims("heph-ci");
+    claims["exp"] = json!(Utc::now().timestamp() + 600);
+    let token = provider.forge(&claims);
+    // The whole waiting pool, sending nothing (the hub's --auth-timeout is 2 s).
+    let waiting: Vec<Ws> = (0..32).map(|_| sync(hub.port, None, None).expect("upgraded, to wait for auth")).collect();
+    let (status, body) = sync(hub.port, None, None).expect_err("the pool is full");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("waiting to authenticate"), "{body}");
+    // The owner's devices get in all the same, up to --max-connections.
+    let devices: Vec<Ws> = (0..3)
+        .map(|_| {
+            let mut ws = sync(hub.port, Some(&token), None).expect("the owner's device connects");
+            hello_and_catch_up(&mut ws);
+            ws
+        })
+        .collect();
+    let (status, body) = sync(hub.port, Some(&token), None).expect_err("past --max-connections");
+    assert_eq!(status, 503);
+    assert!(body.contains("at most 3 connections"), "{body}");
+    drop((waiting, devices));
 }
 
 #[test]

@@ -259,3 +259,29 @@ async fn sigterm_closes_connections_cleanly() {
         other => panic!("expected a close frame 1001, got {other:?}"),
     }
 }
+
+/// A peer that connects and never finishes a request (a slow-headers
+/// attack, or a stuck client) is disconnected once the hub's deadline for
+/// a request's head passes, holding nothing; requests that do finish are
+/// served meanwhile.
+#[test]
+fn a_request_never_finished_is_cut_off() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", hub.port)).unwrap();
+    let mut partial = std::net::TcpStream::connect(("127.0.0.1", hub.port)).unwrap();
+    partial.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
+    assert_eq!(hub.health()["status"], "ok", "a finished request is served meanwhile");
+    for (what, stream) in [("an idle connection", &mut idle), ("a half-sent request", &mut partial)] {
+        // Well past the hub's 10 s deadline; a hub without one never closes it.
+        stream.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+        let mut buf = [0u8; 256];
+        match stream.read(&mut buf) {
+            Ok(0) => {}
+            Ok(n) => panic!("{what}: got {:?} instead of a close", String::from_utf8_lossy(&buf[..n])),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionReset) => {}
+            Err(e) => panic!("{what} was not closed: {e}"),
+        }
+    }
+}

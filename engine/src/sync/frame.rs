@@ -17,6 +17,8 @@ use crate::id::NodeId;
 /// log's position digest (see [`crate::sync::storage::SyncStore::position`])
 /// instead of the hash of the change there, and `changes` frames carry it.
 pub const PROTOCOL_VERSION: u32 = 3;
+/// The longest `hello.origin` the hub takes (a device id is 32 hex digits).
+pub const MAX_ORIGIN_BYTES: usize = 64;
 /// The largest frame accepted, in bytes of JSON text. Both sides cut the
 /// frames they build to [`FRAME_BUDGET`], so a frame that honours it always
 /// fits.
@@ -139,7 +141,9 @@ pub enum ClientFrame {
     Hello {
         /// The protocol version the client speaks.
         version: u32,
-        /// The client's device id (hex), for logs.
+        /// The client's device id (hex), for logs; at most
+        /// [`MAX_ORIGIN_BYTES`] bytes.
+        #[schemars(length(max = 64))]
         origin: String,
         /// The last hub seq the client has stored; 0 for none.
         cursor: u64,

@@ -43,7 +43,7 @@ use crate::replica::parse_changes;
 use crate::store::{Applied, LoggedChange, SavedDoc};
 use crate::sync::frame::{
     BATCH_BYTES, Bytes, ClientFrame, DocHeads, ErrorCode, FRAME_BUDGET, HubFrame, Known, MAX_HAVE_DOCS,
-    MAX_PUSH_CHANGES, PROTOCOL_VERSION, WireChange, WireDoc, encode, wire_size,
+    MAX_ORIGIN_BYTES, MAX_PUSH_CHANGES, PROTOCOL_VERSION, WireChange, WireDoc, encode, wire_size,
 };
 use crate::sync::storage::{Batch, SyncStore};
 
@@ -315,6 +315,12 @@ impl HubSession {
         let frame = ClientFrame::decode(text).map_err(|e| Step::fatal(e.code(), e.to_string()))?;
         Ok(match frame {
             ClientFrame::Hello { version, origin, cursor, bootstrap, views, known } => {
+                if origin.len() > MAX_ORIGIN_BYTES {
+                    return Err(Step::fatal(
+                        ErrorCode::BadFrame,
+                        format!("hello: origin is longer than {MAX_ORIGIN_BYTES} bytes (a device id is 32 hex digits)"),
+                    ));
+                }
                 let known = match known {
                     None => None,
                     Some(Known { seq, hash }) => match hash.parse::<ChangeHash>() {

@@ -90,6 +90,27 @@ fn unknown_attributes_are_refused_and_udas_are_attributes() {
     assert!(h.json(&["modify", "5b1c6f3e", "estimate:"])["uda"].get("estimate").is_none());
 }
 
+/// What recurrence does by itself (making the next instance, marking the
+/// template) would only be done again: undo passes over it to the user's
+/// own last change.
+#[test]
+fn undo_passes_over_what_recurrence_did_by_itself() {
+    let h = Heph::new();
+    let id = h.add(&["Water", "plants"]);
+    h.ok(&["modify", &id, "+garden"]);
+    h.add(&["Pay", "rent", "due:2026-01-01", "recur:monthly"]);
+    // Listing makes every instance already due, and the next.
+    assert!(h.json(&["ls", "Pay"]).as_array().unwrap().len() > 1);
+    let instances = h.json(&["ls", "+INSTANCE", "status:all"]);
+    assert!(!instances.as_array().unwrap().is_empty());
+    let undone = h.json(&["undo", "--yes"]);
+    assert_eq!(undone["undone"]["creation"], true, "the add of the template: {undone}");
+    assert_eq!(undone["node"]["title"], "Pay rent");
+    let undone = h.json(&["undo", "--yes"]);
+    assert!(undone["undone"]["message"].as_str().unwrap().starts_with("modify"), "{undone}");
+    assert_eq!(undone["node"]["tags"], serde_json::json!([]));
+}
+
 #[test]
 fn undo_reverts_this_devices_changes_one_by_one() {
     let h = Heph::new();

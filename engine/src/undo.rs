@@ -93,7 +93,9 @@ pub(crate) fn target(
             undone.insert(hash);
             return true;
         }
-        if undone.contains(&change.hash()) {
+        // Undone already, or made by recurrence on its own (made again
+        // the next time tasks are listed): not what the user means.
+        if undone.contains(&change.hash()) || change.message() == Some(crate::recur::GENERATED) {
             return true;
         }
         found = Some((doc, change));

@@ -154,7 +154,7 @@ impl Replica {
         let mut built = Vec::new();
         for (_, p) in &work {
             for node in &p.create {
-                let (mut doc, changes) = NodeDoc::create_derived(node, "recur")?;
+                let (mut doc, changes) = NodeDoc::create_derived(node, super::GENERATED)?;
                 doc.set_actor(&origin);
                 built.push((node.clone(), doc, changes));
             }
@@ -186,7 +186,7 @@ impl Replica {
                     edits.push(Edit::End(last_due(template, clock, limit)));
                     report.finished.push(template.id);
                 }
-                if let Some(change) = doc.edit(&edits, "recur", clock.now)? {
+                if let Some(change) = doc.edit(&edits, super::GENERATED, clock.now)? {
                     w.save_local(template.id, &doc, &[change])?;
                 }
             }

@@ -62,6 +62,10 @@ use crate::when::Clock;
 
 /// The period, on templates and instances.
 pub const RECUR: &str = "recur";
+/// The history message of the changes recurrence makes by itself (new
+/// instances, a template's mask, a series' end): `heph undo` passes over
+/// them, as they would only be made again.
+pub const GENERATED: &str = "recur";
 /// The last possible occurrence, on templates and instances.
 pub const UNTIL: &str = "until";
 /// The states of the instances made so far, on templates.

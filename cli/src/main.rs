@@ -408,11 +408,8 @@ fn main() -> ExitCode {
     heph_engine::panics::quiet_caught();
     // Flags may come anywhere on the line; see `argv`.
     let cli = Cli::parse_from(argv::arrange(&Cli::command(), std::env::args_os().collect()));
-    if let Command::Completions { shell } = cli.command {
-        clap_complete::generate(shell, &mut Cli::command(), "heph", &mut std::io::stdout());
-        return ExitCode::SUCCESS;
-    }
     let outcome = match cli.command {
+        Command::Completions { shell } => completions(shell),
         Command::Auth { action } => auth::run(action, cli.json),
         Command::Daemon { action } => daemon::run(action, cli.db.as_deref(), cli.json, cli.yes),
         Command::Tui { filter } => {
@@ -431,6 +428,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `heph completions SHELL`: the script, written whole (clap_complete's own
+/// writer panics on a closed pipe, as in `heph completions bash | head`).
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "heph", &mut script);
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -322,6 +322,10 @@ fn conflicts_are_listed_and_resolved() {
     assert!(h.ok(&["ls"]).contains("(conflict)"));
 
     let id = list[0]["id"].as_str().unwrap();
+    let err = h.fails(&["conflicts", "resolve", &id[..8], "title", "3"]);
+    assert!(err.contains("has 2 values to choose from (1 to 2)"), "{err}");
+    let err = h.fails(&["conflicts", "resolve", &id[..8], "due", "1"]);
+    assert!(err.contains("no conflict on due; its conflicts are on title"), "{err}");
     let resolved = h.json(&["conflicts", "resolve", &id[..8], "title", "2"]);
     assert_eq!(resolved["title"], values[1]);
     assert!(h.json(&["conflicts"]).as_array().unwrap().is_empty());
@@ -338,4 +342,19 @@ fn completions_and_help() {
     let help = h.ok(&["--help"]);
     assert!(help.contains("due:DATE") && help.contains("Filters"), "{help}");
     assert!(h.ok(&["add", "--help"]).contains("Buy milk"));
+}
+
+/// `heph completions bash | head -2`: the script is larger than a pipe
+/// holds, and a reader that stops early is not a failure.
+#[test]
+fn completions_to_a_reader_that_stops_early() {
+    use std::io::Read;
+    let h = Heph::new();
+    let mut child = h.command().args(["completions", "bash"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(String::from_utf8_lossy(&first).starts_with("_heph()"));
+    assert!(h.ok(&["completions", "zsh"]).contains("#compdef heph"));
 }

@@ -138,6 +138,10 @@ pub enum Error {
     /// A filter names an attribute neither heph nor any node has.
     #[error("unknown attribute {0:?} in the filter: heph has no such attribute and no node has a UDA of that name")]
     UnknownAttribute(String),
+    /// `heph conflicts resolve` named a field without a conflict, or a
+    /// value past the ones listed; the message says what there is.
+    #[error("{0}")]
+    NoSuchConflict(String),
     /// A dependency that would make a task wait on itself (Taskwarrior
     /// refuses these too): `path` runs from the task it would depend on back
     /// to `task`.

@@ -345,17 +345,25 @@ impl Replica {
         self.store.write(|w| {
             let mut doc = w.doc(id)?.ok_or_else(|| Error::NotFound(id.to_hex()))?;
             let listed = doc.conflicts(id)?;
-            let conflict = listed
-                .iter()
-                .find(|c| c.field == field)
-                .ok_or_else(|| Error::NotFound(format!("a conflict on {field} of {}", &id.to_hex()[..8])))?;
-            let wanted = conflict
-                .values
-                .get(choice)
-                .ok_or_else(|| Error::NotFound(format!("value {} of {field}", choice + 1)))?;
+            let short = &id.to_hex()[..8];
+            let none_on = || {
+                let fields: Vec<&str> = listed.iter().map(|c| c.field.as_str()).collect();
+                Error::NoSuchConflict(if fields.is_empty() {
+                    format!("{short} has no conflicts")
+                } else {
+                    format!("{short} has no conflict on {field}; its conflicts are on {}", fields.join(", "))
+                })
+            };
+            let conflict = listed.iter().find(|c| c.field == field).ok_or_else(none_on)?;
+            let n = conflict.values.len();
+            let wanted = conflict.values.get(choice).ok_or_else(|| {
+                Error::NoSuchConflict(format!(
+                    "{field} of {short} has {n} values to choose from (1 to {n}); `heph conflicts {short}` lists them"
+                ))
+            })?;
             match doc.resolve(field, wanted, now)? {
                 Some(change) => w.save_local(id, &doc, &[change]),
-                None => Err(Error::NotFound(format!("a conflict on {field} of {}", &id.to_hex()[..8]))),
+                None => Err(none_on()),
             }
         })
     }

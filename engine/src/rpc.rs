@@ -229,7 +229,7 @@ impl From<Error> for RpcError {
             Error::InvalidChange { .. } => code::INVALID_CHANGE,
             Error::Exists(_) => code::EXISTS,
             Error::ChangeTooLarge { .. } => code::TOO_LARGE,
-            Error::NothingToUndo | Error::UndoMoved { .. } => code::NOT_FOUND,
+            Error::NothingToUndo | Error::UndoMoved { .. } | Error::NoSuchConflict(_) => code::NOT_FOUND,
             Error::DependencyCycle { .. } => code::INVALID_PARAMS,
             _ => code::INTERNAL,
         };

@@ -1,6 +1,8 @@
 //! The shapes of `heph --json` output. Their JSON Schemas are generated into
 //! `schemas/` (see `schemas_are_current` below), so scripts can rely on them.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use heph_engine::{Conflict, Node, NodeId, NodeKind, NodeSummary, Priority, Status};
 use schemars::JsonSchema;
@@ -63,6 +65,11 @@ pub struct ListItem {
     pub conflicts: Vec<String>,
     /// Deleted (tombstone).
     pub deleted: bool,
+    /// Other attributes, as in `heph show --json`: Taskwarrior UDAs, and
+    /// recurrence (`recur`, `until`, `mask` on a template; `parent`,
+    /// `imask` on an instance).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub uda: BTreeMap<String, String>,
 }
 
 fn at(ms: i64) -> DateTime<Utc> {
@@ -94,6 +101,7 @@ impl ListItem {
             annotations: row.annotations,
             conflicts: row.conflicts.clone(),
             deleted: row.deleted,
+            uda: row.uda.iter().cloned().collect(),
         }
     }
 }

@@ -229,4 +229,11 @@ fn ls_shows_the_instance_not_the_template() {
     let template = tasks.iter().find(|t| t["status"] == "recurring").unwrap()["uuid"].as_str().unwrap();
     let shown = h.json(&["show", rows[0]["id"].as_str().unwrap()]);
     assert_eq!(shown["uda"]["parent"], template, "the row listed is the instance");
+    // Scripts tell them apart from the list alone, as `show --json` does.
+    assert_eq!(rows[0]["uda"]["parent"], template);
+    assert_eq!(rows[0]["uda"]["recur"], "weekly");
+    let templates = h.json(&["ls", "+TEMPLATE"]);
+    assert_eq!(templates[0]["id"], template.replace('-', ""));
+    assert_eq!(templates[0]["uda"]["recur"], "weekly");
+    assert!(templates[0]["uda"]["mask"].is_string(), "{templates}");
 }

@@ -29,6 +29,20 @@ pub async fn run(cfg: Config) -> Result<()> {
     unix::serve(socket, stop, move |body| {
         let (authority, base, trust) = (authority.clone(), base.clone(), trust.clone());
         async move {
+            let probe: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            if let Some(method) = probe.get("method").and_then(Value::as_str)
+                && crate::local::DEVICE_METHODS.contains(&method)
+            {
+                let error = RpcError::new(
+                    rpc::code::INVALID_REQUEST,
+                    format!(
+                        "this daemon (hephd --mode client) keeps no replica: it forwards each request to the hub at \
+                         {authority}, and sync status, backups and restores are a device's own; run hephd --mode local \
+                         for them"
+                    ),
+                );
+                return encode(&rpc::Response::of(probe.get("id").cloned().unwrap_or(Value::Null), Err(error)));
+            }
             match forward(&authority, &base, &trust, body.clone()).await {
                 Ok(text) => text,
                 Err(e) => {

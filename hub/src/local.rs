@@ -142,6 +142,10 @@ async fn open_replica(path: &std::path::Path) -> Result<Replica> {
     }
 }
 
+/// The methods a device daemon answers itself, beside the API the hub's
+/// `/rpc` serves too: they are about this device's replica.
+pub const DEVICE_METHODS: [&str; 5] = ["sync_status", "sync_now", "census", "backup", "restore"];
+
 /// One request from `heph`.
 async fn handle(daemon: &Arc<Daemon>, body: &[u8]) -> String {
     // The daemon's own methods first.

@@ -187,6 +187,13 @@ fn the_client_mode_proxies_the_api_to_the_hub() {
     assert!(!thin.db.exists(), "client mode keeps no replica");
     // The hub fans the RPC write out like any push.
     eventually(10, "A to receive the thin client's task", || a.titles(&[]).len() == 2);
+    // What only a device's replica has is refused by the proxy, saying so.
+    for args in [&["sync", "--status"][..], &["backup", "b.db"][..]] {
+        let out = thin.run(args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("keeps no replica") && err.contains("hephd --mode local"), "{args:?}: {err}");
+    }
     assert!(proxy.stop().success());
 
     // Errors cross the proxy as the same one-line messages.

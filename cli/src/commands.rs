@@ -206,7 +206,11 @@ fn resolve_depends(r: &mut Api, depends: &[(bool, String)]) -> Result<Vec<Edit>>
 
 fn add(ctx: &Ctx, words: &[String]) -> Result<()> {
     let mods = parse_mods(words, &ctx.local)?;
-    let title = mods.title.clone().context("a task needs a title: heph add Buy milk due:tomorrow")?;
+    let title = mods
+        .title
+        .clone()
+        .filter(|t| !t.trim().is_empty())
+        .context("a task needs a title: heph add Buy milk due:tomorrow")?;
     let mut r = ctx.open()?;
     let mut edits = mods.edits;
     edits.extend(resolve_depends(&mut r, &mods.depends)?);
@@ -437,12 +441,12 @@ fn backup(ctx: &Ctx, file: &Path, force: bool) -> Result<()> {
         return print_json(&serde_json::json!({"file": path, "census": census}));
     }
     println!(
-        "Backed up {} nodes ({} tasks, {} notes, {} journal days; {} changes) to {}.",
-        census.nodes,
-        census.tasks,
-        census.notes,
-        census.journals,
-        census.changes,
+        "Backed up {} ({}, {}, {}; {}) to {}.",
+        counted(census.nodes, "node"),
+        counted(census.tasks, "task"),
+        counted(census.notes, "note"),
+        counted(census.journals, "journal day"),
+        counted(census.changes, "change"),
         path.display()
     );
     Ok(())
@@ -505,8 +509,8 @@ fn restore(ctx: &Ctx, file: &Path) -> Result<()> {
         return print_json(&serde_json::json!({"file": path, "before": now, "after": after}));
     }
     println!(
-        "Restored {} nodes from {}. The replica reconciles with the hub on its next sync.",
-        after.nodes,
+        "Restored {} from {}. The replica reconciles with the hub on its next sync.",
+        counted(after.nodes, "node"),
         path.display()
     );
     Ok(())
@@ -657,7 +661,7 @@ fn note(ctx: &Ctx, words: &[String], body: Option<&str>, open_editor: bool) -> R
     let (tags, mut title): (Vec<&String>, Vec<&String>) =
         words[..literal].iter().partition(|w| w.starts_with('+') && w.len() > 1);
     title.extend(words.iter().skip(literal + 1));
-    if title.is_empty() {
+    if title.iter().all(|w| w.trim().is_empty()) {
         bail!("a note needs a title: heph note \"Espresso ratios\"");
     }
     let title = title.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
@@ -1005,4 +1009,9 @@ pub fn write_health(out: &mut impl Write, health: &heph_engine::sync::SyncHealth
         writeln!(out, "Unreadable:     {} documents (`heph unreadable` lists them)", health.unreadable)?;
     }
     Ok(())
+}
+
+/// `n word`, with the word in the plural unless `n` is 1 ("1 note", "2 journal days").
+fn counted(n: u64, word: &str) -> String {
+    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
 }

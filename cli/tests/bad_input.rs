@@ -55,6 +55,12 @@ fn bad_dates_and_values_change_nothing() {
     assert!(h.fails(&["ls", "due.before:whenever"]).contains("as a date"));
     assert!(h.fails(&["ls", "status:finished"]).contains("is not one of"));
     assert!(h.fails(&["add", "+tagonly"]).contains("needs a title"));
+    assert!(h.fails(&["add", "  ", "+tag"]).contains("needs a title"), "a blank title is none");
+    assert!(h.fails(&["note", ""]).contains("needs a title"));
+    let tui = h.run(&["tui"]);
+    assert!(!tui.status.success());
+    let said = String::from_utf8_lossy(&tui.stderr);
+    assert!(said.contains("needs a terminal") && !said.contains('\u{1b}'), "no escape codes left: {said}");
     let id = h.add(&["Real", "task"]);
     h.fails(&["modify", &id, "wait:nope", "New title"]);
     assert_eq!(h.json(&["show", &id])["title"], "Real task");

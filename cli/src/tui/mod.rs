@@ -162,6 +162,10 @@ impl Drop for Restore {
 
 /// Runs `heph tui` until the user quits; recurring tasks keep `limit` future instances made.
 pub fn run(db: Option<&Path>, words: &[String], limit: u32) -> Result<()> {
+    use std::io::IsTerminal as _;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        anyhow::bail!("heph tui needs a terminal for its input and output; for scripts, heph ls --json");
+    }
     let mut session = Session::open(db, words, &Clock::system(), limit)?;
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

@@ -993,7 +993,10 @@ pub fn write_health(out: &mut impl Write, health: &heph_engine::sync::SyncHealth
     }
     writeln!(out, "Pending push:   {} local changes", health.pending_push)?;
     writeln!(out, "Hub cursor:     {}", health.hub_cursor)?;
-    writeln!(out, "Conflicts:      {}", health.conflicts)?;
+    match health.conflicts {
+        0 => writeln!(out, "Conflicts:      none")?,
+        n => writeln!(out, "Conflicts:      on {} (`heph conflicts` lists each field)", counted(n as u64, "node"))?,
+    }
     if health.reconciling {
         writeln!(out, "Reconciling:    the hub lacks history this device holds; sending it")?;
     }

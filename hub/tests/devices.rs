@@ -47,10 +47,13 @@ fn a_task_added_on_one_device_appears_on_the_other_and_offline_edits_converge() 
     let mut values: Vec<&str> = ca[0]["values"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     values.sort_unstable();
     assert_eq!(values, ["Buy oat milk", "Buy soy milk"]);
+    let said = b.ok(&["sync", "--status"]);
+    assert!(said.contains("Conflicts:      on 1 node (`heph conflicts` lists each field)"), "{said}");
 
     // Resolving on A clears it on B too.
     a.ok(&["conflicts", "resolve", &id, "title", "1"]);
     eventually(10, "B to see the resolution", || b.json(&["conflicts"]).as_array().unwrap().is_empty());
+    assert!(b.ok(&["sync", "--status"]).contains("Conflicts:      none"));
     let health = b.json(&["sync", "--status"]);
     assert_eq!(health["connected"], true);
     assert_eq!(health["pending_push"], 0);

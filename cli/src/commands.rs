@@ -739,6 +739,18 @@ fn undo(ctx: &Ctx) -> Result<()> {
     confirm::ask(ctx.yes, &render::undo_plan(&plan, &short, &ctx.local), "Undo it?")?;
     let mut r = ctx.open()?;
     let (undone, node) = r.undo(&plan.change, ctx.now)?;
+    // Undoing the add of a recurring task ends its series, as deleting it
+    // does: the instances made since go too (as recurrence's own
+    // changes, which a later undo passes over).
+    if undone.creation
+        && node.deleted
+        && let Some(series) = r.series(node.id)?
+        && series.template == node.id
+    {
+        for instance in series.pending {
+            r.edit(instance, &[Edit::Deleted(true)], recur::GENERATED, ctx.now)?;
+        }
+    }
     if ctx.json {
         let node = shown(&mut r, node)?;
         print_json(&Undone { undone, node })?;

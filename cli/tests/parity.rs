@@ -106,6 +106,9 @@ fn undo_passes_over_what_recurrence_did_by_itself() {
     let undone = h.json(&["undo", "--yes"]);
     assert_eq!(undone["undone"]["creation"], true, "the add of the template: {undone}");
     assert_eq!(undone["node"]["title"], "Pay rent");
+    // Its series went with it, as with `heph delete`, and stays gone.
+    assert!(h.json(&["ls", "Pay"]).as_array().unwrap().is_empty());
+    assert!(h.json(&["ls", "+INSTANCE"]).as_array().unwrap().is_empty());
     let undone = h.json(&["undo", "--yes"]);
     assert!(undone["undone"]["message"].as_str().unwrap().starts_with("modify"), "{undone}");
     assert_eq!(undone["node"]["tags"], serde_json::json!([]));

@@ -138,6 +138,19 @@ pub enum Error {
     /// A filter names an attribute neither heph nor any node has.
     #[error("unknown attribute {0:?} in the filter: heph has no such attribute and no node has a UDA of that name")]
     UnknownAttribute(String),
+    /// An imported record names a stored document this heph cannot read as
+    /// a node (written by a newer heph or another client): it is left as
+    /// it is, and the import refused, rather than written over.
+    #[error(
+        "the import has a record for {id}, which is stored here but does not read as a node ({reason}); \
+         `heph unreadable` lists such documents; take the record out of the file to import the rest"
+    )]
+    ImportOverUnreadable {
+        /// The document.
+        id: NodeId,
+        /// Why it does not read.
+        reason: String,
+    },
     /// `heph conflicts resolve` named a field without a conflict, or a
     /// value past the ones listed; the message says what there is.
     #[error("{0}")]

@@ -549,7 +549,9 @@ impl Replica {
             }
             for (i, (node, absent)) in records.iter().filter(|(n, _)| existing.contains(&n.id)).enumerate() {
                 let Some(mut doc) = w.doc(node.id)? else { continue };
-                let current = doc.materialise_as(node.id)?;
+                let current = doc
+                    .materialise_as(node.id)
+                    .map_err(|e| Error::ImportOverUnreadable { id: node.id, reason: e.to_string() })?;
                 let mut wanted = Cow::Borrowed(node);
                 if absent.body {
                     wanted.to_mut().body.clone_from(&current.body);

@@ -1051,6 +1051,19 @@ fn a_snapshot_holds_only_what_is_applied<F: Fixture>(mut f: F) {
     let mut served = NodeDoc::load(bytes, &actor("reader")).unwrap();
     assert!(served.apply(a.changes[2..3].to_vec()).unwrap().is_empty());
     assert!(!served.has_change(&a.hash(3)), "the waiting change came with the snapshot");
+
+    // Another device's edits, enough for a hub to save the document again
+    // while it holds the waiting change queued in memory.
+    let mut b = Hist::new("a", 0).fork("b");
+    for i in 0..80 {
+        b.edit(&format!("b-{i}"));
+    }
+    assert_eq!(one(&s, b.batch(2..)).applied, 80);
+    let docs = s.docs_after(None, ALL).unwrap();
+    let mut served = NodeDoc::load(&docs[0].1, &actor("reader")).unwrap();
+    assert!(served.has_change(&b.hash(81)), "the snapshot has b's edits");
+    assert!(served.apply(a.changes[2..3].to_vec()).unwrap().is_empty());
+    assert!(!served.has_change(&a.hash(3)), "the waiting change came with a snapshot saved again");
 }
 
 fn changes_since_gives_what_a_peer_lacks_in_causal_order<F: Fixture>(mut f: F) {

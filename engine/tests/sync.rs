@@ -566,3 +566,26 @@ fn an_import_on_a_hub_edits_a_pushed_document_it_has_not_indexed_yet() {
     assert_eq!((later.applied, later.waiting), (1, 0), "{later:?}");
     assert_eq!(hub.pending_stats().unwrap().count, 0);
 }
+
+/// A record for a stored document that does not read as a node (another
+/// client's, or a newer heph's) neither overwrites it nor is half-applied:
+/// the import is refused, naming it, and the document is as it was.
+#[test]
+fn an_import_over_a_document_that_does_not_read_as_a_node_changes_nothing() {
+    use automerge::transaction::Transactable as _;
+    let r = Replica::in_memory().unwrap();
+    let id = NodeId::random();
+    let mut foreign = automerge::AutoCommit::new();
+    foreign.put(automerge::ROOT, "something", "else").unwrap();
+    let change = foreign.get_last_local_change().unwrap().raw_bytes().to_vec();
+    r.apply_changes(vec![(id, change)]).unwrap();
+    assert_eq!(r.unreadable().unwrap().len(), 1);
+    let before = r.raw_doc(id).unwrap();
+    let other = Node::new(NodeId::random(), NodeKind::Task, "new".into(), now());
+    let over = Node::new(id, NodeKind::Task, "over it".into(), now());
+    let err = r.import(&[other.clone(), over], |_, _| {}).unwrap_err();
+    assert!(matches!(err, heph_engine::Error::ImportOverUnreadable { .. }), "{err}");
+    assert!(err.to_string().contains(&id.to_hex()), "{err}");
+    assert_eq!(r.raw_doc(id).unwrap(), before, "the document is as it was");
+    assert!(r.get(other.id).is_err(), "nothing of the import went in");
+}

@@ -214,6 +214,10 @@ pub struct Config {
     #[arg(long, env = "HEPH_HELLO_TIMEOUT", default_value_t = 10, value_name = "SECONDS")]
     pub hello_timeout: u64,
 
+    /// Seconds an HTTP connection has to send each request's head (its request line and headers), counted from when it connected or its last response went out: a connection idle or sending slower is closed. Above the idle time a proxy in front keeps its connections to the hub (Caddy 2 min, nginx 1 min).
+    #[arg(long, env = "HEPH_REQUEST_TIMEOUT", default_value_t = 300, value_name = "SECONDS")]
+    pub request_timeout: u64,
+
     /// Seconds between WebSocket pings to each connection; one that answers nothing for two intervals is closed (it resumes from its cursor when it reconnects).
     #[arg(long, env = "HEPH_PING_INTERVAL", default_value_t = 20, value_name = "SECONDS")]
     pub ping_interval: u64,

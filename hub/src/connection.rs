@@ -142,7 +142,12 @@ impl Bucket {
 /// A refused credential ends the connection with 4401 or 4403, and only a
 /// close frame: nothing else is sent before authentication.
 async fn refuse(conn: Conn, denied: &Denied) -> End {
-    let code = if denied.forbidden() { auth::CLOSE_FORBIDDEN } else { auth::CLOSE_UNAUTHORIZED };
+    let code = match denied {
+        // Try again later (RFC 6455): the identity provider is unreachable.
+        Denied::Unavailable(_) => 1013,
+        d if d.forbidden() => auth::CLOSE_FORBIDDEN,
+        _ => auth::CLOSE_UNAUTHORIZED,
+    };
     let reason = denied.to_string();
     // A close reason is at most 123 bytes.
     let mut cut = reason.len().min(120);

@@ -34,6 +34,7 @@ use config::{Command, Config, Mode};
 
 fn init_tracing(cfg: &Config) {
     use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::FilterExt as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let filter =
@@ -41,9 +42,11 @@ fn init_tracing(cfg: &Config) {
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let layer = tracing_subscriber::fmt::layer().with_ansi(colour).with_writer(std::io::stderr);
     let layer = if cfg.log_as_json() { layer.json().boxed() } else { layer.boxed() };
-    tracing_subscriber::registry()
-        .with(layer.with_filter(filter).with_filter(tracing_subscriber::filter::filter_fn(not_wire_trace)))
-        .init();
+    // One filter of both, so the most verbose level `--log` asks for stays
+    // the hint that lets everything above it be skipped cheaply.
+    let wire = tracing_subscriber::filter::filter_fn(not_wire_trace)
+        .with_max_level_hint(tracing_subscriber::filter::LevelFilter::TRACE);
+    tracing_subscriber::registry().with(layer.with_filter(filter.and(wire))).init();
 }
 
 /// Crates that carry requests log them whole at trace level (tungstenite

@@ -6,9 +6,11 @@
 //! holds them, and a file descriptor each, for as long as it likes, whether
 //! or not the hub asks for a token (`--max-connections` counts only
 //! upgraded `/sync` sockets). Here every connection gets
-//! [`HEAD_TIMEOUT`] to send each request's head; the rest is as axum does
-//! it (HTTP/1.1 with upgrades for WebSockets, the peer's address as
-//! `ConnectInfo`, a graceful shutdown).
+//! `--request-timeout` to send each request's head, counted from when it
+//! connected or its last response went out (so it also closes a kept-alive
+//! connection idle that long: the default stays above what proxies keep
+//! theirs). The rest is as axum does it (HTTP/1.1 with upgrades for
+//! WebSockets, the peer's address as `ConnectInfo`, a graceful shutdown).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,14 +26,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::{Service, ServiceExt};
 
-/// How long a peer has to send a request's head (its request line and
-/// headers), from when it connected or its previous response went out.
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Serves `app` on `listener` until `shutdown`; then stops accepting, lets
-/// requests in flight finish, and returns. Upgraded connections are the
-/// application's to close.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) {
+/// Serves `app` on `listener` until `shutdown`, giving each request
+/// `head_timeout` to send its head; then stops accepting, lets requests in
+/// flight finish, and returns. Upgraded connections are the application's
+/// to close.
+pub async fn serve(listener: TcpListener, app: Router, head_timeout: Duration, shutdown: CancellationToken) {
     let mut make = app.into_make_service_with_connect_info::<SocketAddr>();
     let connections = TaskTracker::new();
     loop {
@@ -59,7 +58,7 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationTok
         connections.spawn(async move {
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEAD_TIMEOUT)
+                .header_read_timeout(head_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             tokio::pin!(connection);

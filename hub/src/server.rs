@@ -247,8 +247,14 @@ async fn guard(
     next.run(request).await
 }
 
-/// A refusal: 401 with `WWW-Authenticate`, or 403.
+/// A refusal: 401 with `WWW-Authenticate`, 403, or 503 while the identity
+/// provider cannot be reached.
 pub fn refuse(denied: &Denied) -> Response {
+    // The identity provider cannot be reached: nothing is wrong with the
+    // caller's credentials, so it is told to retry, not to sign in again.
+    if matches!(denied, Denied::Unavailable(_)) {
+        return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "10")], format!("{denied}\n")).into_response();
+    }
     if denied.forbidden() {
         (StatusCode::FORBIDDEN, format!("{denied}\n")).into_response()
     } else {
@@ -432,7 +438,8 @@ pub async fn run(cfg: Config) -> Result<()> {
     }
     let shutdown = hub.shutdown.clone();
     tokio::spawn(crate::unix::on_signal(shutdown.clone()));
-    crate::serve::serve(listener, router(hub.clone()), shutdown).await;
+    let head_timeout = Duration::from_secs(cfg.request_timeout.max(1));
+    crate::serve::serve(listener, router(hub.clone()), head_timeout, shutdown).await;
     // Upgraded WebSocket connections are not tracked by axum: wait for ours.
     hub.tasks.close();
     hub.tasks.wait().await;

@@ -390,6 +390,26 @@ fn expiry_and_refresh_on_a_live_connection() {
     assert!(err.contains("differs from the owner this hub already has"), "{err}");
 }
 
+/// While the identity provider cannot be reached, a token is neither
+/// accepted nor called bad: the hub answers 503 with Retry-After, so a
+/// device retries instead of waiting for someone to sign in again.
+#[test]
+fn an_unreachable_identity_provider_is_a_retry_not_a_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = format!("http://127.0.0.1:{}", free_port());
+    let hub = Hub::start_with(dir.path(), free_port(), &["--oidc-issuer", &issuer, "--oidc-audience", AUDIENCE]);
+    let head = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","kid":"k1"}"#);
+    let token = format!("{head}.e30.c2ln");
+    let (code, body) = rpc(hub.port, Some(&token), "", &export());
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("discovery"), "the reason: {body}");
+    let (status, body) = sync(hub.port, Some(&token), None).expect_err("not upgraded");
+    assert_eq!(status, 503, "{body}");
+    // A bad token is still a bad token.
+    let (code, _) = rpc(hub.port, Some("not-a-token"), "", &export());
+    assert_eq!(code, 401);
+}
+
 /// Browsers send their token in the first frame, so the hub upgrades their
 /// connection before it knows who they are. Peers that connect that way
 /// and never authenticate wait in a small pool of their own: they cannot
@@ -398,11 +418,24 @@ fn expiry_and_refresh_on_a_live_connection() {
 fn unauthenticated_connections_cannot_crowd_out_the_owner() {
     let dir = tempfile::tempdir().unwrap();
     let provider = Provider::start();
-    let hub = authed_hub(dir.path(), &provider, &["--owner-sub", "heph-ci", "--max-connections", "3"]);
+    // Waiting peers are not timed out while the test fills the pool.
+    let args = [
+        "--oidc-issuer",
+        provider.issuer.as_str(),
+        "--oidc-audience",
+        AUDIENCE,
+        "--auth-timeout",
+        "60",
+        "--owner-sub",
+        "heph-ci",
+        "--max-connections",
+        "3",
+    ];
+    let hub = Hub::start_with(dir.path(), free_port(), &args);
     let mut claims = provider.claims("heph-ci");
     claims["exp"] = json!(Utc::now().timestamp() + 600);
     let token = provider.forge(&claims);
-    // The whole waiting pool, sending nothing (the hub's --auth-timeout is 2 s).
+    // The whole waiting pool, sending nothing.
     let waiting: Vec<Ws> = (0..32).map(|_| sync(hub.port, None, None).expect("upgraded, to wait for auth")).collect();
     let (status, body) = sync(hub.port, None, None).expect_err("the pool is full");
     assert_eq!(status, 503, "{body}");

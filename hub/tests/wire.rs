@@ -268,13 +268,13 @@ async fn sigterm_closes_connections_cleanly() {
 fn a_request_never_finished_is_cut_off() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::start(dir.path());
+    let hub = Hub::start_with(dir.path(), common::free_port(), &["--request-timeout", "3"]);
     let mut idle = std::net::TcpStream::connect(("127.0.0.1", hub.port)).unwrap();
     let mut partial = std::net::TcpStream::connect(("127.0.0.1", hub.port)).unwrap();
     partial.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
     assert_eq!(hub.health()["status"], "ok", "a finished request is served meanwhile");
     for (what, stream) in [("an idle connection", &mut idle), ("a half-sent request", &mut partial)] {
-        // Well past the hub's 10 s deadline; a hub without one never closes it.
+        // Well past the hub's 3 s deadline; a hub without one never closes it.
         stream.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
         let mut buf = [0u8; 256];
         match stream.read(&mut buf) {

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::api::Api;
 use crate::output::{ListItem, NodeRef, Shown, Undone};
+use crate::summary::counted;
 use crate::{Cli, Command, ConflictAction, Format, ImportFormat, confirm, editor, recurring, render, store, summary};
 
 /// What every command needs.
@@ -1007,7 +1008,7 @@ pub fn write_health(out: &mut impl Write, health: &heph_engine::sync::SyncHealth
     writeln!(out, "Hub cursor:     {}", health.hub_cursor)?;
     match health.conflicts {
         0 => writeln!(out, "Conflicts:      none")?,
-        n => writeln!(out, "Conflicts:      on {} (`heph conflicts` lists each field)", counted(n as u64, "node"))?,
+        n => writeln!(out, "Conflicts:      on {} (`heph conflicts` lists each field)", counted(n, "node"))?,
     }
     if health.reconciling {
         writeln!(out, "Reconciling:    the hub lacks history this device holds; sending it")?;
@@ -1024,9 +1025,4 @@ pub fn write_health(out: &mut impl Write, health: &heph_engine::sync::SyncHealth
         writeln!(out, "Unreadable:     {} documents (`heph unreadable` lists them)", health.unreadable)?;
     }
     Ok(())
-}
-
-/// `n word`, with the word in the plural unless `n` is 1 ("1 note", "2 journal days").
-fn counted(n: u64, word: &str) -> String {
-    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
 }

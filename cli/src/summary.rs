@@ -98,7 +98,7 @@ pub fn write_projects(out: &mut impl Write, list: &[ProjectCount], tasks: usize)
         writeln!(out, "{:<width$}  {:>5}  {:>5}", label(p), p.count, p.total)?;
     }
     let named = list.iter().filter(|p| p.project.is_some()).count();
-    writeln!(out, "\n{named} {} ({tasks} {})", plural(named, "project"), plural(tasks, "task"))
+    writeln!(out, "\n{} ({})", counted(named, "project"), counted(tasks, "task"))
 }
 
 /// `heph tags` as text.
@@ -111,11 +111,12 @@ pub fn write_tags(out: &mut impl Write, list: &[TagCount]) -> std::io::Result<()
     for t in list {
         writeln!(out, "{:<width$}  {:>5}", t.tag, t.count)?;
     }
-    writeln!(out, "\n{} {}", list.len(), plural(list.len(), "tag"))
+    writeln!(out, "\n{}", counted(list.len(), "tag"))
 }
 
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 { word.to_string() } else { format!("{word}s") }
+/// `n word`, with the word in the plural unless `n` is 1 ("1 note", "2 journal days").
+pub(crate) fn counted<N: std::fmt::Display + PartialEq + From<u8>>(n: N, word: &str) -> String {
+    if n == N::from(1) { format!("1 {word}") } else { format!("{n} {word}s") }
 }
 
 #[cfg(test)]

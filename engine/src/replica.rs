@@ -476,13 +476,14 @@ impl Replica {
         let existing: HashSet<NodeId> = self.store.read(|r| {
             let mut found = HashSet::new();
             for (id, _) in &raw {
-                if r.raw_doc(*id)?.is_some() {
+                if r.has_doc(*id)? {
                     found.insert(*id);
                 }
             }
             Ok(found)
         })?;
-        let mut report = self.import_leaving(&nodes, progress)?;
+        let records: Vec<(&Node, Absent)> = nodes.iter().map(|(n, absent)| (n, *absent)).collect();
+        let mut report = self.import_leaving(&records, progress)?;
         for ((id, _), applied) in raw.iter().zip(self.merge_raw(&raw)?) {
             if !existing.contains(id) {
                 report.added += 1;
@@ -501,18 +502,18 @@ impl Replica {
     ///
     /// New documents are built on every core before the one write transaction.
     pub fn import(&self, nodes: &[Node], progress: impl FnMut(usize, usize)) -> Result<ImportReport, Error> {
-        let nodes: Vec<(Node, Absent)> = nodes.iter().map(|n| (n.clone(), Absent::default())).collect();
-        self.import_leaving(&nodes, progress)
+        let records: Vec<(&Node, Absent)> = nodes.iter().map(|n| (n, Absent::default())).collect();
+        self.import_leaving(&records, progress)
     }
 
     /// [`Self::import`], each node with the fields its record left out: an
     /// existing node keeps its own of those.
     pub fn import_leaving(
         &self,
-        records: &[(Node, Absent)],
+        records: &[(&Node, Absent)],
         mut progress: impl FnMut(usize, usize),
     ) -> Result<ImportReport, Error> {
-        let nodes: Vec<&Node> = records.iter().map(|(n, _)| n).collect();
+        let nodes: Vec<&Node> = records.iter().map(|(n, _)| *n).collect();
         let origin = self.origin();
         // Stored documents, whether or not they read as nodes or are indexed
         // yet (a hub indexes what devices push later): never created again.
@@ -552,7 +553,7 @@ impl Replica {
                 let current = doc
                     .materialise_as(node.id)
                     .map_err(|e| Error::ImportOverUnreadable { id: node.id, reason: e.to_string() })?;
-                let mut wanted = Cow::Borrowed(node);
+                let mut wanted = Cow::Borrowed(*node);
                 if absent.body {
                     wanted.to_mut().body.clone_from(&current.body);
                 }

@@ -27,7 +27,7 @@ cursor: number
  */
 known?: (Known | null)
 /**
- * The client's device id (hex), for logs.
+ * The client's device id (hex), for logs; at most 64 bytes.
  */
 origin: string
 type: "hello"

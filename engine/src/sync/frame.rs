@@ -141,8 +141,7 @@ pub enum ClientFrame {
     Hello {
         /// The protocol version the client speaks.
         version: u32,
-        /// The client's device id (hex), for logs; at most
-        /// [`MAX_ORIGIN_BYTES`] bytes.
+        /// The client's device id (hex), for logs; at most 64 bytes.
         #[schemars(length(max = 64))]
         origin: String,
         /// The last hub seq the client has stored; 0 for none.

@@ -29,7 +29,10 @@ pub async fn run(cfg: Config) -> Result<()> {
     unix::serve(socket, stop, move |body| {
         let (authority, base, trust) = (authority.clone(), base.clone(), trust.clone());
         async move {
+            // Read once: the method decides what is done here, the id is
+            // what any answer this proxy gives itself carries.
             let probe: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let id = probe.get("id").cloned().unwrap_or(Value::Null);
             if let Some(method) = probe.get("method").and_then(Value::as_str)
                 && crate::local::DEVICE_METHODS.contains(&method)
             {
@@ -41,15 +44,11 @@ pub async fn run(cfg: Config) -> Result<()> {
                          for them"
                     ),
                 );
-                return encode(&rpc::Response::of(probe.get("id").cloned().unwrap_or(Value::Null), Err(error)));
+                return encode(&rpc::Response::of(id, Err(error)));
             }
-            match forward(&authority, &base, &trust, body.clone()).await {
+            match forward(&authority, &base, &trust, body).await {
                 Ok(text) => text,
                 Err(e) => {
-                    let id = serde_json::from_slice::<Value>(&body)
-                        .ok()
-                        .and_then(|v| v.get("id").cloned())
-                        .unwrap_or(Value::Null);
                     let error =
                         RpcError::new(rpc::code::UNAVAILABLE, format!("cannot reach the hub at {authority}: {e:#}"));
                     encode(&rpc::Response::of(id, Err(error)))

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, NaiveTime, Timelike, Utc};
 use common::Heph;
-use common::taskwarrior::{Taskwarrior, available};
+use common::taskwarrior::{Taskwarrior, available, faketime_available};
 use heph_engine::{Clock, Replica, taskwarrior};
 use serde_json::{Value, json};
 
@@ -117,6 +117,78 @@ fn makes_the_same_occurrences_as_taskwarrior() {
         let (m, t) = (mask(&ours), mask(&tw));
         assert!(t.as_str().unwrap().starts_with(m.as_str().unwrap()), "mask {m} vs {t}");
     }
+}
+
+/// Both keep making occurrences as the clock moves on. One set of templates
+/// (daily, weekdays, weekly, 2w, monthly from a 31st, quarterly, and two
+/// until-bounded series) in `Europe/Berlin` is imported into both on
+/// 2027-03-01; then the clock steps unevenly through 2027-07-20, across the
+/// spring-forward night of 2027-03-28. At every step Taskwarrior runs at
+/// that instant (through `faketime`) and heph's engine is given the same
+/// instant: the occurrences made so far agree at each one.
+#[test]
+fn makes_the_same_occurrences_as_taskwarrior_as_the_clock_moves_on() {
+    if !available() || !faketime_available() {
+        return;
+    }
+    const BERLIN: &str = "Europe/Berlin";
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::in_zone(Utc::now(), BERLIN).unwrap();
+    let local = |s: &str| {
+        let wall = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap();
+        clock.instant(wall).unwrap()
+    };
+    let start = local("2027-03-01 09:15");
+    let uuid = |n: u8| format!("{n:08x}-7777-4333-8444-555555555555");
+    let template = |n: u8, recur: &str, due: &str, until: Option<&str>| {
+        let mut v = json!({"uuid": uuid(n), "description": format!("series {n} {recur}"), "status": "recurring",
+            "recur": recur, "due": tw_date(local(due)), "entry": tw_date(start - Duration::days(2))});
+        if let Some(u) = until {
+            v["until"] = tw_date(local(u)).into();
+        }
+        v
+    };
+    let templates = vec![
+        template(1, "daily", "2027-03-20 08:30", None),
+        template(2, "weekdays", "2027-03-24 07:00", None),
+        template(3, "weekly", "2027-02-24 18:00", None),
+        template(4, "2w", "2027-03-10 00:00", None),
+        template(5, "monthly", "2027-01-31 09:00", None),
+        template(6, "quarterly", "2026-12-15 12:00", None),
+        template(7, "daily", "2027-03-25 21:00", Some("2027-04-03 12:00")),
+        template(8, "weekly", "2027-03-15 23:30", Some("2027-05-20 00:00")),
+    ];
+    let file = dir.path().join("templates.json");
+    std::fs::write(&file, serde_json::to_string(&templates).unwrap()).unwrap();
+    let tw = Taskwarrior::new(dir.path(), "tw", BERLIN);
+    tw.run_at(start.timestamp(), &["import", file.to_str().unwrap()]);
+    let heph = Replica::in_memory().unwrap();
+    let nodes: Vec<_> = templates.iter().enumerate().map(|(i, v)| taskwarrior::from_task(v, i + 1).unwrap()).collect();
+    heph.import(&nodes, |_, _| {}).unwrap();
+
+    // Uneven steps, in hours: within a day, across the DST night, and long gaps.
+    let steps = [0, 7, 30, 200, 150, 26, 3, 24, 24, 50, 300, 12, 500, 700, 45, 1000, 333];
+    let mut at = start;
+    let mut compared = 0;
+    for hours in steps {
+        at += Duration::hours(hours);
+        let theirs: Vec<Value> = serde_json::from_str(&tw.run_at(at.timestamp(), &["export"])).unwrap();
+        let report = heph.generate_recurrences(&clock.at(at), 1).unwrap();
+        assert!(report.skipped.is_empty(), "{report:?}");
+        let ours: Vec<Value> = heph.export().unwrap().iter().filter_map(taskwarrior::to_task).collect();
+        for t in &templates {
+            let id = t["uuid"].as_str().unwrap();
+            let mut want = occurrences(&theirs, id);
+            // Taskwarrior 2.6 also makes the one occurrence past until (and deletes it as expired).
+            if let Some(u) = t["until"].as_str() {
+                want.retain(|(_, due)| due.as_str() <= u);
+            }
+            let got = occurrences(&ours, id);
+            assert_eq!(got, want, "{} at {at} (local {})", t["description"], clock.local(at));
+            compared += got.len();
+        }
+    }
+    assert!(compared > 500, "the span made occurrences to compare: {compared}");
 }
 
 /// A series made in heph goes to Taskwarrior as a template with its

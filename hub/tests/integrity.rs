@@ -28,6 +28,17 @@ fn set_udas(device: &Device, dir: &Path, id: &str, title: &str, udas: &[(&str, &
     assert_eq!(report["updated"], 1, "{}: the record updates the existing task: {report}", device.name);
 }
 
+/// Two devices that were offline start their daemons again, each pushes
+/// what it wrote and catches up, and they converge.
+fn come_back(hub: &Hub, a: &mut Device, b: &mut Device) {
+    a.start(&hub.url());
+    b.start(&hub.url());
+    a.sync_ok(60);
+    b.sync_ok(60);
+    a.sync_ok(60);
+    converge(&[a, b], 60);
+}
+
 fn annotation_texts(node: &Value) -> BTreeSet<String> {
     node["annotations"]
         .as_array()
@@ -62,12 +73,7 @@ fn two_offline_devices_add_first_annotations_and_udas_and_all_survive() {
     assert_eq!(b.show(&id)["uda"]["reviewer"], "sam");
 
     // Both come back; a third device is set up afterwards.
-    a.start(&hub.url());
-    b.start(&hub.url());
-    a.sync_ok(60);
-    b.sync_ok(60);
-    a.sync_ok(60);
-    converge(&[&a, &b], 60);
+    come_back(&hub, &mut a, &mut b);
     let mut c = Device::new(dir.path(), "c");
     c.start(&hub.url());
     c.sync_ok(60);
@@ -95,6 +101,83 @@ fn two_offline_devices_add_first_annotations_and_udas_and_all_survive() {
         let status = d.status();
         assert_eq!(status["pending_push"], 0, "{}: {status}", d.name);
         assert_eq!(status["pending_changes"], 0, "{}: {status}", d.name);
+    }
+}
+
+/// A daily series reaches two devices with its first occurrence (made
+/// ahead, as Taskwarrior does) not yet due. Both go offline; the occurrence
+/// comes due, so each device makes the next one when its owner lists tasks.
+/// Each also completes or edits things offline. After sync every device
+/// holds one task per occurrence, each made once (one creation entry), and
+/// every offline write is still there.
+#[test]
+fn two_offline_devices_make_one_task_for_the_same_occurrence() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    let [mut a, mut b] = devices(dir.path(), &hub, ["a", "b"]);
+    let instances = |d: &Device| {
+        let rows = d.json(&["ls", "status:all", "+INSTANCE"]);
+        let mut by_index: Vec<(String, String)> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["uda"]["imask"].as_str().unwrap().to_string(), r["id"].as_str().unwrap().to_string()))
+            .collect();
+        by_index.sort();
+        by_index
+    };
+
+    let due_in = std::time::Duration::from_secs(10);
+    let added = std::time::Instant::now();
+    a.ok(&["add", "Water", "the", "plants", "due:now+10s", "recur:daily", "+home"]);
+    a.ok(&["add", "Shared", "task"]);
+    eventually(30, "B to receive the series and the shared task", || {
+        instances(&b).len() == 1 && b.titles(&["Shared"]) == ["Shared task"]
+    });
+    let template = b.json(&["ls", "status:all", "+TEMPLATE"])[0]["id"].as_str().unwrap().to_string();
+    let shared = b.json(&["ls", "Shared"])[0]["id"].as_str().unwrap().to_string();
+    a.stop();
+    b.stop();
+    assert!(added.elapsed() < due_in, "the devices went offline before the first occurrence was due");
+    assert_eq!(instances(&a).len(), 1, "nothing made past the first while online");
+
+    // Offline: the first occurrence comes due; listing makes the next on each.
+    std::thread::sleep(due_in.saturating_sub(added.elapsed()) + std::time::Duration::from_secs(1));
+    let (made_a, made_b) = (instances(&a), instances(&b));
+    assert_eq!(made_a.len(), 2, "{made_a:?}");
+    assert_eq!(made_a, made_b, "the same occurrence, with the same id, on both");
+    let next = made_a[1].1.clone();
+    a.ok(&["done", &next]);
+    a.ok(&["modify", &shared, "+from-a"]);
+    b.ok(&["annotate", &next, "Used", "the", "rain", "water"]);
+    b.ok(&["modify", &shared, "pri:H"]);
+    b.ok(&["note", "Only", "on", "B"]);
+
+    come_back(&hub, &mut a, &mut b);
+
+    for d in [&a, &b] {
+        let now = instances(d);
+        assert_eq!(now, made_a, "{}: one task per occurrence", d.name);
+        for (_, id) in &now {
+            let parent = d.show(id)["uda"]["parent"].as_str().unwrap().replace('-', "");
+            assert_eq!(parent, template, "{}", d.name);
+        }
+        let task = d.show(&next);
+        assert_eq!(task["status"], "done", "{}: A's completion survives: {task}", d.name);
+        assert_eq!(
+            annotation_texts(&task),
+            BTreeSet::from(["Used the rain water".to_string()]),
+            "{}: B's annotation survives: {task}",
+            d.name
+        );
+        let history = d.json(&["history", &next]);
+        let made = history.as_array().unwrap().iter().filter(|h| h["message"] == "recur").count();
+        assert_eq!(made, 1, "{}: made once: {history}", d.name);
+        let shared_now = d.show(&shared);
+        assert!(shared_now["tags"].as_array().unwrap().contains(&json!("from-a")), "{}: {shared_now}", d.name);
+        assert_eq!(shared_now["priority"], "H", "{}: {shared_now}", d.name);
+        assert_eq!(d.titles(&["kind:note"]), ["Only on B"], "{}", d.name);
+        assert!(d.json(&["conflicts"]).as_array().unwrap().is_empty(), "{}: no conflicts", d.name);
     }
 }
 

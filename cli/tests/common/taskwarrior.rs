@@ -10,13 +10,26 @@ use std::process::Command;
 /// Whether `task` runs here; when it does not, says so on standard error,
 /// and fails instead when `HEPH_REQUIRE_TASKWARRIOR=1`.
 pub fn available() -> bool {
-    let found = Command::new("task").arg("--version").output().is_ok_and(|o| o.status.success());
+    runs(Command::new("task").arg("--version"), "the `task` binary (Taskwarrior 2.6, Debian package taskwarrior)")
+}
+
+/// Whether `faketime` (Debian package `faketime`) runs here, to run `task`
+/// at a simulated instant; like [`available`], it fails instead of skipping
+/// when `HEPH_REQUIRE_TASKWARRIOR=1`.
+pub fn faketime_available() -> bool {
+    runs(Command::new("faketime").args(["@0", "true"]), "`faketime` (Debian package faketime)")
+}
+
+/// Whether `command` runs and succeeds; when it does not, says that `what`
+/// is not installed, or fails when `HEPH_REQUIRE_TASKWARRIOR=1`.
+fn runs(command: &mut Command, what: &str) -> bool {
+    let found = command.output().is_ok_and(|o| o.status.success());
     if !found {
         assert!(
             std::env::var_os("HEPH_REQUIRE_TASKWARRIOR").is_none_or(|v| v != "1"),
-            "HEPH_REQUIRE_TASKWARRIOR=1 but the `task` binary is missing"
+            "HEPH_REQUIRE_TASKWARRIOR=1 but {what} is missing"
         );
-        eprintln!("skipped: the `task` binary (Taskwarrior 2.6, Debian package taskwarrior) is not installed");
+        eprintln!("skipped: {what} is not installed");
     }
     found
 }
@@ -52,7 +65,19 @@ impl Taskwarrior {
 
     /// Runs `task ARGS` quietly; its standard output. Panics when it fails.
     pub fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("task")
+        self.output(Command::new("task"), args)
+    }
+
+    /// Like [`Self::run`], with Taskwarrior's clock starting at `at` (Unix
+    /// seconds) through `faketime` (see [`faketime_available`]).
+    pub fn run_at(&self, at: i64, args: &[&str]) -> String {
+        let mut faked = Command::new("faketime");
+        faked.arg(format!("@{at}")).arg("task");
+        self.output(faked, args)
+    }
+
+    fn output(&self, mut command: Command, args: &[&str]) -> String {
+        let out = command
             .env("TASKRC", &self.rc)
             .env("TZ", &self.zone)
             .args(["rc.verbose=nothing", "rc.confirmation=off", "rc.hooks=off", "rc.json.array=on"])

@@ -552,8 +552,14 @@ fn set_status(ctx: &Ctx, ids: &[String], status: Status, message: &str, verb: &s
 fn unchanged_by(s: &heph_engine::node::NodeSummary, to: Status) -> Option<String> {
     let id = &s.id.to_hex()[..8];
     let reopen = format!("`heph modify {id} status:pending` reopens it");
+    let template = heph_engine::query::is_template(s);
     match (s.status.unwrap_or(Status::Pending), to) {
         _ if s.deleted => Some(format!("is deleted; `heph undelete {id}` brings it back")),
+        // As Taskwarrior: a template is neither pending nor waiting.
+        _ if template => Some(format!(
+            "is a recurring template, not one of its tasks; `heph ls +INSTANCE` lists those, \
+             and `heph delete {id}` ends the series"
+        )),
         (Status::Done, Status::Done) => Some("is already done".into()),
         (Status::Active, Status::Active) => Some("is already started".into()),
         (Status::Done | Status::Cancelled, Status::Active) => {
@@ -584,15 +590,15 @@ fn modify(ctx: &Ctx, id: &str, words: &[String], all: bool) -> Result<()> {
     edits.extend(mods.edits);
     edits.extend(resolve_depends(&mut r, &mods.depends)?);
     check_recurrence(&edits, Some(&before))?;
-    let message = format!("modify {}", words.join(" "));
-    let node = r.edit(id, &edits, &message, ctx.now)?;
-    let series = r.series(id)?;
-    let others: Vec<NodeId> = match &series {
-        Some(s) if s.template == id => s.pending.clone(),
-        Some(s) if all => std::iter::once(s.template).chain(s.pending.iter().copied()).filter(|o| *o != id).collect(),
-        _ if all => bail!("{} does not recur; --all is for recurring tasks", &id.to_hex()[..8]),
+    // The series as it stands: refused before anything is written.
+    let others: Vec<NodeId> = match r.series(id)? {
+        Some(s) if s.template == id => s.pending,
+        Some(s) if all => std::iter::once(s.template).chain(s.pending).filter(|o| *o != id).collect(),
+        _ if all => bail!("{} does not recur; --all is for recurring tasks (leave it out)", &id.to_hex()[..8]),
         _ => Vec::new(),
     };
+    let message = format!("modify {}", words.join(" "));
+    let node = r.edit(id, &edits, &message, ctx.now)?;
     let shared: Vec<Edit> = edits.iter().filter(|e| carries_to_series(e)).cloned().collect();
     report(ctx, &mut r, node, "Modified")?;
     if !shared.is_empty() {

@@ -281,6 +281,32 @@ fn instances_follow_the_template_and_deleting_it_ends_the_series() {
     assert!(with("status", "pending") == 0 && with("status", "recurring") == 0);
 }
 
+/// As in Taskwarrior, a template is no task to complete or start: that is
+/// refused, naming how to end the series instead, and nothing changes. And
+/// `modify --all` on a task that does not recur is refused before it
+/// writes anything.
+#[test]
+fn a_template_is_not_completed_and_all_needs_a_series() {
+    let h = Heph::new();
+    h.add(&["Water", "plants", "due:today-15d", "recur:weekly"]);
+    let template = h.json(&["ls", "+TEMPLATE"])[0]["short"].as_str().unwrap().to_string();
+    for verb in ["done", "start"] {
+        let e = h.fails(&[verb, &template]);
+        assert!(e.contains("recurring template") && e.contains("heph delete"), "{verb}: {e}");
+    }
+    let after = h.json(&["show", &template]);
+    assert_eq!(after["status"], "pending", "{after}");
+    assert!(after["start"].is_null(), "{after}");
+
+    h.add(&["Plain", "task"]);
+    let plain = h.json(&["ls", "Plain"])[0]["short"].as_str().unwrap().to_string();
+    let e = h.fails(&["modify", "--all", &plain, "+x", "pri:H", "Renamed"]);
+    assert!(e.contains("does not recur"), "{e}");
+    let shown = h.json(&["show", &plain]);
+    assert_eq!((&shown["title"], &shown["tags"], &shown["priority"]), (&"Plain task".into(), &json!([]), &Value::Null));
+    assert_eq!(h.json(&["history", &plain]).as_array().unwrap().len(), 1, "nothing was written");
+}
+
 /// `h`'s tasks as Taskwarrior's export.
 fn tw_export(h: &Heph) -> Vec<Value> {
     let out = h.path("t.json");

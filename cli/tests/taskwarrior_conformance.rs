@@ -90,6 +90,10 @@ const FILTERS: &[&str] = &[
     "priority:H",
     "priority.not:H",
     "priority.none:",
+    "priority.above:L",
+    "priority.below:H",
+    "priority.by:M",
+    "priority.after:",
     "status:pending",
     "status:completed",
     "status:deleted",
@@ -281,8 +285,12 @@ fn filters_and_urgency_agree_with_taskwarrior() {
 
     let mut failures = Vec::new();
     let mut nonempty = 0;
-    for filter in FILTERS {
-        let words: Vec<&str> = filter.split(' ').collect();
+    // Each filter as words, and a few pairs given as one word with spaces in
+    // the value, which Taskwarrior (and heph) take whole.
+    let whole = ["description.is:call mom", "description.has:call mom", "description.hasnt:call mom"];
+    let cases = FILTERS.iter().map(|f| f.split(' ').collect::<Vec<_>>()).chain(whole.iter().map(|w| vec![*w]));
+    for words in cases {
+        let filter = words.join(" ");
         let asks_deleted = filter.to_lowercase().contains("deleted");
         let theirs: BTreeSet<String> = tw
             .export(&words)

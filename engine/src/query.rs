@@ -408,11 +408,18 @@ impl Default for Filter {
 
 /// Splits the words of a filter into tokens: words given with spaces in them
 /// (`'( +a or +b )'`) are split at whitespace, and parentheses are tokens of
-/// their own.
+/// their own. A word that is one `name:value` pair stays whole, as in
+/// Taskwarrior, so its value may hold spaces (`'project:My Proj'`,
+/// `'description.is:Call mom'`).
 fn tokens<S: AsRef<str>>(words: &[S]) -> Vec<String> {
     let mut out = Vec::new();
     for word in words {
-        for part in word.as_ref().split_whitespace() {
+        let whole = word.as_ref().trim();
+        if whole.contains(char::is_whitespace) && is_pair(whole) {
+            out.push(whole.to_string());
+            continue;
+        }
+        for part in whole.split_whitespace() {
             let mut rest = part;
             while let Some(r) = rest.strip_prefix('(') {
                 out.push("(".to_string());
@@ -434,6 +441,11 @@ fn tokens<S: AsRef<str>>(words: &[S]) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether `word` is one attribute pair (`name:value`).
+fn is_pair(word: &str) -> bool {
+    word.split_once(':').is_some_and(|(key, value)| attribute_shaped(key, value))
 }
 
 /// What the whole filter mentions, for the defaults.
@@ -758,7 +770,8 @@ fn kind_of(attr: &Attr) -> Kind {
 
 fn compare(attr: Attr, op: Op, value: &str, key: &str, clock: &Clock) -> Result<Expr, FilterError> {
     let value = if matches!(op, Op::None | Op::Any) || value.is_empty() {
-        if !matches!(op, Op::None | Op::Any | Op::Partial | Op::Is | Op::Not | Op::Isnt) {
+        // `priority.above:` is every task with a priority, as in Taskwarrior.
+        if !matches!(op, Op::None | Op::Any | Op::Partial | Op::Is | Op::Not | Op::Isnt) && attr != Attr::Priority {
             return Err(FilterError::BadValue(format!("{key:?} needs a value")));
         }
         Value::Empty
@@ -937,7 +950,7 @@ fn is_live(row: &NodeSummary) -> bool {
 /// A recurring template: a task with `recur` and no `parent`.
 #[must_use]
 pub fn is_template(row: &NodeSummary) -> bool {
-    row.uda("recur").is_some() && row.uda("parent").is_none()
+    row.uda(crate::recur::RECUR).is_some() && row.uda(crate::recur::PARENT).is_none()
 }
 
 /// A row's status as a filter sees it.
@@ -1161,6 +1174,25 @@ impl Eval<'_> {
                     Value::Text(v) => v.as_str(),
                     _ => "",
                 };
+                if matches!(op, Op::Before | Op::After | Op::By) {
+                    if *attr == Attr::Priority {
+                        // Taskwarrior's order: H above M above L above none.
+                        let rank = |p: &str| match p {
+                            "h" | "H" => 3,
+                            "m" | "M" => 2,
+                            "l" | "L" => 1,
+                            _ => 0,
+                        };
+                        return ordered(op, rank(text.as_deref().unwrap_or("")).cmp(&rank(want)));
+                    }
+                    // A UDA holding a number is compared as one (`estimate.above:10`).
+                    let number = |t: &str| t.trim().parse::<f64>().ok();
+                    if let (Attr::Uda(_), Some(have), Some(want)) =
+                        (attr, text.as_deref().and_then(number), number(want))
+                    {
+                        return have.partial_cmp(&want).is_some_and(|o| ordered(op, o));
+                    }
+                }
                 let Some(text) = text else {
                     // A missing value is the empty text.
                     return match op {
@@ -1191,6 +1223,17 @@ impl Eval<'_> {
                 }
             }
         }
+    }
+}
+
+/// Whether `ordering` (of a value against the one asked for) passes
+/// `.before`, `.after` or `.by`.
+fn ordered(op: Op, ordering: std::cmp::Ordering) -> bool {
+    match op {
+        Op::Before => ordering.is_lt(),
+        Op::After => ordering.is_gt(),
+        Op::By => ordering.is_le(),
+        _ => false,
     }
 }
 

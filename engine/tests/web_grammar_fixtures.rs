@@ -537,7 +537,7 @@ fn listing_nodes() -> Vec<Node> {
         },
         Node { due: Some(at(14 * DAY)), ..task(25, "Sprint review") },
         Node { due: Some(at(-7 * DAY)), ..task(26, "Overdue a week") },
-        Node { due: Some(at(0)), ..task(27, "Due now") },
+        Node { due: Some(at(0)), uda: [("points".to_string(), "3".to_string())].into(), ..task(27, "Due now") },
         Node { priority: Some(H), due: Some(at(HOUR)), tags: tags(&["home", "urgent"]), ..task(28, "Call plumber") },
         Node { status: Some(Status::Active), start: Some(at(-DAY)), wait: Some(at(DAY)), ..task(29, "Return books") },
         Node {
@@ -552,7 +552,13 @@ fn listing_nodes() -> Vec<Node> {
             created: at(-200 * DAY) + Duration::milliseconds(456),
             ..task(31, "Odd milliseconds")
         },
-        Node { depends: [id(3)].into(), priority: Some(L), tags: tags(&["work"]), ..task(32, "Follow up with Ana") },
+        Node {
+            depends: [id(3)].into(),
+            priority: Some(L),
+            tags: tags(&["work"]),
+            uda: [("points".to_string(), "12".to_string())].into(),
+            ..task(32, "Follow up with Ana")
+        },
         Node {
             due: Some(at(2 * DAY)),
             uda: [("recur", "weekly"), ("mask", "-")].map(|(k, v)| (k.to_string(), v.to_string())).into(),
@@ -689,6 +695,13 @@ const FILTERS: &[(&str, Option<usize>)] = &[
     ("priority.not:H", None),
     ("priority.any:", None),
     ("pri.none:", None),
+    ("priority.above:L", None),
+    ("priority.below:H", None),
+    ("priority.by:M", None),
+    ("priority.above:", None),
+    ("points.above:5", None),
+    ("points.below:10", None),
+    ("points.by:12", None),
     ("depends.any:", None),
     ("urgency.over:10", None),
     ("urgency.below:0 status:all", None),

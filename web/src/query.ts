@@ -431,7 +431,13 @@ function boundsAt(nowMs: number, zone: Zone): Bounds {
 function tokens(words: readonly string[]): string[] {
   const out: string[] = [];
   for (const word of words) {
-    for (const part of splitWhitespace(word)) {
+    const whole = word.trim();
+    // A word that is one `name:value` pair stays whole, as in Taskwarrior.
+    if (/\p{White_Space}/u.test(whole) && isPair(whole)) {
+      out.push(whole);
+      continue;
+    }
+    for (const part of splitWhitespace(whole)) {
       let rest = part;
       while (rest.startsWith("(")) {
         out.push("(");
@@ -450,6 +456,19 @@ function tokens(words: readonly string[]): string[] {
     }
   }
   return out;
+}
+
+/** Whether a difference (a value less the one asked for) passes `.before`, `.after` or `.by`; NaN passes none. */
+function ordered(op: "before" | "after" | "by", difference: number): boolean {
+  if (op === "before") return difference < 0;
+  if (op === "after") return difference > 0;
+  return difference <= 0;
+}
+
+/** Whether `word` is one attribute pair (`name:value`). */
+function isPair(word: string): boolean {
+  const colon = word.indexOf(":");
+  return colon >= 0 && attributeShaped(word.slice(0, colon), word.slice(colon + 1));
 }
 
 /** Rust's `eq_ignore_ascii_case` against a lower-case ASCII keyword. */
@@ -647,7 +666,10 @@ class Parser {
 
   value(attr: Attr, op: Op, value: string, key: string): Value {
     if (op === "none" || op === "any" || value === "") {
-      if (!["none", "any", "partial", "is", "not", "isnt"].includes(op)) throw new FilterError(`${debugQuote(key)} needs a value`);
+      // `priority.above:` is every task with a priority, as in Taskwarrior.
+      if (!["none", "any", "partial", "is", "not", "isnt"].includes(op) && attr !== "priority") {
+        throw new FilterError(`${debugQuote(key)} needs a value`);
+      }
       return { type: "empty" };
     }
     const textual = ["has", "hasnt", "startswith", "endswith", "word", "noword"].includes(op);
@@ -1260,6 +1282,18 @@ class Eval {
       case "text": {
         const found = this.textOf(attr);
         const want = value.type === "text" ? value.text : "";
+        if (op === "before" || op === "after" || op === "by") {
+          if (attr === "priority") {
+            // Taskwarrior's order: H above M above L above none.
+            const ranks: Record<string, number> = { h: 3, m: 2, l: 1 };
+            const rank = (p: string): number => ranks[asciiLower(p)] ?? 0;
+            return ordered(op, rank(found ?? "") - rank(want));
+          }
+          // A UDA holding a number is compared as one (`estimate.above:10`).
+          const have = typeof attr === "object" && found !== null ? parseF64(found.trim()) : null;
+          const wanted = parseF64(want.trim());
+          if (have !== null && wanted !== null) return ordered(op, have - wanted);
+        }
         if (found === null || found === "") {
           // A missing value is the empty text.
           switch (op) {

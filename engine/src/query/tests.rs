@@ -30,6 +30,20 @@ fn words_split_at_spaces_and_parentheses() {
 }
 
 #[test]
+fn a_pair_given_with_spaces_stays_whole() {
+    let words = ["project:My Proj", " description.is:Call mom ", "( project:a b )", "+x or y", "a:b c"];
+    let got = tokens(&words);
+    let want = ["project:My Proj", "description.is:Call mom", "(", "project:a", "b", ")", "+x", "or", "y", "a:b c"];
+    assert_eq!(got, want);
+    let Expr::Compare { attr, value, .. } = parse_words(&["project:My Proj"]) else { panic!() };
+    assert_eq!((attr, value), (Attr::Project, Value::Text("my proj".into())));
+}
+
+fn parse_words(words: &[&str]) -> Expr {
+    Filter::parse(words, &clock()).unwrap().expr
+}
+
+#[test]
 fn precedence_is_not_and_xor_or() {
     assert_eq!(expr("+a or +b +c"), Expr::Or(vec![tag("a"), Expr::And(vec![tag("b"), tag("c")])]));
     assert_eq!(expr("+a xor +b or +c"), Expr::Or(vec![Expr::Xor(Box::new(tag("a")), Box::new(tag("b"))), tag("c")]));

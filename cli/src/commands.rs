@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use heph_engine::recur::{self, RecurReport};
 use heph_engine::taskwarrior;
 use heph_engine::{
-    Annotation, Clock, Edit, Filter, Node, NodeId, NodeKind, Purpose, Status, parse_day, parse_mods, parse_mods_with,
+    Annotation, Clock, Edit, Filter, ModError, Mods, Node, NodeId, NodeKind, Purpose, Status, parse_day,
+    parse_mods_with,
 };
 use serde::Serialize;
 
@@ -206,13 +207,13 @@ fn resolve_depends(r: &mut Api, depends: &[(bool, String)]) -> Result<Vec<Edit>>
 }
 
 fn add(ctx: &Ctx, words: &[String]) -> Result<()> {
-    let mods = parse_mods(words, &ctx.local)?;
+    let mut r = ctx.open()?;
+    let mods = read_mods(ctx, &mut r, words, Vec::new())?;
     let title = mods
         .title
         .clone()
         .filter(|t| !t.trim().is_empty())
         .context("a task needs a title: heph add Buy milk due:tomorrow")?;
-    let mut r = ctx.open()?;
     let mut edits = mods.edits;
     edits.extend(resolve_depends(&mut r, &mods.depends)?);
     check_recurrence(&edits, None)?;
@@ -226,6 +227,29 @@ fn add(ctx: &Ctx, words: &[String]) -> Result<()> {
         println!("Made {n} instance{} of it; the template itself is not listed.", if n == 1 { "" } else { "s" });
     }
     Ok(())
+}
+
+/// Reads modification words for a node whose own UDAs are `udas`. A UDA
+/// another node carries (kept from a Taskwarrior import) is an attribute
+/// here too, as a UDA configured in Taskwarrior is one on every task.
+fn read_mods(ctx: &Ctx, r: &mut Api, words: &[String], mut udas: Vec<String>) -> Result<Mods> {
+    loop {
+        match parse_mods_with(words, &ctx.local, &udas) {
+            Err(ModError::UnknownAttribute { key, .. }) if !udas.contains(&key) && uda_in_use(ctx, r, &key) => {
+                udas.push(key);
+            }
+            read => return Ok(read?),
+        }
+    }
+}
+
+/// Whether a live task carries the UDA `name`.
+fn uda_in_use(ctx: &Ctx, r: &mut Api, name: &str) -> bool {
+    let words = [format!("{name}.any:"), "status:all".to_string()];
+    let Ok(filter) = Filter::parse(&words, &ctx.local) else {
+        return false;
+    };
+    filter.udas() == [name] && r.list(&filter, ctx.now, Some(1)).is_ok_and(|rows| !rows.is_empty())
 }
 
 /// Taskwarrior's rules for a recurring task, checked on the edits of an add
@@ -582,7 +606,7 @@ fn modify(ctx: &Ctx, id: &str, words: &[String], all: bool) -> Result<()> {
     let before = r.get(id)?;
     // The node's own UDAs are attributes too (`estimate:3`).
     let udas: Vec<String> = before.uda.keys().cloned().collect();
-    let mods = parse_mods_with(words, &ctx.local, &udas)?;
+    let mods = read_mods(ctx, &mut r, words, udas)?;
     let mut edits = Vec::new();
     if let Some(title) = mods.title {
         edits.push(Edit::Title(title));
@@ -771,20 +795,31 @@ fn undo(ctx: &Ctx) -> Result<()> {
 
 /// `heph projects [FILTER]`.
 fn projects(ctx: &Ctx, words: &[String]) -> Result<()> {
-    let rows = listed(ctx, words)?;
+    let rows = counted_rows(ctx, words)?;
     let list = summary::projects(&rows);
     emit(ctx, &list, |out| Ok(summary::write_projects(out, &list, rows.len())?))
 }
 
 /// `heph tags [FILTER]`.
 fn tags(ctx: &Ctx, words: &[String]) -> Result<()> {
-    let list = summary::tags(&listed(ctx, words)?);
+    let list = summary::tags(&counted_rows(ctx, words)?);
     emit(ctx, &list, |out| Ok(summary::write_tags(out, &list)?))
 }
 
-/// The rows `heph ls` lists for `words`.
-fn listed(ctx: &Ctx, words: &[String]) -> Result<Vec<heph_engine::NodeSummary>> {
-    let filter = Filter::parse(words, &ctx.local)?;
+/// The rows `heph projects` and `heph tags` count for `words`: those `heph
+/// ls` lists, and waiting tasks too unless the words name a status, as
+/// Taskwarrior counts every task not yet done.
+fn counted_rows(ctx: &Ctx, words: &[String]) -> Result<Vec<heph_engine::NodeSummary>> {
+    let mut filter = Filter::parse(words, &ctx.local)?;
+    if filter.open_only {
+        let mut open = vec!["status:pending,waiting".to_string()];
+        if !words.is_empty() {
+            open.push("(".into());
+            open.extend_from_slice(words);
+            open.push(")".into());
+        }
+        filter = Filter::parse(&open, &ctx.local)?;
+    }
     Ok(ctx.open_read()?.list(&filter, ctx.now, None)?.into_iter().map(|(_, row)| row).collect())
 }
 

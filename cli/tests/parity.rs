@@ -87,7 +87,17 @@ fn unknown_attributes_are_refused_and_udas_are_attributes() {
     let shown = h.json(&["modify", "5b1c6f3e", "estimate:5"]);
     assert_eq!(shown["uda"]["estimate"], "5");
     assert!(h.fails(&["modify", "5b1c6f3e", "size:L"]).contains("estimate"), "known UDAs are listed");
+    // A UDA another task carries is an attribute on every task, as a
+    // configured UDA is in Taskwarrior; abbreviations name attributes too.
+    let new = h.json(&["add", "Estimate", "too", "estimate:2", "prio:H", "wai:tomorrow"]);
+    assert_eq!((&new["uda"]["estimate"], &new["priority"]), (&"2".into(), &"H".into()), "{new}");
+    assert!(new["wait"].is_string(), "{new}");
+    assert_eq!(h.json(&["modify", &id, "estimate:1"])["uda"]["estimate"], "1");
     assert!(h.json(&["modify", "5b1c6f3e", "estimate:"])["uda"].get("estimate").is_none());
+    // Once no live task carries it, it is unknown again.
+    h.ok(&["modify", &id, "estimate:"]);
+    h.ok(&["modify", new["short"].as_str().unwrap(), "estimate:"]);
+    assert!(h.fails(&["add", "Later", "estimate:4"]).contains("estimate is not an attribute"));
 }
 
 /// What recurrence does by itself (making the next instance, marking the
@@ -163,6 +173,9 @@ fn projects_and_tags_count_the_listed_tasks() {
     h.add(&["e"]);
     let done = h.add(&["f", "project:old", "+work"]);
     h.ok(&["done", &done]);
+    // Waiting tasks count, as in Taskwarrior; templates (not listed) do not.
+    h.add(&["g", "project:later", "wait:tomorrow", "+someday"]);
+    h.add(&["h", "project:series", "due:tomorrow", "recur:weekly"]);
 
     let projects = h.json(&["projects"]);
     let rows: Vec<(Value, u64, u64)> = projects
@@ -173,17 +186,27 @@ fn projects_and_tags_count_the_listed_tasks() {
         .collect();
     assert_eq!(
         rows,
-        [("home".into(), 1, 3), ("home.garden".into(), 2, 2), ("work".into(), 1, 1), (Value::Null, 1, 1)],
+        [
+            ("home".into(), 1, 3),
+            ("home.garden".into(), 2, 2),
+            ("later".into(), 1, 1),
+            ("series".into(), 1, 1),
+            ("work".into(), 1, 1),
+            (Value::Null, 1, 1)
+        ],
         "done tasks are not counted"
     );
     let text = h.ok(&["projects"]);
     assert!(text.lines().any(|l| l.starts_with("  garden")), "{text}");
-    assert!(text.contains("3 projects (5 tasks)"), "{text}");
+    assert!(text.contains("5 projects (7 tasks)"), "{text}");
 
     let work = h.json(&["projects", "+work"]);
     assert_eq!(work.as_array().unwrap().len(), 2, "{work}");
     let tags = h.json(&["tags"]);
-    assert_eq!(tags, serde_json::json!([{"tag": "mail", "count": 2}, {"tag": "work", "count": 2}]));
+    assert_eq!(
+        tags,
+        serde_json::json!([{"tag": "mail", "count": 2}, {"tag": "someday", "count": 1}, {"tag": "work", "count": 2}])
+    );
     let tags = h.json(&["tags", "project:home", "status:all"]);
     assert_eq!(tags, serde_json::json!([{"tag": "mail", "count": 1}, {"tag": "work", "count": 2}]));
 }

@@ -117,16 +117,17 @@ pub fn parse_mods_with<S: AsRef<str>>(words: &[S], now: &Clock, udas: &[String])
             title.push(word);
             continue;
         };
-        let edit = match key.to_ascii_lowercase().as_str() {
+        let lower = key.to_ascii_lowercase();
+        let edit = match attribute_named(&lower).unwrap_or(lower.as_str()) {
             "due" => Edit::Due(date("due", value, now)?),
             "wait" => Edit::Wait(date("wait", value, now)?),
-            "scheduled" | "sched" | "sch" => Edit::Scheduled(date("scheduled", value, now)?),
-            "priority" | "pri" => Edit::Priority(if value.is_empty() {
+            "scheduled" => Edit::Scheduled(date("scheduled", value, now)?),
+            "priority" => Edit::Priority(if value.is_empty() {
                 None
             } else {
                 Some(value.parse::<Priority>().map_err(ModError::BadValue)?)
             }),
-            "project" | "pro" | "proj" => Edit::Project((!value.is_empty()).then(|| value.to_string())),
+            "project" => Edit::Project((!value.is_empty()).then(|| value.to_string())),
             "status" => Edit::Status(value.parse::<Status>().map_err(ModError::BadValue)?),
             "recur" => Edit::Uda(
                 recur::RECUR.into(),
@@ -136,7 +137,7 @@ pub fn parse_mods_with<S: AsRef<str>>(words: &[S], now: &Clock, udas: &[String])
                 },
             ),
             "until" => Edit::Uda(recur::UNTIL.into(), date("until", value, now)?.map(recur::format_until)),
-            "depends" | "dep" => {
+            "depends" => {
                 for part in value.split(',').filter(|p| !p.is_empty()) {
                     match part.strip_prefix('-') {
                         Some(p) => mods.depends.push((false, p.to_string())),
@@ -161,6 +162,17 @@ pub fn parse_mods_with<S: AsRef<str>>(words: &[S], now: &Clock, udas: &[String])
         mods.title = Some(title.join(" "));
     }
     Ok(mods)
+}
+
+/// The attribute `key` (lower case) names: one of [`ATTRIBUTES`], or an
+/// unambiguous abbreviation of one of at least 3 letters (`pri`, `proj`,
+/// `sched`, `wai`, `stat`), as in filters.
+fn attribute_named(key: &str) -> Option<&'static str> {
+    let mut found = ATTRIBUTES.iter().filter(|a| **a == key || (key.len() >= 3 && a.starts_with(key)));
+    match (found.next(), found.next()) {
+        (Some(&one), None) => Some(one),
+        _ => None,
+    }
 }
 
 /// A tag is one word of letters, digits, `_`, `-` or `.`, not starting with a digit-only form.

@@ -407,8 +407,8 @@ impl Default for Filter {
 }
 
 /// Splits the words of a filter into tokens: words given with spaces in them
-/// (`'( +a or +b )'`) are split at whitespace, and parentheses are tokens of
-/// their own. A word that is one `name:value` pair stays whole, as in
+/// (`'( +a or +b )'`) are split at whitespace, and parentheses and a leading
+/// `!` are tokens of their own. A word that is one `name:value` pair stays whole, as in
 /// Taskwarrior, so its value may hold spaces (`'project:My Proj'`,
 /// `'description.is:Call mom'`).
 fn tokens<S: AsRef<str>>(words: &[S]) -> Vec<String> {
@@ -421,8 +421,9 @@ fn tokens<S: AsRef<str>>(words: &[S]) -> Vec<String> {
         }
         for part in whole.split_whitespace() {
             let mut rest = part;
-            while let Some(r) = rest.strip_prefix('(') {
-                out.push("(".to_string());
+            // `(` opens a group and `!` negates, written apart or not (`!+work`, `!(+a or +b)`).
+            while let Some(r) = rest.strip_prefix('(').or_else(|| rest.strip_prefix('!').filter(|r| !r.is_empty())) {
+                out.push(rest[..1].to_string());
                 rest = r;
             }
             let mut closing = 0;

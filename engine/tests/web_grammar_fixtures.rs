@@ -232,6 +232,10 @@ const LINES: &[(&str, &[&str])] = &[
             "a status:frob",
             "a status:",
             "a pro:home.garden proj:Work project:x:y",
+            // Abbreviations of at least 3 letters that name one attribute.
+            "a prio:H wai:tomorrow stat:done sche:today depe:abc proje:home",
+            "a pr:H",
+            "a st:done",
             "DUE:Fri PRI:h Project:Home Upper",
             // Dependencies.
             "a dep:abc,-def",
@@ -695,6 +699,8 @@ const FILTERS: &[(&str, Option<usize>)] = &[
     ("priority.not:H", None),
     ("priority.any:", None),
     ("pri.none:", None),
+    ("!+work", None),
+    ("!(+work or +home)", None),
     ("priority.above:L", None),
     ("priority.below:H", None),
     ("priority.by:M", None),

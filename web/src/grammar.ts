@@ -88,7 +88,8 @@ export function parseMods(words: readonly string[], now: Date, zone: Zone): Mods
       continue;
     }
     const value = word.slice(colon + 1);
-    switch (asciiLower(word.slice(0, colon))) {
+    const lower = asciiLower(word.slice(0, colon));
+    switch (attributeNamed(lower) ?? lower) {
       case "due":
         mods.edits.push({ edit: "due", value: date("due", value) });
         break;
@@ -96,27 +97,21 @@ export function parseMods(words: readonly string[], now: Date, zone: Zone): Mods
         mods.edits.push({ edit: "wait", value: date("wait", value) });
         break;
       case "scheduled":
-      case "sched":
-      case "sch":
         mods.edits.push({ edit: "scheduled", value: date("scheduled", value) });
         break;
       case "priority":
-      case "pri":
         mods.edits.push({
           edit: "priority",
           value: value === "" ? null : badValueAs(ModError, () => parsePriority(value)),
         });
         break;
       case "project":
-      case "pro":
-      case "proj":
         mods.edits.push({ edit: "project", value: value === "" ? null : value });
         break;
       case "status":
         mods.edits.push({ edit: "status", value: badValueAs(ModError, () => parseStatus(value)) });
         break;
       case "depends":
-      case "dep":
         for (const part of value.split(",").filter((p) => p !== "")) {
           mods.depends.push(part.startsWith("-") ? [false, part.slice(1)] : [true, part]);
         }
@@ -145,6 +140,16 @@ export function parseMods(words: readonly string[], now: Date, zone: Zone): Mods
 
 /** The attributes modification words set, by their full names (the engine's `ATTRIBUTES`). */
 export const ATTRIBUTES: readonly string[] = ["due", "wait", "scheduled", "priority", "project", "status", "depends", "recur", "until"];
+
+/**
+ * The attribute `key` (lower case) names: one of {@link ATTRIBUTES}, or an
+ * unambiguous abbreviation of one of at least 3 letters (`pri`, `proj`,
+ * `sched`, `wai`, `stat`), as in filters.
+ */
+function attributeNamed(key: string): string | null {
+  const found = ATTRIBUTES.filter((a) => a === key || (key.length >= 3 && a.startsWith(key)));
+  return found.length === 1 ? (found[0] ?? null) : null;
+}
 
 /**
  * Whether `key:value` is shaped like an attribute, so that an unknown key is

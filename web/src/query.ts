@@ -439,8 +439,9 @@ function tokens(words: readonly string[]): string[] {
     }
     for (const part of splitWhitespace(whole)) {
       let rest = part;
-      while (rest.startsWith("(")) {
-        out.push("(");
+      // `(` opens a group and `!` negates, written apart or not (`!+work`, `!(+a or +b)`).
+      while (rest.startsWith("(") || (rest.startsWith("!") && rest.length > 1)) {
+        out.push(rest.slice(0, 1));
         rest = rest.slice(1);
       }
       let closing = 0;

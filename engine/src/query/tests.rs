@@ -23,10 +23,11 @@ fn tag(t: &str) -> Expr {
 
 #[test]
 fn words_split_at_spaces_and_parentheses() {
-    let quoted = ["( +a or +b ) and x", "(+c)", "f(x)", "((+d))"];
+    let quoted = ["( +a or +b ) and x", "(+c)", "f(x)", "((+d))", "!+e", "!(+f)", "(!+g)", "!"];
     let got = tokens(&quoted);
-    let want = "( +a or +b ) and x ( +c ) f(x) ( ( +d ) )";
+    let want = "( +a or +b ) and x ( +c ) f(x) ( ( +d ) ) ! +e ! ( +f ) ( ! +g ) !";
     assert_eq!(got.join(" "), want);
+    assert_eq!(expr("!+work"), Expr::Not(Box::new(tag("work"))));
 }
 
 #[test]

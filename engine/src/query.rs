@@ -7,7 +7,7 @@
 //!   `due.before:eow`, `project.not:home`, `description.has:milk`,
 //!   `tags.none:`, `until.any:`, and on UDAs kept from a Taskwarrior import;
 //! - `and`, `or`, `xor`, `not` (or `!`) and parentheses, with Taskwarrior's
-//!   precedence (`not` binds tightest, then `and`, `xor`, `or`);
+//!   precedence (`not` binds tightest, then `and`, `or`, `xor`);
 //! - any other word must appear in the title (case-insensitive).
 //!
 //! Without a `status` or `kind` in the filter, the default report applies:
@@ -474,23 +474,25 @@ impl Parser<'_> {
         self.tokens.get(self.at).map(String::as_str)
     }
 
-    fn or(&mut self) -> Result<Expr, FilterError> {
-        let mut terms = vec![self.xor()?];
-        while self.peek().is_some_and(|t| t.eq_ignore_ascii_case("or")) {
-            self.at += 1;
-            terms.push(self.xor()?);
-        }
-        Ok(if terms.len() == 1 { terms.remove(0) } else { Expr::Or(terms) })
-    }
-
+    /// A whole expression. As in Taskwarrior 2.6, `and` binds tightest,
+    /// then `or`, then `xor`: `+a or +b xor +c` is `( +a or +b ) xor +c`.
     fn xor(&mut self) -> Result<Expr, FilterError> {
-        let mut left = self.and()?;
+        let mut left = self.or()?;
         while self.peek().is_some_and(|t| t.eq_ignore_ascii_case("xor")) {
             self.at += 1;
-            let right = self.and()?;
+            let right = self.or()?;
             left = Expr::Xor(Box::new(left), Box::new(right));
         }
         Ok(left)
+    }
+
+    fn or(&mut self) -> Result<Expr, FilterError> {
+        let mut terms = vec![self.and()?];
+        while self.peek().is_some_and(|t| t.eq_ignore_ascii_case("or")) {
+            self.at += 1;
+            terms.push(self.and()?);
+        }
+        Ok(if terms.len() == 1 { terms.remove(0) } else { Expr::Or(terms) })
     }
 
     fn and(&mut self) -> Result<Expr, FilterError> {
@@ -539,7 +541,7 @@ impl Parser<'_> {
         if token != "(" {
             return Ok(Expr::Not(Box::new(self.unary()?)));
         }
-        let inner = self.or()?;
+        let inner = self.xor()?;
         if self.peek() != Some(")") {
             return Err(FilterError::Syntax("a '(' in the filter is never closed".into()));
         }
@@ -832,7 +834,7 @@ impl Filter {
     /// Parses filter words on `clock` (which anchors relative dates and virtual tags like `+TODAY`).
     pub fn parse<S: AsRef<str>>(words: &[S], clock: &Clock) -> Result<Self, FilterError> {
         let mut parser = Parser { tokens: tokens(words), at: 0, depth: 0, clock, mentions: Mentions::default() };
-        let expr = if parser.tokens.is_empty() { Expr::True } else { parser.or()? };
+        let expr = if parser.tokens.is_empty() { Expr::True } else { parser.xor()? };
         if parser.at < parser.tokens.len() {
             return Err(FilterError::Syntax("a ')' in the filter closes nothing".into()));
         }

@@ -656,6 +656,8 @@ const FILTERS: &[(&str, Option<usize>)] = &[
     ("( +work or +home ) and due.before:eow", None),
     ("(+work or +home) -BLOCKED", None),
     ("+work xor pri:H", None),
+    ("+home or +work xor +urgent", None),
+    ("+home xor +work or +urgent", None),
     ("+home or +work pri:H", None),
     ("not +work", None),
     ("! ( +work or +home )", None),

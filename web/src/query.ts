@@ -11,7 +11,7 @@
 //   `due.before:eow`, `project.not:home`, `description.has:milk`,
 //   `tags.none:`, `until.any:`, and on UDAs kept from a Taskwarrior import;
 // - `and`, `or`, `xor`, `not` (or `!`) and parentheses, with Taskwarrior's
-//   precedence (`not` binds tightest, then `and`, `xor`, `or`);
+//   precedence (`not` binds tightest, then `and`, `or`, `xor`);
 // - any other word must appear in the title (case-insensitive).
 //
 // Without a `status` or `kind` in the filter, the default report applies:
@@ -507,23 +507,24 @@ class Parser {
     return this.tokens[this.at];
   }
 
-  or(): Expr {
-    const terms = [this.xor()];
-    while (isKeyword(this.peek(), "or")) {
-      this.at += 1;
-      terms.push(this.xor());
-    }
-    return terms.length === 1 ? terms[0]! : { type: "or", list: terms };
-  }
-
+  /** A whole expression. As in Taskwarrior 2.6, `and` binds tightest, then `or`, then `xor`. */
   xor(): Expr {
-    let left = this.and();
+    let left = this.or();
     while (isKeyword(this.peek(), "xor")) {
       this.at += 1;
-      const right = this.and();
+      const right = this.or();
       left = { type: "xor", a: left, b: right };
     }
     return left;
+  }
+
+  or(): Expr {
+    const terms = [this.and()];
+    while (isKeyword(this.peek(), "or")) {
+      this.at += 1;
+      terms.push(this.and());
+    }
+    return terms.length === 1 ? terms[0]! : { type: "or", list: terms };
   }
 
   and(): Expr {
@@ -561,7 +562,7 @@ class Parser {
   /** The rest of a `(`, `!` or `not`. */
   nested(token: string): Expr {
     if (token !== "(") return { type: "not", expr: this.unary() };
-    const inner = this.or();
+    const inner = this.xor();
     if (this.peek() !== ")") throw new FilterError("a '(' in the filter is never closed");
     this.at += 1;
     return inner;
@@ -868,7 +869,7 @@ export class Filter {
    */
   static parse(words: readonly string[], now: Date, zone: Zone): Filter {
     const parser = new Parser(tokens(words), now, zone);
-    const expr = parser.tokens.length === 0 ? TRUE : parser.or();
+    const expr = parser.tokens.length === 0 ? TRUE : parser.xor();
     if (parser.at < parser.tokens.length) throw new FilterError("a ')' in the filter closes nothing");
     const { status, kind, deleted } = parser.mentions;
     const f = new Filter();

@@ -45,10 +45,10 @@ fn parse_words(words: &[&str]) -> Expr {
 }
 
 #[test]
-fn precedence_is_not_and_xor_or() {
+fn precedence_is_not_and_or_xor() {
     assert_eq!(expr("+a or +b +c"), Expr::Or(vec![tag("a"), Expr::And(vec![tag("b"), tag("c")])]));
-    assert_eq!(expr("+a xor +b or +c"), Expr::Or(vec![Expr::Xor(Box::new(tag("a")), Box::new(tag("b"))), tag("c")]));
-    assert_eq!(expr("+a or +b xor +c"), Expr::Or(vec![tag("a"), Expr::Xor(Box::new(tag("b")), Box::new(tag("c")))]));
+    assert_eq!(expr("+a xor +b or +c"), Expr::Xor(Box::new(tag("a")), Box::new(Expr::Or(vec![tag("b"), tag("c")]))));
+    assert_eq!(expr("+a or +b xor +c"), Expr::Xor(Box::new(Expr::Or(vec![tag("a"), tag("b")])), Box::new(tag("c"))));
     assert_eq!(expr("( +a or +b ) and +c"), Expr::And(vec![Expr::Or(vec![tag("a"), tag("b")]), tag("c")]));
     assert_eq!(expr("not +a +b"), Expr::And(vec![Expr::Not(Box::new(tag("a"))), tag("b")]));
     assert_eq!(expr("-a"), Expr::Not(Box::new(tag("a"))));

@@ -161,14 +161,17 @@ pub fn parse_when(input: &str, clock: &Clock) -> Result<DateTime<Utc>, WhenError
         return Err(WhenError::Empty);
     }
     let input = text.to_string();
-    let local = match resolve(text, clock.local_now().naive_local()) {
+    let now = clock.local_now().naive_local();
+    let (local, exact) = match resolve(text, now) {
         Ok(Stamp::Exact(t)) => return Ok(t),
-        Ok(Stamp::Local(t)) => t,
+        Ok(Stamp::Local(t, exact)) => (t, exact),
         Err(Fail::NoMatch) => return Err(WhenError::Unrecognised { input }),
         Err(Fail::Invalid) => return Err(WhenError::InvalidDate { input }),
         Err(Fail::Overflow) => return Err(WhenError::OutOfRange { input }),
     };
-    clock.instant(local).ok_or(WhenError::OutOfRange { input })
+    // Now itself is the instant now, even in an hour a fall-back night repeats.
+    let base = if local == now { Some(clock.now) } else { clock.instant(local) };
+    base.and_then(|t| t.checked_add_signed(TimeDelta::try_seconds(exact)?)).ok_or(WhenError::OutOfRange { input })
 }
 
 /// Parse a calendar day (for journals): same vocabulary, returns the local calendar date.
@@ -204,10 +207,13 @@ pub fn display(t: DateTime<Utc>, clock: &Clock) -> String {
     local.format(if midnight { "%F" } else { "%F %R" }).to_string()
 }
 
-/// A parsed instant: either fully specified, or a wall-clock time in the user's offset.
+/// A parsed instant: either fully specified, or a wall-clock time in the
+/// user's zone and a number of seconds of real time after it (`now-2h` is
+/// two hours ago even across a daylight-saving change, while `today+1d` is
+/// tomorrow's midnight).
 enum Stamp {
     Exact(DateTime<Utc>),
-    Local(NaiveDateTime),
+    Local(NaiveDateTime, i64),
 }
 
 /// Why an input was not read, before the input is attached to make a [`WhenError`].
@@ -239,9 +245,9 @@ fn resolve(text: &str, now: NaiveDateTime) -> Result<Stamp, Fail> {
         NaiveDateTime::parse_from_str(&s, "%Y%m%dT%H%M%SZ").map(|t| Stamp::Exact(t.and_utc())),
     ];
     let local = ["%FT%T", "%FT%R", "%F %T", "%F %R", "%Y%m%dT%H%M%S"]
-        .map(|format| NaiveDateTime::parse_from_str(&s, format).map(Stamp::Local));
+        .map(|format| NaiveDateTime::parse_from_str(&s, format).map(|t| Stamp::Local(t, 0)));
     let dates = ["%F", "%Y%m%d"].map(|format| NaiveDate::parse_from_str(&s, format));
-    let midnight = dates.map(|r| r.map(|d| Stamp::Local(d.and_time(NaiveTime::MIN))));
+    let midnight = dates.map(|r| r.map(|d| Stamp::Local(d.and_time(NaiveTime::MIN), 0)));
     // Set when a stamp parser saw a date's shape but an impossible field (2026-02-30, 25:00).
     let mut impossible = false;
     let stamps = exact.into_iter().chain(local).chain(midnight);
@@ -254,17 +260,19 @@ fn resolve(text: &str, now: NaiveDateTime) -> Result<Stamp, Fail> {
     }
     match expression(&text.to_lowercase(), now) {
         Err(Fail::NoMatch) if impossible => Err(Fail::Invalid),
-        other => other.map(Stamp::Local),
+        other => other.map(|(t, exact)| Stamp::Local(t, exact)),
     }
 }
 
 /// `in 3 days`, or a base (a word, an unsigned duration, or nothing = now) followed by
 /// signed durations: `3d`, `-2d`, `today+1w`, `eom-1d+12h`. Whitespace is insignificant.
-fn expression(s: &str, now: NaiveDateTime) -> Result<NaiveDateTime, Fail> {
+/// Days, weeks, months and years move the wall clock; hours, minutes and seconds are
+/// real time, returned apart (seconds after the wall-clock time).
+fn expression(s: &str, now: NaiveDateTime) -> Result<(NaiveDateTime, i64), Fail> {
     let words: Vec<&str> = s.split_whitespace().collect();
     if let Some((&"in", rest)) = words.split_first() {
         let (n, unit) = duration(&rest.concat())?;
-        return shift(now, false, n, unit);
+        return shift((now, 0), false, n, unit);
     }
     let compact = words.concat();
     let mut terms = Vec::new();
@@ -276,14 +284,14 @@ fn expression(s: &str, now: NaiveDateTime) -> Result<NaiveDateTime, Fail> {
         }
     }
     terms.push(&compact[start..]);
-    let mut at = now;
+    let mut at = (now, 0);
     for (i, term) in terms.into_iter().enumerate() {
         let (negative, body) = match (term.strip_prefix('+'), term.strip_prefix('-')) {
             (Some(body), _) => (false, body),
             (_, Some(body)) => (true, body),
             _ if i == 0 => match named(term, now)? {
                 Some(base) => {
-                    at = base;
+                    at = (base, 0);
                     continue;
                 }
                 None => (false, term),
@@ -298,7 +306,10 @@ fn expression(s: &str, now: NaiveDateTime) -> Result<NaiveDateTime, Fail> {
 
 #[derive(Clone, Copy)]
 enum Unit {
-    Seconds(i64),
+    /// Seconds of real time.
+    Exact(i64),
+    /// Days on the wall clock.
+    Days(i64),
     Months(u32),
 }
 
@@ -307,11 +318,11 @@ fn duration(s: &str) -> Result<(u32, Unit), Fail> {
     let split = s.find(|c: char| !c.is_ascii_digit()).filter(|&i| i > 0);
     let (digits, word) = s.split_at(split.ok_or(Fail::NoMatch)?);
     let unit = match word {
-        "s" | "sec" | "secs" | "second" | "seconds" => Unit::Seconds(1),
-        "min" | "mins" | "minute" | "minutes" => Unit::Seconds(60),
-        "h" | "hr" | "hrs" | "hour" | "hours" => Unit::Seconds(3_600),
-        "d" | "day" | "days" => Unit::Seconds(86_400),
-        "w" | "wk" | "wks" | "week" | "weeks" => Unit::Seconds(7 * 86_400),
+        "s" | "sec" | "secs" | "second" | "seconds" => Unit::Exact(1),
+        "min" | "mins" | "minute" | "minutes" => Unit::Exact(60),
+        "h" | "hr" | "hrs" | "hour" | "hours" => Unit::Exact(3_600),
+        "d" | "day" | "days" => Unit::Days(1),
+        "w" | "wk" | "wks" | "week" | "weeks" => Unit::Days(7),
         "mo" | "mos" | "mth" | "mths" | "month" | "months" => Unit::Months(1),
         "y" | "yr" | "yrs" | "year" | "years" => Unit::Months(12),
         _ => return Err(Fail::NoMatch),
@@ -321,17 +332,31 @@ fn duration(s: &str) -> Result<(u32, Unit), Fail> {
     Ok((n, unit))
 }
 
-/// Moves `at` by `n` units; months and years are calendar months, clamped to the month's end.
-fn shift(at: NaiveDateTime, negative: bool, n: u32, unit: Unit) -> Result<NaiveDateTime, Fail> {
+/// Moves `at` (a wall-clock time and seconds of real time after it) by `n`
+/// units; months and years are calendar months, clamped to the month's end.
+fn shift(
+    (wall, exact): (NaiveDateTime, i64),
+    negative: bool,
+    n: u32,
+    unit: Unit,
+) -> Result<(NaiveDateTime, i64), Fail> {
+    let signed = |per: i64| fits(i64::from(n).checked_mul(per).map(|v| if negative { -v } else { v }));
     match unit {
         Unit::Months(per) => {
             let months = Months::new(fits(n.checked_mul(per))?);
-            fits(if negative { at.checked_sub_months(months) } else { at.checked_add_months(months) })
+            let wall = fits(if negative { wall.checked_sub_months(months) } else { wall.checked_add_months(months) })?;
+            Ok((wall, exact))
         }
-        Unit::Seconds(per) => {
-            let secs = fits(i64::from(n).checked_mul(per))?;
-            let delta = fits(TimeDelta::try_seconds(if negative { -secs } else { secs }))?;
-            fits(at.checked_add_signed(delta))
+        Unit::Days(per) => {
+            let delta = fits(TimeDelta::try_seconds(fits(signed(per)?.checked_mul(86_400))?))?;
+            Ok((fits(wall.checked_add_signed(delta))?, exact))
+        }
+        Unit::Exact(per) => {
+            let exact = fits(exact.checked_add(signed(per)?))?;
+            // Beyond chrono's range either way: refused here, as the days are.
+            fits(TimeDelta::try_seconds(exact))?;
+            fits(wall.checked_add_signed(TimeDelta::seconds(exact)))?;
+            Ok((wall, exact))
         }
     }
 }
@@ -570,6 +595,20 @@ mod tests {
             "2027-03-27T10:00:00+01:00",
             "tomorrow => 2027-03-27T23:00:00Z; tomorrow+1d => 2027-03-28T22:00:00Z; eow => 2027-03-28T21:59:59Z
             3d => 2027-03-30T08:00:00Z; mon => 2027-03-28T22:00:00Z; today => 2027-03-26T23:00:00Z",
+        );
+        // Hours, minutes and seconds are real time across the jump; days are calendar days.
+        check_zone(
+            "Europe/Berlin",
+            "2027-03-28T04:10:00+02:00",
+            "now-2h => 2027-03-28T00:10:00Z; now-90min => 2027-03-28T00:40:00Z; in 3 hours => 2027-03-28T05:10:00Z
+            now-1d => 2027-03-27T03:10:00Z; today+1d => 2027-03-28T22:00:00Z; today+3h => 2027-03-28T02:00:00Z
+            eod+1s => 2027-03-28T22:00:00Z; 2h => 2027-03-28T04:10:00Z",
+        );
+        // In the hour a fall-back night repeats, now is the instant now.
+        check_zone(
+            "Europe/Berlin",
+            "2026-10-25T02:30:00+01:00",
+            "now => 2026-10-25T01:30:00Z; now+1h => 2026-10-25T02:30:00Z; now-1h => 2026-10-25T00:30:00Z",
         );
         // The day of fall-back: today began at +02:00, tomorrow begins at +01:00.
         check_zone(

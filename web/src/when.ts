@@ -109,8 +109,11 @@ export function parseWhen(input: string, now: Date, zone: Zone): Date {
     throw e;
   }
   if ("exact" in stamp) return new Date(stamp.exact);
-  const utc = rules.instant(stamp.local);
-  if (!Number.isFinite(utc) || !inRange(utc)) throw new WhenError("out_of_range", text);
+  // Now itself is the instant now, even in an hour a fall-back night repeats.
+  const nowLocal = now.getTime() + rules.offsetAt(now.getTime()) * MS_PER_MINUTE;
+  const base = stamp.local === nowLocal ? now.getTime() : rules.instant(stamp.local);
+  const utc = base + (stamp.seconds ?? 0) * 1000;
+  if (!Number.isFinite(base) || !inRange(base) || !inRange(utc)) throw new WhenError("out_of_range", text);
   return new Date(utc);
 }
 
@@ -295,8 +298,12 @@ function weekday(day: number): number {
 // Reading: stamps first, then the word-and-duration vocabulary.
 // ---------------------------------------------------------------------------
 
-/** A parsed instant: exact (UTC ms), or a wall-clock time at the user's offset (local ms). */
-type Stamp = { exact: number } | { local: number };
+/**
+ * A parsed instant: exact (UTC ms), or a wall-clock time at the user's offset
+ * (local ms) and seconds of real time after it (`now-2h` is two hours ago
+ * even across a daylight-saving change, while `today+1d` is tomorrow's midnight).
+ */
+type Stamp = { exact: number } | { local: number; seconds?: number };
 
 /** Why an input was not read, before the input is attached to make a {@link WhenError}. */
 class Fail {
@@ -328,7 +335,8 @@ function resolve(text: string, nowLocal: number): Stamp {
     }
   }
   try {
-    return { local: expression(text.toLowerCase(), nowLocal) };
+    const [local, seconds] = expression(text.toLowerCase(), nowLocal);
+    return { local, seconds };
   } catch (e) {
     if (e === NO_MATCH && impossible) throw new Fail("invalid_date");
     throw e;
@@ -338,13 +346,15 @@ function resolve(text: string, nowLocal: number): Stamp {
 /**
  * `in 3 days`, or a base (a word, an unsigned duration, or nothing = now)
  * followed by signed durations: `3d`, `-2d`, `today+1w`, `eom-1d+12h`.
- * Whitespace is insignificant.
+ * Whitespace is insignificant. Days, weeks, months and years move the wall
+ * clock; hours, minutes and seconds are real time, returned apart (seconds
+ * after the wall-clock time).
  */
-function expression(s: string, now: number): number {
+function expression(s: string, now: number): [number, number] {
   const words = splitWhitespace(s);
   if (words[0] === "in") {
     const [n, unit] = duration(words.slice(1).join(""));
-    return shift(now, false, n, unit);
+    return shift([now, 0], false, n, unit);
   }
   const compact = words.join("");
   const terms: string[] = [];
@@ -357,7 +367,7 @@ function expression(s: string, now: number): number {
     }
   }
   terms.push(compact.slice(start));
-  let at = now;
+  let at: [number, number] = [now, 0];
   for (const [i, term] of terms.entries()) {
     let negative: boolean;
     let body: string;
@@ -367,7 +377,7 @@ function expression(s: string, now: number): number {
     } else if (i === 0) {
       const base = named(term, now);
       if (base !== null) {
-        at = base;
+        at = [base, 0];
         continue;
       }
       negative = false;
@@ -381,14 +391,15 @@ function expression(s: string, now: number): number {
   return at;
 }
 
-type Unit = { seconds: number } | { months: number };
+/** Seconds of real time, days on the wall clock, or calendar months. */
+type Unit = { exact: number } | { days: number } | { months: number };
 
 const UNITS: ReadonlyMap<string, Unit> = new Map<string, Unit>([
-  ...["s", "sec", "secs", "second", "seconds"].map((w): [string, Unit] => [w, { seconds: 1 }]),
-  ...["min", "mins", "minute", "minutes"].map((w): [string, Unit] => [w, { seconds: 60 }]),
-  ...["h", "hr", "hrs", "hour", "hours"].map((w): [string, Unit] => [w, { seconds: 3_600 }]),
-  ...["d", "day", "days"].map((w): [string, Unit] => [w, { seconds: 86_400 }]),
-  ...["w", "wk", "wks", "week", "weeks"].map((w): [string, Unit] => [w, { seconds: 7 * 86_400 }]),
+  ...["s", "sec", "secs", "second", "seconds"].map((w): [string, Unit] => [w, { exact: 1 }]),
+  ...["min", "mins", "minute", "minutes"].map((w): [string, Unit] => [w, { exact: 60 }]),
+  ...["h", "hr", "hrs", "hour", "hours"].map((w): [string, Unit] => [w, { exact: 3_600 }]),
+  ...["d", "day", "days"].map((w): [string, Unit] => [w, { days: 1 }]),
+  ...["w", "wk", "wks", "week", "weeks"].map((w): [string, Unit] => [w, { days: 7 }]),
   ...["mo", "mos", "mth", "mths", "month", "months"].map((w): [string, Unit] => [w, { months: 1 }]),
   ...["y", "yr", "yrs", "year", "years"].map((w): [string, Unit] => [w, { months: 12 }]),
 ]);
@@ -410,22 +421,31 @@ function duration(s: string): [number, Unit] {
 /** No shift of more seconds than chrono's whole range can land in it. */
 const MAX_SPAN_SECONDS = (MAX_MS - MIN_MS) / 1000;
 
-/** Moves `at` by `n` units; months and years are calendar months, clamped to the month's end. */
-function shift(at: number, negative: boolean, n: number, unit: Unit): number {
+/**
+ * Moves `at` (a wall-clock time and seconds of real time after it) by `n`
+ * units; months and years are calendar months, clamped to the month's end.
+ */
+function shift([wall, exact]: [number, number], negative: boolean, n: number, unit: Unit): [number, number] {
   if ("months" in unit) {
     const months = n * unit.months;
     // The engine's u32 month count overflows past U32_MAX, and chrono refuses more than i32::MAX.
     if (months > 2 ** 31 - 1) throw OVERFLOW;
-    const day = Math.floor(at / MS_PER_DAY);
+    const day = Math.floor(wall / MS_PER_DAY);
     const moved = fits(addMonths(day, negative ? -months : months));
-    return moved * MS_PER_DAY + (at - day * MS_PER_DAY);
+    return [moved * MS_PER_DAY + (wall - day * MS_PER_DAY), exact];
   }
-  const secs = n * unit.seconds;
+  const secs = n * ("days" in unit ? unit.days * 86_400 : unit.exact);
   // Checked first so that the millisecond arithmetic below stays exact.
   if (secs > MAX_SPAN_SECONDS) throw OVERFLOW;
-  const moved = at + (negative ? -secs : secs) * 1000;
-  if (!inRange(moved)) throw OVERFLOW;
-  return moved;
+  const signed = negative ? -secs : secs;
+  if ("days" in unit) {
+    const moved = wall + signed * 1000;
+    if (!inRange(moved)) throw OVERFLOW;
+    return [moved, exact];
+  }
+  const total = exact + signed;
+  if (Math.abs(total) > MAX_SPAN_SECONDS || !inRange(wall + total * 1000)) throw OVERFLOW;
+  return [wall, total];
 }
 
 const END_OF_DAY = (23 * 3600 + 59 * 60 + 59) * 1000;

@@ -32,6 +32,18 @@ test("Berlin: a summer date typed in winter is midnight at +02:00; skipped and r
     assert.equal(at("tomorrow", saturday), utc("2027-03-27T23:00:00Z"));
     assert.equal(at("tomorrow+1d", saturday), utc("2027-03-28T22:00:00Z"));
     assert.equal(display(new Date("2027-06-30T22:00:00Z"), browserZone), "2027-07-01");
+    // Hours are real time across the jump; days are calendar days (engine `when` tests).
+    const sunday = new Date("2027-03-28T02:10:00Z");
+    assert.equal(at("now-2h", sunday), utc("2027-03-28T00:10:00Z"));
+    assert.equal(at("in 3 hours", sunday), utc("2027-03-28T05:10:00Z"));
+    assert.equal(at("now-1d", sunday), utc("2027-03-27T03:10:00Z"));
+    assert.equal(at("today+3h", sunday), utc("2027-03-28T02:00:00Z"));
+    assert.equal(at("eod+1s", sunday), utc("2027-03-28T22:00:00Z"));
+    // In the hour a fall-back night repeats, now is the instant now.
+    const repeated = new Date("2026-10-25T01:30:00Z");
+    assert.equal(at("now", repeated), utc("2026-10-25T01:30:00Z"));
+    assert.equal(at("now+1h", repeated), utc("2026-10-25T02:30:00Z"));
+    assert.equal(at("now-1h", repeated), utc("2026-10-25T00:30:00Z"));
   });
 });
 

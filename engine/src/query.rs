@@ -1001,7 +1001,23 @@ fn lower(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn whole_word(haystack: &str, word: &str) -> bool {
-    haystack.split(|c: char| !c.is_alphanumeric() && c != '_').any(|w| w == word)
+    // As Taskwarrior's `\bword\b`: `work.reports` is a word of `work.reports.q1`.
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    if word.is_empty() {
+        return false;
+    }
+    // Every occurrence, overlapping ones too (`a.a` in `a.a.a`).
+    let mut from = 0;
+    while let Some(found) = haystack.get(from..).and_then(|rest| rest.find(word)) {
+        let at = from + found;
+        let bounded = !haystack[..at].chars().next_back().is_some_and(is_word)
+            && !haystack[at + word.len()..].chars().next().is_some_and(is_word);
+        if bounded {
+            return true;
+        }
+        from = at + haystack[at..].chars().next().map_or(1, char::len_utf8);
+    }
+    false
 }
 
 impl Eval<'_> {

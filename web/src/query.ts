@@ -1018,7 +1018,15 @@ function containsCi(haystack: string, needleLower: string): boolean {
 const NOT_WORD_CHAR = /[^\p{Alphabetic}\p{Nd}\p{Nl}\p{No}_]/u;
 
 function wholeWord(haystack: string, word: string): boolean {
-  return haystack.split(NOT_WORD_CHAR).some((w) => w === word);
+  // As Taskwarrior's `\bword\b`: `work.reports` is a word of `work.reports.q1`.
+  if (word === "") return false;
+  const isWord = (c: string | undefined): boolean => c !== undefined && !NOT_WORD_CHAR.test(c);
+  for (let at = haystack.indexOf(word); at >= 0; at = haystack.indexOf(word, at + 1)) {
+    const before = Array.from(haystack.slice(Math.max(0, at - 2), at)).pop();
+    const after = String.fromCodePoint(haystack.codePointAt(at + word.length) ?? 0x20);
+    if (!isWord(before) && !isWord(after)) return true;
+  }
+  return false;
 }
 
 /** Rust's `str` order (UTF-8 bytes, that is code points), which UTF-16 `<` differs from above U+FFFF. */

@@ -65,8 +65,10 @@ due.before:eow and -BLOCKED'. Other words must appear in the title. status:pendi
 tasks; without status: or kind: the default report lists open tasks. An unknown attribute or \
 modifier is an error.
 
-Dates: 2026-12-24, 2026-12-24T09:00, today, tomorrow, friday, eow, eom, 3d, 2w, now+4h, 15th; \
-read in your time zone (TZ is honoured) with the offset in force on that date.";
+Dates: 2026-12-24, 2026-12-24T09:00, 10:30, today, tomorrow, friday, 15th, 3d, 2w, now+4h, and \
+Taskwarrior's period bounds: so/eo, then p (previous) or n (next) or nothing, then d, w, ww (Monday \
+to Friday), m, q or y (eow, eom, sonw, eoq, sopy); read in your time zone (TZ is honoured) with the \
+offset in force on that date. Days and longer move the calendar; hours and less are real time.";
 
 /// heph: tasks, notes and a journal, local-first.
 #[derive(Parser, Debug)]

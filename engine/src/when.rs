@@ -361,32 +361,91 @@ fn shift(
     }
 }
 
-/// Named dates, weekdays, month names and ordinal days; `Ok(None)` when `word` is none of them.
+/// Named dates, period bounds, a time of day, weekdays, month names and
+/// ordinal days; `Ok(None)` when `word` is none of them.
 fn named(word: &str, now: NaiveDateTime) -> Result<Option<NaiveDateTime>, Fail> {
     let today = now.date();
-    let first_of_month = fits(today.with_day(1))?;
-    let week = today.week(Weekday::Mon);
-    let next_month = first_of_month.checked_add_months(Months::new(1));
     let (day, end) = match word {
         "now" => return Ok(Some(now)),
-        "today" | "sod" => (Some(today), false),
-        "eod" => (Some(today), true),
+        "today" => (Some(today), false),
         "tomorrow" => (today.succ_opt(), false),
         "yesterday" => (today.pred_opt(), false),
-        "sow" => (week.checked_first_day(), false),
-        "eow" => (week.checked_last_day(), true),
-        "som" => (Some(first_of_month), false),
-        "eom" => (next_month.and_then(|d| d.pred_opt()), true),
-        "soy" => (NaiveDate::from_ymd_opt(today.year(), 1, 1), false),
-        "eoy" => (NaiveDate::from_ymd_opt(today.year(), 12, 31), true),
         "later" | "someday" => (NaiveDate::from_ymd_opt(9999, 12, 30), false),
-        _ => match calendar_word(word, today) {
-            Some(day) => (Some(fits(day)?), false),
-            None => return Ok(None),
-        },
+        _ => {
+            if let Some(bound) = period_bound(word, today) {
+                bound
+            } else if let Some(time) = time_of_day(word) {
+                // The next such time: today's if it is still ahead, else tomorrow's.
+                let at = today.and_time(time);
+                return Ok(Some(if at > now { at } else { fits(today.succ_opt())?.and_time(time) }));
+            } else {
+                match calendar_word(word, today) {
+                    Some(day) => (Some(fits(day)?), false),
+                    None => return Ok(None),
+                }
+            }
+        }
     };
     let time = if end { END_OF_DAY } else { NaiveTime::MIN };
     Ok(Some(fits(day)?.and_time(time)))
+}
+
+/// Taskwarrior's period bounds: `so` (start) or `eo` (end), then `p` (the
+/// previous), `n` (the next) or nothing (this one), then `d` (day), `w`
+/// (week), `ww` (work week, Monday to Friday), `m`, `q` (quarter) or `y`:
+/// `sonw` is next Monday, `eoq` the last day of this quarter. The day (None
+/// past the calendar's end) and whether it is the end; `None` when `word` is
+/// no such bound.
+fn period_bound(word: &str, today: NaiveDate) -> Option<(Option<NaiveDate>, bool)> {
+    const UNITS: [&str; 6] = ["d", "w", "ww", "m", "q", "y"];
+    let (end, rest) = match (word.strip_prefix("so"), word.strip_prefix("eo")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => return None,
+    };
+    let (step, unit) = match rest.split_at_checked(1) {
+        Some(("p", unit)) if UNITS.contains(&unit) => (-1, unit),
+        Some(("n", unit)) if UNITS.contains(&unit) => (1, unit),
+        _ if UNITS.contains(&rest) => (0, rest),
+        _ => return None,
+    };
+    let months = |first: Option<NaiveDate>, n: u32| {
+        let first = first?;
+        let shift = |d: NaiveDate, by: i32| match by {
+            by if by < 0 => d.checked_sub_months(Months::new(by.unsigned_abs())),
+            by => d.checked_add_months(Months::new(by.unsigned_abs())),
+        };
+        let start = shift(first, step * i32::try_from(n).ok()?)?;
+        let last = start.checked_add_months(Months::new(n))?.pred_opt();
+        Some((start, last?))
+    };
+    let bounds = match unit {
+        "d" => today.checked_add_signed(TimeDelta::days(step.into())).map(|d| (d, d)),
+        "w" | "ww" => {
+            let monday = today.week(Weekday::Mon).checked_first_day();
+            let start = monday.and_then(|m| m.checked_add_signed(TimeDelta::days(7 * i64::from(step))));
+            let length = if unit == "ww" { 4 } else { 6 };
+            start.and_then(|s| Some((s, s.checked_add_days(Days::new(length))?)))
+        }
+        "m" => months(today.with_day(1), 1),
+        "q" => months(NaiveDate::from_ymd_opt(today.year(), (today.month0() / 3) * 3 + 1, 1), 3),
+        _ => months(NaiveDate::from_ymd_opt(today.year(), 1, 1), 12),
+    };
+    Some((bounds.map(|(start, last)| if end { last } else { start }), end))
+}
+
+/// `10:30`, `9:05` or `10:30:15`: a time of day (hours of one or two
+/// digits, minutes and seconds of two).
+fn time_of_day(word: &str) -> Option<NaiveTime> {
+    let parts: Vec<&str> = word.split(':').collect();
+    let digits = |p: &str, lengths: &[usize]| lengths.contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
+    let shaped =
+        matches!(parts.len(), 2 | 3) && digits(parts[0], &[1, 2]) && parts[1..].iter().all(|p| digits(p, &[2]));
+    if !shaped {
+        return None;
+    }
+    let number = |i: usize| parts.get(i).map_or(Some(0), |p| p.parse::<u32>().ok());
+    NaiveTime::from_hms_opt(number(0)?, number(1)?, number(2)?)
 }
 
 /// Weekday names, month names (both abbreviable to 3+ letters) and ordinals like `15th`:
@@ -616,6 +675,33 @@ mod tests {
             "2026-10-25T12:00:00+01:00",
             "today => 2026-10-24T22:00:00Z; tomorrow => 2026-10-25T23:00:00Z; eod => 2026-10-25T22:59:59Z",
         );
+    }
+
+    #[test]
+    fn period_bounds_and_times_of_day_as_taskwarrior_reads_them() {
+        // What `task calc WORD` gives at this instant (a Friday), rc.weekstart=monday.
+        check_zone(
+            "Europe/Berlin",
+            "2026-11-27T15:20:00+01:00",
+            "sod => 2026-11-26T23:00:00Z; eod => 2026-11-27T22:59:59Z; sow => 2026-11-22T23:00:00Z
+            eow => 2026-11-29T22:59:59Z; soww => 2026-11-22T23:00:00Z; eoww => 2026-11-27T22:59:59Z
+            sopw => 2026-11-15T23:00:00Z; eopw => 2026-11-22T22:59:59Z; sonw => 2026-11-29T23:00:00Z
+            eonw => 2026-12-06T22:59:59Z; som => 2026-10-31T23:00:00Z; eom => 2026-11-30T22:59:59Z
+            sopm => 2026-09-30T22:00:00Z; eopm => 2026-10-31T22:59:59Z; sonm => 2026-11-30T23:00:00Z
+            eonm => 2026-12-31T22:59:59Z; soq => 2026-09-30T22:00:00Z; eoq => 2026-12-31T22:59:59Z
+            sopq => 2026-06-30T22:00:00Z; eopq => 2026-09-30T21:59:59Z; sonq => 2026-12-31T23:00:00Z
+            eonq => 2027-03-31T21:59:59Z; soy => 2025-12-31T23:00:00Z; eoy => 2026-12-31T22:59:59Z
+            sopy => 2024-12-31T23:00:00Z; eopy => 2025-12-31T22:59:59Z; sony => 2026-12-31T23:00:00Z
+            eony => 2027-12-31T22:59:59Z; sopd => 2026-11-25T23:00:00Z; eopd => 2026-11-26T22:59:59Z
+            sond => 2026-11-27T23:00:00Z; eond => 2026-11-28T22:59:59Z; sopww => 2026-11-15T23:00:00Z
+            eopww => 2026-11-20T22:59:59Z; sonww => 2026-11-29T23:00:00Z; eonww => 2026-12-04T22:59:59Z
+            10:30 => 2026-11-28T09:30:00Z; 16:00 => 2026-11-27T15:00:00Z; 9:05:30 => 2026-11-28T08:05:30Z
+            eoq+1d => 2027-01-01T22:59:59Z; sonw+9h => 2026-11-30T08:00:00Z",
+        );
+        let clock = Clock::in_zone(at("2026-11-27T15:20:00+01:00").to_utc(), "Europe/Berlin").unwrap();
+        for word in ["socw", "sox", "eonx", "so", "sopp", "25:00", "10:60", "123:00"] {
+            assert!(parse_when(word, &clock).is_err(), "{word}");
+        }
     }
 
     #[test]

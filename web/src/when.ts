@@ -465,23 +465,19 @@ const MONTHS = [
   "december",
 ];
 
-/** Named dates, weekdays, month names and ordinal days (local ms); null when `word` is none of them. */
+/**
+ * Named dates, period bounds, a time of day, weekdays, month names and
+ * ordinal days (local ms); null when `word` is none of them.
+ */
 function named(word: string, now: number): number | null {
   const today = Math.floor(now / MS_PER_DAY);
-  const { year } = civilFromDays(today);
-  const firstOfMonth = today - civilFromDays(today).date + 1;
-  const sinceMonday = weekday(today);
   let day: number | null;
   let end = false;
   switch (word) {
     case "now":
       return now;
     case "today":
-    case "sod":
       day = today;
-      break;
-    case "eod":
-      [day, end] = [today, true];
       break;
     case "tomorrow":
       day = addDays(today, 1);
@@ -489,37 +485,82 @@ function named(word: string, now: number): number | null {
     case "yesterday":
       day = addDays(today, -1);
       break;
-    case "sow":
-      day = addDays(today, -sinceMonday);
-      break;
-    case "eow":
-      [day, end] = [addDays(today, 6 - sinceMonday), true];
-      break;
-    case "som":
-      day = firstOfMonth;
-      break;
-    case "eom": {
-      const nextMonth = addMonths(firstOfMonth, 1);
-      [day, end] = [nextMonth === null ? null : addDays(nextMonth, -1), true];
-      break;
-    }
-    case "soy":
-      day = fromYmd(year, 1, 1);
-      break;
-    case "eoy":
-      [day, end] = [fromYmd(year, 12, 31), true];
-      break;
     case "later":
     case "someday":
       day = fromYmd(9999, 12, 30);
       break;
     default: {
-      const found = calendarWord(word, today);
-      if (found === undefined) return null;
-      day = found;
+      const bound = periodBound(word, today);
+      const time = timeOfDay(word);
+      if (bound !== undefined) {
+        [day, end] = bound;
+      } else if (time !== null) {
+        // The next such time: today's if it is still ahead, else tomorrow's.
+        const at = today * MS_PER_DAY + time;
+        return at > now ? at : fits(addDays(today, 1)) * MS_PER_DAY + time;
+      } else {
+        const found = calendarWord(word, today);
+        if (found === undefined) return null;
+        day = found;
+      }
     }
   }
   return fits(day) * MS_PER_DAY + (end ? END_OF_DAY : 0);
+}
+
+const PERIODS = ["d", "w", "ww", "m", "q", "y"];
+
+/**
+ * Taskwarrior's period bounds (engine `period_bound`): `so` (start) or `eo`
+ * (end), then `p` (the previous), `n` (the next) or nothing (this one), then
+ * `d`, `w`, `ww` (Monday to Friday), `m`, `q` or `y`. The day (null past the
+ * calendar's end) and whether it is the end; `undefined` when `word` is no
+ * such bound.
+ */
+function periodBound(word: string, today: number): [number | null, boolean] | undefined {
+  if (!word.startsWith("so") && !word.startsWith("eo")) return undefined;
+  const end = word.startsWith("eo");
+  const rest = word.slice(2);
+  let step = 0;
+  let unit = rest;
+  if ((rest.startsWith("p") || rest.startsWith("n")) && PERIODS.includes(rest.slice(1))) {
+    step = rest.startsWith("p") ? -1 : 1;
+    unit = rest.slice(1);
+  } else if (!PERIODS.includes(rest)) {
+    return undefined;
+  }
+  const { year, month } = civilFromDays(today);
+  const months = (first: number | null, n: number): [number, number] | null => {
+    const start = first === null ? null : addMonths(first, step * n);
+    const next = start === null ? null : addMonths(start, n);
+    const last = next === null ? null : addDays(next, -1);
+    return start === null || last === null ? null : [start, last];
+  };
+  let bounds: [number, number] | null;
+  if (unit === "d") {
+    const d = addDays(today, step);
+    bounds = d === null ? null : [d, d];
+  } else if (unit === "w" || unit === "ww") {
+    const start = addDays(today, -weekday(today) + 7 * step);
+    const last = start === null ? null : addDays(start, unit === "ww" ? 4 : 6);
+    bounds = start === null || last === null ? null : [start, last];
+  } else if (unit === "m") {
+    bounds = months(fromYmd(year, month, 1), 1);
+  } else if (unit === "q") {
+    bounds = months(fromYmd(year, Math.floor((month - 1) / 3) * 3 + 1, 1), 3);
+  } else {
+    bounds = months(fromYmd(year, 1, 1), 12);
+  }
+  return [bounds === null ? null : end ? bounds[1] : bounds[0], end];
+}
+
+/** `10:30`, `9:05` or `10:30:15`: milliseconds into the day (engine `time_of_day`); null when not one. */
+function timeOfDay(word: string): number | null {
+  const m = /^([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?$/.exec(word);
+  if (!m) return null;
+  const [h, min, sec] = [Number(m[1]), Number(m[2]), Number(m[3] ?? "0")];
+  if (h > 23 || min > 59 || sec > 59) return null;
+  return ((h * 60 + min) * 60 + sec) * 1000;
 }
 
 /**

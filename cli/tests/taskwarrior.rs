@@ -46,6 +46,26 @@ fn imports_a_real_taskwarrior_export() {
     assert_eq!(again["unchanged"], 8, "{again}");
 }
 
+/// As with `task import`, a hand-written task without a uuid is a new task;
+/// a uuid that is not one is refused, naming the record.
+#[test]
+fn imports_tasks_written_by_hand_without_uuids() {
+    let h = Heph::new();
+    let file = h.path("hand.json");
+    write(
+        &file,
+        r#"[{"description":"Call the bank","project":"admin","due":"20261201T090000Z"},{"description":"Buy stamps"}]"#,
+    );
+    assert_eq!(h.json(&["import", file.to_str().unwrap()])["added"], 2);
+    let bank = h.json(&["ls", "project:admin"]);
+    assert_eq!(bank[0]["title"], "Call the bank");
+    assert_eq!(bank[0]["due"], "2026-12-01T09:00:00Z");
+    write(&file, r#"[{"description":"Broken","uuid":"not-a-uuid"}]"#);
+    let e = h.fails(&["import", file.to_str().unwrap()]);
+    assert!(e.contains("uuid is not a UUID"), "{e}");
+    assert_eq!(h.json(&["ls"]).as_array().unwrap().len(), 2, "nothing else was added");
+}
+
 #[test]
 fn round_trips_through_the_real_taskwarrior() {
     if !available() {

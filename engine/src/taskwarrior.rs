@@ -76,10 +76,11 @@ fn format_date(t: DateTime<Utc>) -> String {
     t.format(TW_DATE).to_string()
 }
 
-/// Whether a JSON object looks like a Taskwarrior task.
+/// Whether a JSON object looks like a Taskwarrior task: a description, and
+/// not a heph node's title (a hand-written task may leave out its uuid).
 #[must_use]
 pub fn looks_like_task(v: &Value) -> bool {
-    v.get("uuid").is_some() && v.get("description").is_some()
+    v.get("description").is_some() && v.get("title").is_none()
 }
 
 /// One Taskwarrior task → a node. `index` is for error messages.
@@ -87,7 +88,11 @@ pub fn from_task(v: &Value, index: usize) -> Result<Node, TwError> {
     let uuid = v.get("uuid").and_then(Value::as_str).unwrap_or_default().to_string();
     let err = |reason: &str| TwError { index, uuid: uuid.clone(), reason: reason.to_string() };
     let obj = v.as_object().ok_or_else(|| err("not a JSON object"))?;
-    let id = NodeId::parse(&uuid).ok_or_else(|| err("uuid is not a UUID"))?;
+    // As `task import`: a task without a uuid is a new task.
+    let id = match obj.get("uuid") {
+        None | Some(Value::Null) => NodeId::random(),
+        Some(_) => NodeId::parse(&uuid).ok_or_else(|| err("uuid is not a UUID"))?,
+    };
     let title = obj.get("description").and_then(Value::as_str).ok_or_else(|| err("no description"))?.to_string();
     let created = obj.get("entry").and_then(parse_date).unwrap_or(DateTime::UNIX_EPOCH);
     let mut node = Node::new(id, NodeKind::Task, title, created);

@@ -580,7 +580,7 @@ fn unchanged_by(s: &heph_engine::node::NodeSummary, to: Status) -> Option<String
     match (s.status.unwrap_or(Status::Pending), to) {
         _ if s.deleted => Some(format!("is deleted; `heph undelete {id}` brings it back")),
         // As Taskwarrior: a template is neither pending nor waiting.
-        _ if template => Some(format!(
+        _ if template && to != Status::Pending => Some(format!(
             "is a recurring template, not one of its tasks; `heph ls +INSTANCE` lists those, \
              and `heph delete {id}` ends the series"
         )),

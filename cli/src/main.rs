@@ -33,8 +33,9 @@ on every device. show and history take any unique prefix; commands that change s
 need at least 4 characters.
 
 Modifications (add, modify): due:DATE wait:DATE scheduled:DATE pri:H|M|L project:NAME \
-depends:ID[,ID] recur:PERIOD until:DATE +tag -tag, and NAME:VALUE for a UDA the task carries; an \
-empty value (due:) clears it; any other KEY:VALUE word is an error; words after -- are title text.
+depends:ID[,ID] recur:PERIOD until:DATE +tag -tag, and NAME:VALUE for a UDA this or another task \
+carries; an empty value (due:) clears it; an unambiguous abbreviation of 3+ letters names its \
+attribute (prio:H); any other KEY:VALUE word is an error; words after -- are title text.
 
 Recurring tasks, as in Taskwarrior:
 
@@ -52,7 +53,7 @@ Flags go anywhere on the line (heph ls +work --json -n 5); words that only look 
 (-errand, -5) stay words, and after a lone -- every word is a word.
 
 Undo: heph undo reverts this device's last change (shown first, asked); again goes further back.
-Summaries: heph projects and heph tags count pending tasks, with the filter words of ls.
+Summaries: heph projects and heph tags count pending and waiting tasks, with the filter words of ls.
 
 Filters (ls, tui, projects, tags) are Taskwarrior's: +tag -tag, ATTR:VALUE and ATTR.MODIFIER:VALUE \
 on every attribute (description project priority status kind tags due wait scheduled until entry \
@@ -252,13 +253,13 @@ pub enum Command {
     /// as they are). Each undo walks one change further back; an undo is never itself undone.
     /// Only changes made on this device count. Needs --yes without a terminal.
     Undo,
-    /// Pending tasks per project, sub-projects under their parents: heph projects +work
+    /// Pending and waiting tasks per project, sub-projects under their parents: heph projects +work
     Projects {
         /// Filter words, as for `heph ls`.
         #[arg(value_name = "FILTER")]
         filter: Vec<String>,
     },
-    /// Pending tasks per tag: heph tags project:home
+    /// Pending and waiting tasks per tag: heph tags project:home
     Tags {
         /// Filter words, as for `heph ls`.
         #[arg(value_name = "FILTER")]

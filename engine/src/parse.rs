@@ -118,7 +118,11 @@ pub fn parse_mods_with<S: AsRef<str>>(words: &[S], now: &Clock, udas: &[String])
             continue;
         };
         let lower = key.to_ascii_lowercase();
-        let edit = match attribute_named(&lower).unwrap_or(lower.as_str()) {
+        // An abbreviation with no value stays text (`Prio:` in a title), as `re:` does;
+        // the full names and the short forms heph always took clear with one (`pri:`).
+        let named =
+            attribute_named(&lower).filter(|a| !value.is_empty() || *a == lower || CLEARING.contains(&lower.as_str()));
+        let edit = match named.unwrap_or(lower.as_str()) {
             "due" => Edit::Due(date("due", value, now)?),
             "wait" => Edit::Wait(date("wait", value, now)?),
             "scheduled" => Edit::Scheduled(date("scheduled", value, now)?),
@@ -163,6 +167,9 @@ pub fn parse_mods_with<S: AsRef<str>>(words: &[S], now: &Clock, udas: &[String])
     }
     Ok(mods)
 }
+
+/// Short forms that clear their attribute with an empty value (`pri:`).
+const CLEARING: &[&str] = &["pri", "pro", "proj", "sch", "sched", "dep"];
 
 /// The attribute `key` (lower case) names: one of [`ATTRIBUTES`], or an
 /// unambiguous abbreviation of one of at least 3 letters (`pri`, `proj`,

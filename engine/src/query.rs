@@ -774,7 +774,9 @@ fn kind_of(attr: &Attr) -> Kind {
 fn compare(attr: Attr, op: Op, value: &str, key: &str, clock: &Clock) -> Result<Expr, FilterError> {
     let value = if matches!(op, Op::None | Op::Any) || value.is_empty() {
         // `priority.above:` is every task with a priority, as in Taskwarrior.
-        if !matches!(op, Op::None | Op::Any | Op::Partial | Op::Is | Op::Not | Op::Isnt) && attr != Attr::Priority {
+        let ordering = matches!(op, Op::Before | Op::After | Op::By);
+        let takes_empty = matches!(op, Op::None | Op::Any | Op::Partial | Op::Is | Op::Not | Op::Isnt);
+        if !(takes_empty || attr == Attr::Priority && ordering) {
             return Err(FilterError::BadValue(format!("{key:?} needs a value")));
         }
         Value::Empty

@@ -234,6 +234,7 @@ const LINES: &[(&str, &[&str])] = &[
             "a pro:home.garden proj:Work project:x:y",
             // Abbreviations of at least 3 letters that name one attribute.
             "a prio:H wai:tomorrow stat:done sche:today depe:abc proje:home",
+            "Prio: Stat: and wai: stay words; sched: dep: clear",
             "a pr:H",
             "a st:done",
             "DUE:Fri PRI:h Project:Home Upper",
@@ -743,6 +744,7 @@ const FILTERS: &[(&str, Option<usize>)] = &[
     ("priority.below:H", None),
     ("priority.by:M", None),
     ("priority.above:", None),
+    ("priority.has:", None),
     ("points.above:5", None),
     ("points.below:10", None),
     ("points.by:12", None),

@@ -127,9 +127,10 @@ fn two_offline_devices_make_one_task_for_the_same_occurrence() {
         by_index
     };
 
-    let due_in = std::time::Duration::from_secs(10);
+    // Long enough for the series to reach B on a busy machine before it is due.
+    let due_in = std::time::Duration::from_secs(25);
     let added = std::time::Instant::now();
-    a.ok(&["add", "Water", "the", "plants", "due:now+10s", "recur:daily", "+home"]);
+    a.ok(&["add", "Water", "the", "plants", "due:now+25s", "recur:daily", "+home"]);
     a.ok(&["add", "Shared", "task"]);
     eventually(30, "B to receive the series and the shared task", || {
         instances(&b).len() == 1 && b.titles(&["Shared"]) == ["Shared task"]

@@ -89,7 +89,11 @@ export function parseMods(words: readonly string[], now: Date, zone: Zone): Mods
     }
     const value = word.slice(colon + 1);
     const lower = asciiLower(word.slice(0, colon));
-    switch (attributeNamed(lower) ?? lower) {
+    // An abbreviation with no value stays text (`Prio:` in a title), as `re:` does;
+    // the full names and the short forms heph always took clear with one (`pri:`).
+    const named = attributeNamed(lower);
+    const usable = named !== null && (value !== "" || named === lower || CLEARING.includes(lower));
+    switch (usable ? named : lower) {
       case "due":
         mods.edits.push({ edit: "due", value: date("due", value) });
         break;
@@ -140,6 +144,9 @@ export function parseMods(words: readonly string[], now: Date, zone: Zone): Mods
 
 /** The attributes modification words set, by their full names (the engine's `ATTRIBUTES`). */
 export const ATTRIBUTES: readonly string[] = ["due", "wait", "scheduled", "priority", "project", "status", "depends", "recur", "until"];
+
+/** Short forms that clear their attribute with an empty value (`pri:`), as the engine's `CLEARING`. */
+const CLEARING: readonly string[] = ["pri", "pro", "proj", "sch", "sched", "dep"];
 
 /**
  * The attribute `key` (lower case) names: one of {@link ATTRIBUTES}, or an

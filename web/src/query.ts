@@ -39,6 +39,7 @@ import {
   parseWhen,
   rulesOf,
   splitWhitespace,
+  trimWhitespace,
 } from "./when.ts";
 
 /** The index row of a node: what listing, filtering and sorting need (engine `NodeSummary`). Times are Unix ms. */
@@ -431,7 +432,7 @@ function boundsAt(nowMs: number, zone: Zone): Bounds {
 function tokens(words: readonly string[]): string[] {
   const out: string[] = [];
   for (const word of words) {
-    const whole = word.trim();
+    const whole = trimWhitespace(word);
     // A word that is one `name:value` pair stays whole, as in Taskwarrior.
     if (/\p{White_Space}/u.test(whole) && isPair(whole)) {
       out.push(whole);
@@ -669,7 +670,8 @@ class Parser {
   value(attr: Attr, op: Op, value: string, key: string): Value {
     if (op === "none" || op === "any" || value === "") {
       // `priority.above:` is every task with a priority, as in Taskwarrior.
-      if (!["none", "any", "partial", "is", "not", "isnt"].includes(op) && attr !== "priority") {
+      const ordering = op === "before" || op === "after" || op === "by";
+      if (!["none", "any", "partial", "is", "not", "isnt"].includes(op) && !(attr === "priority" && ordering)) {
         throw new FilterError(`${debugQuote(key)} needs a value`);
       }
       return { type: "empty" };
@@ -1300,9 +1302,12 @@ class Eval {
             return ordered(op, rank(found ?? "") - rank(want));
           }
           // A UDA holding a number is compared as one (`estimate.above:10`).
-          const have = typeof attr === "object" && found !== null ? parseF64(found.trim()) : null;
-          const wanted = parseF64(want.trim());
-          if (have !== null && wanted !== null) return ordered(op, have - wanted);
+          const have = typeof attr === "object" && found !== null ? parseF64(trimWhitespace(found)) : null;
+          const wanted = parseF64(trimWhitespace(want));
+          // A difference as Rust's partial_cmp gives it: infinities are equal to themselves, NaN to nothing.
+          if (have !== null && wanted !== null) {
+            return ordered(op, have < wanted ? -1 : have > wanted ? 1 : have === wanted ? 0 : NaN);
+          }
         }
         if (found === null || found === "") {
           // A missing value is the empty text.

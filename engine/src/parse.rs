@@ -172,10 +172,19 @@ pub fn parse_mods_with<S: AsRef<str>>(words: &[S], now: &Clock, udas: &[String])
 const CLEARING: &[&str] = &["pri", "pro", "proj", "sch", "sched", "dep"];
 
 /// The attribute `key` (lower case) names: one of [`ATTRIBUTES`], or an
-/// unambiguous abbreviation of one of at least 3 letters (`pri`, `proj`,
-/// `sched`, `wai`, `stat`), as in filters.
+/// unambiguous abbreviation of one (`pri`, `proj`, `sched`, `wai`, `stat`).
 fn attribute_named(key: &str) -> Option<&'static str> {
-    let mut found = ATTRIBUTES.iter().filter(|a| **a == key || (key.len() >= 3 && a.starts_with(key)));
+    abbreviated(key, ATTRIBUTES)
+}
+
+/// The one of `names` that `word` is, or abbreviates with at least 3 letters
+/// and no other name sharing them (Taskwarrior's rule, but 3 letters); the
+/// rule of attribute names in modifications and filters alike.
+pub(crate) fn abbreviated(word: &str, names: &[&'static str]) -> Option<&'static str> {
+    if let Some(&exact) = names.iter().find(|n| **n == word) {
+        return Some(exact);
+    }
+    let mut found = names.iter().filter(|n| word.len() >= 3 && n.starts_with(word));
     match (found.next(), found.next()) {
         (Some(&one), None) => Some(one),
         _ => None,

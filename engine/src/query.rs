@@ -737,14 +737,7 @@ fn canonical(name: &str) -> Option<&'static str> {
     if let Some(&(_, canon)) = ALIASES.iter().find(|(alias, _)| *alias == name) {
         return Some(canon);
     }
-    if let Some(&exact) = ATTRIBUTES.iter().find(|a| **a == name) {
-        return Some(exact);
-    }
-    let mut found = ATTRIBUTES.iter().filter(|a| name.len() >= 3 && a.starts_with(name));
-    match (found.next(), found.next()) {
-        (Some(&one), None) => Some(one),
-        _ => None,
-    }
+    crate::parse::abbreviated(name, ATTRIBUTES)
 }
 
 enum Kind {

@@ -154,7 +154,18 @@ const CLEARING: readonly string[] = ["pri", "pro", "proj", "sch", "sched", "dep"
  * `sched`, `wai`, `stat`), as in filters.
  */
 function attributeNamed(key: string): string | null {
-  const found = ATTRIBUTES.filter((a) => a === key || (key.length >= 3 && a.startsWith(key)));
+  return abbreviated(key, ATTRIBUTES);
+}
+
+/**
+ * The one of `names` that `word` is, or abbreviates with at least 3 letters
+ * and no other name sharing them (engine `parse::abbreviated`): attribute
+ * names in modifications and filters alike.
+ */
+export function abbreviated<T extends string>(word: string, names: readonly T[]): T | null {
+  const exact = names.find((n) => n === word);
+  if (exact !== undefined) return exact;
+  const found = names.filter((n) => word.length >= 3 && n.startsWith(word));
   return found.length === 1 ? (found[0] ?? null) : null;
 }
 

@@ -28,7 +28,7 @@
 
 import { MS_PER_DAY, civilFromDays, daysFromCivil } from "./calendar.ts";
 import type { Kind, NodeId, NodeJson, Priority, Status } from "./model.ts";
-import { badValueAs, parseKind, parsePriority, parseStatus } from "./grammar.ts";
+import { abbreviated, badValueAs, parseKind, parsePriority, parseStatus } from "./grammar.ts";
 import {
   WhenError,
   type Zone,
@@ -795,10 +795,7 @@ const ALIASES: Readonly<Record<string, Canonical>> = {
  */
 function canonical(name: string): Canonical | null {
   if (Object.hasOwn(ALIASES, name)) return ALIASES[name]!;
-  const exact = ATTRIBUTES.find((a) => a === name);
-  if (exact !== undefined) return exact;
-  const found = ATTRIBUTES.filter((a) => name.length >= 3 && a.startsWith(name));
-  return found.length === 1 ? found[0]! : null;
+  return abbreviated(name, ATTRIBUTES);
 }
 
 type ValueKind = "date" | "text" | "number" | "set";

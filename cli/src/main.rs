@@ -61,7 +61,7 @@ end start modified depends recur urgency uuid, and UDAs), modifiers before after
 has hasnt startswith endswith word noword none any, virtual tags (+ACTIVE +BLOCKED +BLOCKING \
 +UNBLOCKED +READY +DUE +TODAY +TOMORROW +YESTERDAY +WEEK +MONTH +QUARTER +YEAR +OVERDUE +WAITING \
 +PENDING +COMPLETED +DELETED +RECURRING +TEMPLATE +INSTANCE +TAGGED +ANNOTATED +PROJECT +PRIORITY \
-+SCHEDULED +UNTIL +UDA), and, or, xor, not and parentheses: heph ls '( +work or +home ) and \
++SCHEDULED +UNTIL +UDA +LATEST), and, or, xor, not and parentheses: heph ls '( +work or +home ) and \
 due.before:eow and -BLOCKED'. Other words must appear in the title. status:pending includes started \
 tasks; without status: or kind: the default report lists open tasks. An unknown attribute or \
 modifier is an error.

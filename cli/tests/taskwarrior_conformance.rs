@@ -442,3 +442,36 @@ fn recurring_tasks_and_their_virtual_tags_agree_with_taskwarrior() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn latest_is_the_open_task_added_last_as_in_taskwarrior() {
+    if !available() {
+        return;
+    }
+    let h = Heph::new();
+    let tw = Taskwarrior::with_config(h.dir.path(), "tw", ZONE, "verbose=nothing\nhooks=off\n");
+    let latest = |filter: &[&str]| -> (Vec<String>, Vec<String>) {
+        let mut args = vec!["ls", "+LATEST"];
+        args.extend_from_slice(filter);
+        let heph = common::titles(&heph_json(&h, &args));
+        let mut tw_filter = vec!["+LATEST"];
+        tw_filter.extend_from_slice(filter);
+        let task = tw.export(&tw_filter).iter().map(|t| t["description"].as_str().unwrap().to_string()).collect();
+        (heph, task)
+    };
+    let mut made = Vec::new();
+    for title in ["Buy milk", "Call Ana", "Fix bike"] {
+        tw.run(&["add", title]);
+        made.push(h.add(&[title]));
+    }
+    assert_eq!(latest(&[]), (vec!["Fix bike".to_string()], vec!["Fix bike".to_string()]));
+    // Done, it is no longer the latest: the one added before it is.
+    tw.run(&["3", "done"]);
+    h.ok(&["done", &made[2]]);
+    assert_eq!(latest(&["status:pending"]), (vec!["Call Ana".to_string()], vec!["Call Ana".to_string()]));
+    // A waiting task counts.
+    tw.run(&["add", "Renew passport", "wait:tomorrow"]);
+    h.add(&["Renew passport", "wait:tomorrow"]);
+    assert_eq!(latest(&["+WAITING"]), (vec!["Renew passport".to_string()], vec!["Renew passport".to_string()]));
+    assert_eq!(latest(&["status:pending"]), (vec![], vec![]));
+}

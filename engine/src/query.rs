@@ -228,6 +228,9 @@ pub enum Virtual {
     Until,
     /// Has a user-defined attribute (or a priority, which is one in Taskwarrior).
     Uda,
+    /// The open task (pending, started, waiting, or a recurring template)
+    /// created last.
+    Latest,
 }
 
 impl Virtual {
@@ -261,6 +264,7 @@ impl Virtual {
             "SCHEDULED" => Self::Scheduled,
             "UNTIL" => Self::Until,
             "UDA" => Self::Uda,
+            "LATEST" => Self::Latest,
             _ => return None,
         })
     }
@@ -272,7 +276,7 @@ impl Virtual {
 
     /// Whether it needs the whole set of tasks (dependencies) to be decided.
     fn needs_graph(self) -> bool {
-        matches!(self, Self::Blocked | Self::Unblocked | Self::Blocking | Self::Ready)
+        matches!(self, Self::Blocked | Self::Unblocked | Self::Blocking | Self::Ready | Self::Latest)
     }
 }
 
@@ -415,8 +419,14 @@ fn tokens<S: AsRef<str>>(words: &[S]) -> Vec<String> {
     let mut out = Vec::new();
     for word in words {
         let whole = word.as_ref().trim();
-        if whole.contains(char::is_whitespace) && is_pair(whole) {
-            out.push(whole.to_string());
+        // A word that is one `name:value` pair stays whole, negated or not
+        // (`'!project:My Proj'`).
+        let bare = whole.strip_prefix('!').unwrap_or(whole);
+        if whole.contains(char::is_whitespace) && is_pair(bare) {
+            if bare.len() < whole.len() {
+                out.push("!".to_string());
+            }
+            out.push(bare.to_string());
             continue;
         }
         for part in whole.split_whitespace() {
@@ -915,6 +925,8 @@ pub struct Graph {
     pub live: HashSet<NodeId>,
     /// Tasks some live task depends on.
     pub depended_on: HashSet<NodeId>,
+    /// The live task created last (then the greatest id): `+LATEST`.
+    pub latest: Option<(i64, NodeId)>,
 }
 
 impl Graph {
@@ -923,6 +935,10 @@ impl Graph {
         if is_live(row) {
             self.live.insert(row.id);
             self.depended_on.extend(row.depends.iter().copied());
+            let at = (row.created, row.id);
+            if self.latest.is_none_or(|latest| at > latest) {
+                self.latest = Some(at);
+            }
         }
     }
 
@@ -1052,6 +1068,7 @@ impl Eval<'_> {
             Virtual::Blocked => self.graph.is_some_and(|g| g.blocked(r)),
             Virtual::Unblocked => !self.graph.is_some_and(|g| g.blocked(r)),
             Virtual::Blocking => self.graph.is_some_and(|g| g.blocking(r)),
+            Virtual::Latest => self.graph.and_then(|g| g.latest).is_some_and(|(_, id)| id == r.id),
             Virtual::Ready => {
                 matches!(self.status, Some(Listed::Is(Status::Pending | Status::Active)))
                     && !self.graph.is_some_and(|g| g.blocked(r))

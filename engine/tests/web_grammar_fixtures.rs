@@ -761,6 +761,8 @@ const FILTERS: &[(&str, Option<usize>)] = &[
     ("status:pend", None),
     // Virtual tags.
     ("+BLOCKING", None),
+    ("+LATEST", None),
+    ("-LATEST +work", None),
     ("+UNBLOCKED", None),
     ("+READY", None),
     ("+DUE", None),

@@ -276,7 +276,9 @@ export type Virtual =
   | "SCHEDULED"
   | "UNTIL"
   /** Has a user-defined attribute. */
-  | "UDA";
+  | "UDA"
+  /** The open task (pending, started, waiting, or a recurring template) created last. */
+  | "LATEST";
 
 /** Virtual tags by name, aliases included (engine `Virtual::parse`; case-sensitive). */
 const VIRTUALS: ReadonlyMap<string, Virtual> = new Map<string, Virtual>([
@@ -310,6 +312,7 @@ const VIRTUALS: ReadonlyMap<string, Virtual> = new Map<string, Virtual>([
       "SCHEDULED",
       "UNTIL",
       "UDA",
+      "LATEST",
     ] as const
   ).map((v): [string, Virtual] => [v, v]),
   ["DUETODAY", "TODAY"],
@@ -324,7 +327,7 @@ function isStatusTag(v: Virtual): boolean {
 
 /** Whether it needs the whole set of tasks (dependencies) to be decided. */
 function needsGraphTag(v: Virtual): boolean {
-  return v === "BLOCKED" || v === "UNBLOCKED" || v === "BLOCKING" || v === "READY";
+  return v === "BLOCKED" || v === "UNBLOCKED" || v === "BLOCKING" || v === "READY" || v === "LATEST";
 }
 
 /**
@@ -433,9 +436,12 @@ function tokens(words: readonly string[]): string[] {
   const out: string[] = [];
   for (const word of words) {
     const whole = trimWhitespace(word);
-    // A word that is one `name:value` pair stays whole, as in Taskwarrior.
-    if (/\p{White_Space}/u.test(whole) && isPair(whole)) {
-      out.push(whole);
+    // A word that is one `name:value` pair stays whole, as in Taskwarrior,
+    // negated or not (`'!project:My Proj'`).
+    const bare = whole.startsWith("!") ? whole.slice(1) : whole;
+    if (/\p{White_Space}/u.test(whole) && isPair(bare)) {
+      if (bare.length < whole.length) out.push("!");
+      out.push(bare);
       continue;
     }
     for (const part of splitWhitespace(whole)) {
@@ -959,6 +965,8 @@ export class Graph {
   readonly live = new Set<NodeId>();
   /** Tasks some live task depends on. */
   readonly dependedOn = new Set<NodeId>();
+  /** The live task created last (then the greatest id): `+LATEST`. */
+  latest: { created: number; id: NodeId } | null = null;
 
   /** The graph of `rows` (every row of the replica). */
   static of(rows: Iterable<Summary>): Graph {
@@ -972,6 +980,10 @@ export class Graph {
     if (isLive(row)) {
       this.live.add(row.id);
       for (const d of row.depends) this.dependedOn.add(d);
+      const l = this.latest;
+      if (l === null || row.created > l.created || (row.created === l.created && row.id > l.id)) {
+        this.latest = { created: row.created, id: row.id };
+      }
     }
   }
 
@@ -1103,6 +1115,8 @@ class Eval {
         return !blocked();
       case "BLOCKING":
         return this.graph !== null && this.graph.blocking(r);
+      case "LATEST":
+        return this.graph?.latest?.id === r.id;
       case "READY":
         return (
           (this.status === "pending" || this.status === "active") &&

@@ -32,9 +32,23 @@ fn words_split_at_spaces_and_parentheses() {
 
 #[test]
 fn a_pair_given_with_spaces_stays_whole() {
-    let words = ["project:My Proj", " description.is:Call mom ", "( project:a b )", "+x or y", "a:b c"];
+    let words =
+        ["project:My Proj", " description.is:Call mom ", "( project:a b )", "+x or y", "a:b c", "!project:Our Home"];
     let got = tokens(&words);
-    let want = ["project:My Proj", "description.is:Call mom", "(", "project:a", "b", ")", "+x", "or", "y", "a:b c"];
+    let want = [
+        "project:My Proj",
+        "description.is:Call mom",
+        "(",
+        "project:a",
+        "b",
+        ")",
+        "+x",
+        "or",
+        "y",
+        "a:b c",
+        "!",
+        "project:Our Home",
+    ];
     assert_eq!(got, want);
     let Expr::Compare { attr, value, .. } = parse_words(&["project:My Proj"]) else { panic!() };
     assert_eq!((attr, value), (Attr::Project, Value::Text("my proj".into())));

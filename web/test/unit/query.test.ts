@@ -62,3 +62,10 @@ test("everything keeps every live node of every kind", () => {
   const live = fixture.nodes.filter((n) => !n.deleted).length;
   assert.equal(list(fixture.nodes, Filter.everything(), now).length, live);
 });
+
+test("a pair given with spaces stays whole, negated or not", () => {
+  const parse = (ws: string[]) => JSON.stringify(Filter.parse(ws, now, OFFSET));
+  assert.equal(parse(["!project:Our Home"]), parse(["!", "project:Our Home"]));
+  assert.notEqual(parse(["!project:Our Home"]), parse(["!project:Our", "Home"]));
+  assert.equal(parse(["project:Our Home"]), parse(["(", "project:Our Home", ")"]));
+});

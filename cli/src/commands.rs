@@ -7,16 +7,15 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use heph_engine::recur::{self, RecurReport};
 use heph_engine::taskwarrior;
-use heph_engine::{
-    Annotation, Clock, Edit, Filter, ModError, Mods, Node, NodeId, NodeKind, Purpose, Status, parse_day,
-    parse_mods_with,
-};
+use heph_engine::{Annotation, Clock, Edit, Filter, Node, NodeId, NodeKind, Purpose, Status, parse_day};
 use serde::Serialize;
 
 use crate::api::Api;
 use crate::output::{ListItem, NodeRef, Shown, Undone};
 use crate::summary::counted;
-use crate::{Cli, Command, ConflictAction, Format, ImportFormat, confirm, editor, recurring, render, store, summary};
+use crate::{
+    Cli, Command, ConflictAction, Format, ImportFormat, confirm, editor, mods, recurring, render, store, summary,
+};
 
 /// What every command needs.
 struct Ctx {
@@ -208,7 +207,7 @@ fn resolve_depends(r: &mut Api, depends: &[(bool, String)]) -> Result<Vec<Edit>>
 
 fn add(ctx: &Ctx, words: &[String]) -> Result<()> {
     let mut r = ctx.open()?;
-    let mods = read_mods(ctx, &mut r, words, Vec::new())?;
+    let mods = mods::read(&ctx.local, &mut r, words, Vec::new())?;
     let title = mods
         .title
         .clone()
@@ -227,29 +226,6 @@ fn add(ctx: &Ctx, words: &[String]) -> Result<()> {
         println!("Made {n} instance{} of it; the template itself is not listed.", if n == 1 { "" } else { "s" });
     }
     Ok(())
-}
-
-/// Reads modification words for a node whose own UDAs are `udas`. A UDA
-/// another node carries (kept from a Taskwarrior import) is an attribute
-/// here too, as a UDA configured in Taskwarrior is one on every task.
-fn read_mods(ctx: &Ctx, r: &mut Api, words: &[String], mut udas: Vec<String>) -> Result<Mods> {
-    loop {
-        match parse_mods_with(words, &ctx.local, &udas) {
-            Err(ModError::UnknownAttribute { key, .. }) if !udas.contains(&key) && uda_in_use(ctx, r, &key) => {
-                udas.push(key);
-            }
-            read => return Ok(read?),
-        }
-    }
-}
-
-/// Whether a live task carries the UDA `name`.
-fn uda_in_use(ctx: &Ctx, r: &mut Api, name: &str) -> bool {
-    let words = [format!("{name}.any:"), "status:all".to_string()];
-    let Ok(filter) = Filter::parse(&words, &ctx.local) else {
-        return false;
-    };
-    filter.udas() == [name] && r.list(&filter, ctx.now, Some(1)).is_ok_and(|rows| !rows.is_empty())
 }
 
 /// Taskwarrior's rules for a recurring task, checked on the edits of an add
@@ -606,7 +582,7 @@ fn modify(ctx: &Ctx, id: &str, words: &[String], all: bool) -> Result<()> {
     let before = r.get(id)?;
     // The node's own UDAs are attributes too (`estimate:3`).
     let udas: Vec<String> = before.uda.keys().cloned().collect();
-    let mods = read_mods(ctx, &mut r, words, udas)?;
+    let mods = mods::read(&ctx.local, &mut r, words, udas)?;
     let mut edits = Vec::new();
     if let Some(title) = mods.title {
         edits.push(Edit::Title(title));

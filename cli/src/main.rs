@@ -9,7 +9,7 @@ mod output;
 mod render;
 mod summary;
 
-use heph_cli::{api, editor, recurring, store};
+use heph_cli::{api, editor, mods, recurring, store};
 
 use std::path::PathBuf;
 use std::process::ExitCode;

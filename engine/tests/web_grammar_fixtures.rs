@@ -13,8 +13,8 @@
 //! # `web/test/fixtures/quick-add.json`
 //!
 //! ```text
-//! { "cases": [ {                 // parse_mods(words of line, now)
-//!     "now": RFC 3339, "line": text,
+//! { "cases": [ {                 // parse_mods_with(words of line, now, udas)
+//!     "now": RFC 3339, "line": text, "udas"?: [text],   // absent: none
 //!     "ok": { "title": text | null, "edits": [Edit], "depends": [[bool, prefix]] }
 //!       | "error": text } ],     // ModError's Display
 //!   "when": [ {                  // parse_when(input, now), parse_day(input, now)
@@ -41,7 +41,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
 use heph_engine::when::{display, relative};
 use heph_engine::{
-    Annotation, Filter, Node, NodeId, NodeKind, Priority, Replica, Status, parse_day, parse_mods, parse_when,
+    Annotation, Filter, Node, NodeId, NodeKind, Priority, Replica, Status, parse_day, parse_mods_with, parse_when,
 };
 use serde_json::{Value as Json, json};
 
@@ -364,8 +364,9 @@ const WHEN: &[(&str, &[&str])] = &[
     ),
 ];
 
-fn mods_case(now: &str, line: &str) -> Json {
-    match parse_mods(&words(line), &instant(now).into()) {
+fn mods_case(now: &str, line: &str, udas: &[&str]) -> Json {
+    let known: Vec<String> = udas.iter().map(|u| (*u).to_string()).collect();
+    let mut case = match parse_mods_with(&words(line), &instant(now).into(), &known) {
         Ok(m) => json!({
             "now": now,
             "line": line,
@@ -376,8 +377,23 @@ fn mods_case(now: &str, line: &str) -> Json {
             },
         }),
         Err(e) => json!({ "now": now, "line": line, "error": e.to_string() }),
+    };
+    if !udas.is_empty() {
+        case["udas"] = json!(udas);
     }
+    case
 }
+
+/// Lines read where tasks carry UDAs (`heph add` knows those in use).
+const UDA_LINES: &[(&[&str], &str)] = &[
+    (&["estimate"], "Write report estimate:3h +work"),
+    (&["estimate"], "Write report estimate:"),
+    (&["estimate", "size"], "Fix bike size:L estimate:2h due:tomorrow"),
+    (&["estimate"], "Fix bike Estimate:2h"),
+    (&["estimate"], "Fix bike size:L"),
+    (&["due"], "Fix bike due:"),
+    (&["estimate"], "Fix bike -- estimate:2h"),
+];
 
 fn when_case(now: &str, input: &str) -> Json {
     let at = instant(now);
@@ -437,8 +453,11 @@ fn display_cases() -> Vec<Json> {
 }
 
 fn quick_add_fixture() -> Json {
-    let cases: Vec<Json> =
-        LINES.iter().flat_map(|(now, lines)| lines.iter().map(move |line| mods_case(now, line))).collect();
+    let cases: Vec<Json> = LINES
+        .iter()
+        .flat_map(|(now, lines)| lines.iter().map(move |line| mods_case(now, line, &[])))
+        .chain(UDA_LINES.iter().map(|(udas, line)| mods_case(FRIDAY, line, udas)))
+        .collect();
     let when: Vec<Json> =
         WHEN.iter().flat_map(|(now, inputs)| inputs.iter().map(move |input| when_case(now, input))).collect();
     json!({ "cases": cases, "when": when, "relative": relative_cases(), "display": display_cases() })

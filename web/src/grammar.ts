@@ -49,13 +49,35 @@ export function words(line: string): string[] {
   return splitWhitespace(line);
 }
 
-/** Reads a quick-add line; `now` and the user's `zone` anchor relative dates. Throws {@link ModError}. */
-export function quickAdd(line: string, now: Date, zone: Zone): Mods {
-  return parseMods(words(line), now, zone);
+/**
+ * Reads a quick-add line; `now` and the user's `zone` anchor relative dates,
+ * and `udas` (see {@link udasInUse}) are attributes too. Throws {@link ModError}.
+ */
+export function quickAdd(line: string, now: Date, zone: Zone, udas: readonly string[] = []): Mods {
+  return parseMods(words(line), now, zone, udas);
 }
 
-/** Parses modification words; `now` and the user's `zone` anchor relative dates. Throws {@link ModError}. */
-export function parseMods(words: readonly string[], now: Date, zone: Zone): Mods {
+/** The recurrence attributes, kept among the UDAs under Taskwarrior's names (engine `query::RECURRENCE`). */
+const RECURRENCE: readonly string[] = ["recur", "until", "mask", "imask", "parent"];
+
+/**
+ * The UDAs some task (not deleted) carries: attributes in a quick-add, as
+ * in `heph add` (a UDA configured in Taskwarrior is one on every task).
+ */
+export function udasInUse(nodes: Iterable<{ kind: string; deleted: boolean; uda?: Record<string, string> }>): string[] {
+  const found = new Set<string>();
+  for (const n of nodes) {
+    if (n.kind !== "task" || n.deleted || !n.uda) continue;
+    for (const key of Object.keys(n.uda)) if (!RECURRENCE.includes(key)) found.add(key);
+  }
+  return [...found].sort();
+}
+
+/**
+ * Parses modification words; `now` and the user's `zone` anchor relative
+ * dates, and `udas` are attributes too (engine `parse_mods_with`). Throws {@link ModError}.
+ */
+export function parseMods(words: readonly string[], now: Date, zone: Zone, udas: readonly string[] = []): Mods {
   const mods: Mods = { title: null, edits: [], depends: [] };
   const title: string[] = [];
   let literal = false;
@@ -128,9 +150,13 @@ export function parseMods(words: readonly string[], now: Date, zone: Zone): Mods
         );
       default: {
         const key = word.slice(0, colon);
+        if (udas.includes(key)) {
+          mods.edits.push({ edit: "uda", value: [key, value === "" ? null : value] });
+          break;
+        }
         if (attributeShaped(key, value)) {
           throw new ModError(
-            `'${word}': ${key} is not an attribute (known: ${ATTRIBUTES.join(", ")}); ` +
+            `'${word}': ${key} is not an attribute (known: ${[...ATTRIBUTES, ...udas].join(", ")}); ` +
               "to put the word in the title, write it after --",
           );
         }

@@ -7,7 +7,7 @@ import type { Replica } from "./replica.ts";
 import { h, ago, localDay } from "./ui.ts";
 import { listTasks, searchNodes } from "./listing.ts";
 import { asShown, typedOver } from "./textarea.ts";
-import { quickAdd, ModError } from "./grammar.ts";
+import { quickAdd, ModError, udasInUse } from "./grammar.ts";
 import { type Zone, browserZone, display, parseWhen, relative } from "./when.ts";
 import type { Auth } from "./auth.ts";
 
@@ -82,7 +82,7 @@ export function tasksView(ctx: Ctx, query: URLSearchParams): View {
     const line = input.value.trim();
     if (!line) return;
     try {
-      const parsed = quickAdd(line, new Date(), offset());
+      const parsed = quickAdd(line, new Date(), offset(), udasInUse(ctx.replica.nodes.values()));
       if (!parsed.title) throw new ModError("a task needs a title: Buy milk due:tomorrow +errand");
       const edits: Edit[] = [...parsed.edits];
       for (const [adds, prefix] of parsed.depends) edits.push({ edit: adds ? "depend" : "undepend", value: resolvePrefix(ctx.replica, prefix) });

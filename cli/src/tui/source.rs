@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use heph_engine::Clock;
 use heph_engine::sync::SyncHealth;
-use heph_engine::{Edit, Filter, Node, NodeId, NodeKind, Purpose, Status, Version, parse_mods};
+use heph_engine::{Edit, Filter, Node, NodeId, NodeKind, Purpose, Status, Version};
 
 use super::app::{Named, NodeView, Row};
 use crate::api::Api;
@@ -177,12 +177,13 @@ impl Source {
         })
     }
 
-    /// Adds a task from quick-add words, parsed as `heph add` parses them.
+    /// Adds a task from quick-add words, parsed as `heph add` parses them
+    /// (a UDA another task carries is an attribute).
     pub fn add(&mut self, text: &str, local: &Clock) -> Result<Node> {
         let words: Vec<&str> = text.split_whitespace().collect();
-        let mods = parse_mods(&words, local)?;
-        let title = mods.title.clone().context("a task needs a title: Buy milk due:tomorrow")?;
         self.call(true, |api| {
+            let mods = crate::mods::read(local, api, &words, Vec::new())?;
+            let title = mods.title.clone().context("a task needs a title: Buy milk due:tomorrow")?;
             let mut edits = mods.edits;
             for (add, prefix) in &mods.depends {
                 let id = api.resolve(prefix, Purpose::Change).with_context(|| format!("depends:{prefix}"))?;

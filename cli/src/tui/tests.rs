@@ -167,6 +167,23 @@ fn a_adds_a_task_with_quick_add_syntax() {
 }
 
 #[test]
+fn quick_add_sets_a_uda_another_task_carries_as_heph_add_does() {
+    let (_dir, path) = store();
+    write(&path, &[("Imported", vec![Edit::Uda("estimate".into(), Some("3h".into()))])]);
+    let mut s = session(&path, &[]);
+    press(&mut s, "aWrite report estimate:2h\n");
+    assert!(s.app.message().is_none_or(|(_, error)| !error), "{:?}", s.app.message());
+    let r = Replica::open_read_only(&path).unwrap();
+    let node = r.export().unwrap().into_iter().find(|n| n.title == "Write report").expect("the task is stored");
+    assert_eq!(node.uda.get("estimate").map(String::as_str), Some("2h"));
+    drop(r);
+    // A name no task carries is still an error, as in heph add.
+    press(&mut s, "aOther size:L\n");
+    let (message, error) = s.app.message().expect("a message");
+    assert!(error && message.contains("size"), "{message}");
+}
+
+#[test]
 fn a_bad_quick_add_is_an_error_in_the_status_line() {
     let (_dir, path) = store();
     let mut s = session(&path, &[]);

@@ -2,7 +2,7 @@
 // device with the `heph` CLI, and headless Chromium (Debian's package).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, rmSync } from "node:fs";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { browser, device, eventually, freePort, hub, login, open, provider, scratch, shotPath, sleep } from "./harness.mjs";
 
@@ -56,6 +56,22 @@ test("a CLI edit appears live in the open page", async () => {
   const id = laptop.json("ls", "+errand")[0].id;
   laptop.heph("modify", id.slice(0, 8), "Buy", "oat", "milk");
   await page.locator("#task-list li.row", { hasText: "Buy oat milk" }).waitFor({ timeout: 10000 });
+});
+
+test("quick add sets a UDA that a task carries, as heph add does", async () => {
+  // A Taskwarrior task with a UDA, imported on the device.
+  const file = join(dir, "estimate.json");
+  writeFileSync(
+    file,
+    JSON.stringify([{ uuid: "11111111-2222-4333-8444-555555555555", description: "Estimated", status: "pending", entry: "20261101T000000Z", estimate: "3h" }]),
+  );
+  laptop.heph("import", file);
+  await page.locator("#task-list li.row", { hasText: "Estimated" }).waitFor({ timeout: 10000 });
+  await page.fill("#quick-add", "Write report estimate:2h");
+  await page.press("#quick-add", "Enter");
+  await page.locator("#task-list li.row", { hasText: "Write report" }).waitFor();
+  const task = await eventually("the device to receive it", () => laptop.json("ls", "status:any").find((n) => n.title === "Write report"));
+  assert.deepEqual(task.uda, { estimate: "2h" });
 });
 
 test("edits made offline are kept and sent on reconnect", async () => {

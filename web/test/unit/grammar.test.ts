@@ -2,7 +2,7 @@ import "./setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { ModError, parseMods, quickAdd, words } from "../../src/grammar.ts";
+import { ModError, parseMods, quickAdd, udasInUse, words } from "../../src/grammar.ts";
 import type { Edit } from "../../src/model.ts";
 import { WhenError, display, formatInstant, parseDay, parseInstant, parseWhen, relative } from "../../src/when.ts";
 
@@ -12,6 +12,7 @@ import { WhenError, display, formatInstant, parseDay, parseInstant, parseWhen, r
 interface ModsCase {
   now: string;
   line: string;
+  udas?: string[];
   ok?: { title: string | null; edits: Edit[]; depends: [boolean, string][] };
   error?: string;
 }
@@ -63,7 +64,7 @@ const where = (c: { now: string; line?: string; input?: string }): string =>
 test("quick add agrees with the engine on every shared line", () => {
   assert.ok(fixture.cases.length >= 60, "the fixture covers the grammar");
   for (const c of fixture.cases) {
-    const run = () => quickAdd(c.line, instant(c.now), offsetOf(c.now));
+    const run = () => quickAdd(c.line, instant(c.now), offsetOf(c.now), c.udas ?? []);
     if (c.error !== undefined) {
       const engines = (e: unknown): boolean => e instanceof ModError && e.message === c.error;
       assert.throws(run, engines, `${where(c)}: expected ${c.error}`);
@@ -138,4 +139,15 @@ test("times round-trip through the engine's JSON form", () => {
   for (const text of times) assert.equal(formatInstant(instant(text)), text);
   assert.equal(parseInstant("2026-12-31T23:59:60Z"), parseInstant("2027-01-01T00:00:00Z"));
   assert.equal(parseInstant("2026-12-24T14:00:00.123456789+05:30"), Date.UTC(2026, 11, 24, 8, 30, 0, 123));
+});
+
+test("the UDAs in use are those of tasks that are not deleted, recurrence aside", () => {
+  const task = (uda: Record<string, string>, deleted = false) => ({ kind: "task", deleted, uda });
+  const nodes = [
+    task({ estimate: "3h", recur: "weekly", parent: "x" }),
+    task({ size: "L" }, true),
+    { kind: "note", deleted: false, uda: { mood: "ok" } },
+    task({ area: "home", estimate: "1h" }),
+  ];
+  assert.deepEqual(udasInUse(nodes), ["area", "estimate"]);
 });

@@ -634,29 +634,20 @@ fn edit(ctx: &Ctx, id: NodeId) -> Result<()> {
     let node = ctx.open()?.get(id)?;
     let before = editor::page(&node, &ctx.local);
     let text = editor::render(node.kind, &before);
-    let file = editor::temp_file(&text, &id.to_hex()[..8])?;
-    editor::run_editor(file.path())?;
-    let edited = std::fs::read_to_string(file.path()).context("cannot read back the edited file")?;
-    let keep = |e: anyhow::Error| -> anyhow::Error {
-        match file.keep() {
-            Ok((_, path)) => {
-                e.context(format!("your text is kept in {}; fix it and run heph edit again", path.display()))
-            }
-            Err(_) => e,
-        }
-    };
-    if edited == text {
+    let draft = editor::Draft::new(&text, &id.to_hex()[..8])?;
+    editor::run_editor(draft.path())?;
+    let (draft, Some(edited)) = draft.read()? else {
         println!("No changes.");
         return Ok(());
-    }
+    };
     let after = match editor::parse(&edited, node.kind) {
         Ok(p) => p,
-        Err(e) => return Err(keep(e)),
+        Err(e) => return Err(draft.keep(e)),
     };
     let mut r = ctx.open()?;
     let edits = match editor::edits(&before, &after, &ctx.local, |p| r.resolve(p, Purpose::Change)) {
         Ok(e) => e,
-        Err(e) => return Err(keep(e)),
+        Err(e) => return Err(draft.keep(e)),
     };
     let node = r.edit(id, &edits, "edit", ctx.now)?;
     done(ctx, r, node, "Edited")
@@ -687,7 +678,10 @@ fn note(ctx: &Ctx, words: &[String], body: Option<&str>, open_editor: bool) -> R
     let node = r.create(&draft, &[], "note")?;
     if open_editor {
         drop(r);
-        return edit(ctx, node.id);
+        let short = &node.id.to_hex()[..6];
+        return edit(ctx, node.id).with_context(|| {
+            format!("note {short} '{}' was created, not edited (heph edit {short} opens it again)", node.title)
+        });
     }
     done(ctx, r, node, "Created")
 }
@@ -696,12 +690,22 @@ fn journal(ctx: &Ctx, day: Option<&str>, append: Option<String>, open_editor: bo
     let day = parse_day(day.unwrap_or("today"), &ctx.local)?;
     let mut r = ctx.open()?;
     let mut node = r.journal(day)?;
+    // Writing to a deleted day brings it back (an undo of its first write deletes it).
+    let revive = node.deleted && (append.is_some() || open_editor);
+    if revive && append.is_none() {
+        node = r.edit(node.id, &[Edit::Deleted(false)], "undelete", ctx.now)?;
+    }
     if let Some(text) = append {
-        node = r.edit(node.id, &[Edit::AppendBody(text)], "append", ctx.now)?;
+        let mut edits = vec![Edit::AppendBody(text)];
+        if revive {
+            edits.insert(0, Edit::Deleted(false));
+        }
+        node = r.edit(node.id, &edits, "append", ctx.now)?;
     }
     if open_editor {
         drop(r);
-        return edit(ctx, node.id);
+        let day = node.title.clone();
+        return edit(ctx, node.id).with_context(|| format!("the journal of {day} is kept as it was"));
     }
     show(ctx, &mut r, node.id)?;
     r.finish();
@@ -714,6 +718,13 @@ fn link(ctx: &Ctx, from: &str, to: &str, add: bool) -> Result<()> {
     let to = r.resolve(to, Purpose::Change)?;
     if from == to {
         bail!("a node cannot link to itself");
+    }
+    let node = r.get(from)?;
+    if node.links.contains(&to) == add {
+        // Nothing to do, and nothing is written (no history entry to undo).
+        let to = short(&mut r, to)?;
+        let verb = if add { format!("Already linked to {to}:") } else { format!("No link to {to} from") };
+        return done(ctx, r, node, &verb);
     }
     let (edit, verb) = if add { (Edit::Link(to), "Linked") } else { (Edit::Unlink(to), "Unlinked") };
     let node = r.edit(from, &[edit], if add { "link" } else { "unlink" }, ctx.now)?;

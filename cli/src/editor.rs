@@ -84,15 +84,26 @@ pub fn render(kind: NodeKind, p: &Page) -> String {
 }
 
 /// Reads a page back. The front matter is `key: value` lines between `---`
-/// lines; the body is everything after the blank line that follows.
+/// lines; the body is everything after the blank line that follows. Line
+/// ends may be CRLF (an editor that writes them); the body keeps its own.
 pub fn parse(text: &str, kind: NodeKind) -> Result<Page> {
-    let text = text.replace("\r\n", "\n");
-    let rest = text.strip_prefix("---\n").context("the file must start with a --- line (the front matter)")?;
-    let (front, body) = match rest.split_once("\n---\n") {
-        Some(parts) => parts,
-        None => rest.strip_suffix("\n---").map(|f| (f, "")).context("the front matter has no closing --- line")?,
+    let rest = text
+        .strip_prefix("---\n")
+        .or_else(|| text.strip_prefix("---\r\n"))
+        .context("the file must start with a --- line (the front matter)")?;
+    let closing = ["\n---\n", "\n---\r\n", "\r\n---\n", "\r\n---\r\n"]
+        .iter()
+        .filter_map(|c| rest.find(c).map(|at| (at, c.len())))
+        .min();
+    let (front, body) = match closing {
+        Some((at, len)) => (&rest[..at], &rest[at + len..]),
+        None => rest
+            .strip_suffix("\n---")
+            .or_else(|| rest.strip_suffix("\n---\r\n"))
+            .map(|f| (f, ""))
+            .context("the front matter has no closing --- line")?,
     };
-    let body = body.strip_prefix('\n').unwrap_or(body);
+    let body = body.strip_prefix("\r\n").or_else(|| body.strip_prefix('\n')).unwrap_or(body);
     let mut page = Page {
         title: String::new(),
         status: (kind == NodeKind::Task).then(|| "pending".to_string()),
@@ -199,8 +210,11 @@ pub fn edits(
     for p in before.links.difference(&after.links) {
         out.push(Edit::Unlink(resolve(p)?));
     }
-    if before.body != after.body {
-        out.push(Edit::Body(after.body.clone()));
+    // An editor that wrote every line end as CRLF changed no text of a body
+    // that had none; a body that had some keeps them where they were.
+    let body = if before.body.contains('\r') { after.body.clone() } else { after.body.replace("\r\n", "\n") };
+    if before.body != body {
+        out.push(Edit::Body(body));
     }
     Ok(out)
 }
@@ -227,12 +241,47 @@ pub fn run_editor(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes `text` to a new temporary Markdown file and returns it.
-pub fn temp_file(text: &str, name: &str) -> Result<tempfile::NamedTempFile> {
-    let mut file = tempfile::Builder::new().prefix(&format!("heph-{name}-")).suffix(".md").tempfile()?;
-    file.write_all(text.as_bytes())?;
-    file.flush()?;
-    Ok(file)
+/// A page handed to the user's editor: the temporary file it is written to,
+/// removed afterwards unless what the user wrote could not be used.
+pub struct Draft {
+    file: tempfile::NamedTempFile,
+    given: String,
+}
+
+impl Draft {
+    /// Writes `text` to a new temporary Markdown file named after `name`.
+    pub fn new(text: &str, name: &str) -> Result<Self> {
+        let mut file = tempfile::Builder::new().prefix(&format!("heph-{name}-")).suffix(".md").tempfile()?;
+        file.write_all(text.as_bytes())?;
+        file.flush()?;
+        Ok(Self { file, given: text.to_string() })
+    }
+
+    /// The file to open.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// What the user saved, or `None` when it is what they were given.
+    /// A file that is not UTF-8 text is kept and the error names it.
+    pub fn read(self) -> Result<(Self, Option<String>), anyhow::Error> {
+        match std::fs::read_to_string(self.file.path()) {
+            Ok(text) if text == self.given => Ok((self, None)),
+            Ok(text) => Ok((self, Some(text))),
+            Err(e) => Err(self.keep(anyhow::Error::new(e).context("cannot read back the edited file as UTF-8 text"))),
+        }
+    }
+
+    /// `e`, with the file kept and named so the user's text is not lost.
+    pub fn keep(self, e: anyhow::Error) -> anyhow::Error {
+        match self.file.keep() {
+            Ok((_, path)) => {
+                e.context(format!("your text is kept in {}; fix it and run heph edit again", path.display()))
+            }
+            Err(_) => e,
+        }
+    }
 }
 
 #[cfg(test)]

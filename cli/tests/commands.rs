@@ -204,6 +204,51 @@ fn edit_applies_the_markdown_changes_as_edits() {
     let kept = err.split("kept in ").nth(1).unwrap().split(';').next().unwrap().trim();
     assert!(std::fs::read_to_string(kept).unwrap().contains("title: Lost?"));
     assert_eq!(h.json(&["show", &id])["title"], "Plan the trip");
+
+    // So does a file that is no longer UTF-8 text.
+    let latin1 = h.path("latin1.sh");
+    write(&latin1, "#!/bin/sh\nprintf '\\nlong text caf\\351\\n' >> \"$1\"\n");
+    make_executable(&latin1);
+    let out = h.command().env("EDITOR", &latin1).args(["edit", &id]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let kept = err.split("kept in ").nth(1).unwrap_or_else(|| panic!("{err}")).split(';').next().unwrap().trim();
+    assert!(std::fs::read(kept).unwrap().ends_with(b"long text caf\xe9\n"));
+    assert!(err.contains("UTF-8"), "{err}");
+}
+
+#[test]
+fn edit_keeps_the_line_ends_of_a_body_it_did_not_touch() {
+    let h = Heph::new();
+    let out = h
+        .command()
+        .args(["--json", "note", "Windows", "notes", "--body", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"first\r\nsecond\r\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"].as_str().unwrap().to_string();
+    let append = h.path("append.sh");
+    write(&append, "#!/bin/sh\necho third >> \"$1\"\n");
+    make_executable(&append);
+    let out = h.command().env("EDITOR", &append).args(["edit", &id]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(h.json(&["show", &id])["body"], "first\r\nsecond\r\nthird\n");
+
+    // An editor that writes every line end as CRLF changes nothing of an LF body.
+    let lf = h.json(&["note", "Unix", "--body", "one\ntwo\n"])["id"].as_str().unwrap().to_string();
+    let crlf = h.path("crlf.sh");
+    write(&crlf, "#!/bin/sh\nsed -i -e 's/$/\\r/' -e 's/^title: Unix/title: Unix notes/' \"$1\"\n");
+    make_executable(&crlf);
+    let out = h.command().env("EDITOR", &crlf).args(["edit", &lf]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = h.json(&["show", &lf]);
+    assert_eq!((shown["title"].as_str(), shown["body"].as_str()), (Some("Unix notes"), Some("one\ntwo\n")));
 }
 
 #[test]
@@ -357,4 +402,39 @@ fn completions_to_a_reader_that_stops_early() {
     assert!(status.success(), "{status}");
     assert!(String::from_utf8_lossy(&first).starts_with("_heph()"));
     assert!(h.ok(&["completions", "zsh"]).contains("#compdef heph"));
+}
+
+#[test]
+fn links_that_change_nothing_write_nothing() {
+    let h = Heph::new();
+    let a = h.json(&["note", "Alpha"])["id"].as_str().unwrap().to_string();
+    let b = h.json(&["note", "Beta"])["id"].as_str().unwrap().to_string();
+    assert!(h.ok(&["unlink", &a, &b]).starts_with("No link to"));
+    assert!(h.ok(&["link", &a, &b]).starts_with("Linked"));
+    assert!(h.ok(&["link", &a, &b]).starts_with("Already linked"));
+    let history = h.json(&["history", &a]);
+    assert_eq!(history.as_array().unwrap().len(), 2, "its creation and one link: {history}");
+}
+
+#[test]
+fn a_note_whose_editor_fails_is_said_to_be_created() {
+    let h = Heph::new();
+    let out = h.command().env("EDITOR", "false").args(["note", "Draft", "-e"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("was created, not edited") && err.contains("heph edit"), "{err}");
+    assert_eq!(common::titles(&h.json(&["ls", "kind:note"])), ["Draft"]);
+}
+
+#[test]
+fn appending_to_a_deleted_journal_day_brings_it_back() {
+    let h = Heph::new();
+    h.ok(&["journal", "--append", "first line"]);
+    // Undoing the day's first write deletes it.
+    h.ok(&["undo", "--yes"]);
+    assert_eq!(h.json(&["journal"])["deleted"], true);
+    let day = h.json(&["journal", "--append", "after the undo"]);
+    assert_eq!(day["deleted"], false);
+    assert!(day["body"].as_str().unwrap().contains("after the undo"));
+    assert_eq!(common::titles(&h.json(&["search", "after"])).len(), 1);
 }

@@ -213,25 +213,18 @@ impl Source {
         let node = self.call(false, |api| api.get(id))?;
         let before = editor::page(&node, local);
         let text = editor::render(node.kind, &before);
-        let file = editor::temp_file(&text, &id.to_hex()[..8])?;
-        run_editor(file.path())?;
-        let edited = std::fs::read_to_string(file.path()).context("cannot read back the edited file")?;
-        if edited == text {
+        let draft = editor::Draft::new(&text, &id.to_hex()[..8])?;
+        run_editor(draft.path())?;
+        let (draft, Some(edited)) = draft.read()? else {
             return Ok(None);
-        }
+        };
         let outcome = editor::parse(&edited, node.kind).and_then(|after| {
             self.call(true, |api| {
                 let edits = editor::edits(&before, &after, local, |p| api.resolve(p, Purpose::Change))?;
                 api.edit(id, &edits, "edit", local.now)
             })
         });
-        match outcome {
-            Ok(node) => Ok(Some(node)),
-            Err(e) => match file.keep() {
-                Ok((_, path)) => Err(e.context(format!("your text is kept in {}", path.display()))),
-                Err(_) => Err(e),
-            },
-        }
+        outcome.map(Some).map_err(|e| draft.keep(e))
     }
 }
 

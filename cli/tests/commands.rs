@@ -263,10 +263,10 @@ fn notes_journal_links_backlinks_and_search() {
 
     let journal = h.json(&["journal", "--append", "Tried a 1:2.5 ratio."]);
     assert_eq!(journal["kind"], "journal");
-    assert_eq!(journal["body"], "Tried a 1:2.5 ratio.");
+    assert_eq!(journal["body"], "Tried a 1:2.5 ratio.\n");
     let again = h.json(&["journal", "today", "--append", "Better."]);
     assert_eq!(again["id"], journal["id"], "one journal node per day");
-    assert_eq!(again["body"], "Tried a 1:2.5 ratio.\nBetter.");
+    assert_eq!(again["body"], "Tried a 1:2.5 ratio.\nBetter.\n");
     assert_eq!(h.json(&["journal", "yesterday"])["body"], "");
 
     let journal_id = journal["short"].as_str().unwrap().to_string();

@@ -784,9 +784,11 @@ fn apply_edit<T: Transactable>(tx: &mut T, edit: &Edit, now: DateTime<Utc>) -> R
             let body = container(tx, "body", ObjType::Text)?;
             let len = tx.length(&body);
             let existing = tx.text(&body)?;
-            let joined =
-                if existing.is_empty() || existing.ends_with('\n') { text.clone() } else { format!("\n{text}") };
-            tx.splice_text(&body, len, 0, &joined)?;
+            // A line of its own: two appends made apart (two devices
+            // offline) merge as two lines, not one glued line.
+            let start = if existing.is_empty() || existing.ends_with('\n') { "" } else { "\n" };
+            let end = if text.ends_with('\n') { "" } else { "\n" };
+            tx.splice_text(&body, len, 0, &format!("{start}{text}{end}"))?;
         }
         Edit::Status(status) => {
             tx.put(ROOT, "status", status.as_str())?;

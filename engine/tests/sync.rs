@@ -525,7 +525,7 @@ fn a_hubs_document_cache_stays_within_its_bytes_and_loses_nothing() {
     for (i, id) in ids.iter().enumerate() {
         assert_eq!(hub.get(*id).unwrap().title, format!("t{i} third"));
     }
-    assert!(hub.get(note).unwrap().body.ends_with("the end"));
+    assert!(hub.get(note).unwrap().body.ends_with("the end\n"));
     assert!(hub.doc_cache().unwrap().bytes <= CAP);
 }
 

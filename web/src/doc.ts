@@ -450,8 +450,10 @@ function applyEdit(h: Backend, edit: Edit, now: number): void {
     case "append_body": {
       const body = container(h, "body", "text");
       const existing = h.text(body);
-      const joined = existing === "" || existing.endsWith("\n") ? edit.value : `\n${edit.value}`;
-      return h.splice(body, h.length(body), 0, joined);
+      // A line of its own: two appends made apart merge as two lines.
+      const start = existing === "" || existing.endsWith("\n") ? "" : "\n";
+      const end = edit.value.endsWith("\n") ? "" : "\n";
+      return h.splice(body, h.length(body), 0, `${start}${edit.value}${end}`);
     }
     case "status":
       return setStatus(h, edit.value, now);

@@ -350,7 +350,7 @@ fn a_foreign_task_without_id_or_containers_reads_and_takes_edits() {
     let n = doc.materialise_as(id).unwrap();
     assert!(n.tags.contains("x"));
     assert_eq!(n.annotations, [ann(1, "noted")]);
-    assert_eq!(n.body, "text");
+    assert_eq!(n.body, "text\n");
     // An id field naming another node is an error, not a silent mix-up.
     let other = foreign(|tx| {
         tx.put(ROOT, "id", NodeId::random().to_hex()).unwrap();

@@ -179,7 +179,7 @@ test("an edit never overwrites a value heph cannot read", () => {
   // A string body is carried over into text and then edited.
   const { doc } = Doc.edit(foreign, [{ edit: "append_body", value: "more" }], "modify", new Date(0));
   const node = Doc.materialise(doc, id);
-  assert.equal(node.body, "plain\nmore");
+  assert.equal(node.body, "plain\nmore\n");
   assert.deepEqual(node.extra, { tags: 3 });
 });
 

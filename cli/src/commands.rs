@@ -989,6 +989,13 @@ fn import(ctx: &Ctx, file: Option<&Path>, format: ImportFormat) -> Result<()> {
         "Imported {} nodes: {} added, {} updated, {} unchanged.",
         total, report.added, report.updated, report.unchanged
     );
+    if report.repeated > 0 {
+        println!(
+            "{} record{} gave an id that a later record gives again; the later record is what the node holds.",
+            report.repeated,
+            if report.repeated == 1 { "" } else { "s" }
+        );
+    }
     Ok(())
 }
 

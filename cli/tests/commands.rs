@@ -438,3 +438,18 @@ fn appending_to_a_deleted_journal_day_brings_it_back() {
     assert!(day["body"].as_str().unwrap().contains("after the undo"));
     assert_eq!(common::titles(&h.json(&["search", "after"])).len(), 1);
 }
+
+#[test]
+fn an_import_that_gives_an_id_twice_says_so() {
+    let h = Heph::new();
+    let file = h.path("twice.json");
+    let record = |title: &str, body: &str| {
+        serde_json::json!({"id": "0123456789abcdef0123456789abcdef", "kind": "note", "title": title, "body": body,
+            "created": "2025-01-01T00:00:00Z", "modified": "2025-01-01T00:00:00Z"})
+    };
+    write(&file, &serde_json::json!([record("A", "one"), record("B", "two")]).to_string());
+    let out = h.ok(&["import", file.to_str().unwrap()]);
+    assert!(out.contains("1 record gave an id that a later record gives again"), "{out}");
+    assert_eq!(h.json(&["import", file.to_str().unwrap()])["repeated"], 1);
+    assert_eq!(h.json(&["show", "0123456789ab"])["body"], "two");
+}

@@ -151,6 +151,23 @@ pub enum Error {
         /// Why it does not read.
         reason: String,
     },
+    /// An import record whose change would be over the size every replica
+    /// and hub accepts: it could be stored here but never synced.
+    #[error(
+        "the import's record for {id} ('{title:.60}') makes a change of {size} bytes, over the {limit}-byte \
+         limit of one change, so it could never sync; shorten or split its text, or take the record out of the \
+         file; nothing was imported"
+    )]
+    ImportTooLarge {
+        /// The node.
+        id: NodeId,
+        /// Its title.
+        title: String,
+        /// The change's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// `heph conflicts resolve` named a field without a conflict, or a
     /// value past the ones listed; the message says what there is.
     #[error("{0}")]

@@ -34,6 +34,10 @@ pub struct ImportReport {
     pub updated: usize,
     /// Nodes that existed and were already identical.
     pub unchanged: usize,
+    /// Records whose id a later record of the same import gives again
+    /// (the later one is what the node ends up as).
+    #[serde(default)]
+    pub repeated: usize,
 }
 
 /// Where a replica's content stands, cheap to read: it changes whenever the
@@ -532,9 +536,13 @@ impl Replica {
             nodes.iter().rev().copied().filter(|n| !existing.contains(&n.id) && seen.insert(n.id)).collect();
         fresh.reverse();
         let prepared = prepare_parallel(&fresh, &origin)?;
+        for p in &prepared {
+            import_fits(&p.node, &p.changes)?;
+        }
         let total = nodes.len();
+        let distinct = nodes.iter().map(|n| n.id).collect::<HashSet<_>>().len();
         self.store.write(|w| {
-            let mut report = ImportReport::default();
+            let mut report = ImportReport { repeated: nodes.len() - distinct, ..ImportReport::default() };
             for (i, p) in prepared.iter().enumerate() {
                 // Stored since it was read (a sync): edited below instead.
                 if w.has_doc(p.node.id)? {
@@ -563,6 +571,7 @@ impl Replica {
                 let edits = diff(&current, &wanted);
                 match doc.edit(&edits, "import", node.modified.max(current.modified))? {
                     Some(change) => {
+                        import_fits(node, std::slice::from_ref(&change))?;
                         w.save_local(node.id, &doc, &[change])?;
                         report.updated += 1;
                     }
@@ -969,6 +978,16 @@ pub fn parse_changes(batch: Vec<(NodeId, Vec<u8>)>) -> Result<Vec<(NodeId, Chang
 /// carries the saved document, so nothing is lost).
 fn has_unread_fields(node: &Node) -> bool {
     !node.extra.is_empty()
+}
+
+/// Refuses an import record whose changes could never sync, naming it.
+fn import_fits(node: &Node, changes: &[Change]) -> Result<(), Error> {
+    check_size(changes).map_err(|e| match e {
+        Error::ChangeTooLarge { size, limit } => {
+            Error::ImportTooLarge { id: node.id, title: node.title.clone(), size, limit }
+        }
+        other => other,
+    })
 }
 
 /// Refuses changes that could never sync (over [`MAX_CHANGE_BYTES`]).

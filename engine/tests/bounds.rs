@@ -109,10 +109,24 @@ fn a_change_too_large_to_sync_is_refused_when_written_and_nothing_is_stored() {
     // The same as an edit of an existing note.
     let n = note(&r, "short".into()).unwrap();
     let before = r.last_seq().unwrap();
-    let err = r.edit(n.id, &[Edit::Title(huge)], "edit", now()).unwrap_err();
+    let err = r.edit(n.id, &[Edit::Title(huge.clone())], "edit", now()).unwrap_err();
     assert!(matches!(err, Error::ChangeTooLarge { .. }), "{err}");
     assert_eq!(r.last_seq().unwrap(), before);
     assert_eq!(r.get(n.id).unwrap().title, "long");
+
+    // And in an import, new node or existing: nothing of the file is stored.
+    let small = Node::new(NodeId::random(), NodeKind::Note, "small".into(), now());
+    let big = Node::new(NodeId::random(), NodeKind::Note, huge.clone(), now());
+    let before = r.last_seq().unwrap();
+    let err = r.import(&[small.clone(), big], |_, _| {}).unwrap_err();
+    assert!(matches!(err, Error::ImportTooLarge { limit, .. } if limit == MAX_CHANGE_BYTES), "{err}");
+    assert!(err.to_string().contains("could never sync"), "{err}");
+    let mut grown = r.get(n.id).unwrap();
+    grown.title = huge;
+    let err = r.import(&[small, grown], |_, _| {}).unwrap_err();
+    assert!(matches!(err, Error::ImportTooLarge { .. }), "{err}");
+    assert_eq!(r.last_seq().unwrap(), before);
+    assert_eq!(r.export().unwrap().len(), 1);
 }
 
 /// A change putting one letter `len` times: it deflates to almost nothing.

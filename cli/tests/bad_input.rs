@@ -195,3 +195,38 @@ fn killing_heph_mid_write_loses_at_most_that_write() {
     }
     assert!(interrupted > 0, "no kill landed before the import committed; the test proved nothing");
 }
+
+/// A store with damaged pages (40 bytes flipped in each 4 KiB page in
+/// turn, one copy per page, as a bad disk sector would): every command
+/// fails with an error or works; none panics.
+#[test]
+fn a_store_with_a_damaged_page_is_an_error_never_a_panic() {
+    let h = Heph::new();
+    for i in 0..5 {
+        h.add(&["task", &i.to_string(), "+work"]);
+    }
+    let bytes = std::fs::read(&h.db).unwrap();
+    let mut tried = 0;
+    for (k, offset) in (4096..bytes.len()).step_by(4096).enumerate() {
+        if bytes[offset..(offset + 4096).min(bytes.len())].iter().all(|b| *b == 0) {
+            continue;
+        }
+        let mut damaged = bytes.clone();
+        for b in &mut damaged[offset + 100..(offset + 140).min(bytes.len())] {
+            *b ^= 0x5a;
+        }
+        let path = h.path(&format!("damaged-{k}.db"));
+        std::fs::write(&path, &damaged).unwrap();
+        for args in [&["ls"][..], &["export"], &["show", "0000"], &["add", "one", "more"]] {
+            let out = h.command().arg("--db").arg(&path).args(args).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.code() != Some(101) && !err.contains("panicked"),
+                "page {k}, heph {args:?}: exit {:?}\n{err}",
+                out.status.code()
+            );
+        }
+        tried += 1;
+    }
+    assert!(tried >= 5, "the store has pages to damage ({tried})");
+}

@@ -101,6 +101,13 @@ pub enum Error {
     /// A stored document could not be read.
     #[error(transparent)]
     Doc(#[from] DocError),
+    /// Reading or writing the store failed inside the storage engine (a
+    /// panic, caught): the file may be damaged.
+    #[error(
+        "the store failed inside its storage engine ({0}); the file may be damaged: keep a copy of it, \
+         export what still reads (heph export), or restore a backup (heph restore FILE)"
+    )]
+    Damaged(String),
     /// A node with this id exists already.
     #[error("a node with id {0} exists already; pick another id, or edit that node")]
     Exists(NodeId),

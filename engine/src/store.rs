@@ -419,16 +419,23 @@ impl Store {
         if let Some(bytes) = cache_bytes {
             builder.set_cache_size(bytes);
         }
-        let db = builder.create(path).map_err(|e| open_error(path, e))?;
-        Self::init(Db::Write(db), path)
+        // A damaged file can make redb panic rather than fail: it is unreadable.
+        crate::panics::catch(|| {
+            let db = builder.create(path).map_err(|e| open_error(path, e))?;
+            Self::init(Db::Write(db), path)
+        })
+        .map_err(|why| unreadable(path, why))?
     }
 
     /// Opens an existing store at `path` for reading only. Fails (with the
     /// same errors as [`Self::open`]) where the file is missing, damaged, or
     /// needs the recovery a read-write open performs.
     pub fn open_read_only(path: &Path) -> Result<Self, OpenError> {
-        let db = Database::builder().open_read_only(path).map_err(|e| open_error(path, e))?;
-        Self::init(Db::Read(db), path)
+        crate::panics::catch(|| {
+            let db = Database::builder().open_read_only(path).map_err(|e| open_error(path, e))?;
+            Self::init(Db::Read(db), path)
+        })
+        .map_err(|why| unreadable(path, why))?
     }
 
     /// A store that lives in memory only (tests, simulations).
@@ -544,6 +551,11 @@ impl Store {
 
     /// Runs `f` on a consistent snapshot.
     pub fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T, Error>) -> Result<T, Error> {
+        // A damaged page can make redb panic rather than fail.
+        crate::panics::catch(|| self.read_unguarded(f)).map_err(Error::Damaged)?
+    }
+
+    fn read_unguarded<T>(&self, f: impl FnOnce(&Reader) -> Result<T, Error>) -> Result<T, Error> {
         let txn = self.begin_read()?;
         let reader = Reader {
             docs: txn.open_table(DOCS)?,
@@ -585,6 +597,12 @@ impl Store {
     /// Runs `f` in one write transaction, committed durably if `f` returns `Ok`
     /// and discarded otherwise.
     pub fn write<T>(&self, f: impl FnOnce(&mut Writer) -> Result<T, Error>) -> Result<T, Error> {
+        // A damaged page can make redb panic rather than fail; nothing of the
+        // transaction is kept then.
+        crate::panics::catch(|| self.write_unguarded(f)).map_err(Error::Damaged)?
+    }
+
+    fn write_unguarded<T>(&self, f: impl FnOnce(&mut Writer) -> Result<T, Error>) -> Result<T, Error> {
         let Db::Write(db) = &self.db else {
             return Err(Error::ReadOnly);
         };

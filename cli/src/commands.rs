@@ -734,6 +734,7 @@ fn link(ctx: &Ctx, from: &str, to: &str, add: bool) -> Result<()> {
 fn search(ctx: &Ctx, words: &[String], all: bool) -> Result<()> {
     let mut filter = Filter::everything();
     filter.open_only = !all;
+    filter.deleted = all;
     let mut r = ctx.open_read()?;
     let rows = r.search(&words.join(" "), &filter, ctx.now)?;
     print_rows(ctx, &mut r, rows)
@@ -834,10 +835,15 @@ fn conflicts(ctx: &Ctx, action: Option<ConflictAction>) -> Result<()> {
     let ids: Vec<NodeId> = list.iter().map(|c| c.id).collect();
     let lens = r.prefix_lens(&ids)?;
     let mut out = stdout();
-    render::conflicts(&mut out, &list, |id| {
-        let len = ids.iter().position(|i| i == id).and_then(|p| lens.get(p).copied()).unwrap_or(8);
-        id.to_hex()[..len].to_string()
-    })?;
+    render::conflicts(
+        &mut out,
+        &list,
+        |id| {
+            let len = ids.iter().position(|i| i == id).and_then(|p| lens.get(p).copied()).unwrap_or(8);
+            id.to_hex()[..len].to_string()
+        },
+        &ctx.local,
+    )?;
     out.flush()?;
     Ok(())
 }
@@ -859,7 +865,7 @@ fn resolve_all(ctx: &Ctx, mut r: Api, keep: usize) -> Result<()> {
     let (chosen, skipped): (Vec<_>, Vec<_>) = list.iter().zip(lens).partition(|(c, _)| c.values.len() > index);
     let mut plan = format!("Resolve {} conflicts, keeping value {keep} of each:\n", chosen.len());
     for (c, len) in &chosen {
-        let value: String = c.values[index].chars().take(60).collect();
+        let value: String = render::conflict_value(&c.values[index], &ctx.local).chars().take(60).collect();
         plan.push_str(&format!("  {} {}: keep {value:?}\n", &c.id.to_hex()[..*len], c.field));
     }
     for (c, len) in &skipped {

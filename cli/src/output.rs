@@ -68,7 +68,7 @@ pub struct ListItem {
     /// Other attributes, as in `heph show --json`: Taskwarrior UDAs, and
     /// recurrence (`recur`, `until`, `mask` on a template; `parent`,
     /// `imask` on an instance).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub uda: BTreeMap<String, String>,
 }
 

@@ -164,7 +164,7 @@ pub fn node(out: &mut impl Write, shown: &Shown, now: &Clock) -> std::io::Result
     }
     if !shown.conflicts.is_empty() {
         writeln!(out)?;
-        conflicts(out, &shown.conflicts, |_| shown.short.clone())?;
+        conflicts(out, &shown.conflicts, |_| shown.short.clone(), now)?;
     }
     Ok(())
 }
@@ -174,6 +174,7 @@ pub fn conflicts(
     out: &mut impl Write,
     list: &[Conflict],
     short: impl Fn(&heph_engine::NodeId) -> String,
+    now: &Clock,
 ) -> std::io::Result<()> {
     if list.is_empty() {
         return writeln!(out, "No conflicts.");
@@ -182,10 +183,19 @@ pub fn conflicts(
         writeln!(out, "{} {}: {} values", short(&c.id), c.field, c.values.len())?;
         for (i, v) in c.values.iter().enumerate() {
             let mark = if i == 0 { "  (shown)" } else { "" };
-            writeln!(out, "  {}. {v}{mark}", i + 1)?;
+            writeln!(out, "  {}. {}{mark}", i + 1, conflict_value(v, now))?;
         }
     }
     writeln!(out, "\nKeep one with: heph conflicts resolve ID FIELD NUMBER (or every one: --all --keep NUMBER)")
+}
+
+/// A conflicting value as `heph show` writes it: a date in the user's zone.
+#[must_use]
+pub fn conflict_value(value: &str, now: &Clock) -> String {
+    match DateTime::parse_from_rfc3339(value) {
+        Ok(t) => display(t.to_utc(), now),
+        Err(_) => value.to_string(),
+    }
 }
 
 /// Writes a node's history.
@@ -249,6 +259,16 @@ mod tests {
     use heph_engine::{Node, NodeId, NodeKind};
 
     use crate::output::Shown;
+
+    #[test]
+    fn conflicting_dates_read_as_in_heph_show() {
+        let now: heph_engine::Clock =
+            chrono::FixedOffset::east_opt(3600).unwrap().with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap().into();
+        // Local midnight of 6 December at +01:00 is 5 December in UTC.
+        let shown = super::conflict_value("2026-12-05T23:00:00+00:00", &now);
+        assert!(shown.contains("2026-12-06") && !shown.contains("T23"), "{shown}");
+        assert_eq!(super::conflict_value("Shared (from phone)", &now), "Shared (from phone)");
+    }
 
     #[test]
     fn show_prints_unread_fields() {

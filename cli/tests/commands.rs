@@ -453,3 +453,18 @@ fn an_import_that_gives_an_id_twice_says_so() {
     assert_eq!(h.json(&["import", file.to_str().unwrap()])["repeated"], 1);
     assert_eq!(h.json(&["show", "0123456789ab"])["body"], "two");
 }
+
+#[test]
+fn deleted_nodes_leave_backlinks_and_search_all_finds_them() {
+    let h = Heph::new();
+    let a = h.json(&["note", "Alpha", "zebra"])["id"].as_str().unwrap().to_string();
+    let b = h.json(&["note", "Beta"])["id"].as_str().unwrap().to_string();
+    h.ok(&["link", &a, &b]);
+    assert_eq!(h.json(&["show", &b])["backlinks"].as_array().unwrap().len(), 1);
+    h.ok(&["delete", &a]);
+    assert_eq!(h.json(&["show", &b])["backlinks"], serde_json::json!([]), "a deleted note links to nothing");
+    assert!(common::titles(&h.json(&["search", "zebra"])).is_empty());
+    assert_eq!(common::titles(&h.json(&["search", "--all", "zebra"])), ["Alpha zebra"]);
+    h.ok(&["undelete", &a]);
+    assert_eq!(h.json(&["show", &b])["backlinks"].as_array().unwrap().len(), 1);
+}

@@ -26,6 +26,11 @@ fn expressions_modifiers_and_virtual_tags() {
 
     assert_eq!(ls(&h, &["+work", "or", "+home"]), ["Call Ana", "Fix bike", "Pay rent", "Write report"]);
     assert_eq!(
+        ls(&h, &["+WORK", "or", "+Home"]),
+        ["Call Ana", "Fix bike", "Pay rent", "Write report"],
+        "case is ignored"
+    );
+    assert_eq!(
         ls(&h, &["(", "+work", "or", "+home", ")", "and", "due.before:eow", "and", "-BLOCKED"]),
         ["Pay rent", "Write report"]
     );

@@ -306,7 +306,7 @@ pub enum Expr {
     Xor(Box<Expr>, Box<Expr>),
     /// Not this.
     Not(Box<Expr>),
-    /// Carries this tag.
+    /// Carries this tag, matched ignoring case (held lower case).
     Tag(String),
     /// Has this virtual tag.
     Virtual(Virtual),
@@ -581,7 +581,8 @@ impl Parser<'_> {
                 self.mentions.deleted |= v == Virtual::Deleted;
                 Expr::Virtual(v)
             }
-            None => Expr::Tag(tag.to_string()),
+            // Case is ignored, as everywhere in a filter (kept lower case).
+            None => Expr::Tag(tag.to_lowercase()),
         }
     }
 
@@ -1039,7 +1040,7 @@ impl Eval<'_> {
             Expr::Or(list) => list.iter().any(|e| self.expr(e)),
             Expr::Xor(a, b) => self.expr(a) != self.expr(b),
             Expr::Not(e) => !self.expr(e),
-            Expr::Tag(t) => self.row.tags.iter().any(|x| x == t),
+            Expr::Tag(t) => self.row.tags.iter().any(|x| lower(x) == t.as_str()),
             Expr::Virtual(v) => self.virtual_tag(*v),
             Expr::Status(list) => self.status.is_some_and(|s| {
                 list.iter().any(|want| match (want, s) {

@@ -251,12 +251,12 @@ impl Replica {
         Ok(rows)
     }
 
-    /// Index rows of the nodes that link to `id`.
+    /// Index rows of the nodes that link to `id`, deleted ones left out.
     pub fn backlinks(&self, id: NodeId) -> Result<Vec<NodeSummary>, Error> {
         self.store.read(|r| {
             let mut out = Vec::new();
             for source in r.backlinks(id)? {
-                if let Some(row) = r.summary(source)? {
+                if let Some(row) = r.summary(source)?.filter(|row| !row.deleted) {
                     out.push(row);
                 }
             }

@@ -781,6 +781,7 @@ const FILTERS: &[(&str, Option<usize>)] = &[
     // Virtual tags.
     ("+BLOCKING", None),
     ("+LATEST", None),
+    ("+Work -HOME", None),
     ("-LATEST +work", None),
     ("+UNBLOCKED", None),
     ("+READY", None),

@@ -591,7 +591,8 @@ class Parser {
 
   tag(tag: string): Expr {
     const v = VIRTUALS.get(tag);
-    if (v === undefined) return { type: "tag", tag };
+    // Case is ignored, as everywhere in a filter (kept lower case).
+    if (v === undefined) return { type: "tag", tag: tag.toLowerCase() };
     this.mentions.status ||= isStatusTag(v);
     this.mentions.deleted ||= v === "DELETED";
     return { type: "virtual", tag: v };
@@ -1078,7 +1079,7 @@ class Eval {
       case "not":
         return !this.expr(e.expr);
       case "tag":
-        return this.row.tags.includes(e.tag);
+        return this.row.tags.some((t) => t.toLowerCase() === e.tag);
       case "virtual":
         return this.virtualTag(e.tag);
       case "status":

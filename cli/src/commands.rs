@@ -184,6 +184,18 @@ fn done(ctx: &Ctx, mut r: Api, node: Node, verb: &str) -> Result<()> {
     Ok(())
 }
 
+/// Prints what a command that may name several nodes did: a line of text
+/// each, or in JSON the node (one named) or an array of them (`several`).
+fn reports(ctx: &Ctx, r: &mut Api, written: Vec<(Node, &str)>, several: bool) -> Result<()> {
+    if ctx.json && several {
+        return print_json(&written.into_iter().map(|(n, _)| shown(r, n)).collect::<Result<Vec<_>>>()?);
+    }
+    for (node, verb) in written {
+        report(ctx, r, node, verb)?;
+    }
+    Ok(())
+}
+
 /// Prints what a write did: the node as JSON, or one line of text.
 fn report(ctx: &Ctx, r: &mut Api, node: Node, verb: &str) -> Result<()> {
     if ctx.json {
@@ -405,10 +417,19 @@ fn bulk(ctx: &Ctx, prefixes: &[String], delete: bool) -> Result<()> {
     } else {
         (Edit::Deleted(false), "undelete", "Undeleted")
     };
+    let mut written = Vec::with_capacity(ids.len());
     for id in &ids {
-        let node = r.edit(*id, std::slice::from_ref(&edit), message, ctx.now)?;
-        report(ctx, &mut r, node, verb)?;
+        let node = r.get(*id)?;
+        if node.deleted == delete {
+            // Nothing to do, and nothing is written (no history entry to undo).
+            let already = if delete { "Already deleted:" } else { "Not deleted:" };
+            written.push((node, already));
+            continue;
+        }
+        written.push((r.edit(*id, std::slice::from_ref(&edit), message, ctx.now)?, verb));
     }
+    let several = ids.len() > 1;
+    reports(ctx, &mut r, written, several)?;
     if many {
         let hex: Vec<String> = ids.iter().map(NodeId::to_hex).collect();
         audit(ctx, message, serde_json::json!({"count": ids.len(), "ids": hex, "via": r.via()}));
@@ -536,10 +557,12 @@ fn set_status(ctx: &Ctx, ids: &[String], status: Status, message: &str, verb: &s
             None => changing.push(s.id),
         }
     }
+    let several = resolved.len() > 1;
+    let mut written = Vec::with_capacity(changing.len());
     for id in changing {
-        let node = r.edit(id, &[Edit::Status(status)], message, ctx.now)?;
-        report(ctx, &mut r, node, verb)?;
+        written.push((r.edit(id, &[Edit::Status(status)], message, ctx.now)?, verb));
     }
+    reports(ctx, &mut r, written, several)?;
     ctx.settle(r)?;
     if !refused.is_empty() {
         bail!("{}", refused.join("\n"));
@@ -790,8 +813,10 @@ fn projects(ctx: &Ctx, words: &[String]) -> Result<()> {
 
 /// `heph tags [FILTER]`.
 fn tags(ctx: &Ctx, words: &[String]) -> Result<()> {
-    let list = summary::tags(&counted_rows(ctx, words)?);
-    emit(ctx, &list, |out| Ok(summary::write_tags(out, &list)?))
+    let rows = counted_rows(ctx, words)?;
+    let counting = if rows.iter().all(|r| r.kind == NodeKind::Task) { "Tasks" } else { "Nodes" };
+    let list = summary::tags(&rows);
+    emit(ctx, &list, |out| Ok(summary::write_tags(out, &list, counting)?))
 }
 
 /// The rows `heph projects` and `heph tags` count for `words`: those `heph
@@ -863,7 +888,7 @@ fn resolve_all(ctx: &Ctx, mut r: Api, keep: usize) -> Result<()> {
     let ids: Vec<NodeId> = list.iter().map(|c| c.id).collect();
     let lens = r.prefix_lens(&ids)?;
     let (chosen, skipped): (Vec<_>, Vec<_>) = list.iter().zip(lens).partition(|(c, _)| c.values.len() > index);
-    let mut plan = format!("Resolve {} conflicts, keeping value {keep} of each:\n", chosen.len());
+    let mut plan = format!("Resolve {}, keeping value {keep} of each:\n", counted(chosen.len(), "conflict"));
     for (c, len) in &chosen {
         let value: String = render::conflict_value(&c.values[index], &ctx.local).chars().take(60).collect();
         plan.push_str(&format!("  {} {}: keep {value:?}\n", &c.id.to_hex()[..*len], c.field));
@@ -880,7 +905,14 @@ fn resolve_all(ctx: &Ctx, mut r: Api, keep: usize) -> Result<()> {
         bail!("no conflict has a value {keep}; `heph conflicts` lists them");
     }
     drop(r);
-    confirm::ask(ctx.yes, &plan, &format!("Resolve these {} conflicts?", chosen.len()))?;
+    confirm::ask(
+        ctx.yes,
+        &plan,
+        &format!(
+            "Resolve {}?",
+            if chosen.len() == 1 { "it".to_string() } else { format!("these {} conflicts", chosen.len()) }
+        ),
+    )?;
     let mut r = ctx.open()?;
     let mut resolved = Vec::new();
     for (c, _) in &chosen {
@@ -898,7 +930,7 @@ fn resolve_all(ctx: &Ctx, mut r: Api, keep: usize) -> Result<()> {
             skipped.iter().map(|(c, _)| serde_json::json!({"id": c.id.to_hex(), "field": c.field})).collect();
         return print_json(&serde_json::json!({"resolved": resolved, "skipped": skipped}));
     }
-    println!("Resolved {} conflicts.", resolved.len());
+    println!("Resolved {}.", counted(resolved.len(), "conflict"));
     Ok(())
 }
 

@@ -121,19 +121,19 @@ pub enum Command {
     },
     /// Mark tasks done.
     Done {
-        /// Id prefixes.
+        /// Id prefixes (with --json, several print an array of nodes).
         #[arg(required = true)]
         ids: Vec<String>,
     },
     /// Start working on a task (status active).
     Start {
-        /// Id prefixes.
+        /// Id prefixes (with --json, several print an array of nodes).
         #[arg(required = true)]
         ids: Vec<String>,
     },
     /// Stop working on a task (back to pending).
     Stop {
-        /// Id prefixes.
+        /// Id prefixes (with --json, several print an array of nodes).
         #[arg(required = true)]
         ids: Vec<String>,
     },
@@ -164,13 +164,13 @@ pub enum Command {
     /// Delete nodes (a tombstone that syncs; `heph undelete` undoes it). More than 3 at once are listed and need a yes.
     #[command(visible_alias = "rm")]
     Delete {
-        /// Id prefixes.
+        /// Id prefixes (with --json, several print an array of nodes).
         #[arg(required = true)]
         ids: Vec<String>,
     },
     /// Undo a delete.
     Undelete {
-        /// Id prefixes.
+        /// Id prefixes (with --json, several print an array of nodes).
         #[arg(required = true)]
         ids: Vec<String>,
     },

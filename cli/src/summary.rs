@@ -101,13 +101,14 @@ pub fn write_projects(out: &mut impl Write, list: &[ProjectCount], tasks: usize)
     writeln!(out, "\n{} ({})", counted(named, "project"), counted(tasks, "task"))
 }
 
-/// `heph tags` as text.
-pub fn write_tags(out: &mut impl Write, list: &[TagCount]) -> std::io::Result<()> {
+/// `heph tags` as text; `counting` names what the counts count (`Tasks`,
+/// or `Nodes` when the filter took notes or journal days in).
+pub fn write_tags(out: &mut impl Write, list: &[TagCount], counting: &str) -> std::io::Result<()> {
     if list.is_empty() {
-        return writeln!(out, "No tagged tasks match.");
+        return writeln!(out, "No tagged {} match.", counting.to_lowercase());
     }
     let width = list.iter().map(|t| t.tag.chars().count()).max().unwrap_or(0).max("Tag".len());
-    writeln!(out, "{:<width$}  {:>5}", "Tag", "Tasks")?;
+    writeln!(out, "{:<width$}  {:>5}", "Tag", counting)?;
     for t in list {
         writeln!(out, "{:<width$}  {:>5}", t.tag, t.count)?;
     }

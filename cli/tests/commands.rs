@@ -468,3 +468,21 @@ fn deleted_nodes_leave_backlinks_and_search_all_finds_them() {
     h.ok(&["undelete", &a]);
     assert_eq!(h.json(&["show", &b])["backlinks"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn commands_naming_several_nodes_print_one_json_array_and_no_op_deletes_write_nothing() {
+    let h = Heph::new();
+    let a = h.add(&["One"]);
+    let b = h.add(&["Two"]);
+    let done = h.json(&["done", &a, &b]);
+    assert_eq!(common::titles(&done), ["One", "Two"]);
+    let deleted = h.json(&["delete", &a, &b]);
+    assert_eq!(deleted.as_array().map(Vec::len), Some(2));
+    assert_eq!(h.json(&["delete", &a])["title"], "One", "one node named: the node itself");
+    assert!(h.ok(&["delete", &a]).starts_with("Already deleted:"));
+    h.ok(&["undelete", &a]);
+    assert!(h.ok(&["undelete", &a]).starts_with("Not deleted:"));
+    let history = h.json(&["history", &a]);
+    // add, done, delete, undelete: the repeated delete and undelete wrote nothing.
+    assert_eq!(history.as_array().unwrap().len(), 4, "{history}");
+}

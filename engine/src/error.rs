@@ -225,7 +225,8 @@ impl Error {
 }
 
 fn list(ids: &[NodeId]) -> String {
-    ids.iter().take(5).map(|id| id.to_hex()[..8].to_string()).collect::<Vec<_>>().join(", ")
+    let shown = ids.iter().take(5).map(|id| id.to_hex()[..8].to_string()).collect::<Vec<_>>().join(", ");
+    if ids.len() > 5 { format!("{shown}, …") } else { shown }
 }
 
 fn io_is_full(e: &std::io::Error) -> bool {

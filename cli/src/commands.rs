@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::api::Api;
 use crate::output::{ListItem, NodeRef, Shown, Undone};
+use crate::printable::Printable;
 use crate::summary::counted;
 use crate::{
     Cli, Command, ConflictAction, Format, ImportFormat, confirm, editor, mods, recurring, render, store, summary,
@@ -56,11 +57,13 @@ impl Ctx {
     }
 }
 
+/// Standard output for text: control characters a document carries are
+/// shown, not obeyed (see [`Printable`]). JSON goes out as it is.
 fn stdout() -> Out {
-    BufWriter::with_capacity(64 * 1024, std::io::stdout().lock())
+    BufWriter::with_capacity(64 * 1024, Printable::new(std::io::stdout().lock()))
 }
 
-type Out = BufWriter<std::io::StdoutLock<'static>>;
+type Out = BufWriter<Printable<std::io::StdoutLock<'static>>>;
 
 /// Prints `value` as JSON with `--json`, else as text through `text`.
 fn emit<T: Serialize>(ctx: &Ctx, value: &T, text: impl FnOnce(&mut Out) -> Result<()>) -> Result<()> {
@@ -74,7 +77,7 @@ fn emit<T: Serialize>(ctx: &Ctx, value: &T, text: impl FnOnce(&mut Out) -> Resul
 }
 
 fn print_json<T: Serialize>(value: &T) -> Result<()> {
-    let mut out = stdout();
+    let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
     out.flush()?;
@@ -798,7 +801,7 @@ fn undo(ctx: &Ctx) -> Result<()> {
         print_json(&Undone { undone, node })?;
     } else {
         let what = if undone.creation { "the add of" } else { "the last change to" };
-        println!("Undid {what} {} {short} '{}' ({}).", node.kind, node.title, undone.message);
+        writeln!(stdout(), "Undid {what} {} {short} '{}' ({}).", node.kind, node.title, undone.message)?;
     }
     r.finish();
     Ok(())

@@ -6,6 +6,7 @@ mod commands;
 mod confirm;
 mod daemon;
 mod output;
+mod printable;
 mod render;
 mod summary;
 

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use heph_engine::Clock;
 use heph_engine::when::{display, relative};
 use heph_engine::{Conflict, HistoryEntry, NodeKind};
+use unicode_width::UnicodeWidthStr as _;
 
 use crate::output::{ListItem, Shown};
 
@@ -68,7 +69,7 @@ pub fn table(out: &mut impl Write, items: &[ListItem], now: &Clock) -> std::io::
     columns.retain(|(name, cells)| matches!(*name, "ID" | "Title") || cells.iter().any(|c| !c.is_empty()));
     let widths: Vec<usize> = columns
         .iter()
-        .map(|(name, cells)| cells.iter().map(|c| c.chars().count()).max().unwrap_or(0).max(name.len()))
+        .map(|(name, cells)| cells.iter().map(|c| c.width()).max().unwrap_or(0).max(name.len()))
         .collect();
     let last = columns.len() - 1;
     let mut line = String::new();
@@ -90,7 +91,7 @@ pub fn table(out: &mut impl Write, items: &[ListItem], now: &Clock) -> std::io::
 fn push_cell(line: &mut String, cell: &str, width: usize, last: bool) {
     line.push_str(cell);
     if !last {
-        for _ in cell.chars().count()..width + 1 {
+        for _ in cell.width()..width + 1 {
             line.push(' ');
         }
     }

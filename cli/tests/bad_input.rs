@@ -230,3 +230,19 @@ fn a_store_with_a_damaged_page_is_an_error_never_a_panic() {
     }
     assert!(tried >= 5, "the store has pages to damage ({tried})");
 }
+
+/// A title or body holding terminal escape sequences (written by another
+/// client) is shown, not obeyed; JSON keeps it exactly.
+#[test]
+fn escape_sequences_in_documents_never_reach_the_terminal() {
+    let h = Heph::new();
+    let title = "Report \x1b]0;pwned\x07\x1b[2J done";
+    let id = h.json(&["note", title, "--body", "line\r\nhidden\rspoof\n"])["id"].as_str().unwrap().to_string();
+    for args in [&["ls", "kind:note"][..], &["show", &id], &["search", "report"], &["history", &id]] {
+        let out = h.ok(args);
+        assert!(!out.bytes().any(|b| b == 0x1b || b == 0x07 || b == b'\r'), "heph {args:?}: {out:?}");
+    }
+    assert!(h.ok(&["show", &id]).contains("line\nhidden\u{FFFD}spoof"));
+    let shown = h.json(&["show", &id]);
+    assert_eq!((shown["title"].as_str(), shown["body"].as_str()), (Some(title), Some("line\r\nhidden\rspoof\n")));
+}

@@ -3,7 +3,7 @@
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use heph_engine::recur::{self, RecurReport};
 use heph_engine::taskwarrior;
@@ -477,15 +477,44 @@ fn backup(ctx: &Ctx, file: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// Why `file` cannot be restored from, and what to do instead.
+fn not_a_backup(file: &Path, e: heph_engine::OpenError) -> anyhow::Error {
+    let shown = file.display();
+    match e {
+        heph_engine::OpenError::Locked { .. } => anyhow!(
+            "{shown} is a store in use (this replica's own file, or one a daemon holds), not a backup; \
+             restore from a file heph backup FILE wrote"
+        ),
+        heph_engine::OpenError::Unreadable { reason, .. } => {
+            let json =
+                std::fs::read(file).is_ok_and(|b| b.trim_ascii_start().first().is_some_and(|c| b"[{".contains(c)));
+            if json {
+                anyhow!("{shown} is a JSON export, not a backup; heph import {shown} brings its nodes in")
+            } else {
+                anyhow!("{shown} is not a heph backup ({reason}); heph backup FILE writes one")
+            }
+        }
+        other => anyhow::Error::new(other).context(format!("{shown} cannot be read as a backup")),
+    }
+}
+
 /// `heph restore FILE`: shows the backup against the replica, asks, restores.
 fn restore(ctx: &Ctx, file: &Path) -> Result<()> {
     let path = std::path::absolute(file).with_context(|| format!("cannot resolve {}", file.display()))?;
+    if path.is_dir() {
+        bail!("{} is a folder, not a backup file (heph backup FILE makes one)", file.display());
+    }
     if !path.is_file() {
         bail!("no backup file at {}; to undo a delete: heph undelete ID", file.display());
     }
-    let then = heph_engine::backup::open_backup(&path)
-        .with_context(|| format!("{} is not a heph backup", file.display()))?
-        .census()?;
+    let own = store::path(ctx.db.as_deref()).ok().and_then(|db| std::fs::canonicalize(db).ok());
+    if own.is_some() && own == std::fs::canonicalize(&path).ok() {
+        bail!(
+            "{} is this replica's own store, not a backup; restore from a file heph backup FILE wrote",
+            file.display()
+        );
+    }
+    let then = heph_engine::backup::open_backup(&path).map_err(|e| not_a_backup(file, e))?.census()?;
     let now = ctx.open_read()?.census()?;
     let taken = then.taken.map_or_else(
         || "(not a backup: a store file)".to_string(),

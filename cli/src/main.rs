@@ -77,6 +77,7 @@ offset in force on that date. Days and longer move the calendar; hours and less 
 #[command(name = "heph", version, about = ABOUT, long_about = LONG_ABOUT, propagate_version = true)]
 pub struct Cli {
     /// The replica's store file [default: $XDG_DATA_HOME/heph/heph.db, i.e. ~/.local/share/heph/heph.db].
+    /// A device daemon serving it listens on the store path + ".sock", or on HEPH_SOCKET where set.
     #[arg(long, global = true, env = "HEPH_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
 

@@ -100,6 +100,18 @@ fn backup_then_restore_brings_the_replica_back_and_says_what_it_does() {
     // Not a backup: says so.
     std::fs::write(h.path("junk"), b"not a store").unwrap();
     assert!(h.fails(&["restore", "-y", h.path("junk").to_str().unwrap()]).contains("not a heph backup"));
+    // Nor an export, a folder, or the store itself: each says what to do instead.
+    let export = h.path("nodes.json");
+    std::fs::write(&export, h.ok(&["export"])).unwrap();
+    assert!(h.fails(&["restore", "-y", export.to_str().unwrap()]).contains("heph import"));
+    let folder = h.dir.path().to_str().unwrap();
+    assert!(h.fails(&["restore", "-y", folder]).contains("is a folder"));
+    assert!(h.fails(&["restore", "-y", h.db.to_str().unwrap()]).contains("this replica's own store"));
+    // A backup is written to a file in a folder that exists, and nowhere else.
+    assert!(h.fails(&["backup", folder]).contains("is a folder"));
+    let nowhere = h.path("no/such/x.heph");
+    assert!(h.fails(&["backup", nowhere.to_str().unwrap()]).contains("does not exist"));
+    assert!(!h.path("no").exists(), "no folder is made");
 }
 
 #[test]

@@ -51,6 +51,14 @@ pub enum BackupError {
         /// The target.
         path: PathBuf,
     },
+    /// The target is a folder, or its folder does not exist.
+    #[error("{} {why}; give the backup's file name in a folder that exists (e.g. ~/heph-2026-11-28.heph)", path.display())]
+    NotAFile {
+        /// The target.
+        path: PathBuf,
+        /// What it is.
+        why: &'static str,
+    },
     /// The target's folder could not be written.
     #[error("cannot write {}: {error}", path.display())]
     Io {
@@ -151,11 +159,24 @@ impl Replica {
     /// complete: a reader never sees half a backup. Returns what it holds.
     pub fn backup_to(&self, path: &Path, now: DateTime<Utc>, overwrite: bool) -> Result<Census, BackupError> {
         let io = |error| BackupError::Io { path: path.to_path_buf(), error };
+        if path.is_dir() {
+            return Err(BackupError::NotAFile { path: path.to_path_buf(), why: "is a folder" });
+        }
         if !overwrite && path.exists() {
             return Err(BackupError::Exists { path: path.to_path_buf() });
         }
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io)?;
+        // Its folder is made if the folder around that exists (as rsync
+        // makes the last one): a typo in a path makes no tree of folders.
+        if !dir.is_dir() {
+            if !dir.parent().is_some_and(|p| p.as_os_str().is_empty() || p.is_dir()) {
+                return Err(BackupError::NotAFile {
+                    path: path.to_path_buf(),
+                    why: "is in a folder whose folder does not exist either",
+                });
+            }
+            std::fs::create_dir(dir).map_err(io)?;
+        }
         let name = path.file_name().map_or_else(|| "backup".into(), |n| n.to_string_lossy().into_owned());
         let partial = dir.join(format!(".{name}.partial-{:016x}", rand::random::<u64>()));
         let written = self.store().backup_to(&partial, now.timestamp_millis());

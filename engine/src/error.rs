@@ -10,7 +10,11 @@ use crate::id::NodeId;
 #[non_exhaustive]
 pub enum OpenError {
     /// Another process has the store open for writing.
-    #[error("the store {} is in use by another heph process (a running hephd or heph); try again when it has finished", path.display())]
+    #[error(
+        "the store {} is in use by another heph process (a running hephd or heph); try again when it has finished \
+         (a device daemon started with --socket PATH serves heph when HEPH_SOCKET=PATH is set)",
+        path.display()
+    )]
     Locked {
         /// The store file.
         path: PathBuf,

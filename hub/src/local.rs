@@ -401,6 +401,17 @@ async fn session(daemon: &Arc<Daemon>, url: &str, stop: &CancellationToken, fail
             let hint = if token.is_none() { "; this device is not signed in: run `heph auth login`" } else { "" };
             Failure::Auth(format!("HTTP {}: {body}{hint}", r.status().as_u16()))
         }
+        // Something answers, but not a heph hub's sync endpoint: a web page
+        // (the hub's own app under a wrong path), a redirect, a 404.
+        tls::ConnectError::WebSocket(tokio_tungstenite::tungstenite::Error::Http(r)) => Failure::Other(format!(
+            "no heph hub answers at {url} (HTTP {} instead of a WebSocket); check --hub-url: it is the hub's \
+             address, such as ws://127.0.0.1:8787 or wss://heph.example.org",
+            r.status().as_u16()
+        )),
+        tls::ConnectError::WebSocket(tokio_tungstenite::tungstenite::Error::Protocol(p)) => Failure::Other(format!(
+            "no heph hub answers at {url} ({p}); check --hub-url: it is the hub's address, such as \
+             ws://127.0.0.1:8787 or wss://heph.example.org"
+        )),
         _ => Failure::Other(format!("cannot connect: {e}")),
     })?;
     let (mut spoke, hello) = tokio::task::block_in_place(|| SpokeSession::start(&daemon.replica))

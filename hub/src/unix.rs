@@ -54,6 +54,16 @@ pub async fn bind(path: &Path) -> Result<SocketFile> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
+    // A unix socket's path holds at most 107 bytes (sun_path).
+    const SUN_PATH: usize = 107;
+    let len = path.as_os_str().len();
+    if len > SUN_PATH {
+        bail!(
+            "the socket path {} is {len} bytes, longer than a unix socket allows ({SUN_PATH}); give a shorter one \
+             with --socket PATH, and set HEPH_SOCKET=PATH for heph",
+            path.display()
+        );
+    }
     let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;

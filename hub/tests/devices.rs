@@ -268,3 +268,36 @@ fn health_metrics_and_json_logs_report_what_an_operator_watches() {
         assert!(v["level"].is_string() && v["timestamp"].is_string(), "{line}");
     }
 }
+
+/// A device pointed at an address where something answers but no hub (the
+/// hub's web app under a wrong path) says so, and what to check.
+#[test]
+fn a_hub_url_that_is_not_a_hub_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    let mut device = Device::new(dir.path(), "lost");
+    device.start(&format!("{}/heph", hub.url()));
+    let mut last = String::new();
+    eventually(20, "the daemon to say why it cannot sync", || {
+        last = device.status()["last_error"].as_str().unwrap_or_default().to_string();
+        last.contains("no heph hub answers at ws://")
+    });
+    assert!(last.contains("check --hub-url"), "{last}");
+}
+
+/// A store so deep that its socket path cannot be a unix socket: the
+/// daemon says so, and how to give it a shorter one.
+#[test]
+fn a_socket_path_too_long_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("a-folder-with-a-long-name-".repeat(5)).join("heph.db");
+    let out = std::process::Command::new(common::hephd())
+        .args(["--mode", "local", "--hub-url", "ws://127.0.0.1:9", "--db"])
+        .arg(&deep)
+        .env_remove("HEPH_SOCKET")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("longer than a unix socket allows") && err.contains("--socket PATH"), "{err}");
+}

@@ -18,7 +18,7 @@
 //!   is the next word (`-n 5`; `-n5` is a word);
 //! - after a lone `--` everything is a word. That `--` stays among the words
 //!   of a command taking a word list (`add`, `modify`: after it, `due:x` is
-//!   title text); elsewhere it is dropped.
+//!   title text); elsewhere, a list of ids included, it is dropped.
 
 use std::ffi::OsString;
 
@@ -165,7 +165,8 @@ fn takes_value(arg: &Arg) -> bool {
 fn word_list_at(command: &Command) -> Option<usize> {
     let positionals: Vec<&Arg> = command.get_positionals().collect();
     let last = positionals.last()?;
-    last.get_num_args().is_some_and(|n| n.max_values() > 1).then(|| positionals.len() - 1)
+    // A list of ids (done, delete …) is no word list: a `--` there is dropped.
+    (last.get_id() != "ids" && last.get_num_args().is_some_and(|n| n.max_values() > 1)).then(|| positionals.len() - 1)
 }
 
 #[cfg(test)]
@@ -183,6 +184,12 @@ mod tests {
     fn parsed(line: &str) -> Cli {
         let args = std::iter::once("heph").chain(line.split(' ')).map(OsString::from).collect();
         Cli::try_parse_from(arrange(&Cli::command(), args)).unwrap_or_else(|e| panic!("{line}: {e}"))
+    }
+
+    #[test]
+    fn a_dash_dash_before_ids_ends_the_flags_and_is_no_id() {
+        assert_eq!(arranged("done -- e138"), ["heph", "done", "--", "e138"]);
+        assert!(matches!(parsed("delete -- e138 --json").command, Sub::Delete { ids } if ids == ["e138", "--json"]));
     }
 
     #[test]

@@ -792,6 +792,12 @@ fn search(ctx: &Ctx, words: &[String], all: bool) -> Result<()> {
     filter.deleted = all;
     let mut r = ctx.open_read()?;
     let rows = r.search(&words.join(" "), &filter, ctx.now)?;
+    if rows.is_empty() && !all && !ctx.json {
+        println!(
+            "No matches among open tasks, notes and journal days (heph search --all looks at done, cancelled and deleted ones too)."
+        );
+        return Ok(());
+    }
     print_rows(ctx, &mut r, rows)
 }
 

@@ -464,6 +464,7 @@ fn deleted_nodes_leave_backlinks_and_search_all_finds_them() {
     h.ok(&["delete", &a]);
     assert_eq!(h.json(&["show", &b])["backlinks"], serde_json::json!([]), "a deleted note links to nothing");
     assert!(common::titles(&h.json(&["search", "zebra"])).is_empty());
+    assert!(h.ok(&["search", "zebra"]).contains("heph search --all"), "no match says where else to look");
     assert_eq!(common::titles(&h.json(&["search", "--all", "zebra"])), ["Alpha zebra"]);
     h.ok(&["undelete", &a]);
     assert_eq!(h.json(&["show", &b])["backlinks"].as_array().unwrap().len(), 1);
@@ -485,4 +486,18 @@ fn commands_naming_several_nodes_print_one_json_array_and_no_op_deletes_write_no
     let history = h.json(&["history", &a]);
     // add, done, delete, undelete: the repeated delete and undelete wrote nothing.
     assert_eq!(history.as_array().unwrap().len(), 4, "{history}");
+}
+
+#[test]
+fn a_journal_day_imported_under_another_id_is_that_days_journal() {
+    let h = Heph::new();
+    let file = h.path("day.json");
+    write(
+        &file,
+        r#"[{"id":"978ba4da513382318e3865a71a573bbe","kind":"journal","title":"2026-10-01","date":"2026-10-01","body":"Walked to the lake.","created":"2026-10-01T00:00:00Z","modified":"2026-10-01T00:00:00Z"}]"#,
+    );
+    h.ok(&["import", file.to_str().unwrap()]);
+    let day = h.json(&["journal", "2026-10-01"]);
+    assert_eq!(day["body"], "Walked to the lake.");
+    assert_eq!(h.json(&["ls", "kind:journal"]).as_array().map(Vec::len), Some(1), "one journal for the day");
 }

@@ -512,11 +512,24 @@ impl Replica {
 
     /// [`Self::import`], each node with the fields its record left out: an
     /// existing node keeps its own of those.
+    ///
+    /// A journal day has one id on every device ([`NodeId::journal`]): a
+    /// record of a day under another id (written by hand, or by another
+    /// program) goes into that day's journal.
     pub fn import_leaving(
         &self,
         records: &[(&Node, Absent)],
         mut progress: impl FnMut(usize, usize),
     ) -> Result<ImportReport, Error> {
+        let days: Vec<(Cow<'_, Node>, Absent)> = records
+            .iter()
+            .map(|(n, absent)| match n.date.filter(|_| n.kind == crate::NodeKind::Journal).map(NodeId::journal) {
+                Some(day) if day != n.id => (Cow::Owned(Node { id: day, ..(*n).clone() }), *absent),
+                _ => (Cow::Borrowed(*n), *absent),
+            })
+            .collect();
+        let records: Vec<(&Node, Absent)> = days.iter().map(|(n, absent)| (n.as_ref(), *absent)).collect();
+        let records = records.as_slice();
         let nodes: Vec<&Node> = records.iter().map(|(n, _)| *n).collect();
         let origin = self.origin();
         // Stored documents, whether or not they read as nodes or are indexed

@@ -65,6 +65,11 @@ fn stdout() -> Out {
 
 type Out = BufWriter<Printable<std::io::StdoutLock<'static>>>;
 
+/// Standard output for data (JSON, an export): written exactly.
+fn raw_stdout() -> BufWriter<std::io::StdoutLock<'static>> {
+    BufWriter::with_capacity(64 * 1024, std::io::stdout().lock())
+}
+
 /// Prints `value` as JSON with `--json`, else as text through `text`.
 fn emit<T: Serialize>(ctx: &Ctx, value: &T, text: impl FnOnce(&mut Out) -> Result<()>) -> Result<()> {
     if ctx.json {
@@ -77,7 +82,7 @@ fn emit<T: Serialize>(ctx: &Ctx, value: &T, text: impl FnOnce(&mut Out) -> Resul
 }
 
 fn print_json<T: Serialize>(value: &T) -> Result<()> {
-    let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let mut out = raw_stdout();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
     out.flush()?;
@@ -974,6 +979,14 @@ fn resolve_all(ctx: &Ctx, mut r: Api, keep: usize) -> Result<()> {
 
 fn export(ctx: &Ctx, format: Format, output: Option<&Path>) -> Result<()> {
     let mut r = ctx.open_read()?;
+    // Long work shows it is under way (on a terminal only: indicatif draws
+    // nothing when standard error is not one).
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} exporting ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
     let (text, count) = match format {
         // Every stored document, those this heph cannot read included (raw):
         // a backup must be complete.
@@ -986,9 +999,10 @@ fn export(ctx: &Ctx, format: Format, output: Option<&Path>) -> Result<()> {
             (serde_json::to_string_pretty(&tasks)?, tasks.len())
         }
     };
+    spinner.finish_and_clear();
     match output {
         None => {
-            let mut out = stdout();
+            let mut out = raw_stdout();
             writeln!(out, "{text}")?;
             out.flush()?;
         }

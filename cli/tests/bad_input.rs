@@ -245,4 +245,10 @@ fn escape_sequences_in_documents_never_reach_the_terminal() {
     assert!(h.ok(&["show", &id]).contains("line\nhidden\u{FFFD}spoof"));
     let shown = h.json(&["show", &id]);
     assert_eq!((shown["title"].as_str(), shown["body"].as_str()), (Some(title), Some("line\r\nhidden\rspoof\n")));
+    // An export to standard output is data: written exactly, C1 controls too.
+    let c1 = h.json(&["note", "Eight-bit \u{9b}2J CSI"])["id"].as_str().unwrap().to_string();
+    let export: serde_json::Value = serde_json::from_str(&h.ok(&["export"])).unwrap();
+    let titles: Vec<&str> = export.as_array().unwrap().iter().filter_map(|n| n["title"].as_str()).collect();
+    assert!(titles.contains(&title) && titles.contains(&"Eight-bit \u{9b}2J CSI"), "{titles:?}");
+    assert!(!h.ok(&["show", &c1]).contains('\u{9b}'));
 }

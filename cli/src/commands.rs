@@ -108,7 +108,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Modify { id, words, all } => modify(&ctx, &id, &words, all),
         Command::Edit { id } => {
             let id = ctx.open()?.resolve(&id, Purpose::Change)?;
-            edit(&ctx, id)
+            edit(&ctx, id, false)
         }
         Command::Annotate { id, text } => {
             let annotation = Annotation { entry: ctx.now, description: plain(&text).join(" ") };
@@ -689,7 +689,9 @@ fn carries_to_series(edit: &Edit) -> bool {
     }
 }
 
-fn edit(ctx: &Ctx, id: NodeId) -> Result<()> {
+/// `heph edit`; `revive` brings a deleted node back in the same write as
+/// what the user changed (a journal day written to again).
+fn edit(ctx: &Ctx, id: NodeId, revive: bool) -> Result<()> {
     // The store is closed while the editor runs, so other heph commands work meanwhile.
     let node = ctx.open()?.get(id)?;
     let before = editor::page(&node, &ctx.local);
@@ -700,17 +702,21 @@ fn edit(ctx: &Ctx, id: NodeId) -> Result<()> {
         println!("No changes.");
         return Ok(());
     };
-    let after = match editor::parse(&edited, node.kind) {
-        Ok(p) => p,
-        Err(e) => return Err(draft.keep(e)),
-    };
-    let mut r = ctx.open()?;
-    let edits = match editor::edits(&before, &after, &ctx.local, |p| r.resolve(p, Purpose::Change)) {
-        Ok(e) => e,
-        Err(e) => return Err(draft.keep(e)),
-    };
-    let node = r.edit(id, &edits, "edit", ctx.now)?;
-    done(ctx, r, node, "Edited")
+    // Until the edit is stored, whatever fails keeps the user's text.
+    let stored = (|| {
+        let after = editor::parse(&edited, node.kind)?;
+        let mut r = ctx.open()?;
+        let mut edits = editor::edits(&before, &after, &ctx.local, |p| r.resolve(p, Purpose::Change))?;
+        if revive && node.deleted {
+            edits.insert(0, Edit::Deleted(false));
+        }
+        let node = r.edit(id, &edits, "edit", ctx.now)?;
+        Ok::<_, anyhow::Error>((r, node))
+    })();
+    match stored {
+        Ok((r, node)) => done(ctx, r, node, "Edited"),
+        Err(e) => Err(draft.keep(e)),
+    }
 }
 
 fn note(ctx: &Ctx, words: &[String], body: Option<&str>, open_editor: bool) -> Result<()> {
@@ -739,7 +745,7 @@ fn note(ctx: &Ctx, words: &[String], body: Option<&str>, open_editor: bool) -> R
     if open_editor {
         drop(r);
         let short = &node.id.to_hex()[..6];
-        return edit(ctx, node.id).with_context(|| {
+        return edit(ctx, node.id, false).with_context(|| {
             format!("note {short} '{}' was created, not edited (heph edit {short} opens it again)", node.title)
         });
     }
@@ -751,10 +757,7 @@ fn journal(ctx: &Ctx, day: Option<&str>, append: Option<String>, open_editor: bo
     let mut r = ctx.open()?;
     let mut node = r.journal(day)?;
     // Writing to a deleted day brings it back (an undo of its first write deletes it).
-    let revive = node.deleted && (append.is_some() || open_editor);
-    if revive && append.is_none() {
-        node = r.edit(node.id, &[Edit::Deleted(false)], "undelete", ctx.now)?;
-    }
+    let revive = node.deleted && append.is_some();
     if let Some(text) = append {
         let mut edits = vec![Edit::AppendBody(text)];
         if revive {
@@ -765,7 +768,7 @@ fn journal(ctx: &Ctx, day: Option<&str>, append: Option<String>, open_editor: bo
     if open_editor {
         drop(r);
         let day = node.title.clone();
-        return edit(ctx, node.id).with_context(|| format!("the journal of {day} is kept as it was"));
+        return edit(ctx, node.id, true).with_context(|| format!("the journal of {day} is kept as it was"));
     }
     show(ctx, &mut r, node.id)?;
     r.finish();
@@ -987,19 +990,22 @@ fn export(ctx: &Ctx, format: Format, output: Option<&Path>) -> Result<()> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let (text, count) = match format {
-        // Every stored document, those this heph cannot read included (raw):
-        // a backup must be complete.
-        Format::Native => {
-            let records = r.export_records()?;
-            (serde_json::to_string_pretty(&records)?, records.len())
-        }
-        Format::Taskwarrior => {
-            let tasks: Vec<serde_json::Value> = r.export()?.iter().filter_map(taskwarrior::to_task).collect();
-            (serde_json::to_string_pretty(&tasks)?, tasks.len())
-        }
-    };
+    let made = (|| -> Result<(String, usize)> {
+        Ok(match format {
+            // Every stored document, those this heph cannot read included (raw):
+            // a backup must be complete.
+            Format::Native => {
+                let records = r.export_records()?;
+                (serde_json::to_string_pretty(&records)?, records.len())
+            }
+            Format::Taskwarrior => {
+                let tasks: Vec<serde_json::Value> = r.export()?.iter().filter_map(taskwarrior::to_task).collect();
+                (serde_json::to_string_pretty(&tasks)?, tasks.len())
+            }
+        })
+    })();
     spinner.finish_and_clear();
+    let (text, count) = made?;
     match output {
         None => {
             let mut out = raw_stdout();

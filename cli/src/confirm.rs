@@ -20,7 +20,9 @@ use anyhow::{Result, bail};
 /// ahead without a prompt.
 pub fn ask(yes: bool, plan: &str, question: &str) -> Result<()> {
     let stdin = std::io::stdin();
-    ask_with(yes, plan, question, stdin.is_terminal(), &mut stdin.lock(), &mut std::io::stderr())
+    // The plan names titles and values documents carry: shown, not obeyed.
+    let mut err = crate::printable::Printable::new(std::io::stderr());
+    ask_with(yes, plan, question, stdin.is_terminal(), &mut stdin.lock(), &mut err)
 }
 
 /// [`ask`] with its input and output given (tests).

@@ -429,7 +429,11 @@ fn main() -> ExitCode {
             if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("heph: {e:#}");
+            // Errors may quote titles: control characters are shown, not obeyed.
+            let _ = std::io::Write::write_fmt(
+                &mut printable::Printable::new(std::io::stderr().lock()),
+                format_args!("heph: {e:#}\n"),
+            );
             ExitCode::FAILURE
         }
     }

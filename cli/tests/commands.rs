@@ -433,6 +433,10 @@ fn appending_to_a_deleted_journal_day_brings_it_back() {
     // Undoing the day's first write deletes it.
     h.ok(&["undo", "--yes"]);
     assert_eq!(h.json(&["journal"])["deleted"], true);
+    // Opened in an editor and left as it was, it stays deleted; nothing is written.
+    let out = h.command().env("EDITOR", "true").args(["journal", "-e"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(h.json(&["journal"])["deleted"], true);
     let day = h.json(&["journal", "--append", "after the undo"]);
     assert_eq!(day["deleted"], false);
     assert!(day["body"].as_str().unwrap().contains("after the undo"));
@@ -500,4 +504,19 @@ fn a_journal_day_imported_under_another_id_is_that_days_journal() {
     let day = h.json(&["journal", "2026-10-01"]);
     assert_eq!(day["body"], "Walked to the lake.");
     assert_eq!(h.json(&["ls", "kind:journal"]).as_array().map(Vec::len), Some(1), "one journal for the day");
+
+    // A day this replica has already takes the record's text besides its
+    // own (twice imported, once), and a link to the record's id follows it.
+    let day_id = h.json(&["journal", "2026-10-02", "--append", "Morning run."])["id"].as_str().unwrap().to_string();
+    write(
+        &file,
+        r#"[{"id":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","kind":"journal","title":"2026-10-02","date":"2026-10-02","body":"Evening swim.","created":"2026-10-02T00:00:00Z","modified":"2026-10-02T00:00:00Z"},
+            {"id":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","kind":"note","title":"Swims","links":["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"],"created":"2026-10-02T00:00:00Z","modified":"2026-10-02T00:00:00Z"}]"#,
+    );
+    h.ok(&["import", file.to_str().unwrap()]);
+    let again = h.json(&["import", file.to_str().unwrap()]);
+    assert_eq!((again["unchanged"].as_u64(), again["repeated"].as_u64()), (Some(2), Some(0)), "{again}");
+    let day = h.json(&["journal", "2026-10-02"]);
+    assert_eq!(day["body"], "Morning run.\nEvening swim.");
+    assert_eq!(h.json(&["show", "bbbbbbbb"])["links"], serde_json::json!([day_id]));
 }

@@ -1040,7 +1040,12 @@ impl Eval<'_> {
             Expr::Or(list) => list.iter().any(|e| self.expr(e)),
             Expr::Xor(a, b) => self.expr(a) != self.expr(b),
             Expr::Not(e) => !self.expr(e),
-            Expr::Tag(t) => self.row.tags.iter().any(|x| lower(x) == t.as_str()),
+            // Held lower case by the parser; a filter from elsewhere (an
+            // older client over RPC) may not be.
+            Expr::Tag(t) => {
+                let t = lower(t);
+                self.row.tags.iter().any(|x| lower(x) == t)
+            }
             Expr::Virtual(v) => self.virtual_tag(*v),
             Expr::Status(list) => self.status.is_some_and(|s| {
                 list.iter().any(|want| match (want, s) {

@@ -521,13 +521,8 @@ impl Replica {
         records: &[(&Node, Absent)],
         mut progress: impl FnMut(usize, usize),
     ) -> Result<ImportReport, Error> {
-        let days: Vec<(Cow<'_, Node>, Absent)> = records
-            .iter()
-            .map(|(n, absent)| match n.date.filter(|_| n.kind == crate::NodeKind::Journal).map(NodeId::journal) {
-                Some(day) if day != n.id => (Cow::Owned(Node { id: day, ..(*n).clone() }), *absent),
-                _ => (Cow::Borrowed(*n), *absent),
-            })
-            .collect();
+        let repeated = records.len() - records.iter().map(|(n, _)| n.id).collect::<HashSet<_>>().len();
+        let (days, into_day) = to_their_days(records);
         let records: Vec<(&Node, Absent)> = days.iter().map(|(n, absent)| (n.as_ref(), *absent)).collect();
         let records = records.as_slice();
         let nodes: Vec<&Node> = records.iter().map(|(n, _)| *n).collect();
@@ -553,9 +548,8 @@ impl Replica {
             import_fits(&p.node, &p.changes)?;
         }
         let total = nodes.len();
-        let distinct = nodes.iter().map(|n| n.id).collect::<HashSet<_>>().len();
         self.store.write(|w| {
-            let mut report = ImportReport { repeated: nodes.len() - distinct, ..ImportReport::default() };
+            let mut report = ImportReport { repeated, ..ImportReport::default() };
             for (i, p) in prepared.iter().enumerate() {
                 // Stored since it was read (a sync): edited below instead.
                 if w.has_doc(p.node.id)? {
@@ -580,6 +574,16 @@ impl Replica {
                 }
                 if absent.links {
                     wanted.to_mut().links.clone_from(&current.links);
+                }
+                if into_day.contains(&node.id) {
+                    // A day's journal written elsewhere under another id:
+                    // its text joins the day's; nothing of either is lost.
+                    let w = wanted.to_mut();
+                    w.title.clone_from(&current.title);
+                    w.created = current.created;
+                    w.body = joined(&current.body, &node.body);
+                    w.tags.extend(current.tags.iter().cloned());
+                    w.links.extend(current.links.iter().copied());
                 }
                 let edits = diff(&current, &wanted);
                 match doc.edit(&edits, "import", node.modified.max(current.modified))? {
@@ -991,6 +995,66 @@ pub fn parse_changes(batch: Vec<(NodeId, Vec<u8>)>) -> Result<Vec<(NodeId, Chang
 /// carries the saved document, so nothing is lost).
 fn has_unread_fields(node: &Node) -> bool {
     !node.extra.is_empty()
+}
+
+/// Import records with every journal day under the id each device derives
+/// for it ([`NodeId::journal`]): a record of a day under another id (written
+/// by hand or by another program) is moved there, several such records of
+/// one day become one (their texts joined), and links and dependencies on
+/// the ids they had follow them. Also returns the days that received such
+/// a record: an existing day takes their text in addition to its own.
+fn to_their_days<'a>(records: &[(&'a Node, Absent)]) -> (Vec<(Cow<'a, Node>, Absent)>, HashSet<NodeId>) {
+    let day_of = |n: &Node| n.date.filter(|_| n.kind == crate::NodeKind::Journal).map(NodeId::journal);
+    let moved: std::collections::HashMap<NodeId, NodeId> =
+        records.iter().filter_map(|(n, _)| day_of(n).filter(|day| *day != n.id).map(|day| (n.id, day))).collect();
+    if moved.is_empty() {
+        return (records.iter().map(|(n, a)| (Cow::Borrowed(*n), *a)).collect(), HashSet::new());
+    }
+    let follow = |ids: &mut std::collections::BTreeSet<NodeId>| {
+        *ids = ids.iter().map(|id| moved.get(id).copied().unwrap_or(*id)).collect();
+    };
+    let mut out: Vec<(Cow<'a, Node>, Absent)> = Vec::with_capacity(records.len());
+    let mut at_day = std::collections::HashMap::new();
+    for (n, absent) in records {
+        let refers = n.links.iter().chain(&n.depends).any(|id| moved.contains_key(id));
+        let Some(&day) = moved.get(&n.id) else {
+            let mut node = Cow::Borrowed(*n);
+            if refers {
+                follow(&mut node.to_mut().links);
+                follow(&mut node.to_mut().depends);
+            }
+            out.push((node, *absent));
+            continue;
+        };
+        let mut node = Node { id: day, ..(*n).clone() };
+        follow(&mut node.links);
+        follow(&mut node.depends);
+        match at_day.get(&day) {
+            Some(&i) => {
+                let (earlier, _): &mut (Cow<'a, Node>, Absent) = &mut out[i];
+                let earlier = earlier.to_mut();
+                earlier.body = joined(&earlier.body, &node.body);
+                earlier.tags.extend(node.tags);
+                earlier.links.extend(node.links);
+            }
+            None => {
+                at_day.insert(day, out.len());
+                out.push((Cow::Owned(node), *absent));
+            }
+        }
+    }
+    (out, at_day.into_keys().collect())
+}
+
+/// `more` after `text` on a line of its own, unless `text` holds it already.
+fn joined(text: &str, more: &str) -> String {
+    if more.is_empty() || text.contains(more) {
+        text.to_string()
+    } else if text.is_empty() || more.contains(text) {
+        more.to_string()
+    } else {
+        format!("{}\n{more}", text.trim_end_matches('\n'))
+    }
 }
 
 /// Refuses an import record whose changes could never sync, naming it.

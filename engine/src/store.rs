@@ -398,6 +398,12 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
     }
 }
 
+/// A panic caught around a transaction: raised inside redb, the file may be
+/// damaged; anywhere else it is a bug met by this read or write.
+fn caught(why: String) -> Error {
+    if why.contains("(at redb-") { Error::Damaged(why) } else { Error::Storage(format!("an internal error: {why}")) }
+}
+
 fn unreadable(path: &Path, reason: impl ToString) -> OpenError {
     OpenError::Unreadable { path: path.to_path_buf(), reason: reason.to_string() }
 }
@@ -552,7 +558,7 @@ impl Store {
     /// Runs `f` on a consistent snapshot.
     pub fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T, Error>) -> Result<T, Error> {
         // A damaged page can make redb panic rather than fail.
-        crate::panics::catch(|| self.read_unguarded(f)).map_err(Error::Damaged)?
+        crate::panics::catch(|| self.read_unguarded(f)).map_err(caught)?
     }
 
     fn read_unguarded<T>(&self, f: impl FnOnce(&Reader) -> Result<T, Error>) -> Result<T, Error> {
@@ -599,7 +605,7 @@ impl Store {
     pub fn write<T>(&self, f: impl FnOnce(&mut Writer) -> Result<T, Error>) -> Result<T, Error> {
         // A damaged page can make redb panic rather than fail; nothing of the
         // transaction is kept then.
-        crate::panics::catch(|| self.write_unguarded(f)).map_err(Error::Damaged)?
+        crate::panics::catch(|| self.write_unguarded(f)).map_err(caught)?
     }
 
     fn write_unguarded<T>(&self, f: impl FnOnce(&mut Writer) -> Result<T, Error>) -> Result<T, Error> {
@@ -2044,5 +2050,18 @@ impl Writer<'_> {
             stale.insert(key, ())?;
         }
         Ok(marked.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_panic_in_redb_is_damage_and_any_other_is_a_bug() {
+        let damaged =
+            super::caught("internal error: entered unreachable code (at redb-4.6.0/src/tree_store/x.rs:48)".into());
+        assert!(matches!(damaged, crate::Error::Damaged(_)), "{damaged}");
+        assert!(damaged.to_string().contains("may be damaged"));
+        let bug = super::caught("index out of bounds (at engine/src/doc.rs:10)".into());
+        assert!(matches!(bug, crate::Error::Storage(ref why) if why.starts_with("an internal error")), "{bug}");
     }
 }

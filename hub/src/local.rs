@@ -403,6 +403,14 @@ async fn session(daemon: &Arc<Daemon>, url: &str, stop: &CancellationToken, fail
         }
         // Something answers, but not a heph hub's sync endpoint: a web page
         // (the hub's own app under a wrong path), a redirect, a 404.
+        // The hub itself, busy (at --max-connections) or unable to check
+        // tokens: its reason, and a retry.
+        tls::ConnectError::WebSocket(tokio_tungstenite::tungstenite::Error::Http(r))
+            if r.status().is_server_error() =>
+        {
+            let body = r.body().as_ref().map(|b| String::from_utf8_lossy(b).trim().to_string()).unwrap_or_default();
+            Failure::Other(format!("the hub is unavailable for now (HTTP {}: {body}); retrying", r.status().as_u16()))
+        }
         tls::ConnectError::WebSocket(tokio_tungstenite::tungstenite::Error::Http(r)) => Failure::Other(format!(
             "no heph hub answers at {url} (HTTP {} instead of a WebSocket); check --hub-url: it is the hub's \
              address, such as ws://127.0.0.1:8787 or wss://heph.example.org",

@@ -51,11 +51,9 @@ pub async fn bind(path: &Path) -> Result<SocketFile> {
         }
         std::fs::remove_file(path).with_context(|| format!("removing the stale socket {}", path.display()))?;
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    // A unix socket's path holds at most 107 bytes (sun_path).
-    const SUN_PATH: usize = 107;
+    // A unix socket's path holds at most this many bytes (sun_path, less
+    // its terminating zero): 108 on Linux, 104 on macOS and the BSDs.
+    const SUN_PATH: usize = if cfg!(target_os = "linux") { 107 } else { 103 };
     let len = path.as_os_str().len();
     if len > SUN_PATH {
         bail!(
@@ -63,6 +61,9 @@ pub async fn bind(path: &Path) -> Result<SocketFile> {
              with --socket PATH, and set HEPH_SOCKET=PATH for heph",
             path.display()
         );
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
     }
     let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
     use std::os::unix::fs::PermissionsExt;

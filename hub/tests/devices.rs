@@ -301,3 +301,20 @@ fn a_socket_path_too_long_says_what_to_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("longer than a unix socket allows") && err.contains("--socket PATH"), "{err}");
 }
+
+/// A hub at its connection limit answers 503 with its reason: a device
+/// says the hub is unavailable and why, not that no hub is there.
+#[test]
+fn a_hub_at_its_connection_limit_is_unavailable_not_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start_with(dir.path(), common::free_port(), &["--max-connections", "1"]);
+    let [first] = devices(dir.path(), &hub, ["first"]);
+    first.sync_ok(20);
+    let [second] = devices(dir.path(), &hub, ["second"]);
+    let mut last = String::new();
+    eventually(20, "the second device to say why it cannot sync", || {
+        last = second.status()["last_error"].as_str().unwrap_or_default().to_string();
+        last.contains("the hub is unavailable for now (HTTP 503")
+    });
+    assert!(last.contains("--max-connections") && !last.contains("no heph hub answers"), "{last}");
+}

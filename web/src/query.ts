@@ -1079,7 +1079,7 @@ class Eval {
       case "not":
         return !this.expr(e.expr);
       case "tag":
-        return this.row.tags.some((t) => t.toLowerCase() === e.tag);
+        return this.row.tags.some((t) => t.toLowerCase() === e.tag.toLowerCase());
       case "virtual":
         return this.virtualTag(e.tag);
       case "status":

@@ -131,3 +131,16 @@ fn bounds_follow_the_zone() {
     assert_eq!(b.quarter, (t(2026, 9, 30, 22), t(2026, 12, 31, 23)));
     assert_eq!(b.year, (t(2025, 12, 31, 23), t(2026, 12, 31, 23)));
 }
+
+#[test]
+fn tags_match_ignoring_case_whoever_wrote_the_filter() {
+    let mut node = crate::Node::new(crate::NodeId::random(), NodeKind::Task, "t".into(), clock().now);
+    node.tags.insert("Work".into());
+    let row = NodeSummary::of(&node, Vec::new());
+    let now = clock().now.timestamp_millis();
+    assert!(parse("+work").unwrap().matches(&row, now, None));
+    // A filter built elsewhere (an older client over RPC) may hold any case.
+    let mut sent = parse("+work").unwrap();
+    sent.expr = Expr::Tag("WORK".into());
+    assert!(sent.matches(&row, now, None));
+}

@@ -69,7 +69,7 @@ pub fn table(out: &mut impl Write, items: &[ListItem], now: &Clock) -> std::io::
     columns.retain(|(name, cells)| matches!(*name, "ID" | "Title") || cells.iter().any(|c| !c.is_empty()));
     let widths: Vec<usize> = columns
         .iter()
-        .map(|(name, cells)| cells.iter().map(|c| c.width()).max().unwrap_or(0).max(name.len()))
+        .map(|(name, cells)| cells.iter().map(|c| columns_of(c)).max().unwrap_or(0).max(name.len()))
         .collect();
     let last = columns.len() - 1;
     let mut line = String::new();
@@ -88,10 +88,16 @@ pub fn table(out: &mut impl Write, items: &[ListItem], now: &Clock) -> std::io::
     writeln!(out, "{} {}", items.len(), if items.len() == 1 { "node" } else { "nodes" })
 }
 
+/// How many terminal columns `text` takes (CJK and emoji take two); ASCII
+/// text, most of a listing, is counted without the width tables.
+pub fn columns_of(text: &str) -> usize {
+    if text.is_ascii() { text.len() } else { text.width() }
+}
+
 fn push_cell(line: &mut String, cell: &str, width: usize, last: bool) {
     line.push_str(cell);
     if !last {
-        for _ in cell.width()..width + 1 {
+        for _ in columns_of(cell)..width + 1 {
             line.push(' ');
         }
     }
@@ -260,6 +266,11 @@ mod tests {
     use heph_engine::{Node, NodeId, NodeKind};
 
     use crate::output::Shown;
+
+    #[test]
+    fn columns_count_wide_characters_twice() {
+        assert_eq!([super::columns_of("ab"), super::columns_of("日本"), super::columns_of("🚀x")], [2, 4, 3]);
+    }
 
     #[test]
     fn conflicting_dates_read_as_in_heph_show() {

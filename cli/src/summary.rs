@@ -9,7 +9,6 @@ use std::io::Write;
 use heph_engine::NodeSummary;
 use schemars::JsonSchema;
 use serde::Serialize;
-use unicode_width::UnicodeWidthStr as _;
 
 /// One line of `heph projects --json`.
 #[derive(Debug, PartialEq, Eq, Serialize, JsonSchema)]
@@ -93,7 +92,7 @@ pub fn write_projects(out: &mut impl Write, list: &[ProjectCount], tasks: usize)
         return writeln!(out, "No tasks match.");
     }
     let label = |p: &ProjectCount| format!("{}{}", "  ".repeat(p.depth), p.name);
-    let width = list.iter().map(|p| label(p).width()).max().unwrap_or(0).max("Project".len());
+    let width = list.iter().map(|p| crate::render::columns_of(&label(p))).max().unwrap_or(0).max("Project".len());
     writeln!(out, "{}  {:>5}  {:>5}", padded("Project", width), "Tasks", "Total")?;
     for p in list {
         writeln!(out, "{}  {:>5}  {:>5}", padded(&label(p), width), p.count, p.total)?;
@@ -108,7 +107,7 @@ pub fn write_tags(out: &mut impl Write, list: &[TagCount], counting: &str) -> st
     if list.is_empty() {
         return writeln!(out, "No tagged {} match.", counting.to_lowercase());
     }
-    let width = list.iter().map(|t| t.tag.width()).max().unwrap_or(0).max("Tag".len());
+    let width = list.iter().map(|t| crate::render::columns_of(&t.tag)).max().unwrap_or(0).max("Tag".len());
     writeln!(out, "{}  {:>5}", padded("Tag", width), counting)?;
     for t in list {
         writeln!(out, "{}  {:>5}", padded(&t.tag, width), t.count)?;
@@ -119,7 +118,7 @@ pub fn write_tags(out: &mut impl Write, list: &[TagCount], counting: &str) -> st
 /// `text` followed by spaces up to `width` terminal columns (CJK and emoji
 /// take two).
 fn padded(text: &str, width: usize) -> String {
-    format!("{text}{}", " ".repeat(width.saturating_sub(text.width())))
+    format!("{text}{}", " ".repeat(width.saturating_sub(crate::render::columns_of(text))))
 }
 
 /// `n word`, with the word in the plural unless `n` is 1 ("1 note", "2 journal days").

@@ -192,8 +192,7 @@ impl Replica {
 
     /// The node `id` in full.
     pub fn get(&self, id: NodeId) -> Result<Node, Error> {
-        let doc = self.store.read(|r| r.doc(id))?.ok_or_else(|| Error::NotFound(id.to_hex()))?;
-        Ok(doc.materialise_as(id)?)
+        self.store.read(|r| r.node(id))?.ok_or_else(|| Error::NotFound(id.to_hex()))
     }
 
     /// Index rows matching `filter` with their urgency, in listing order
@@ -324,10 +323,15 @@ impl Replica {
 
     /// The unresolved conflicts of node `id`.
     pub fn conflicts_of(&self, id: NodeId) -> Result<Vec<Conflict>, Error> {
-        match self.store.read(|r| r.doc(id))? {
-            Some(doc) => Ok(doc.conflicts(id)?),
-            None => Err(Error::NotFound(id.to_hex())),
-        }
+        self.store.read(|r| {
+            if r.known_free_of_conflicts(id)? {
+                return Ok(Vec::new());
+            }
+            match r.doc(id)? {
+                Some(doc) => Ok(doc.conflicts(id)?),
+                None => Err(Error::NotFound(id.to_hex())),
+            }
+        })
     }
 
     /// Number of nodes with unresolved conflicts (for sync health).
@@ -429,8 +433,8 @@ impl Replica {
         self.store.read(|r| {
             let mut out = Vec::new();
             for id in r.ids()? {
-                if let Some(doc) = r.doc(id)? {
-                    out.push(doc.materialise_as(id)?);
+                if let Some(node) = r.node(id)? {
+                    out.push(node);
                 }
             }
             Ok(out)
@@ -445,8 +449,7 @@ impl Replica {
         self.store.read(|r| {
             let mut out = Vec::new();
             for id in r.ids()? {
-                if let Some(doc) = r.doc(id)? {
-                    let node = doc.materialise_as(id)?;
+                if let Some(node) = r.node(id)? {
                     let raw = if has_unread_fields(&node) { r.raw_doc(id)? } else { None };
                     out.push(Record::Node(Box::new(node), raw, crate::archive::Absent::default()));
                 }

@@ -100,10 +100,13 @@ const TAIL: MultimapTableDefinition<[u8; 16], u64> = MultimapTableDefinition::ne
 /// owner, its automation tokens), so one file holds everything and a
 /// backup of it is whole. Created on first write.
 const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
-/// Hub mode: each document's reading ([`DocView`] without its heads) as
-/// JSON, after the heads it is of: `[heads length: u16 LE][heads][JSON]`.
-/// A row whose heads are not the document's current ones is out of date and
-/// never served (so no write path has to remember it). Created on first use.
+/// Each document's reading ([`DocView`] without its heads) as JSON, after
+/// the heads it is of: `[heads length: u16 LE][heads][JSON]`. A row whose
+/// heads are not the document's current ones is out of date and never read
+/// (so no write path has to remember it). Reading a node takes this row
+/// when it is current: loading an Automerge document rebuilds its whole
+/// history (a second for a note of a few MB), decoding the row does not. A
+/// hub also hands the rows to browsers it bootstraps. Created on first use.
 const VIEWS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("views");
 
 /// Hub mode: the most changes a document's tail holds before it is saved
@@ -1042,17 +1045,43 @@ impl Reader {
     /// The stored reading of `id` if it is of the document's current heads,
     /// with the bytes it takes on the wire.
     fn view(&self, id: NodeId) -> Result<Option<(DocView, usize)>, Error> {
+        let Some(Reading { body, heads, json_len }) = self.current_reading(id)? else { return Ok(None) };
+        let heads: Vec<String> = split_hashes(&heads).iter().map(ToString::to_string).collect();
+        let len = json_len + heads.len() * 67 + 32;
+        Ok(Some((DocView { node: body.node, conflicts: body.conflicts, heads }, len)))
+    }
+
+    /// The stored reading of `id` ([`VIEWS`]) if it is of the document's
+    /// current heads.
+    fn current_reading(&self, id: NodeId) -> Result<Option<Reading>, Error> {
         let Some(views) = &self.views else { return Ok(None) };
         let Some(row) = views.get(id.as_bytes())? else { return Ok(None) };
         let Some(heads) = self.heads.get(id.as_bytes())? else { return Ok(None) };
         let heads = heads.value();
         let Some(json) = current_view(row.value(), heads) else { return Ok(None) };
-        // A row that does not decode is only a missed shortcut: the client
-        // reads the bytes itself.
+        // A row that does not decode is only a missed shortcut: the reader
+        // loads the document itself.
         let Ok(body) = serde_json::from_slice::<ViewBody<Node>>(json) else { return Ok(None) };
-        let heads: Vec<String> = split_hashes(heads).iter().map(ToString::to_string).collect();
-        let len = json.len() + heads.len() * 67 + 32;
-        Ok(Some((DocView { node: body.node, conflicts: body.conflicts, heads }, len)))
+        Ok(Some(Reading { body, heads: heads.to_vec(), json_len: json.len() }))
+    }
+
+    /// The node `id` reads as: its stored reading when that is current,
+    /// else its document's.
+    /// `None` when no document is stored.
+    pub fn node(&self, id: NodeId) -> Result<Option<Node>, Error> {
+        if let Some(reading) = self.current_reading(id)? {
+            return Ok(Some(reading.body.node));
+        }
+        Ok(match self.doc(id)? {
+            Some(doc) => Some(doc.materialise_as(id)?),
+            None => None,
+        })
+    }
+
+    /// Whether `id`'s current reading says it holds no conflict (`false`
+    /// when there is no current reading: the document has to tell).
+    pub fn known_free_of_conflicts(&self, id: NodeId) -> Result<bool, Error> {
+        Ok(self.current_reading(id)?.is_some_and(|r| r.body.conflicts.is_empty()))
     }
 
     /// Documents with ids after `after`, with their heads, in id order: at
@@ -1224,6 +1253,15 @@ pub(crate) fn bootstrap_page(
 struct ViewBody<N> {
     node: N,
     conflicts: Vec<String>,
+}
+
+/// A current [`VIEWS`] row, decoded.
+struct Reading {
+    body: ViewBody<Node>,
+    /// The heads it is of, as stored.
+    heads: Vec<u8>,
+    /// The length of its JSON.
+    json_len: usize,
 }
 
 /// The JSON of a [`VIEWS`] row if the row is of `heads` (the document's
@@ -1999,14 +2037,10 @@ impl Writer<'_> {
             text.push_str(&tag.to_lowercase());
         }
         self.txn.open_table(TEXT)?.insert(key, text.as_str())?;
-        if self.cache.is_some() {
-            self.put_view(node, conflicts)?;
-        }
-        Ok(())
+        self.put_view(node, conflicts)
     }
 
-    /// Hub mode: keeps `node`'s reading for bootstrapping browsers
-    /// ([`VIEWS`]), of the heads stored for it now.
+    /// Keeps `node`'s reading ([`VIEWS`]), of the heads stored for it now.
     fn put_view(&mut self, node: &Node, conflicts: &[Conflict]) -> Result<(), Error> {
         let key = node.id.as_bytes();
         let heads = self.txn.open_table(HEADS)?.get(key)?.map(|v| v.value().to_vec()).unwrap_or_default();

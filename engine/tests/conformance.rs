@@ -101,14 +101,14 @@ impl Fixture for Redb {
             .expect("a local commit")
     }
 
-    const VIEWS: bool = false;
+    const VIEWS: bool = true;
 
     fn settle(store: &Replica) {
         store.refresh_stale(usize::MAX).expect("refresh the indexes");
     }
 }
 
-/// The redb replica in hub mode, which keeps readings.
+/// The redb replica in hub mode, which reads documents it receives later.
 struct RedbHub(Redb);
 
 impl Fixture for RedbHub {

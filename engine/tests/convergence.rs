@@ -126,6 +126,9 @@ fn run(steps: &[Step]) {
             }
         }
     }
+    for r in &replicas {
+        readings_match_documents(r);
+    }
     let first = state(&replicas[0]);
     for r in &replicas[1..] {
         let other = state(r);
@@ -136,6 +139,19 @@ fn run(steps: &[Step]) {
         assert_eq!(first.1, other.1, "conflicts differ");
         assert_eq!(first.2, other.2, "listings differ");
         assert_eq!(first.3, other.3, "search differs");
+    }
+}
+
+/// Every node reads (and lists its conflicts) from its stored reading as
+/// its document does.
+fn readings_match_documents(r: &Replica) {
+    let nodes = r.export().unwrap();
+    for node in &nodes {
+        let doc = r.store().read(|s| s.doc(node.id)).unwrap().unwrap();
+        let read = doc.materialise_as(node.id).unwrap();
+        assert_eq!(node, &read, "export of {}", node.id);
+        assert_eq!(r.get(node.id).unwrap(), read, "get of {}", node.id);
+        assert_eq!(r.conflicts_of(node.id).unwrap(), doc.conflicts(node.id).unwrap(), "conflicts of {}", node.id);
     }
 }
 

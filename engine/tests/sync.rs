@@ -449,6 +449,9 @@ fn a_browser_bootstrap_carries_the_hubs_reading_of_exactly_the_bytes_sent() {
     }
     let unread: Vec<NodeId> = docs.iter().filter(|d| d.view.is_none()).map(|d| d.doc).collect();
     assert_eq!(unread, vec![ids[3]]);
+    // Reading a node never takes an out-of-date reading.
+    assert_eq!(hub.get(ids[3]).unwrap().title, "retitled");
+    assert_eq!(hub.export().unwrap().iter().find(|n| n.id == ids[3]).unwrap().title, "retitled");
     let seven = docs.iter().find(|d| d.doc == ids[7]).and_then(|d| d.view.clone()).unwrap();
     assert_eq!((seven.node.body.as_str(), seven.node.tags.len()), ("a body", 1));
 
@@ -460,11 +463,20 @@ fn a_browser_bootstrap_carries_the_hubs_reading_of_exactly_the_bytes_sent() {
 
 #[test]
 fn a_hub_store_without_readings_gets_them_in_the_background() {
-    // Written outside hub mode (as by a build that kept no readings).
-    let mut store = Replica::in_memory().unwrap();
+    // Written by a build that kept no readings: the table is dropped.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hub.db");
+    let store = Replica::open(&path).unwrap();
     for i in 0..50 {
         task(&store, &format!("t{i}"));
     }
+    drop(store);
+    let db = redb::Database::open(&path).unwrap();
+    let txn = db.begin_write().unwrap();
+    assert!(txn.delete_table(redb::TableDefinition::<[u8; 16], &[u8]>::new("views")).unwrap());
+    txn.commit().unwrap();
+    drop(db);
+    let mut store = Replica::open(&path).unwrap();
     store.set_hub_mode(8, usize::MAX);
     assert!(store.docs_after_with_views(None, usize::MAX).unwrap().iter().all(|d| d.view.is_none()));
     assert_eq!(store.stale_without_views().unwrap(), 50);

@@ -117,7 +117,7 @@ pub enum Error {
     Exists(NodeId),
     /// A single change is over the size every replica and hub accepts.
     #[error(
-        "the change is {size} bytes, over the {limit}-byte limit of one change (the body is too large); split it into several nodes"
+        "the change is at least {size} bytes, over the {limit}-byte limit of one change (its text is too large); split it into several nodes"
     )]
     ChangeTooLarge {
         /// The change's size.
@@ -165,7 +165,7 @@ pub enum Error {
     /// An import record whose change would be over the size every replica
     /// and hub accepts: it could be stored here but never synced.
     #[error(
-        "the import's record for {id} ('{title:.60}') makes a change of {size} bytes, over the {limit}-byte \
+        "the import's record for {id} ('{title:.60}') makes a change of at least {size} bytes, over the {limit}-byte \
          limit of one change, so it could never sync; shorten or split its text, or take the record out of the \
          file; nothing was imported"
     )]

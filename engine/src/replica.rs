@@ -125,6 +125,7 @@ impl Replica {
     /// is stored already; [`Error::ChangeTooLarge`] when the change could
     /// never sync.
     pub fn create(&self, draft: &Node, edits: &[Edit], message: &str) -> Result<Node, Error> {
+        check_text(Some(draft), edits)?;
         let (doc, changes) = NodeDoc::create_with(draft, edits, &self.origin(), message)?;
         check_size(&changes)?;
         self.store.write(|w| {
@@ -141,6 +142,7 @@ impl Replica {
     /// Errors: [`Error::DependencyCycle`] when a dependency it adds would
     /// make the task wait on itself.
     pub fn edit(&self, id: NodeId, edits: &[Edit], message: &str, now: DateTime<Utc>) -> Result<Node, Error> {
+        check_text(None, edits)?;
         self.check_depends(id, edits)?;
         self.store.write(|w| {
             let mut doc = w.doc(id)?.ok_or_else(|| Error::NotFound(id.to_hex()))?;
@@ -546,9 +548,12 @@ impl Replica {
         let mut fresh: Vec<&Node> =
             nodes.iter().rev().copied().filter(|n| !existing.contains(&n.id) && seen.insert(n.id)).collect();
         fresh.reverse();
+        for node in &fresh {
+            import_fits(node, check_text(Some(node), &[]))?;
+        }
         let prepared = prepare_parallel(&fresh, &origin)?;
         for p in &prepared {
-            import_fits(&p.node, &p.changes)?;
+            import_fits(&p.node, check_size(&p.changes))?;
         }
         let total = nodes.len();
         self.store.write(|w| {
@@ -591,7 +596,7 @@ impl Replica {
                 let edits = diff(&current, &wanted);
                 match doc.edit(&edits, "import", node.modified.max(current.modified))? {
                     Some(change) => {
-                        import_fits(node, std::slice::from_ref(&change))?;
+                        import_fits(node, check_size(std::slice::from_ref(&change)))?;
                         w.save_local(node.id, &doc, &[change])?;
                         report.updated += 1;
                     }
@@ -1060,14 +1065,41 @@ fn joined(text: &str, more: &str) -> String {
     }
 }
 
-/// Refuses an import record whose changes could never sync, naming it.
-fn import_fits(node: &Node, changes: &[Change]) -> Result<(), Error> {
-    check_size(changes).map_err(|e| match e {
+/// Names the import record a size check refused.
+fn import_fits(node: &Node, checked: Result<(), Error>) -> Result<(), Error> {
+    checked.map_err(|e| match e {
         Error::ChangeTooLarge { size, limit } => {
             Error::ImportTooLarge { id: node.id, title: node.title.clone(), size, limit }
         }
         other => other,
     })
+}
+
+/// Refuses, before anything is built, a change that would carry more text
+/// than one change may hold: a new node's title, body and annotations, and
+/// the titles, appended text and annotations of `edits` travel whole (a
+/// change holds every inserted character's UTF-8, uncompressed). Building
+/// a change of tens of MB would take Automerge most of a minute, only for
+/// [`check_size`] to refuse it. A body replaced by [`Edit::Body`] carries
+/// only what differs, so it is left to [`check_size`].
+fn check_text(draft: Option<&Node>, edits: &[Edit]) -> Result<(), Error> {
+    let mut size = 0usize;
+    if let Some(node) = draft {
+        size += node.title.len() + node.body.len();
+        size += node.annotations.iter().map(|a| a.description.len()).sum::<usize>();
+    }
+    for edit in edits {
+        size += match edit {
+            Edit::Title(text) | Edit::AppendBody(text) => text.len(),
+            Edit::Body(text) if draft.is_some() => text.len(),
+            Edit::Annotate(a) => a.description.len(),
+            _ => 0,
+        };
+    }
+    if size > MAX_CHANGE_BYTES {
+        return Err(Error::ChangeTooLarge { size, limit: MAX_CHANGE_BYTES });
+    }
+    Ok(())
 }
 
 /// Refuses changes that could never sync (over [`MAX_CHANGE_BYTES`]).

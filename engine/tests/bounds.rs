@@ -129,6 +129,32 @@ fn a_change_too_large_to_sync_is_refused_when_written_and_nothing_is_stored() {
     assert_eq!(r.export().unwrap().len(), 1);
 }
 
+#[test]
+fn text_too_large_for_one_change_is_refused_before_the_change_is_built() {
+    let r = Replica::in_memory().unwrap();
+    let body = "a".repeat(MAX_CHANGE_BYTES + 1);
+    // The size named is the text's own: the change was never built (built,
+    // it would be larger still).
+    let err = note(&r, body.clone()).unwrap_err();
+    assert!(matches!(err, Error::ChangeTooLarge { size, .. } if size == "long".len() + body.len()), "{err}");
+    let n = note(&r, noise(MAX_CHANGE_BYTES / 2)).unwrap();
+    let before = r.last_seq().unwrap();
+    let err = r.edit(n.id, &[Edit::AppendBody(body.clone())], "append", now()).unwrap_err();
+    assert!(matches!(err, Error::ChangeTooLarge { size, .. } if size == body.len()), "{err}");
+    let mut big = Node::new(NodeId::random(), NodeKind::Note, "big".into(), now());
+    big.body.clone_from(&body);
+    let err = r.import(&[big], |_, _| {}).unwrap_err();
+    assert!(matches!(err, Error::ImportTooLarge { size, .. } if size == "big".len() + body.len()), "{err}");
+    assert_eq!(r.last_seq().unwrap(), before);
+    assert_eq!(r.export().unwrap().len(), 1);
+
+    // What one change carries is counted, not what the body comes to: an
+    // append under the limit to a long body is written.
+    let more = noise(MAX_CHANGE_BYTES * 2 / 3);
+    let grown = r.edit(n.id, &[Edit::AppendBody(more.clone())], "append", now()).unwrap();
+    assert!(grown.body.len() > MAX_CHANGE_BYTES && grown.body.ends_with(&format!("{more}\n")));
+}
+
 /// A change putting one letter `len` times: it deflates to almost nothing.
 fn compressed_change(len: usize) -> Vec<u8> {
     use automerge::transaction::Transactable as _;

@@ -254,6 +254,45 @@ fn the_node_view_shows_body_links_and_backlinks() {
     assert!(!text(&s.app).contains("Book the train"));
 }
 
+/// Cells whose text holds a control character: the terminal would obey it.
+fn control_cells(buffer: &Buffer) -> Vec<String> {
+    buffer.content.iter().map(|c| c.symbol()).filter(|s| s.chars().any(char::is_control)).map(str::to_owned).collect()
+}
+
+#[test]
+fn escape_sequences_in_a_document_are_shown_not_obeyed() {
+    let (_dir, path) = store();
+    let r = Replica::open(&path).unwrap();
+    let other = create(&r, "Linked \x1b[2J", vec![]);
+    create(
+        &r,
+        "E \x1b]0;pwned\x07 \r",
+        vec![
+            Edit::Body("\x1b[31mred\tcell\r\nnext\u{9b}2J".into()),
+            Edit::AddTag("t\x1bag".into()),
+            Edit::Link(other),
+            Edit::Annotate(heph_engine::Annotation { entry: now().to_utc(), description: "note\x07".into() }),
+        ],
+    );
+    drop(r);
+    let mut s = session(&path, &[]);
+    let list = screen(&s.app);
+    assert_eq!(control_cells(&list), Vec::<String>::new(), "{}", lines(&list).join("\n"));
+    assert!(text(&s.app).contains("E \u{FFFD}]0;pwned\u{FFFD} \u{FFFD}"), "{}", text(&s.app));
+    while !s.app.selected_row().unwrap().summary.title.starts_with('E') {
+        press(&mut s, "j");
+    }
+    press(&mut s, "\n");
+    assert_eq!(s.app.mode(), Mode::Node);
+    let page = screen(&s.app);
+    assert_eq!(control_cells(&page), Vec::<String>::new(), "{}", lines(&page).join("\n"));
+    let shown = text(&s.app);
+    for expected in ["\u{FFFD}[31mred    cell", "next\u{FFFD}2J", "note\u{FFFD}", "Linked \u{FFFD}[2J", "+t\u{FFFD}ag"]
+    {
+        assert!(shown.contains(expected), "{expected:?} missing:\n{shown}");
+    }
+}
+
 #[test]
 fn a_change_made_elsewhere_shows_on_the_next_poll() {
     let (_dir, path) = store();

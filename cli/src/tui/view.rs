@@ -3,6 +3,12 @@
 //!
 //! Only the rows on screen are laid out: a frame costs the same for 100 tasks
 //! as for 10,000 (see `benches/benches/tui_render.rs`).
+//!
+//! Every text a document carries goes through [`on_screen`] first: ratatui
+//! hands a cell's text to the terminal as it is, so an escape sequence in a
+//! title would be obeyed, not shown.
+
+use std::borrow::Cow;
 
 use chrono::{TimeZone, Utc};
 use heph_engine::Clock;
@@ -12,6 +18,7 @@ use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row as TableRow, Table, Wrap};
+use unicode_width::UnicodeWidthStr as _;
 
 use super::app::{App, Badge, Mode, Named, NodeView};
 
@@ -27,6 +34,26 @@ pub const KEYS: &[(&str, &str)] = &[
     ("e", "edit in $VISUAL / $EDITOR"),
     ("?", "this help"),
 ];
+
+/// `text` as one line of cells: every control character (C0, DEL, C1;
+/// line ends too, for text split into lines beforehand) shows as U+FFFD and
+/// a tab as four spaces, as `heph`'s printed output does. Text with none of
+/// them is borrowed as it is.
+#[must_use]
+pub fn on_screen(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\t' => out.push_str("    "),
+            c if c.is_control() => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, app: &App) {
@@ -48,7 +75,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
     if typing {
         let prompt = if app.mode() == Mode::Add { "add: " } else { "/" };
-        let line = Line::from(vec![Span::raw(prompt).bold(), Span::raw(app.input()), Span::raw("█")]);
+        let line = Line::from(vec![Span::raw(prompt).bold(), Span::raw(on_screen(app.input())), Span::raw("█")]);
         frame.render_widget(Paragraph::new(line), input);
     }
     status_line(frame, status, app);
@@ -57,9 +84,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
 fn header(frame: &mut Frame, area: Rect, app: &App) {
     let mut spans = vec![Span::raw(" heph ").bold().reversed()];
     let filter = if app.filter().is_empty() { "pending tasks" } else { app.filter() };
-    spans.push(Span::raw(format!(" {filter}")));
+    spans.push(Span::raw(format!(" {}", on_screen(filter))));
     if !app.search().is_empty() {
-        spans.push(Span::raw(format!("  /{}", app.search())).fg(Color::Yellow));
+        spans.push(Span::raw(format!("  /{}", on_screen(app.search()))).fg(Color::Yellow));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -83,7 +110,7 @@ fn list(frame: &mut Frame, area: Rect, app: &App) {
     for i in first..last {
         let Some(r) = app.shown_row(i) else { break };
         let s = &r.summary;
-        let mut title = s.title.clone();
+        let mut title = on_screen(&s.title).into_owned();
         if s.status == Some(heph_engine::Status::Active) {
             title.insert_str(0, "▶ ");
         }
@@ -97,8 +124,8 @@ fn list(frame: &mut Frame, area: Rect, app: &App) {
         cells.push([
             r.short.clone(),
             s.priority.map(|p| p.to_string()).unwrap_or_default(),
-            s.project.clone().unwrap_or_default(),
-            s.tags.iter().map(|t| format!("+{t}")).collect::<Vec<_>>().join(" "),
+            on_screen(s.project.as_deref().unwrap_or_default()).into_owned(),
+            on_screen(&s.tags.iter().map(|t| format!("+{t}")).collect::<Vec<_>>().join(" ")).into_owned(),
             s.due.map(|d| day(d, app.local())).unwrap_or_default(),
             title,
             if s.kind == heph_engine::NodeKind::Task { format!("{:.1}", r.urgency) } else { String::new() },
@@ -108,7 +135,7 @@ fn list(frame: &mut Frame, area: Rect, app: &App) {
     // Widths from the rows on screen only; a column with nothing in it goes.
     let widths: Vec<u16> = (0..7)
         .map(|c| {
-            let w = cells.iter().map(|row| row[c].chars().count()).max().unwrap_or(0);
+            let w = cells.iter().map(|row| row[c].width()).max().unwrap_or(0);
             if w == 0 { 0 } else { u16::try_from(w.max(NAMES[c].len())).unwrap_or(u16::MAX) }
         })
         .collect();
@@ -139,7 +166,7 @@ fn named(lines: &mut Vec<Line<'static>>, title: &str, refs: &[Named]) {
     lines.push(Line::raw(""));
     lines.push(Line::from(Span::raw(format!("{title}:")).bold()));
     for r in refs {
-        let t = r.title.clone().unwrap_or_else(|| "(not in this replica)".into());
+        let t = r.title.as_deref().map_or_else(|| "(not in this replica)".into(), |t| on_screen(t).into_owned());
         lines.push(Line::from(vec![Span::raw(format!("  {}  ", r.short)).fg(Color::Cyan), Span::raw(t)]));
     }
 }
@@ -154,10 +181,13 @@ fn node(frame: &mut Frame, area: Rect, view: &NodeView, scroll: u16, local: &Clo
         fields.push(("Priority", p.to_string()));
     }
     if let Some(p) = &n.project {
-        fields.push(("Project", p.clone()));
+        fields.push(("Project", on_screen(p).into_owned()));
     }
     if !n.tags.is_empty() {
-        fields.push(("Tags", n.tags.iter().map(|t| format!("+{t}")).collect::<Vec<_>>().join(" ")));
+        fields.push((
+            "Tags",
+            on_screen(&n.tags.iter().map(|t| format!("+{t}")).collect::<Vec<_>>().join(" ")).into_owned(),
+        ));
     }
     for (name, t) in
         [("Due", n.due), ("Wait", n.wait), ("Scheduled", n.scheduled), ("Started", n.start), ("Ended", n.end)]
@@ -167,19 +197,19 @@ fn node(frame: &mut Frame, area: Rect, view: &NodeView, scroll: u16, local: &Clo
         }
     }
     fields.push(("Modified", display(n.modified, local)));
-    let mut lines = vec![Line::from(Span::raw(n.title.clone()).bold()), Line::raw("")];
+    let mut lines = vec![Line::from(Span::raw(on_screen(&n.title).into_owned()).bold()), Line::raw("")];
     for (k, v) in fields {
         lines.push(Line::from(vec![Span::raw(format!("{k:<10}")).fg(Color::DarkGray), Span::raw(v)]));
     }
     if !n.body.is_empty() {
         lines.push(Line::raw(""));
-        lines.extend(n.body.lines().map(|l| Line::raw(l.to_string())));
+        lines.extend(n.body.lines().map(|l| Line::raw(on_screen(l).into_owned())));
     }
     if !n.annotations.is_empty() {
         lines.push(Line::raw(""));
         lines.push(Line::from(Span::raw("Annotations:").bold()));
         for a in &n.annotations {
-            lines.push(Line::raw(format!("  {}  {}", display(a.entry, local), a.description)));
+            lines.push(Line::raw(format!("  {}  {}", display(a.entry, local), on_screen(&a.description))));
         }
     }
     named(&mut lines, "Depends on", &view.depends);
@@ -224,7 +254,8 @@ fn status_line(frame: &mut Frame, area: Rect, app: &App) {
         spans.push(Span::raw("  "));
     }
     if let Some((text, error)) = app.message() {
-        spans.push(if error { Span::raw(text.to_string()).fg(Color::Red) } else { Span::raw(text.to_string()) });
+        let text = on_screen(text).into_owned();
+        spans.push(if error { Span::raw(text).fg(Color::Red) } else { Span::raw(text) });
     }
     let count = if app.search().is_empty() {
         format!("{} tasks · ? help ", app.rows().len())

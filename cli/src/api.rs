@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, NaiveDate, Utc};
+use heph_engine::CheckOutcome;
 use heph_engine::backup::Census;
 use heph_engine::recur::{RecurReport, Series};
 use heph_engine::rpc::{Request, Response};
@@ -326,6 +327,16 @@ impl Api {
         match self {
             Self::Local(r) => Ok(r.census()?),
             Self::Daemon(_) => self.call_raw(serde_json::json!({"method": "census"})),
+        }
+    }
+
+    /// Checks the replica's store, and with `repair` mends what it can
+    /// (`progress`: documents read, of all; only without a daemon).
+    pub fn check(&mut self, repair: bool, progress: impl FnMut(u64, u64)) -> Result<CheckOutcome> {
+        self.allow(BULK_TIMEOUT);
+        match self {
+            Self::Local(r) => Ok(r.check_and_repair(repair, progress)?),
+            Self::Daemon(_) => self.call_raw(serde_json::json!({"method": "check", "params": {"repair": repair}})),
         }
     }
 

@@ -132,6 +132,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Import { file, format } => import(&ctx, file.as_deref(), format),
         Command::Sync { status } => sync(&ctx, status),
         Command::Unreadable => unreadable(&ctx),
+        Command::Check { repair } => check(&ctx, repair),
         Command::Completions { .. } | Command::Auth { .. } | Command::Daemon { .. } | Command::Tui { .. } => Ok(()),
     }
 }
@@ -978,6 +979,76 @@ fn resolve_all(ctx: &Ctx, mut r: Api, keep: usize) -> Result<()> {
     }
     println!("Resolved {}.", counted(resolved.len(), "conflict"));
     Ok(())
+}
+
+fn check(ctx: &Ctx, repair: bool) -> Result<()> {
+    let mut r = if repair { ctx.open()? } else { ctx.open_read()? };
+    // A bar when heph reads the store itself; a spinner while the daemon does.
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} checking {bar:40} {pos}/{len} documents ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let outcome = r.check(repair, |done, all| {
+        bar.set_length(all);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    let outcome = outcome?;
+    let left = outcome.problems().len();
+    if ctx.json {
+        print_json(&outcome)?;
+    } else {
+        let found = &outcome.found;
+        let mut out = stdout();
+        writeln!(
+            out,
+            "Checked {}, {} and {} {}: {}.",
+            counted(found.documents, "document"),
+            counted(found.changes, "stored change"),
+            found.log,
+            if found.log == 1 { "log entry" } else { "log entries" },
+            if found.problems.is_empty() {
+                "no problems".to_string()
+            } else {
+                counted(found.problems.len(), "problem")
+            }
+        )?;
+        for p in &found.problems {
+            writeln!(out, "  {p}")?;
+        }
+        if let Some(done) = &outcome.repaired {
+            writeln!(
+                out,
+                "Repaired {} ({} put back); {} left.",
+                counted(done.documents, "document"),
+                counted(done.changes_restored, "logged change"),
+                counted(done.left.len(), "problem")
+            )?;
+            for p in &done.left {
+                writeln!(out, "  {p}")?;
+            }
+        }
+        out.flush()?;
+    }
+    if left == 0 {
+        return Ok(());
+    }
+    let problems = outcome.problems();
+    let mendable = problems.iter().filter(|p| p.mendable()).count();
+    let mut next = Vec::new();
+    if mendable > 0 {
+        next.push(format!("heph check --repair mends {mendable} of them from what the store holds"));
+    }
+    if mendable < left {
+        next.push(
+            "the rest only a copy holds: keep a copy of this store, heph export what still reads, then restore a \
+             backup (heph restore FILE); on a device that syncs, the hub holds everything it acknowledged"
+                .to_string(),
+        );
+    }
+    anyhow::bail!("the store has {}; {}", counted(left, "problem"), next.join("; "))
 }
 
 fn export(ctx: &Ctx, format: Format, output: Option<&Path>) -> Result<()> {

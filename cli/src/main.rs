@@ -298,6 +298,21 @@ pub enum Command {
     ///
     /// They are kept and synced as they are; `heph export` includes them raw, so a backup is complete.
     Unreadable,
+    /// Verify the replica's store: every change, the log, every document and what is read from them.
+    ///
+    /// Reads everything in one read transaction, so it works while the daemon runs. Each stored
+    /// change is hashed again, the log's position digest is followed, every document is loaded
+    /// (Automerge checks its checksum) and compared with its heads, the changes logged for it, its
+    /// index row and its stored reading. Exits with 1 when something is wrong, naming each problem.
+    /// With --repair, what the store can mend from itself is mended in one write: rows read from
+    /// documents are rebuilt, and a logged change a document lacks goes back into it. A damaged
+    /// document or change, or a broken log, only a copy holds: restore a backup, or let the hub
+    /// refill the replica.
+    Check {
+        /// Mend what the store can mend from itself, then check again.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Sync with the hub now (through the device daemon), or show how sync stands.
     Sync {
         /// Only show sync health: last attempt and success, last error, pending changes, conflicts.

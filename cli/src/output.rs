@@ -168,6 +168,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("cli/undo.schema.json", schemars::schema_for!(Undone)),
         ("cli/projects.schema.json", schemars::schema_for!(Vec<crate::summary::ProjectCount>)),
         ("cli/tags.schema.json", schemars::schema_for!(Vec<crate::summary::TagCount>)),
+        ("cli/check.schema.json", schemars::schema_for!(heph_engine::CheckOutcome)),
         ("cli/sync-status.schema.json", schemars::schema_for!(heph_engine::sync::SyncHealth)),
         ("cli/daemon-status.schema.json", schemars::schema_for!(crate::daemon::Status)),
         ("wire/client-frame.schema.json", schemars::schema_for!(heph_engine::sync::frame::ClientFrame)),

@@ -49,6 +49,6 @@ pub use node::{Annotation, Node, NodeKind, NodeSummary, Priority, Status};
 pub use parse::{ModError, Mods, parse_mods, parse_mods_with};
 pub use query::{Filter, FilterError, Graph, urgency};
 pub use replica::{ImportReport, Replica, Version};
-pub use store::{Applied, Cursors, DocCacheUse, LoggedChange, SavedDoc, Store};
+pub use store::{Applied, CheckOutcome, CheckReport, Cursors, DocCacheUse, LoggedChange, Problem, SavedDoc, Store};
 pub use undo::{FieldChange, UndoPlan};
 pub use when::{Clock, WhenError, parse_day, parse_when};

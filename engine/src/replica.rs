@@ -430,6 +430,58 @@ impl Replica {
         })
     }
 
+    /// Checks the whole store ([`crate::store::Reader::check`]);
+    /// `progress` gets (documents read, documents in all).
+    pub fn check(&self, progress: impl FnMut(u64, u64)) -> Result<crate::CheckReport, Error> {
+        self.store.read(|r| r.check(progress))
+    }
+
+    /// `heph check`: checks the store and, with `repair`, mends what the
+    /// store can mend ([`Self::repair`]) and checks again.
+    pub fn check_and_repair(&self, repair: bool, progress: impl FnMut(u64, u64)) -> Result<crate::CheckOutcome, Error> {
+        let found = self.check(progress)?;
+        let mut outcome = crate::CheckOutcome { found, repaired: None };
+        if repair && outcome.found.problems.iter().any(crate::Problem::mendable) {
+            let (documents, changes_restored) = self.repair(&outcome.found)?;
+            let left = self.check(|_, _| {})?.problems;
+            outcome.repaired = Some(crate::store::Repaired { documents, changes_restored, left });
+        }
+        Ok(outcome)
+    }
+
+    /// Mends what `report` found that the store itself can mend, in one
+    /// write: a logged change missing from its document goes back into it,
+    /// and rows derived from documents are rebuilt. A damaged document or
+    /// change, or a broken log, is left as it is (a backup or the hub holds
+    /// what it held). Returns how many documents were mended and how many
+    /// changes went back into them.
+    pub fn repair(&self, report: &crate::CheckReport) -> Result<(usize, usize), Error> {
+        use crate::Problem;
+        let mut ids: std::collections::BTreeMap<NodeId, Vec<ChangeHash>> = std::collections::BTreeMap::new();
+        for p in &report.problems {
+            match p {
+                Problem::ChangeNotInDocument { id, hash, .. } => {
+                    if let Ok(h) = hash.parse::<ChangeHash>() {
+                        ids.entry(*id).or_default().push(h);
+                    }
+                }
+                p if p.derived() => {
+                    if let Some(id) = p.node() {
+                        ids.entry(id).or_default();
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.store.write(|w| {
+            let mut restored = 0;
+            for (id, lost) in &ids {
+                restored += w.mend(*id, lost)?;
+            }
+            Ok((ids.len(), restored))
+        })
+    }
+
     /// Every node (deleted ones included), in id order.
     pub fn export(&self) -> Result<Vec<Node>, Error> {
         self.store.read(|r| {

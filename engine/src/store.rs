@@ -75,6 +75,9 @@ use crate::limits::PendingQuota;
 use crate::node::{Node, NodeSummary};
 use crate::sync::frame::{DocView, wire_size};
 
+mod check;
+pub use check::{CheckOutcome, CheckReport, Problem, Repaired};
+
 /// The newest store schema this build reads and writes.
 pub const SCHEMA: u32 = 4;
 
@@ -1648,9 +1651,7 @@ impl Writer<'_> {
                 if self.txn.open_table(INDEX)?.remove(id.as_bytes())?.is_some() {
                     self.txn.open_table(TEXT)?.remove(id.as_bytes())?;
                 }
-                if self.cache.is_some() {
-                    self.txn.open_table(VIEWS)?.remove(id.as_bytes())?;
-                }
+                self.txn.open_table(VIEWS)?.remove(id.as_bytes())?;
                 Ok(false)
             }
         }
@@ -1660,6 +1661,58 @@ impl Writer<'_> {
     #[must_use]
     pub fn origin(&self) -> ActorId {
         self.origin.clone()
+    }
+
+    /// Mends what [`Reader::check`] found about `id`: applies the logged
+    /// changes `lost` its document lacks (those stored whole), then
+    /// rebuilds every row derived from the document (heads, index, search
+    /// text, backlinks, reading, the unreadable list); with no document
+    /// stored, removes those rows. Returns how many changes went back into
+    /// the document.
+    ///
+    /// # Errors
+    /// [`Error::Doc`] when the document does not load (its bytes are
+    /// damaged: nothing here can mend that).
+    pub fn mend(&mut self, id: NodeId, lost: &[ChangeHash]) -> Result<usize, Error> {
+        let key = id.as_bytes();
+        let Some(mut doc) = self.doc(id)? else {
+            if let Some(row) = self.txn.open_table(INDEX)?.remove(key)? {
+                let links = decode_summary(row.value()).map(|s| s.links).unwrap_or_default();
+                drop(row);
+                let mut backlinks = self.txn.open_multimap_table(BACKLINKS)?;
+                for target in &links {
+                    backlinks.remove(target.as_bytes(), key)?;
+                }
+            }
+            self.txn.open_table(TEXT)?.remove(key)?;
+            self.txn.open_table(VIEWS)?.remove(key)?;
+            self.txn.open_table(UNREADABLE)?.remove(key)?;
+            self.txn.open_table(HEADS)?.remove(key)?;
+            return Ok(0);
+        };
+        let mut found = Vec::new();
+        for hash in lost.iter().filter(|h| !doc.has_change(h)) {
+            if let Some(stored) = self.txn.open_table(CHANGES)?.get(hash.0)?
+                && let Some(raw) = stored.value().get(16..)
+                && let Ok(Ok(change)) = crate::panics::catch(|| Change::from_bytes(raw.to_vec()))
+                && change.hash() == *hash
+            {
+                found.push(change);
+            }
+        }
+        let mut restored = 0;
+        if !found.is_empty() {
+            let offered = found.len();
+            let waiting = doc.apply(found)?;
+            restored = offered - waiting.len();
+            doc = doc.without_waiting()?;
+            self.put_doc(id, &doc.save(), &doc.heads())?;
+        } else {
+            self.put_heads(id, &doc.heads())?;
+        }
+        self.txn.open_table(STALE)?.remove(key)?;
+        self.refresh(id, &doc)?;
+        Ok(restored)
     }
 
     /// The document of `id`, if stored.

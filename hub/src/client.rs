@@ -40,8 +40,8 @@ pub async fn run(cfg: Config) -> Result<()> {
                     rpc::code::INVALID_REQUEST,
                     format!(
                         "this daemon (hephd --mode client) keeps no replica: it forwards each request to the hub at \
-                         {authority}, and sync status, backups and restores are a device's own; run hephd --mode local \
-                         for them"
+                         {authority}, and sync status, backups, restores and checks are a device's own; run hephd --mode \
+                         local for them"
                     ),
                 );
                 return encode(&rpc::Response::of(id, Err(error)));

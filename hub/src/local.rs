@@ -144,7 +144,7 @@ async fn open_replica(path: &std::path::Path) -> Result<Replica> {
 
 /// The methods a device daemon answers itself, beside the API the hub's
 /// `/rpc` serves too: they are about this device's replica.
-pub const DEVICE_METHODS: [&str; 5] = ["sync_status", "sync_now", "census", "backup", "restore"];
+pub const DEVICE_METHODS: [&str; 6] = ["sync_status", "sync_now", "census", "backup", "restore", "check"];
 
 /// One request from `heph`.
 async fn handle(daemon: &Arc<Daemon>, body: &[u8]) -> String {
@@ -161,6 +161,17 @@ async fn handle(daemon: &Arc<Daemon>, body: &[u8]) -> String {
             tokio::task::block_in_place(|| daemon.replica.census()).map_err(RpcError::from).and_then(json),
         ),
         Some("backup") => RpcResponse::of(id, backup(daemon, probe.get("params")).await),
+        // `heph check [--repair]`: one read transaction beside the sync;
+        // a repair is one write.
+        Some("check") => {
+            let repair = probe.pointer("/params/repair").and_then(Value::as_bool).unwrap_or(false);
+            RpcResponse::of(
+                id,
+                tokio::task::block_in_place(|| daemon.replica.check_and_repair(repair, |_, _| {}))
+                    .map_err(RpcError::from)
+                    .and_then(json),
+            )
+        }
         Some("restore") => RpcResponse::of(id, restore(daemon, probe.get("params")).await),
         _ => match rpc::parse(body) {
             Err(response) => response,

@@ -187,3 +187,59 @@ fn token_revocation_joins_the_audit_log_with_who_and_no_secret() {
     let all: String = lines.iter().map(Value::to_string).collect();
     assert!(!all.contains(token.trim()), "the token itself is never logged");
 }
+
+#[test]
+fn a_store_checks_clean_beside_its_daemon_and_damage_made_behind_its_back_is_found_and_mended() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    let mut a = Device::new(dir.path(), "a");
+    a.start(&hub.url());
+    for title in ["one", "two", "three"] {
+        a.ok(&["add", title]);
+    }
+    a.wait_synced(&hub, 30);
+    let checked = a.json(&["check"]);
+    assert_eq!(checked["found"]["problems"], serde_json::json!([]), "{checked}");
+    assert_eq!(checked["found"]["documents"], 3);
+    assert!(checked["found"]["log"].as_u64().unwrap() >= 3);
+
+    // An index row lost behind heph's back: the task drops out of listings.
+    a.stop();
+    let two = a.export().as_array().unwrap().iter().find(|n| n["title"] == "two").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&two[2 * i..2 * i + 2], 16).unwrap()).collect();
+    {
+        let db = redb::Database::open(&a.db).unwrap();
+        let txn = db.begin_write().unwrap();
+        let removed = txn
+            .open_table(redb::TableDefinition::<[u8; 16], &[u8]>::new("index"))
+            .unwrap()
+            .remove(<[u8; 16]>::try_from(id.as_slice()).unwrap())
+            .unwrap()
+            .is_some();
+        assert!(removed);
+        txn.commit().unwrap();
+    }
+    let sorted = |mut t: Vec<String>| {
+        t.sort();
+        t
+    };
+    assert_eq!(sorted(a.titles(&[])), ["one", "three"]);
+    let found = a.run(&["check"]);
+    assert_eq!(found.status.code(), Some(1));
+    let (out, err) = (String::from_utf8_lossy(&found.stdout), String::from_utf8_lossy(&found.stderr));
+    assert!(out.contains("1 problem") && out.contains(&format!("node {two} has no index row")), "{out}");
+    assert!(err.contains("heph check --repair mends 1 of them"), "{err}");
+
+    // Mended through the daemon, and synced as before.
+    a.start(&hub.url());
+    let mended = a.json(&["check", "--repair"]);
+    assert_eq!(mended["repaired"]["documents"], 1, "{mended}");
+    assert_eq!(mended["repaired"]["left"], serde_json::json!([]));
+    assert_eq!(sorted(a.titles(&[])), ["one", "three", "two"]);
+    a.ok(&["add", "four"]);
+    a.wait_synced(&hub, 30);
+    assert_eq!(a.json(&["check"])["found"]["problems"], serde_json::json!([]));
+}

@@ -109,7 +109,10 @@ const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
 /// (so no write path has to remember it). Reading a node takes this row
 /// when it is current: loading an Automerge document rebuilds its whole
 /// history (a second for a note of a few MB), decoding the row does not. A
-/// hub also hands the rows to browsers it bootstraps. Created on first use.
+/// hub also hands the rows to browsers it bootstraps. Created on first use;
+/// for a store written before every store kept them, a hub or device
+/// daemon marks the documents without one stale and fills them in the
+/// background ([`Writer::stale_without_views`]).
 const VIEWS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("views");
 
 /// Hub mode: the most changes a document's tail holds before it is saved

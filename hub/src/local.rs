@@ -100,6 +100,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     let stop = CancellationToken::new();
     tokio::spawn(unix::on_signal(stop.clone()));
     let sync = tokio::spawn(sync_loop(daemon.clone(), ws_url, stop.clone()));
+    tokio::spawn(fill_readings(daemon.clone(), stop.clone()));
     let server = {
         let daemon = daemon.clone();
         unix::serve(socket, stop.clone(), move |body| {
@@ -111,6 +112,37 @@ pub async fn run(cfg: Config) -> Result<()> {
     let _ = sync.await;
     tracing::info!("device daemon stopped");
     Ok(())
+}
+
+/// Documents a store reads from per write while filling readings.
+const FILL_BATCH: usize = 64;
+
+/// Gives a store written before every store kept readings (see
+/// `heph_engine::store`) the reading of each node, a batch per write in
+/// the background, so `heph show` and `heph export` stop loading documents.
+async fn fill_readings(daemon: Arc<Daemon>, stop: CancellationToken) {
+    let marked = match tokio::task::block_in_place(|| daemon.replica.stale_without_views()) {
+        Ok(0) => return,
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not look for documents without a stored reading");
+            return;
+        }
+    };
+    tracing::info!(documents = marked, "storing readings of documents in the background");
+    while !stop.is_cancelled() {
+        match tokio::task::block_in_place(|| daemon.replica.refresh_stale(FILL_BATCH)) {
+            Ok(n) if n == FILL_BATCH => tokio::time::sleep(Duration::from_millis(5)).await,
+            Ok(_) => {
+                tracing::info!(documents = marked, "every document has its stored reading");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not store readings; the next start tries again");
+                return;
+            }
+        }
+    }
 }
 
 /// How long the daemon waits for a `heph` command that has the store open

@@ -243,3 +243,42 @@ fn a_store_checks_clean_beside_its_daemon_and_damage_made_behind_its_back_is_fou
     a.wait_synced(&hub, 30);
     assert_eq!(a.json(&["check"])["found"]["problems"], serde_json::json!([]));
 }
+
+/// Rows of `table` in the closed store at `db`.
+fn rows(db: &Path, table: &str) -> u64 {
+    use redb::{ReadableDatabase as _, ReadableTableMetadata as _};
+    let db = redb::Database::open(db).unwrap();
+    let txn = db.begin_read().unwrap();
+    match txn.open_table(redb::TableDefinition::<[u8; 16], &[u8]>::new(table)) {
+        Ok(t) => t.len().unwrap(),
+        Err(redb::TableError::TableDoesNotExist(_)) => 0,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn a_device_store_from_before_readings_gets_them_from_its_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    let mut a = Device::new(dir.path(), "a");
+    for i in 0..150 {
+        a.ok(&["add", &format!("task {i}")]);
+    }
+    assert_eq!(rows(&a.db, "views"), 150);
+    // As a build that kept no readings left it.
+    {
+        let db = redb::Database::open(&a.db).unwrap();
+        let txn = db.begin_write().unwrap();
+        assert!(txn.delete_table(redb::TableDefinition::<[u8; 16], &[u8]>::new("views")).unwrap());
+        txn.commit().unwrap();
+    }
+    let before = a.export();
+    common::eventually(60, "every reading stored", || {
+        a.start(&hub.url());
+        a.wait_synced(&hub, 30);
+        a.stop();
+        rows(&a.db, "views") == 150
+    });
+    assert_eq!(a.export(), before, "the readings read as the documents do");
+    assert_eq!(a.json(&["check"])["found"]["problems"], serde_json::json!([]));
+}

@@ -302,6 +302,8 @@ mod tests {
         assert_eq!(r.get(kept).unwrap().title, "kept");
         assert!(r.get(later).is_err());
         assert!(r.cursors().unwrap().reconcile);
+        assert_eq!(r.check(|_, _| {}).unwrap().problems, vec![]);
+        assert_eq!(r.stale_without_views().unwrap(), 0, "the backup's readings came with it");
         // It goes on working: a new edit of the restored node.
         r.edit(kept, &[Edit::Title("again".into())], "edit", Utc::now()).unwrap();
         drop(r);

@@ -805,17 +805,23 @@ fn copy_tables(from: &redb::ReadTransaction, w: &mut Writer) -> Result<(), Error
     }
     tables!(META, DOCS, HEADS, CHANGES, LOG, POSITIONS, SYNC, SYNC_META, PENDING_AT, UNREADABLE, INDEX, TEXT, STALE);
     multimaps!(PENDING, BACKLINKS, TAIL);
-    match from.open_table(SETTINGS) {
-        Ok(src) => {
-            let mut dst = w.txn.open_table(SETTINGS)?;
-            for row in src.iter()? {
-                let (k, v) = row?;
-                dst.insert(k.value(), v.value())?;
+    // Created on first use: a store may not have them.
+    macro_rules! optional {
+        ($($t:expr),*) => {$(
+            match from.open_table($t) {
+                Ok(src) => {
+                    let mut dst = w.txn.open_table($t)?;
+                    for row in src.iter()? {
+                        let (k, v) = row?;
+                        dst.insert(k.value(), v.value())?;
+                    }
+                }
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(e.into()),
             }
-        }
-        Err(redb::TableError::TableDoesNotExist(_)) => {}
-        Err(e) => return Err(e.into()),
+        )*};
     }
+    optional!(SETTINGS, VIEWS);
     Ok(())
 }
 

@@ -475,6 +475,19 @@ fn deleted_nodes_leave_backlinks_and_search_all_finds_them() {
 }
 
 #[test]
+fn search_finds_a_word_whether_it_was_written_composed_or_decomposed() {
+    let h = Heph::new();
+    // "Café" as a macOS file name spells it (e + combining acute), and
+    // "naïve" composed, in a body.
+    h.ok(&["note", "Cafe\u{301} menu"]);
+    h.ok(&["note", "Reading", "--body", "A na\u{ef}ve reader"]);
+    assert_eq!(common::titles(&h.json(&["search", "caf\u{e9}"])), ["Cafe\u{301} menu"]);
+    assert_eq!(common::titles(&h.json(&["search", "CAFE\u{301}"])), ["Cafe\u{301} menu"]);
+    assert_eq!(common::titles(&h.json(&["search", "nai\u{308}ve"])), ["Reading"]);
+    assert!(common::titles(&h.json(&["search", "naive"])).is_empty(), "an accent is not dropped");
+}
+
+#[test]
 fn commands_naming_several_nodes_print_one_json_array_and_no_op_deletes_write_nothing() {
     let h = Heph::new();
     let a = h.add(&["One"]);

@@ -238,11 +238,11 @@ impl Replica {
     /// Nodes whose title, body, annotations or tags contain every word of
     /// `text` (case-insensitive), among those matching `filter`.
     pub fn search(&self, text: &str, filter: &Filter, now: DateTime<Utc>) -> Result<Vec<(f64, NodeSummary)>, Error> {
-        let words: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
+        let words: Vec<Vec<String>> = text.split_whitespace().map(search_forms).collect();
         let mut hits = HashSet::new();
         self.store.read(|r| {
             r.scan_text(|id, haystack| {
-                if words.iter().all(|w| haystack.contains(w.as_str())) {
+                if words.iter().all(|forms| forms.iter().any(|w| haystack.contains(w.as_str()))) {
                     hits.insert(id);
                 }
             })
@@ -1115,6 +1115,18 @@ fn joined(text: &str, more: &str) -> String {
     } else {
         format!("{}\n{more}", text.trim_end_matches('\n'))
     }
+}
+
+/// The forms a search word may be stored in: lower-cased, composed (NFC)
+/// and decomposed (NFD). Text typed on one system and synced or imported
+/// from another (macOS file names are decomposed) may be in either, and
+/// "café" should find both.
+fn search_forms(word: &str) -> Vec<String> {
+    use unicode_normalization::UnicodeNormalization as _;
+    let lower = word.to_lowercase();
+    let composed: String = lower.nfc().collect();
+    let decomposed: String = lower.nfd().collect();
+    if composed == decomposed { vec![composed] } else { vec![composed, decomposed] }
 }
 
 /// Names the import record a size check refused.

@@ -15,9 +15,21 @@ export function listTasks(nodes: Map<string, NodeJson>, line: string, now: Date,
   return list(nodes.values(), filter, now).map((l) => l.node);
 }
 
+/**
+ * The forms a search word may be stored in, as `heph search` seeks them:
+ * lower-cased, composed (NFC) and decomposed (NFD). Text synced from another
+ * system (macOS file names are decomposed) may be in either.
+ */
+function searchForms(word: string): string[] {
+  const lower = word.toLowerCase();
+  const composed = lower.normalize("NFC");
+  const decomposed = lower.normalize("NFD");
+  return composed === decomposed ? [composed] : [composed, decomposed];
+}
+
 /** Nodes matching every word of `q` in the title, body, tags or project, best first. */
 export function searchNodes(nodes: Map<string, NodeJson>, q: string): NodeJson[] {
-  const words = q.toLowerCase().split(/\s+/).filter(Boolean);
+  const words = q.split(/\s+/).filter(Boolean).map(searchForms);
   if (words.length === 0) return [];
   const hits: { n: NodeJson; score: number }[] = [];
   for (const n of nodes.values()) {
@@ -26,9 +38,9 @@ export function searchNodes(nodes: Map<string, NodeJson>, q: string): NodeJson[]
     const rest = `${n.body}\n${n.tags.join(" ")}\n${n.project ?? ""}`.toLowerCase();
     let score = 0;
     let all = true;
-    for (const w of words) {
-      if (title.includes(w)) score += 3;
-      else if (rest.includes(w)) score += 1;
+    for (const forms of words) {
+      if (forms.some((w) => title.includes(w))) score += 3;
+      else if (forms.some((w) => rest.includes(w))) score += 1;
       else {
         all = false;
         break;

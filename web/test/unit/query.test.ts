@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { words } from "../../src/grammar.ts";
 import type { NodeJson } from "../../src/model.ts";
+import { searchNodes } from "../../src/listing.ts";
 import { Filter, FilterError, Graph, list, sortForListing, summaryOf } from "../../src/query.ts";
 import { parseInstant } from "../../src/when.ts";
 
@@ -68,4 +69,17 @@ test("a pair given with spaces stays whole, negated or not", () => {
   assert.equal(parse(["!project:Our Home"]), parse(["!", "project:Our Home"]));
   assert.notEqual(parse(["!project:Our Home"]), parse(["!project:Our", "Home"]));
   assert.equal(parse(["project:Our Home"]), parse(["(", "project:Our Home", ")"]));
+});
+
+test("search finds a word whether it was written composed or decomposed", () => {
+  const base = fixture.nodes.find((n) => !n.deleted)!;
+  const nodes = new Map<string, NodeJson>([
+    ["a", { ...base, id: "a", title: "Cafe\u0301 menu", body: "", tags: [], project: undefined }],
+    ["b", { ...base, id: "b", title: "Reading", body: "A na\u00efve reader", tags: [], project: undefined }],
+  ]);
+  const titles = (q: string) => searchNodes(nodes, q).map((n) => n.title);
+  assert.deepEqual(titles("caf\u00e9"), ["Cafe\u0301 menu"]);
+  assert.deepEqual(titles("CAFE\u0301"), ["Cafe\u0301 menu"]);
+  assert.deepEqual(titles("nai\u0308ve"), ["Reading"]);
+  assert.deepEqual(titles("naive"), []);
 });

@@ -477,7 +477,7 @@ fn backup(ctx: &Ctx, file: &Path, force: bool) -> Result<()> {
         counted(census.tasks, "task"),
         counted(census.notes, "note"),
         counted(census.journals, "journal day"),
-        counted(census.changes, "change"),
+        counted(census.changes, "logged change"),
         path.display()
     );
     Ok(())
@@ -534,7 +534,7 @@ fn restore(ctx: &Ctx, file: &Path) -> Result<()> {
         ("notes", now.notes, then.notes),
         ("journal days", now.journals, then.journals),
         ("deleted", now.deleted, then.deleted),
-        ("changes", now.changes, then.changes),
+        ("logged changes", now.changes, then.changes),
     ] {
         plan.push_str(&format!("  {what:<16}{a:>10}{b:>10}\n"));
     }

@@ -70,7 +70,7 @@ fn backup_then_restore_brings_the_replica_back_and_says_what_it_does() {
     // Never over an existing file, unless asked.
     assert!(h.fails(&["backup", file]).contains("--force"));
     let said = h.ok(&["backup", "--force", file]);
-    assert!(said.contains("Backed up 2 nodes (2 tasks, 0 notes, 0 journal days; "), "{said}");
+    assert!(said.contains("Backed up 2 nodes (2 tasks, 0 notes, 0 journal days; 4 logged changes)"), "{said}");
 
     h.add(&["after", "the", "backup"]);
     // Shown and refused without a yes.

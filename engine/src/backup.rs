@@ -90,7 +90,9 @@ pub struct Census {
     pub deleted: u64,
     /// Stored documents that do not read as nodes.
     pub unreadable: u64,
-    /// Stored changes (the history of every document).
+    /// Changes stored one by one, as logged here (made here, or received
+    /// since the replica was filled; a device filled from the hub's
+    /// compacted documents holds their history inside them, not here).
     pub changes: u64,
     /// Local changes the hub has not acknowledged.
     pub unsent: u64,

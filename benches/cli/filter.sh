@@ -39,21 +39,9 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/heph-filter-bench.XXXXXX")
 if [[ ${KEEP:-0} == 1 ]]; then trap 'echo "kept $WORK"' EXIT; else trap 'rm -rf "$WORK"' EXIT; fi
 mkdir -p "$WORK/bin" "$WORK/json" "$WORK/tw"
 
-say "building heph (cargo build --release -p heph-cli)"
-(cd "$ROOT" && cargo build --release -p heph-cli)
-TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-cp "$TARGET_DIR/release/heph" "$WORK/bin/heph"
-if [[ -z ${BEFORE:-} ]]; then
-  say "building the heph of $BEFORE_REV"
-  git -C "$ROOT" worktree add --detach "$WORK/before-src" "$BEFORE_REV" >/dev/null
-  (cd "$WORK/before-src" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release -p heph-cli)
-  cp "$TARGET_DIR/release/heph" "$WORK/bin/heph-before"
-  git -C "$ROOT" worktree remove --force "$WORK/before-src"
-  # The tree at HEAD again, for anything built after this script.
-  (cd "$ROOT" && cargo build --release -p heph-cli >/dev/null 2>&1) || true
-else
-  cp "$BEFORE" "$WORK/bin/heph-before"
-fi
+# shellcheck source=builds.sh
+source "$HERE/builds.sh"
+build_heph_and_before
 HEPH="$WORK/bin/heph"
 OLD="$WORK/bin/heph-before"
 unset HEPH_DB

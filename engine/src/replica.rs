@@ -1199,7 +1199,10 @@ fn prepare(node: &Node, origin: &ActorId) -> Result<Prepared, Error> {
     doc.set_actor(origin);
     // A new document reads back as the normalised node (tested in doc.rs),
     // so the index row needs no read-back.
-    Ok(Prepared { node: node.normalised(), saved: doc.save(), changes })
+    // Creating a document writes no unknown fields: the reading holds none.
+    let mut node = node.normalised();
+    node.extra.clear();
+    Ok(Prepared { node, saved: doc.save(), changes })
 }
 
 fn prepare_parallel(nodes: &[&Node], origin: &ActorId) -> Result<Vec<Prepared>, Error> {

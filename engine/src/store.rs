@@ -1676,29 +1676,17 @@ impl Writer<'_> {
     /// changes `lost` its document lacks (those stored whole), then
     /// rebuilds every row derived from the document (heads, index, search
     /// text, backlinks, reading, the unreadable list); with no document
-    /// stored, removes those rows. Returns how many changes went back into
-    /// the document.
+    /// stored, changes nothing. Returns how many changes went back into the
+    /// document.
     ///
     /// # Errors
     /// [`Error::Doc`] when the document does not load (its bytes are
     /// damaged: nothing here can mend that).
     pub fn mend(&mut self, id: NodeId, lost: &[ChangeHash]) -> Result<usize, Error> {
         let key = id.as_bytes();
-        let Some(mut doc) = self.doc(id)? else {
-            if let Some(row) = self.txn.open_table(INDEX)?.remove(key)? {
-                let links = decode_summary(row.value()).map(|s| s.links).unwrap_or_default();
-                drop(row);
-                let mut backlinks = self.txn.open_multimap_table(BACKLINKS)?;
-                for target in &links {
-                    backlinks.remove(target.as_bytes(), key)?;
-                }
-            }
-            self.txn.open_table(TEXT)?.remove(key)?;
-            self.txn.open_table(VIEWS)?.remove(key)?;
-            self.txn.open_table(UNREADABLE)?.remove(key)?;
-            self.txn.open_table(HEADS)?.remove(key)?;
-            return Ok(0);
-        };
+        // No document: nothing to rebuild from, and its rows are all that
+        // is left of it; they stay.
+        let Some(mut doc) = self.doc(id)? else { return Ok(0) };
         let mut found = Vec::new();
         for hash in lost.iter().filter(|h| !doc.has_change(h)) {
             if let Some(stored) = self.txn.open_table(CHANGES)?.get(hash.0)?

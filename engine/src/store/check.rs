@@ -122,7 +122,8 @@ pub enum Problem {
         /// The node.
         id: NodeId,
     },
-    /// An index row names no stored document.
+    /// An index row names no stored document: the document may be what
+    /// was lost, so the row is kept (a backup or the hub holds the rest).
     IndexOrphan {
         /// The id it names.
         id: NodeId,
@@ -159,7 +160,6 @@ impl Problem {
             self,
             Self::HeadsDiffer { .. }
                 | Self::IndexMissing { .. }
-                | Self::IndexOrphan { .. }
                 | Self::ReadingWrong { .. }
                 | Self::UnreadableNotListed { .. }
         )
